@@ -1,0 +1,47 @@
+"""Shared benchmark helpers: timing with warm-up and repeats, a matmul peak, result rows."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Row:
+    """One line of the table: our figure vs the peer / naive one measured in the same run."""
+
+    benchmark: str
+    ours: float
+    peer: float | None
+    unit: str
+    peer_name: str = ""
+    target: str = ""
+    higher_is_better: bool = True
+    note: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.peer in (None, 0) or self.ours == 0:
+            return None
+        return self.ours / self.peer if self.higher_is_better else self.peer / self.ours
+
+
+def timeit(fn, repeat: int = 5, warmup: int = 1, min_time: float = 0.0) -> float:
+    """Median seconds per call of ``fn()`` over ``repeat`` runs after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
+    """fp32 GEMM throughput of this machine right now (the ceiling for conv work)."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    s = timeit(lambda: a @ b, repeat=repeat, warmup=2)
+    return 2 * n ** 3 / s / 1e9

@@ -1,0 +1,2 @@
+"""attribution (see its issue and docs/). Public names listed in __all__ are re-exported as convlens.<name>."""
+__all__: list[str] = []

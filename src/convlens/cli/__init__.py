@@ -1,0 +1,4 @@
+"""Command-line interface (`convlens ...`)."""
+from .main import app, main, run
+
+__all__ = ["app", "main", "run"]

@@ -1,0 +1,8 @@
+"""CLI commands for the attribution concern (filled in by its issue)."""
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this concern's commands to `app`."""

@@ -1,0 +1,81 @@
+"""Foundation commands: models, layers, predict, demo."""
+from __future__ import annotations
+
+from typing import List
+
+import typer
+
+from .common import MODEL_OPT, WEIGHTS_OPT, echo, get_image, get_model
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("models")
+    def models_cmd(all_: bool = typer.Option(False, "--all", help="List every torchvision classifier, not just the lecture's.")):
+        """List model names. Example: convlens models --all"""
+        from ..models import LECTURE_MODELS, available_models
+        from ..models.registry import DEFAULT_MODEL, DEFAULT_WEIGHTS
+        names = available_models() if all_ else LECTURE_MODELS
+        for n in names:
+            tag = f"  (default, weights {DEFAULT_WEIGHTS[n]}, offline)" if n == DEFAULT_MODEL else ""
+            echo(n + tag)
+
+    @app.command("layers")
+    def layers_cmd(model: str = typer.Argument("mobilenet_v2", help="Model name."),
+                   weights: str = typer.Option("none", "--weights", "-w", help="Weights (shapes do not depend on them)."),
+                   kind: str = typer.Option(None, "--kind", help="Only layers whose type contains this, e.g. conv."),
+                   rf: bool = typer.Option(False, "--rf", help="Also print each conv layer's receptive field.")):
+        """Every layer's dotted name, type, output shape and parameter count.
+
+        Example: convlens layers resnet18 --kind conv
+        """
+        from rich.console import Console
+        from rich.table import Table
+        from ..probe import receptive_field
+        m = get_model(model, weights)
+        t = Table(title=f"{model} layers at {m.input_size[0]}x{m.input_size[1]}")
+        for col in ("name", "type", "output shape", "params") + (("receptive field",) if rf else ()):
+            t.add_column(col)
+        for li in m.layers(kind):
+            row = [li.name, li.type, "x".join(map(str, li.shape)), f"{li.params:,}"]
+            if rf:
+                row.append(_rf_text(receptive_field(m, li.name)) if li.is_conv else "")
+            t.add_row(*row)
+        Console(width=140).print(t)
+
+    @app.command("predict")
+    def predict_cmd(images: List[str] = typer.Argument(..., help="Image files or sample names (see --samples)."),
+                    model: str = MODEL_OPT, weights: str = WEIGHTS_OPT,
+                    topk: int = typer.Option(5, "--topk", "-k", help="How many classes per image.")):
+        """Top-k classes of each image. Example: convlens predict chelsea coffee --topk 3"""
+        from ..models import predict
+        m = get_model(model, weights)
+        for arg in images:
+            preds = predict(m, get_image(arg), topk)[0]
+            echo(f"{arg}:")
+            for p in preds:
+                echo(f"  {p.prob:7.4f}  {p.label} ({p.index})")
+
+    @app.command("samples")
+    def samples_cmd():
+        """List the bundled sample images (usable wherever an IMAGE is expected). Example: convlens samples"""
+        from ..images.samples import SAMPLES
+        for name, (_, desc) in SAMPLES.items():
+            echo(f"{name:14s} {desc}")
+
+    @app.command("demo")
+    def demo_cmd(out: str = typer.Option("out/demo", "--out", "-o", help="Report folder."),
+                 quick: bool = typer.Option(False, "--quick", help="Fewer images and steps (for tests)."),
+                 only: str = typer.Option(None, "--only", help="Comma-separated section names to build.")):
+        """Build the HTML demo report of every technique on the offline model.
+
+        Example: convlens demo --out out/demo
+        """
+        from ..demo import run_demo
+        path, failures = run_demo(out, quick=quick, only=only.split(",") if only else None, log=echo)
+        echo(f"report: {path}")
+        if failures:
+            raise typer.Exit(code=1)
+
+
+def _rf_text(rf) -> str:
+    return f"{rf.size[0]}x{rf.size[1]} /{rf.stride[0]} @{rf.offset[0]}"

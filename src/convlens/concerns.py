@@ -1,0 +1,14 @@
+"""Public functions of the technique packages, re-exported at ``convlens.*``.
+
+Each package lists its public names in its own ``__all__``; adding a function there is enough.
+"""
+from .attribution import *  # noqa: F401,F403
+from .attribution import __all__ as _a
+from .inspect import *  # noqa: F401,F403
+from .inspect import __all__ as _i
+from .optim import *  # noqa: F401,F403
+from .optim import __all__ as _o
+from .recipes import *  # noqa: F401,F403
+from .recipes import __all__ as _r
+
+__all__ = [*_i, *_a, *_o, *_r]

@@ -1,0 +1,4 @@
+"""Demo-report sections for the attribution concern: (name, build(report, ctx)) pairs, in order."""
+from __future__ import annotations
+
+SECTIONS: list = []

@@ -1,0 +1,135 @@
+"""Driver 4: forward passes over a dataset, fast.
+
+``batched_forward`` streams images (a tensor, a list of tensors/paths, or any iterable) through
+the model in batches under ``inference_mode``, optionally in channels_last memory format, with an
+explicit thread budget, and stops each pass after the deepest layer asked for (truncation). It
+yields one ``Batch`` at a time, so callers keep bounded memory and can stop at any point without
+losing what earlier batches produced (each batch is complete when yielded).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Sequence
+
+import torch
+
+from ..models.model import Model
+from ..probe.probe import Probe
+
+# Measured on the 2-core CPU this project targets (benchmarks/bench_forward.py): channels_last
+# makes ordinary convs faster; it is the default for forward-only passes.
+CHANNELS_LAST_DEFAULT = True
+
+
+@contextlib.contextmanager
+def thread_budget(threads: int | None):
+    """Run torch with ``threads`` intra-op threads (None: leave as is), then restore."""
+    if threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def default_threads() -> int:
+    """CONVLENS_THREADS if set, else the number of usable cores."""
+    env = os.environ.get("CONVLENS_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Batch:
+    """One batch of a dataset pass: which items (``start`` .. ``start+len``), their images,
+    the logits (None when truncated) and the requested layers' activations (detached)."""
+
+    start: int
+    images: torch.Tensor
+    logits: torch.Tensor | None
+    activations: dict[str, torch.Tensor]
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+def iter_batches(images, batch_size: int, size=None, loader: Callable | None = None) -> Iterator[torch.Tensor]:
+    """Batches of (B, 3, H, W) from a tensor or an iterable of tensors / paths / PIL images."""
+    from ..images import fit, load_image
+
+    if isinstance(images, torch.Tensor):
+        for i in range(0, images.shape[0], batch_size):
+            yield fit(images[i:i + batch_size], size) if size is not None else images[i:i + batch_size]
+        return
+    load = loader or (lambda item: load_image(item))
+    buf: list[torch.Tensor] = []
+    for item in images:
+        t = load(item)
+        if t.ndim == 3:
+            t = t[None]
+        buf.append(fit(t, size) if size is not None else t)
+        if sum(b.shape[0] for b in buf) >= batch_size:
+            yield torch.cat(buf)
+            buf = []
+    if buf:
+        yield torch.cat(buf)
+
+
+def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str | Sequence[str] | None = None,
+                    *, batch_size: int = 32, size="model", channels_last: bool | None = None,
+                    threads: int | None = None, truncate: bool = True, progress: Callable[[int], None] | None = None,
+                    ) -> Iterator[Batch]:
+    """Stream ``images`` through ``model``; yield a ``Batch`` per ``batch_size`` images.
+
+    Args:
+        images: (N, 3, H, W) tensor in [0, 1], or an iterable of paths / PIL images / tensors.
+        layers: layer names to record (None: logits only).
+        size: "model" resizes to the model's input size; None keeps the images' own size.
+        channels_last: memory format for the pass (default ``CHANNELS_LAST_DEFAULT``); the
+            caller's model is not touched (a converted copy is cached on the wrapper).
+        threads: intra-op thread budget for the pass (None: ``default_threads()``).
+        truncate: with ``layers``, stop each forward after the deepest of them (no logits).
+        progress: called with the number of images done after each batch.
+    Example:
+        >>> m = load_model("resnet18", weights=None)
+        >>> for b in batched_forward(m, torch.rand(4, 3, 64, 64), "layer1", size=None): pass
+    """
+    layer_list = [layers] if isinstance(layers, str) else list(layers or [])
+    size = model.input_size if size == "model" else size
+    cl = CHANNELS_LAST_DEFAULT if channels_last is None else channels_last
+    net_model = _channels_last_copy(model) if cl else model
+    done = 0
+    with thread_budget(threads if threads is not None else default_threads()), torch.inference_mode():
+        for batch in iter_batches(images, batch_size, size):
+            x = batch.to(model.device)
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
+            if layer_list:
+                with Probe(net_model, layer_list, detach=True, stop=truncate) as probe:
+                    logits = probe.run(x)
+                    acts = {k: v.contiguous() for k, v in probe.activations.items()}
+            else:
+                logits, acts = net_model(x), {}
+            yield Batch(done, batch, logits, acts)
+            done += batch.shape[0]
+            if progress:
+                progress(done)
+
+
+def _channels_last_copy(model: Model) -> Model:
+    """A channels_last twin of ``model`` sharing nothing mutable with it (cached on the wrapper)."""
+    twin = getattr(model, "_channels_last_twin", None)
+    if twin is None:
+        import copy
+        twin = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        object.__setattr__(model, "_channels_last_twin", twin)  # not a registered submodule
+    return twin

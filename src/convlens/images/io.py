@@ -1,0 +1,195 @@
+"""Image input and output at the API edge: float32 (1, 3, H, W) in [0, 1] in, atomic PNGs out."""
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from ..errors import ConvlensError
+
+MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 0.25 GB of RGBA)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
+
+
+def load_image(source, size: int | tuple | None = None, background=(1.0, 1.0, 1.0)) -> torch.Tensor:
+    """Any image -> float32 tensor (1, 3, H, W) in [0, 1].
+
+    Args:
+        source: a path (JPEG, PNG, WebP, BMP, TIFF, GIF...), a ``PIL.Image``, a numpy array
+            (H, W), (H, W, 3|4) of uint8, uint16 or floats in [0, 1], or a tensor (3, H, W) /
+            (1, 3, H, W) already in [0, 1].
+        size: optional; an int resizes the shorter side then centre-crops to a square,
+            (H, W) does the same to that shape (see ``fit``).
+        background: RGB in [0, 1] under transparent pixels (RGBA, LA, palette transparency).
+    Handles greyscale, palette, 16-bit, CMYK and EXIF orientation; refuses decompression bombs
+    and unreadable files with an error naming the file.
+    """
+    if isinstance(source, torch.Tensor):
+        t = source.detach().float()
+        if t.ndim == 3:
+            t = t[None]
+        if t.ndim != 4 or t.shape[1] not in (1, 3):
+            raise ConvlensError(f"image tensor must be (3, H, W) or (N, 3, H, W), got {tuple(source.shape)}")
+        t = t.expand(-1, 3, -1, -1) if t.shape[1] == 1 else t
+    elif isinstance(source, np.ndarray):
+        t = _from_array(source)
+    elif isinstance(source, Image.Image):
+        t = _from_pil(source, background, name="<PIL image>")
+    elif isinstance(source, (str, os.PathLike)):
+        t = _from_pil(_open(Path(source)), background, name=str(source))
+    else:
+        raise ConvlensError(f"cannot read an image from {type(source).__name__}; pass a path, PIL image, array or tensor")
+    t = t.clamp(0, 1).contiguous()
+    return fit(t, size) if size is not None else t
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise ConvlensError(f"image file not found: {path}")
+    if path.is_dir():
+        raise ConvlensError(f"{path} is a folder; pass an image file")
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        img = Image.open(path)
+        img.load()
+        return img
+    except Image.DecompressionBombError as e:
+        raise ConvlensError(f"{path}: refused as a possible decompression bomb ({e}); downscale it first") from None
+    except Exception as e:  # PIL raises several types for truncated / non-image files
+        raise ConvlensError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:80]})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+def _from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
+    if img.width * img.height > MAX_PIXELS:
+        raise ConvlensError(f"{name}: {img.width}x{img.height} is too large (possible decompression bomb); downscale it first")
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:
+        pass  # a broken EXIF block should not make a readable image unreadable
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
+        arr = np.asarray(img).astype(np.float64)
+        scale = 65535.0 if arr.max() > 255 or img.mode.startswith("I;16") else 255.0
+        return _from_array((arr / scale).astype(np.float32))
+    if img.mode == "F":
+        return _from_array(np.asarray(img).astype(np.float32))
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        rgba = np.asarray(img.convert("RGBA")).astype(np.float32) / 255.0
+        a = rgba[..., 3:]
+        rgb = rgba[..., :3] * a + np.asarray(background, np.float32) * (1 - a)
+        return _from_array(rgb)
+    if img.mode != "RGB":
+        img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB...
+    return _from_array(np.asarray(img))
+
+
+def _from_array(arr: np.ndarray) -> torch.Tensor:
+    a = np.asarray(arr)
+    if a.dtype == np.uint8:
+        a = a.astype(np.float32) / 255.0
+    elif a.dtype == np.uint16:
+        a = a.astype(np.float32) / 65535.0
+    elif a.dtype == bool:
+        a = a.astype(np.float32)
+    else:
+        a = a.astype(np.float32)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
+        raise ConvlensError(f"image array must be (H, W), (H, W, 3) or (H, W, 4), got {a.shape}")
+    if a.shape[2] == 1:
+        a = np.repeat(a, 3, axis=2)
+    if a.shape[2] == 4:
+        a = a[..., :3] * a[..., 3:] + (1 - a[..., 3:])
+    if not np.isfinite(a).all():
+        raise ConvlensError("image array contains NaN or infinite values")
+    return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float()
+
+
+def fit(images: torch.Tensor, size) -> torch.Tensor:
+    """Resize the shorter side to ``size`` and centre-crop (torchvision's eval transform, antialiased).
+
+    ``size`` is an int (square) or (H, W); images already of that shape are returned unchanged.
+    """
+    if size is None:
+        return images
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if images.shape[-2:] == (h, w):
+        return images
+    ih, iw = images.shape[-2:]
+    s = max(h / ih, w / iw)
+    nh, nw = max(h, round(ih * s)), max(w, round(iw * s))
+    out = F.interpolate(images, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    top, left = (nh - h) // 2, (nw - w) // 2
+    return out[..., top:top + h, left:left + w].clamp(0, 1)
+
+
+def to_uint8(image) -> np.ndarray:
+    """(3, H, W) / (1, 3, H, W) tensor in [0, 1], or an HxW(x3) array -> uint8 HxWx3 (or HxW)."""
+    if isinstance(image, torch.Tensor):
+        t = image.detach().float().cpu()
+        if t.ndim == 4:
+            if t.shape[0] != 1:
+                raise ConvlensError(f"save one image at a time, got a batch of {t.shape[0]}")
+            t = t[0]
+        a = t.permute(1, 2, 0).numpy() if t.ndim == 3 else t.numpy()
+        if a.ndim == 3 and a.shape[2] == 1:
+            a = a[..., 0]
+    else:
+        a = np.asarray(image)
+    if a.dtype != np.uint8:
+        a = (np.clip(a.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return a
+
+
+def save_png(image, path, **pnginfo) -> Path:
+    """Write a PNG atomically (temp file + rename: never a half-written file). Returns the path."""
+    path = Path(path)
+    img = image if isinstance(image, Image.Image) else Image.fromarray(to_uint8(image))
+    if path.suffix.lower() not in (".png", ""):
+        raise ConvlensError(f"{path}: convlens writes PNG; use a .png file name")
+    path = path.with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")  # no timestamps: the same pixels give the same bytes
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+def write_atomic(path, data: bytes | str) -> Path:
+    """Write bytes/text to ``path`` through a temporary file in the same folder and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def list_images(folder) -> list[Path]:
+    """Image files directly inside ``folder`` (recursively), sorted, by suffix."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConvlensError(f"{folder} is not a folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ConvlensError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {folder}")
+    return files

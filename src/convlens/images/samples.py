@@ -1,0 +1,86 @@
+"""Images that ship inside installed packages (no download): skimage, scikit-learn, matplotlib."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..errors import ConvlensError, closest
+
+
+def _skimage(name):
+    def load():
+        import skimage.data
+        return getattr(skimage.data, name)()
+    return load
+
+
+def _sklearn(fname):
+    def load():
+        from sklearn.datasets import load_sample_image
+        return load_sample_image(fname)
+    return load
+
+
+def _grace_hopper():
+    import matplotlib.cbook
+    from PIL import Image
+    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
+        return np.asarray(Image.open(f).convert("RGB"))
+
+
+SAMPLES = {
+    "chelsea": (_skimage("chelsea"), "a tabby cat (skimage); ImageNet: Egyptian cat / tabby"),
+    "coffee": (_skimage("coffee"), "a cup of coffee (skimage); ImageNet: espresso"),
+    "astronaut": (_skimage("astronaut"), "Eileen Collins (skimage)"),
+    "rocket": (_skimage("rocket"), "a rocket on its launch pad (skimage)"),
+    "china": (_sklearn("china.jpg"), "a Chinese temple (scikit-learn)"),
+    "flower": (_sklearn("flower.jpg"), "a flower (scikit-learn)"),
+    "grace_hopper": (_grace_hopper, "Grace Hopper in uniform (matplotlib)"),
+    "brick": (_skimage("brick"), "grey brick wall texture, 512x512 (skimage)"),
+    "grass": (_skimage("grass"), "grey grass texture, 512x512 (skimage)"),
+    "gravel": (_skimage("gravel"), "grey gravel texture, 512x512 (skimage)"),
+}
+PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "grace_hopper"]
+TEXTURES = ["brick", "grass", "gravel"]
+
+
+def sample_names() -> list[str]:
+    """Names of the bundled sample images."""
+    return list(SAMPLES)
+
+
+@lru_cache(maxsize=None)
+def _sample_cached(name: str) -> torch.Tensor:
+    from .io import load_image
+    return load_image(SAMPLES[name][0]())
+
+
+def sample_image(name: str, size=None) -> torch.Tensor:
+    """A bundled image as (1, 3, H, W) float32 in [0, 1]; ``size`` as in ``load_image``.
+
+    Example:
+        >>> sample_image("chelsea").shape
+        torch.Size([1, 3, 300, 451])
+    """
+    if name not in SAMPLES:
+        raise ConvlensError(f"unknown sample image '{name}'; closest: {closest(name, SAMPLES)} (all: {', '.join(SAMPLES)})")
+    from .io import fit
+    img = _sample_cached(name).clone()
+    return fit(img, size) if size is not None else img
+
+
+def is_sample(name) -> bool:
+    return isinstance(name, str) and name in SAMPLES
+
+
+def image_from_arg(arg: str, size=None) -> torch.Tensor:
+    """A CLI argument: a sample name (``chelsea``, or ``sample:chelsea``) or a file path."""
+    import os
+
+    from .io import load_image
+    name = arg.removeprefix("sample:")
+    if name in SAMPLES and not (os.path.exists(arg) and not arg.startswith("sample:")):
+        return sample_image(name, size)
+    return load_image(arg, size)

@@ -1,0 +1,198 @@
+"""`Model`: a classifier with its normalization inside, so every API takes images in [0, 1].
+
+convlens never changes a user's module. `Model.wrap` works on a deep copy (eval mode,
+parameters frozen), so `.eval()`, hooks, activation overrides and `.grad` never reach the
+caller's object. Pass `copy=False` only for models too large to copy; convlens then still
+removes every hook it adds, but the module is put in eval mode and its parameters frozen.
+"""
+from __future__ import annotations
+
+import copy as _copy
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import ConvlensError, closest
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_classes
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One addressable layer: dotted name, module type, output shape (C, H, W) or (D,), params."""
+
+    name: str
+    type: str
+    shape: tuple
+    params: int
+
+    @property
+    def is_conv(self) -> bool:
+        return self.type in ("Conv2d", "ConvTranspose2d")
+
+
+class Model(nn.Module):
+    """An image classifier taking float32 NCHW images in [0, 1].
+
+    Attributes:
+        net: the wrapped network (layer names are relative to it, e.g. ``features.18``).
+        input_size: (H, W) the network was trained at.
+        classes: list of class names (index -> name).
+        name: architecture name; weights: which weights were loaded.
+    """
+
+    def __init__(self, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=(224, 224),
+                 classes: Sequence[str] | None = None, name: str = "custom", weights: str | None = None):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        if isinstance(input_size, int):
+            input_size = (input_size, input_size)
+        self.input_size = tuple(int(s) for s in input_size)
+        self.classes = list(classes) if classes is not None else None
+        self.name = name
+        self.weights = weights
+        self._layers: list[LayerInfo] | None = None
+        self.eval()
+        self.requires_grad_(False)
+
+    @classmethod
+    def wrap(cls, module: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD, classes=None,
+             input_size=(224, 224), name: str | None = None, copy: bool = True) -> "Model":
+        """Wrap any ``nn.Module`` mapping normalized images to logits.
+
+        Args:
+            module: the user's network; it is deep-copied unless ``copy=False``.
+            mean, std: per-channel normalization the network expects (ImageNet by default).
+            classes: class names; default: ImageNet's if the output has 1000 logits, else indices.
+            input_size: (H, W) or int.
+        Example:
+            >>> import torch, convlens
+            >>> m = convlens.Model.wrap(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 3), torch.nn.Flatten(1),
+            ...     torch.nn.LazyLinear(3)), input_size=8, classes=["a", "b", "c"])
+        """
+        if isinstance(module, Model):
+            return module
+        if not isinstance(module, nn.Module):
+            raise ConvlensError(f"Model.wrap needs a torch.nn.Module, got {type(module).__name__}")
+        net = _copy.deepcopy(module) if copy else module
+        model = cls(net, mean=mean, std=std, input_size=input_size, classes=classes,
+                    name=name or type(module).__name__, weights="user")
+        if model.classes is None:
+            n = model.num_outputs()
+            model.classes = imagenet_classes() if n == 1000 else [str(i) for i in range(n)]
+        return model
+
+    # --- basic properties -------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        for t in self.parameters():
+            return t.device
+        return self.mean.device
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for images in [0, 1], shape (N, 3, H, W) -> (N, num_classes)."""
+        out = self.net((images - self.mean) / self.std)
+        if not isinstance(out, torch.Tensor):  # GoogLeNet / Inception namedtuples in train mode
+            out = out[0]
+        return out
+
+    def num_outputs(self) -> int:
+        with torch.inference_mode():
+            x = torch.zeros(1, self.mean.shape[1], *self.input_size, device=self.device)
+            return int(self(x).shape[-1])
+
+    def train(self, mode: bool = True):  # noqa: D102 - a Model stays an inference object
+        return super().train(False) if mode else super().train(False)
+
+    # --- layers -----------------------------------------------------------------------------
+    def module(self, name: str) -> nn.Module:
+        """The submodule of ``net`` with this dotted name; unknown names list the closest ones."""
+        if name in ("", "net"):
+            return self.net
+        mods = dict(self.net.named_modules())
+        if name not in mods:
+            raise ConvlensError(
+                f"unknown layer '{name}' in {self.name}; closest: {closest(name, [k for k in mods if k])}"
+                f" (list all with `convlens layers {self.name}`)")
+        return mods[name]
+
+    def layers(self, kind: str | None = None) -> list[LayerInfo]:
+        """Every addressable layer with its output shape at ``input_size`` (one zero forward).
+
+        Args:
+            kind: optional filter on the type name, e.g. "conv" keeps Conv2d layers.
+        A module called several times in one forward (a shared ReLU) reports its last call.
+        """
+        if self._layers is None:
+            shapes: dict[str, tuple] = {}
+            hooks = []
+            names = [(n, m) for n, m in self.net.named_modules() if n]
+            try:
+                for n, m in names:
+                    def hook(mod, inp, out, n=n):
+                        if isinstance(out, torch.Tensor):
+                            shapes[n] = tuple(out.shape[1:])
+                    hooks.append(m.register_forward_hook(hook))
+                with torch.inference_mode():
+                    self(torch.zeros(1, self.mean.shape[1], *self.input_size, device=self.device))
+            finally:
+                for h in hooks:
+                    h.remove()
+            self._layers = [LayerInfo(n, type(m).__name__, shapes.get(n, ()),
+                                      sum(p.numel() for p in m.parameters(recurse=False)))
+                            for n, m in names]
+        out = self._layers
+        if kind:
+            out = [li for li in out if kind.lower() in li.type.lower()]
+        return out
+
+    def layer_info(self, name: str) -> LayerInfo:
+        self.module(name)  # raises the helpful error
+        for li in self.layers():
+            if li.name == name:
+                return li
+        raise ConvlensError(f"layer '{name}' produced no tensor output in a forward pass")
+
+    # --- classes ----------------------------------------------------------------------------
+    def class_index(self, target) -> int:
+        """Class index from an int, a numeric string, or a name ('Egyptian cat', case-insensitive)."""
+        n = len(self.classes) if self.classes else self.num_outputs()
+        if isinstance(target, torch.Tensor):
+            target = int(target)
+        if isinstance(target, str) and target.strip().lstrip("-").isdigit():
+            target = int(target)
+        if isinstance(target, int):
+            if not 0 <= target < n:
+                raise ConvlensError(f"class index {target} out of range 0..{n - 1} for {self.name}")
+            return target
+        if isinstance(target, str) and self.classes:
+            low = [c.lower() for c in self.classes]
+            if target.lower() in low:
+                return low.index(target.lower())
+            raise ConvlensError(f"unknown class '{target}'; closest: {closest(target.lower(), low)}")
+        raise ConvlensError(f"target must be a class index or name, got {target!r}")
+
+    def targets(self, target, images: torch.Tensor | None = None, logits: torch.Tensor | None = None) -> torch.Tensor:
+        """Resolve ``target`` to a LongTensor of one class index per image.
+
+        None -> the predicted class of each image; int/str -> the same class for all;
+        a list/tensor -> one per image.
+        """
+        if target is None:
+            if logits is None:
+                with torch.inference_mode():
+                    logits = self(images)
+            return logits.argmax(-1).detach().clone()
+        n = images.shape[0] if images is not None else logits.shape[0]
+        if isinstance(target, (list, tuple)) or (isinstance(target, torch.Tensor) and target.ndim > 0):
+            idx = [self.class_index(t) for t in target]
+            if len(idx) != n:
+                raise ConvlensError(f"got {len(idx)} targets for {n} images; give one per image or a single one")
+            return torch.tensor(idx, dtype=torch.long, device=self.device)
+        return torch.full((n,), self.class_index(target), dtype=torch.long, device=self.device)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name}, weights={self.weights}, input_size={self.input_size}"

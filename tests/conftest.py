@@ -1,0 +1,25 @@
+"""Shared fixtures. Threads are budgeted (2 cores here); every test starts from a fixed seed."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def offline_model():
+    """The default model: MobileNetV2 with torchvision's IMAGENET1K_V1 weights (offline file)."""
+    import convlens
+    return convlens.load_model()
+
+
+@pytest.fixture(scope="session")
+def cat(offline_model):
+    import convlens
+    return convlens.sample_image("chelsea", offline_model.input_size)
