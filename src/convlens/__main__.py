@@ -1,0 +1,4 @@
+"""`python -m convlens ...` is the `convlens` command."""
+from .cli.main import main
+
+main()

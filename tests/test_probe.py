@@ -1,0 +1,165 @@
+"""Probe: bit-exact activations, gradients, truncation, hooks always removed; exact receptive fields."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import convlens
+from convlens.probe import hook_count, receptive_field
+from helpers import tiny_convnet
+
+
+def test_probe_equals_manual_forward_bit_for_bit(offline_model):
+    m = offline_model
+    x = torch.rand(2, 3, 224, 224)
+    with torch.inference_mode():
+        manual = m.net.features[:4]((x - m.mean) / m.std)
+        with convlens.Probe(m, "features.3") as p:
+            m(x)
+    assert torch.equal(p["features.3"], manual)
+
+
+def test_probe_records_before_a_following_inplace_relu():
+    """resnet18: bn1 is followed by ReLU(inplace=True); the record must be the pre-ReLU output."""
+    m = convlens.load_model("resnet18", weights=None)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        xn = (x - m.mean) / m.std
+        manual = m.net.bn1(m.net.conv1(xn))
+        with convlens.Probe(m, ["bn1", "relu"]) as p:
+            out = m(x)
+        ref = m.net(xn)
+    assert (manual < 0).any()  # so the check below can fail
+    assert torch.equal(p["bn1"], manual)
+    assert torch.equal(out, ref)  # probing did not change the result
+
+
+def test_probe_gradients_match_autograd():
+    m = convlens.Model.wrap(tiny_convnet(), input_size=12, classes=["a", "b", "c"])
+    x = torch.rand(2, 3, 12, 12, requires_grad=True)  # the model is frozen: the graph starts at x
+    with convlens.Probe(m, "3", gradients=True) as p:
+        m(x)[:, 2].sum().backward()
+    act = p["3"]
+    # d(logit_2)/d(act) by hand: ReLU mask * (w_2 / (H*W)) broadcast over positions
+    w = m.net[7].weight[2]
+    hw = act.shape[-1] * act.shape[-2]
+    expected = (act > 0).float() * (w.view(1, -1, 1, 1) / hw)
+    assert torch.allclose(p.gradients["3"], expected, atol=1e-7)
+
+
+def test_stop_truncates_and_activations_helper():
+    m = convlens.Model.wrap(tiny_convnet(), input_size=12, classes=["a", "b", "c"])
+    calls = []
+    h = m.net[7].register_forward_hook(lambda *a: calls.append(1))
+    try:
+        with convlens.Probe(m, ["0", "3"], stop=True) as p:
+            assert p.run(torch.rand(1, 3, 12, 12)) is None
+    finally:
+        h.remove()
+    assert calls == [] and set(p.activations) == {"0", "3"}
+    acts = convlens.layer_activations(m, torch.rand(1, 3, 12, 12), "3")
+    assert acts.shape == (1, 6, 2, 2)
+
+
+def test_no_hooks_left_after_exception():
+    m = convlens.Model.wrap(tiny_convnet(), input_size=12, classes=["a", "b", "c"])
+    with pytest.raises(RuntimeError, match="boom"):
+        with convlens.Probe(m, ["0", "3", "7"], gradients=True):
+            m(torch.rand(1, 3, 12, 12))
+            raise RuntimeError("boom")
+    assert hook_count(m) == 0
+    with pytest.raises(RuntimeError):  # a failing forward inside the probe
+        with convlens.Probe(m, "0"):
+            m(torch.rand(1, 5, 12, 12))
+    assert hook_count(m) == 0
+
+
+def test_unknown_layer_lists_closest_names(offline_model):
+    with pytest.raises(convlens.ConvlensError, match=r"closest: .*features\.18"):
+        convlens.Probe(offline_model, "feature.18")
+
+
+# --- receptive fields -----------------------------------------------------------------------------
+
+def _brute_force_support(net: nn.Module, size: int, layer_idx: int, y: int, x: int, trials: int = 32):
+    """Union over random inputs of the pixels with non-zero d(unit)/d(input), on the real network."""
+    sub = net[:layer_idx + 1]
+    g = torch.Generator().manual_seed(0)
+    inp = torch.randn(trials, 3, size, size, generator=g, dtype=torch.float64, requires_grad=True)
+    sub(inp)[:, :, y, x].sum().backward()  # batch items are independent: one backward for all
+    hit = (inp.grad.abs().sum(1) > 0).any(0)
+    nz = hit.nonzero()
+    return int(nz[:, 0].min()), int(nz[:, 1].min()), int(nz[:, 0].max()) + 1, int(nz[:, 1].max()) + 1
+
+
+NETS = {
+    "conv-pool-conv": lambda: nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                            nn.Conv2d(4, 6, 3, stride=2), nn.ReLU()),
+    "dilated": lambda: nn.Sequential(nn.Conv2d(3, 4, 5, stride=2, padding=2), nn.LeakyReLU(0.1),
+                                     nn.Conv2d(4, 4, 3, dilation=2, padding=2), nn.Tanh(),
+                                     nn.Conv2d(4, 5, 3, stride=2)),
+    "alexnet-like": lambda: nn.Sequential(nn.Conv2d(3, 8, 11, stride=4, padding=2), nn.ReLU(),
+                                          nn.MaxPool2d(3, 2), nn.Conv2d(8, 8, 5, padding=2), nn.ReLU(),
+                                          nn.MaxPool2d(3, 2), nn.Conv2d(8, 8, 3, padding=1)),
+}
+HAND = {  # hand-computed (size, stride, offset) of the last layer: r += (k-1)*j*d, j *= s, o -= p*j
+    "conv-pool-conv": (8, 4, -1),
+    "dilated": (17, 4, -6),
+    "alexnet-like": (99, 16, -34),
+}
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_receptive_field_matches_hand_formula_and_brute_force(name):
+    torch.manual_seed(0)
+    net = NETS[name]()
+    size = 160
+    m = convlens.Model.wrap(net, input_size=size, classes=["x"])  # a copy: `net` stays ours
+    net = net.double()
+    last = str(len(net) - 1)
+    rf = receptive_field(m, last)
+    assert (rf.size[0], rf.stride[0], rf.offset[0]) == HAND[name]
+    assert rf.size[0] == rf.size[1] and rf.stride[0] == rf.stride[1]
+    with torch.no_grad():
+        H = net(torch.zeros(1, 3, size, size, dtype=torch.float64)).shape[-1]
+    for (uy, ux) in [(H // 2, H // 2), (H // 2 + 1, H // 2 - 1), (0, 0), (H - 1, 2)]:
+        top, left, bottom, right = rf.box(uy, ux)
+        expected = (max(top, 0), max(left, 0), min(bottom, size), min(right, size))
+        assert _brute_force_support(net, size, len(net) - 1, uy, ux) == expected
+
+
+def test_receptive_field_of_residual_block_is_the_union_of_branches():
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 4, 3, padding=1)
+            self.b = nn.Conv2d(4, 4, 3, padding=1)
+            self.skip = nn.Conv2d(3, 4, 1)
+
+        def forward(self, x):
+            return torch.relu(self.b(torch.relu(self.a(x))) + self.skip(x))
+
+    net = nn.Sequential(Block(), nn.Conv2d(4, 4, 3, stride=2))
+    m = convlens.Model.wrap(net, input_size=32, classes=["x"])
+    rf = receptive_field(m, "1")
+    assert (rf.size, rf.stride, rf.offset) == ((7, 7), (2, 2), (-2, -2))
+    assert convlens.receptive_field(m, "0.skip").size == (1, 1)
+
+
+def test_crop_pads_instead_of_shifting():
+    rf = convlens.ReceptiveField(size=(5, 5), stride=(2, 2), offset=(-2, -2))
+    img = torch.arange(100, dtype=torch.float32).view(1, 1, 10, 10) + 1
+    c = rf.crop(img, 0, 0)
+    assert c.shape[-2:] == (5, 5)
+    assert (c[..., :2, :] == 0).all() and (c[..., :, :2] == 0).all()
+    assert torch.equal(c[..., 2:, 2:], img[..., 0:3, 0:3])
+    c2 = rf.crop(img, 2, 3)  # interior: an exact slice
+    assert torch.equal(c2, img[..., 2:7, 4:9])
+
+
+def test_mobilenet_receptive_fields_known_values(offline_model):
+    """Against the standard recurrence for MobileNetV2's first blocks (hand-computed)."""
+    assert receptive_field(offline_model, "features.0").size == (3, 3)
+    assert receptive_field(offline_model, "features.1") == convlens.ReceptiveField((7, 7), (2, 2), (-3, -3))
+    assert receptive_field(offline_model, "features.3") == convlens.ReceptiveField((19, 19), (4, 4), (-9, -9))
