@@ -1,2 +1,15 @@
-"""attribution (see its issue and docs/). Public names listed in __all__ are re-exported as convlens.<name>."""
-__all__: list[str] = []
+"""Which pixels matter: saliency, occlusion, guided backprop / deconvnet, Grad-CAM, SmoothGrad,
+integrated gradients, GrabCut from saliency, and the model-randomization sanity check.
+
+Every method takes a ``convlens.Model`` and images (N, 3, H, W) in [0, 1] and returns an
+``Attribution`` (raw map + target + ``overlay()``); see docs/attribution.md.
+"""
+from .base import Attribution
+from .gradcam import grad_cam
+from .guided import deconvnet, guided_backprop
+from .integrated import integrated_gradients
+from .occlusion import occlusion
+from .saliency import saliency, smoothgrad
+
+__all__ = ["Attribution", "saliency", "smoothgrad", "occlusion", "guided_backprop", "deconvnet", "grad_cam",
+           "integrated_gradients"]

@@ -1,0 +1,160 @@
+"""Occlusion sensitivity (Zeiler & Fergus 2014): slide a patch over the image, record the score drop.
+
+Speed: the perturbed images of many window positions go through the network in one batch
+(automatic batch size from the model's activation sizes), under ``inference_mode``, in
+channels_last memory format (a cached twin of the model; the caller's module is not touched), and
+only the target column of the output is kept. The window positions and the per-pixel averaging
+follow Captum's ``Occlusion`` exactly, so both give the same map.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import weakref
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConvlensError
+from ..progress import ProgressFn, call
+from .base import Attribution, auto_batch, check_images, check_model, class_labels, resolve_targets
+
+BASELINES = ("zero", "grey", "blur", "mean")
+
+
+def make_baseline(x: torch.Tensor, baseline, window: tuple[int, int]) -> torch.Tensor:
+    """The occluding values, an image-sized tensor: "zero" (black), "grey" (0.5), "mean" (each image's
+    per-channel mean), "blur" (the image Gaussian-blurred with sigma = window / 4), a float or a tensor."""
+    if isinstance(baseline, torch.Tensor):
+        return baseline.to(x).expand_as(x).contiguous()
+    if isinstance(baseline, (int, float)):
+        return torch.full_like(x, float(baseline))
+    if baseline == "zero":
+        return torch.zeros_like(x)
+    if baseline == "grey" or baseline == "gray":
+        return torch.full_like(x, 0.5)
+    if baseline == "mean":
+        return x.mean((2, 3), keepdim=True).expand_as(x).contiguous()
+    if baseline == "blur":
+        return gaussian_blur(x, max(window) / 4)
+    raise ConvlensError(f"unknown baseline '{baseline}'; use one of {', '.join(BASELINES)}, a number or a tensor")
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = max(1, int(math.ceil(3 * sigma)))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma ** 2))
+    k = k / k.sum()
+    C = x.shape[1]
+    y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    return F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
+def window_positions(size: int, window: int, stride: int) -> list[int]:
+    """Top (or left) coordinates of the windows along one axis, as Captum: ceil((size - w) / s) + 1
+    positions at multiples of the stride; the last window may be clipped by the border."""
+    if window > size:
+        raise ConvlensError(f"occlusion window {window} is larger than the image side {size}")
+    if stride < 1 or (stride > window and size > window):
+        raise ConvlensError(f"occlusion stride must be in 1..window ({window}), got {stride}")
+    return [i * stride for i in range(math.ceil((size - window) / stride) + 1)]
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
+
+
+def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero", score: str = "prob",
+              batch_size: int | None = None, channels_last: bool = True,
+              progress: ProgressFn | None = None) -> Attribution:
+    """Occlusion map: how much the target's score drops when a window of the image is hidden.
+
+    For each window position p: ``d_p = f(x) - f(x with the window replaced by the baseline)``, with
+    ``f`` the target's softmax probability (``score="prob"``, Zeiler & Fergus) or its logit
+    (``score="logit"``). Each pixel gets the mean of ``d_p`` over the windows covering it (Captum's
+    convention), so the map has the image's resolution; ``info["grid"]`` keeps the raw (N, ny, nx)
+    drops per position.
+
+    Args:
+        window: (h, w) or int, in pixels (default 16).
+        stride: (sy, sx) or int (default 8); at most the window.
+        baseline: "zero", "grey", "blur", "mean", a float in [0, 1] or a tensor like the images.
+        score: "prob" or "logit".
+        batch_size: perturbed images per forward (default: automatic, from the activation sizes).
+        channels_last: run the perturbations in channels_last format (faster convs on CPU).
+        progress: called with (done, total) perturbations.
+    Returns:
+        ``Attribution`` with ``map`` (N, H, W): positive where hiding the region lowers the score.
+    Example:
+        >>> convlens.occlusion(m, cat, window=32, stride=16).info["grid"].shape
+        torch.Size([1, 13, 13])
+    """
+    model = check_model(model)
+    x = check_images(model, images)
+    if score not in ("prob", "logit"):
+        raise ConvlensError(f"occlusion score must be 'prob' or 'logit', got '{score}'")
+    (wh, ww), (sh, sw) = _pair(window), _pair(stride)
+    N, C, H, W = x.shape
+    ys, xs = window_positions(H, wh, sh), window_positions(W, ww, sw)
+    pos = [(y, xx) for y in ys for xx in xs]  # row-major, like Captum's feature numbering (x fastest)
+    t = resolve_targets(model, target, x)
+    base = make_baseline(x, baseline, (wh, ww))
+    net = channels_last_twin(model) if channels_last else model
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    bs = batch_size or auto_batch(model, x)
+    total = N * len(pos)
+    grid = torch.zeros(N, len(ys), len(xs), dtype=x.dtype, device=x.device)
+    done = 0
+    with torch.inference_mode():
+        clean = _score(net(x.contiguous(memory_format=fmt)), t, score)
+        for n in range(N):
+            xn, bn, tn = x[n], base[n], t[n:n + 1]
+            for start in range(0, len(pos), bs):
+                chunk = pos[start:start + bs]
+                batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
+                for k, (y, xx) in enumerate(chunk):
+                    batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
+                s = _score(net(batch), tn.expand(len(chunk)), score)
+                grid[n].view(-1)[start:start + len(chunk)] = clean[n] - s
+                done += len(chunk)
+                call(progress, done, total)
+    heat = _spread(grid, ys, xs, (wh, ww), (H, W))
+    return Attribution("occlusion", heat, None, t, class_labels(model, t), x,
+                       {"window": (wh, ww), "stride": (sh, sw), "baseline": baseline if isinstance(baseline, (str, float, int))
+                        else "tensor", "score": score, "grid": grid, "clean": clean, "batch_size": bs},
+                       default_mode="signed")
+
+
+_TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def channels_last_twin(model):
+    """A channels_last deep copy of ``model``, cached while the model's parameters, dtype and device
+    stay the same (in-place edits bump the tensors' version counters, which invalidates the copy)."""
+    key = tuple((t.data_ptr(), t._version, t.dtype, str(t.device)) for t in
+                (*model.parameters(), *model.buffers()))
+    hit = _TWINS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    twin = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    _TWINS[model] = (key, twin)
+    return twin
+
+
+def _score(logits: torch.Tensor, t: torch.Tensor, score: str) -> torch.Tensor:
+    if score == "prob":
+        logits = logits.softmax(-1)
+    return logits.gather(1, t.view(-1, 1).to(logits.device))[:, 0]
+
+
+def _spread(grid: torch.Tensor, ys, xs, window, size) -> torch.Tensor:
+    """Per-pixel mean of the drops of the windows covering it: (N, ny, nx) -> (N, H, W)."""
+    N = grid.shape[0]
+    H, W = size
+    wh, ww = window
+    acc = torch.zeros(N, H, W, dtype=grid.dtype, device=grid.device)
+    cnt = torch.zeros(H, W, dtype=grid.dtype, device=grid.device)
+    for i, y in enumerate(ys):
+        for j, xx in enumerate(xs):
+            acc[:, y:y + wh, xx:xx + ww] += grid[:, i, j, None, None]
+            cnt[y:y + wh, xx:xx + ww] += 1
+    return acc / cnt
