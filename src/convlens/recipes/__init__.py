@@ -1,2 +1,5 @@
-"""recipes (see its issue and docs/). Public names listed in __all__ are re-exported as convlens.<name>."""
-__all__: list[str] = []
+"""Synthesis recipes on the optimization engine (``convlens.optim``): class / channel / neuron
+visualization, multifaceted visualization, DeepDream, feature inversion (see docs/synthesis.md)."""
+from .visualize import VizConfig, Visualization, visualize_channel, visualize_class, visualize_neuron
+
+__all__ = ["VizConfig", "Visualization", "visualize_class", "visualize_channel", "visualize_neuron"]

@@ -1,0 +1,244 @@
+"""Class, channel and neuron visualization by gradient ascent, with three presets.
+
+    simonyan   Simonyan, Vedaldi & Zisserman 2014: start from the mean image (a zero network input),
+               plain gradient ascent on ``S_c(I) - lambda ||I - mean||^2``.
+    yosinski   Yosinski et al. 2015: the same ascent plus the four periodic regularizers (L2 decay,
+               Gaussian blur, clipping of small-norm and of small-contribution pixels), settings from
+               the paper's Table 1 (``yosinski_set``), and a small jitter.
+    robust     Olah et al. 2017 (Lucid): Fourier parameterization with 1/f scaling, colour
+               decorrelation, sigmoid range, random pad/jitter/scale/rotate, Adam. The clearest images.
+
+    imgs = convlens.visualize_class(model, ["flamingo", "pelican"]).images      # (2, 3, 224, 224)
+    convlens.visualize_channel(model, "features.10", 7, preset="robust")
+    convlens.visualize_neuron(model, "features.10", 7, unit=(7, 7))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable, Literal, Sequence
+
+import torch
+
+from ..errors import ConvlensError
+from ..models.model import Model
+from ..optim import objectives as O
+from ..optim import regularizers as R
+from ..optim import transforms as T
+from ..optim.loop import OptimResult, StepInfo, optimize
+from ..optim.params import GeneratorParam, Param, make_param
+
+PRESETS = ("robust", "simonyan", "yosinski")
+
+
+@dataclass
+class VizConfig:
+    """Parameters of class / channel / neuron visualization. ``None`` means "the preset's default"."""
+
+    preset: Literal["robust", "simonyan", "yosinski"] = field(default="robust", metadata={
+        "help": "robust (Fourier+decorrelation+transforms, clearest), simonyan (zeros, L2, plain ascent), "
+                "yosinski (four periodic regularizers)"})
+    steps: int = field(default=256, metadata={"help": "optimization steps (per octave)"})
+    size: int = field(default=224, metadata={"help": "image size in pixels"})
+    lr: float | None = field(default=None, metadata={
+        "help": "learning rate (default: robust 0.05 Adam; simonyan/yosinski 0.01 px per normalized step)"})
+    optimizer: Literal["adam", "sgd", "momentum", "lbfgs"] | None = field(default=None, metadata={
+        "help": "optimizer (default: adam for robust, sgd for simonyan/yosinski)"})
+    param: Literal["fourier", "decorrelated", "pixel", "generator"] | None = field(default=None, metadata={
+        "help": "image parameterization (default: fourier for robust, pixel otherwise); generator needs "
+                "a generator module (Python API)"})
+    decay_power: float = field(default=1.0, metadata={"help": "Fourier 1/f^decay scaling exponent"})
+    l2: float | None = field(default=None, metadata={
+        "help": "L2 penalty weight lambda on ||I - mean||^2 (default: 0.3 simonyan, 0 otherwise)"})
+    tv: float = field(default=0.0, metadata={"help": "total-variation penalty weight"})
+    transforms: Literal["standard", "light", "none"] | None = field(default=None, metadata={
+        "help": "robustness transforms (default: standard for robust, light for yosinski, none for simonyan)"})
+    yosinski_set: int = field(default=1, metadata={"help": "row of Yosinski 2015 Table 1 (1-4) for the yosinski preset"})
+    blur_sigma: float | None = field(default=None, metadata={"help": "override the Yosinski blur width (px)"})
+    blur_every: int | None = field(default=None, metadata={"help": "override the Yosinski blur period (steps)"})
+    decay: float | None = field(default=None, metadata={"help": "override the Yosinski L2 decay"})
+    norm_pct: float | None = field(default=None, metadata={"help": "override the Yosinski small-norm clip percentile"})
+    contribution_pct: float | None = field(default=None, metadata={
+        "help": "override the Yosinski small-contribution clip percentile"})
+    octaves: int = field(default=1, metadata={"help": "octaves (multi-resolution; pixel parameterizations)"})
+    octave_scale: float = field(default=1.4, metadata={"help": "size ratio between octaves"})
+    patience: int | None = field(default=None, metadata={"help": "stop after this many steps without improvement"})
+    seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
+    code_clip: float | None = field(default=3.0, metadata={
+        "help": "generator param: clip the code to [-clip, clip] (activation-range clipping)", "cli": False})
+
+
+@dataclass
+class Visualization:
+    """Result of a visualization: ``images`` (N, 3, H, W) in [0, 1] (the best step of each), ``labels``,
+    ``scores`` (N,) the objective value of each image, ``optim`` the loop's full result."""
+
+    images: torch.Tensor
+    labels: list[str]
+    scores: torch.Tensor
+    optim: OptimResult
+    config: VizConfig
+
+
+def resolve(cfg: VizConfig) -> VizConfig:
+    """Fill the preset's defaults into the ``None`` fields."""
+    if cfg.preset not in PRESETS:
+        raise ConvlensError(f"unknown preset '{cfg.preset}'; choose {', '.join(PRESETS)}")
+    robust = cfg.preset == "robust"
+    d = dict(lr=0.05 if robust else 0.01, optimizer="adam" if robust else "sgd",
+             param="fourier" if robust else "pixel", l2=0.3 if cfg.preset == "simonyan" else 0.0,
+             transforms={"robust": "standard", "yosinski": "light", "simonyan": "none"}[cfg.preset])
+    if cfg.param == "generator" and cfg.lr is None:
+        d["lr"] = 0.05
+        d["optimizer"] = "adam"
+    return replace(cfg, **{k: v for k, v in d.items() if getattr(cfg, k) is None})
+
+
+def _transforms(name: str, size: int):
+    if name == "standard":
+        return T.standard(scale=size / 224)
+    if name == "light":
+        return T.light()
+    if name in ("none", None):
+        return None
+    raise ConvlensError(f"unknown transforms '{name}'; choose standard, light or none")
+
+
+def _regularizers(cfg: VizConfig) -> list:
+    if cfg.preset != "yosinski":
+        return []
+    if cfg.yosinski_set not in R.YOSINSKI_SETS:
+        raise ConvlensError(f"yosinski_set must be one of {sorted(R.YOSINSKI_SETS)}, got {cfg.yosinski_set}")
+    decay, width, every, npct, cpct = R.YOSINSKI_SETS[cfg.yosinski_set]
+    pick = lambda v, d: d if v is None else v  # noqa: E731
+    return R.yosinski(pick(cfg.decay, decay), pick(cfg.blur_sigma, width), pick(cfg.blur_every, every),
+                      pick(cfg.norm_pct, npct), pick(cfg.contribution_pct, cpct))
+
+
+def build_param(model: Model, cfg: VizConfig, batch: int, init: torch.Tensor | None = None,
+                generator: torch.nn.Module | None = None, code_shape=None) -> Param:
+    """The parameterization a config asks for (``init``: starting images for pixel parameterizations)."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    if cfg.param == "generator":
+        if generator is None:
+            raise ConvlensError("param='generator' needs generator=<nn.Module mapping codes to images>")
+        rng = None if cfg.code_clip is None else (-cfg.code_clip, cfg.code_clip)
+        return GeneratorParam(generator, code_shape=code_shape, batch=batch, code_range=rng,
+                              output=getattr(generator, "output_range", "unit"), generator_rng=g)
+    mean = model.mean.flatten().cpu()
+    if cfg.param == "pixel":
+        return make_param("pixel", batch=batch, size=cfg.size, init=init if init is not None else "mean",
+                          background=mean, generator=g)
+    return make_param(cfg.param, batch=batch, size=cfg.size, init=init, generator=g, decay_power=cfg.decay_power)
+
+
+def run_viz(model: Model, objective: O.Objective, cfg: VizConfig, batch: int, labels: Sequence[str], *,
+            init: torch.Tensor | None = None, generator=None, code_shape=None, extra: O.Objective | None = None,
+            progress=None, callback: Callable[[StepInfo], bool | None] | None = None) -> Visualization:
+    """Shared driver of the visualization recipes: preset -> param, penalties, transforms, the loop."""
+    cfg = resolve(cfg)
+    param = build_param(model, cfg, batch, init, generator, code_shape)
+    obj = objective
+    if cfg.l2:
+        obj = obj - cfg.l2 * O.l2(model.mean.flatten())
+    if cfg.tv:
+        obj = obj - cfg.tv * O.tv()
+    if extra is not None:
+        obj = obj + extra
+    res = optimize(model, obj, param, steps=cfg.steps, optimizer=cfg.optimizer, lr=cfg.lr,
+                   transforms=_transforms(cfg.transforms, cfg.size), regularizers=_regularizers(cfg),
+                   normalize_grad=cfg.optimizer in ("sgd", "momentum"), octaves=cfg.octaves,
+                   octave_scale=cfg.octave_scale, callback=callback, progress=progress, seed=cfg.seed,
+                   patience=cfg.patience)
+    # report the *untransformed* score of the returned images (the loop's values saw transforms)
+    images = res.images if cfg.transforms != "none" else res.best
+    with torch.no_grad():
+        from ..optim.loop import _Runner
+        from ..probe.probe import Probe
+        runner = _Runner(model, objective)
+        if runner.layers:
+            with Probe(model, runner.layers, stop=not objective.logits) as p:
+                scores = runner(images, images, p)
+        else:
+            scores = runner(images, images, None)
+    return Visualization(images, list(labels), scores.cpu(), res, cfg)
+
+
+def _config(config: VizConfig | None, overrides: dict) -> VizConfig:
+    cfg = config or VizConfig()
+    bad = set(overrides) - set(VizConfig.__dataclass_fields__)
+    if bad:
+        raise ConvlensError(f"unknown option(s) {', '.join(sorted(bad))}; see convlens.VizConfig")
+    return replace(cfg, **overrides)
+
+
+def visualize_class(model: Model, target, config: VizConfig | None = None, *, generator=None, code_shape=None,
+                    progress=None, callback=None, **overrides) -> Visualization:
+    """Images that maximize class scores (before softmax), one per target, optimized together in a batch.
+
+    Maximizes ``S_c(I) - lambda ||I - mean||^2`` (Simonyan et al. 2014) under the chosen preset
+    (see the module doc): ``simonyan``, ``yosinski`` or ``robust`` (default, the clearest).
+
+    Args:
+        model: a ``convlens.Model``.
+        target: a class index or name, or a list of them (one image each).
+        config: a ``VizConfig``; keyword ``overrides`` replace its fields (``preset="yosinski"``, ``steps=200``).
+        generator, code_shape: with ``param="generator"``, the generator to optimize the code of.
+        progress: ``progress(done, total)``; callback: ``callback(StepInfo)`` per step (True stops).
+    Returns:
+        ``Visualization`` with ``images`` (N, 3, size, size) in [0, 1], ``labels`` the class names.
+    Example:
+        >>> v = convlens.visualize_class(model, ["flamingo", "pelican"], steps=200)
+    """
+    targets = target if isinstance(target, (list, tuple)) else [target]
+    idx = [model.class_index(t) for t in targets]
+    labels = [model.classes[i] if model.classes else str(i) for i in idx]
+    cfg = _config(config, overrides)
+    return run_viz(model, O.class_logit(idx), cfg, len(idx), labels, generator=generator, code_shape=code_shape,
+                   progress=progress, callback=callback)
+
+
+def _channels(model: Model, layer: str, channel) -> list[int]:
+    chans = list(channel) if isinstance(channel, (list, tuple, range)) else [int(channel)]
+    shape = model.layer_info(layer).shape
+    n = shape[0] if shape else None
+    for c in chans:
+        if n is not None and not 0 <= int(c) < n:
+            raise ConvlensError(f"channel {c} out of range 0..{n - 1} for layer {layer}")
+    return [int(c) for c in chans]
+
+
+def visualize_channel(model: Model, layer: str, channel, config: VizConfig | None = None, *, generator=None,
+                      code_shape=None, progress=None, callback=None, **overrides) -> Visualization:
+    """Images maximizing the mean activation of a channel of an inner layer (one per channel, batched).
+
+    Maximizes ``mean_{y,x} A_l[c, y, x](I)`` with the preset's regularization (Yosinski et al. 2015;
+    Olah et al. 2017).
+
+    Args:
+        layer: dotted layer name (``model.layers()``); channel: an index or a list of indices.
+    Example:
+        >>> v = convlens.visualize_channel(model, "features.10", [3, 7], steps=128)
+    """
+    chans = _channels(model, layer, channel)
+    cfg = _config(config, overrides)
+    return run_viz(model, O.channel(layer, chans), cfg, len(chans), [f"{layer}:{c}" for c in chans],
+                   generator=generator, code_shape=code_shape, progress=progress, callback=callback)
+
+
+def visualize_neuron(model: Model, layer: str, channel, unit: tuple[int, int] | None = None,
+                     config: VizConfig | None = None, *, generator=None, code_shape=None, progress=None,
+                     callback=None, **overrides) -> Visualization:
+    """Images maximizing one neuron ``A_l[c, y, x]`` (``unit=(y, x)``, default the centre of the map).
+
+    The image only matters inside the neuron's receptive field; the rest stays near the start.
+    Example:
+        >>> v = convlens.visualize_neuron(model, "features.6", 5, unit=(14, 14))
+    """
+    chans = _channels(model, layer, channel)
+    cfg = _config(config, overrides)
+    return run_viz(model, O.neuron(layer, chans, unit), cfg, len(chans),
+                   [f"{layer}:{c}@{unit or 'centre'}" for c in chans], generator=generator, code_shape=code_shape,
+                   progress=progress, callback=callback)
+
+
+__all__ = ["VizConfig", "Visualization", "visualize_class", "visualize_channel", "visualize_neuron"]
