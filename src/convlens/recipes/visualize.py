@@ -145,7 +145,7 @@ def run_viz(model: Model, objective: O.Objective, cfg: VizConfig, batch: int, la
     if extra is not None:
         obj = obj + extra
     res = optimize(model, obj, param, steps=cfg.steps, optimizer=cfg.optimizer, lr=cfg.lr,
-                   transforms=_transforms(cfg.transforms, cfg.size), regularizers=_regularizers(cfg),
+                   transforms=_transforms(cfg.transforms, int(param.image().shape[-1])), regularizers=_regularizers(cfg),
                    normalize_grad=cfg.optimizer in ("sgd", "momentum"), octaves=cfg.octaves,
                    octave_scale=cfg.octave_scale, callback=callback, progress=progress, seed=cfg.seed,
                    patience=cfg.patience)
