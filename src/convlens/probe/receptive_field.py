@@ -5,8 +5,10 @@ biases 0, batch norms and pointwise activations replaced by identities, max pool
 of the same geometry), the gradient of one unit with respect to an all-ones input is non-zero
 exactly on the input pixels that unit can depend on. With no cancellations possible, that support
 is the theoretical receptive field of any architecture, branches and residual adds included. We
-measure it for a central unit (so no image border clips it; the input grows until it does not) and
-for its right / lower neighbours (the stride). Cost: a few forward/backward passes, cached.
+measure it for the first and last units and their neighbours (one batched backward): the first
+unit's field is clipped only at the top/left, the last one's only at the bottom/right, so together
+they give size, stride and offset exactly (the input grows until neither clipped edge is reached).
+Cost: one forward/backward of a batch of 4, cached per layer.
 
 Limitation: a *functional* max pool or gating (``F.max_pool2d`` is patched to an average pool;
 other functional ops are not) inside ``forward`` is seen as what it computes on positive inputs.
@@ -85,28 +87,38 @@ def _linearized(model: Model) -> Model:
     return lin.double()
 
 
-def _support(model: Model, layer: str, size: tuple[int, int], units) -> list[tuple[int, int, int, int]] | tuple:
+def _supports(model: Model, layer: str, size: tuple[int, int], units) -> tuple[list, tuple[int, int]]:
+    """Bounding boxes of the input support of each unit ``units(Hout, Wout) -> [(y, x), ...]``.
+
+    One batch item per unit, so a single backward pass measures them all.
+    """
     from .probe import Probe
 
-    x = torch.ones(1, model.mean.shape[1], *size, dtype=torch.float64, requires_grad=True)
+    x0 = torch.ones(1, model.mean.shape[1], *size, dtype=torch.float64)
     relu, maxpool = F.relu, F.max_pool2d
     try:  # functional pieces commonly used inside forward()
         F.relu = lambda t, inplace=False: t
         F.max_pool2d = lambda t, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, \
             return_indices=False: F.avg_pool2d(t, kernel_size, stride, padding, ceil_mode, True)
+        with torch.no_grad(), Probe(model, layer, stop=True) as probe:
+            probe.run(x0)
+        shape = probe[layer].shape
+        if len(shape) != 4:
+            raise ConvlensError(f"layer '{layer}' has output shape {tuple(shape[1:])}, not (C, H, W); "
+                                "receptive fields are defined for spatial layers")
+        Hout, Wout = shape[-2:]
+        pts = units(Hout, Wout)
+        x = x0.expand(len(pts), -1, -1, -1).clone().requires_grad_(True)
         with Probe(model, layer, stop=True) as probe:
             probe.run(x)
             act = probe[layer]
     finally:
         F.relu, F.max_pool2d = relu, maxpool
-    if act.ndim != 4:
-        raise ConvlensError(f"layer '{layer}' has output shape {tuple(act.shape[1:])}, not (C, H, W); "
-                            "receptive fields are defined for spatial layers")
-    Hout, Wout = act.shape[-2:]
+    total = sum(act[i, :, uy, ux].sum() for i, (uy, ux) in enumerate(pts))
+    g, = torch.autograd.grad(total, x)
     boxes = []
-    for (uy, ux) in units(Hout, Wout):
-        g, = torch.autograd.grad(act[0, :, uy, ux].sum(), x, retain_graph=True)
-        nz = g[0].abs().sum(0).nonzero()
+    for i, (uy, ux) in enumerate(pts):
+        nz = g[i].abs().sum(0).nonzero()
         if nz.numel() == 0:
             raise ConvlensError(f"layer '{layer}': unit ({uy}, {ux}) depends on no input pixel")
         boxes.append((int(nz[:, 0].min()), int(nz[:, 1].min()), int(nz[:, 0].max()) + 1, int(nz[:, 1].max()) + 1))
@@ -130,21 +142,22 @@ def receptive_field(model: Model, layer: str, max_size: int = 2048) -> Receptive
         return cached[layer]
     lin = _linearized(model)
     size = tuple(max(s, 32) for s in model.input_size)
+    # Corner units: the first unit's field is cut only by the top/left border and the last unit's
+    # only by the bottom/right one, so an input a little larger than (size + offset) suffices.
     while True:
         def units(H, W):
-            cy, cx = H // 2, W // 2
-            return [(cy, cx), (cy + 1 if H > 1 else cy, cx), (cy, cx + 1 if W > 1 else cx)]
-        (c, down, right), (Hout, Wout) = _support(lin, layer, size, units)
-        touches = c[0] == 0 or c[1] == 0 or c[2] == size[0] or c[3] == size[1]
-        if not touches or (Hout == 1 and Wout == 1) or size[0] >= max_size:
+            return [(0, 0), (min(1, H - 1), min(1, W - 1)), (H - 1, W - 1), (max(H - 2, 0), max(W - 2, 0))]
+        (first, second, last, before), (Hout, Wout) = _supports(lin, layer, size, units)
+        if Hout == 1 and Wout == 1:  # a global layer: every unit sees the whole input
+            rf = ReceptiveField(size=tuple(size), stride=tuple(size), offset=(0, 0))
+            break
+        ok = first[2] < size[0] and first[3] < size[1] and last[0] > 0 and last[1] > 0
+        if ok or size[0] >= max_size:
+            sy = second[2] - first[2] if Hout > 1 else size[0]
+            sx = second[3] - first[3] if Wout > 1 else size[1]
+            oy, ox = last[0] - (Hout - 1) * sy, last[1] - (Wout - 1) * sx
+            rf = ReceptiveField(size=(first[2] - oy, first[3] - ox), stride=(sy, sx), offset=(oy, ox))
             break
         size = (size[0] * 2, size[1] * 2)
-    cy, cx = Hout // 2, Wout // 2
-    if Hout == 1 and Wout == 1:  # global layer: the whole input
-        rf = ReceptiveField(size=tuple(size), stride=tuple(size), offset=(0, 0))
-    else:
-        sy = down[0] - c[0] if Hout > 1 else size[0]
-        sx = right[1] - c[1] if Wout > 1 else size[1]
-        rf = ReceptiveField(size=(c[2] - c[0], c[3] - c[1]), stride=(sy, sx), offset=(c[0] - cy * sy, c[1] - cx * sx))
     cached[layer] = rf
     return rf
