@@ -1,4 +1,71 @@
-"""Demo-report sections for the inspect concern: (name, build(report, ctx)) pairs, in order."""
+"""Demo-report sections for the inspect concern: filter grids, activation grids, max-activating patches."""
 from __future__ import annotations
 
-SECTIONS: list = []
+PATCH_LAYER = "features.6"
+PATCH_CHANNELS = [1, 21, 3, 14, 26, 30]  # picked by eye from all 32 over 400 samples: stars, roof tiles, petals, highlights
+
+
+def filter_grids(report, ctx):
+    from ..inspect import filters
+    from ..models import load_model
+    m = ctx.model
+    sec = report.section("Filters", "Raw conv weights as images (scale: 0.5 + w / 2max|w| per filter, so 0 is "
+                         "mid-grey). The offline MobileNetV2's first layer is 32 RGB 3x3 filters (colour "
+                         "blobs and oriented edges); its later convs are depthwise 3x3 and pointwise 1x1.")
+    g = filters(m, "features.0.0")
+    sec.figure(g.figure, "filters_first.png", f"{m.name} features.0.0: {g.note}",
+               command=f"convlens filters --model {m.name} --layer features.0.0 -o filters_first.png")
+    g = filters(m, "features.0.0", scale="shared")
+    sec.figure(g.figure, "filters_first_shared.png", "The same filters on one shared scale: weak filters fade to grey.",
+               command=f"convlens filters --model {m.name} --layer features.0.0 --scale shared -o filters_first_shared.png")
+    g = filters(m, "features.2.conv.1.0", max_out=48)
+    sec.figure(g.figure, "filters_depthwise.png", g.note,
+               command=f"convlens filters --model {m.name} --layer features.2.conv.1.0 --max-out 48 -o filters_depthwise.png")
+    g = filters(m, "features.2.conv.2", max_out=24, max_in=48)
+    sec.figure(g.figure, "filters_pointwise.png", g.note,
+               command=f"convlens filters --model {m.name} --layer features.2.conv.2 --max-out 24 --max-in 48 "
+                       "-o filters_pointwise.png")
+    if not ctx.quick:  # the lecture's first layers; no ImageNet weights offline, so random (seeded) init
+        a = load_model("alexnet", weights=None)
+        g = filters(a, "features.0")
+        sec.figure(g.figure, "filters_alexnet_random.png",
+                   "AlexNet features.0 (64 of 11x11x3), random init (seed 0; ImageNet weights are not available "
+                   "offline - with them this shows Gabor-like edges and colour blobs).",
+                   command="convlens filters --model alexnet --weights none --layer features.0 -o filters_alexnet_random.png")
+
+
+def activation_grids(report, ctx):
+    from ..images import sample_image
+    from ..inspect import activations
+    m = ctx.model
+    cat = sample_image("chelsea", m.input_size)
+    sec = report.section("Activations", "Feature maps of the cat at two layers (Yosinski et al. 2015), strongest "
+                         "mean first; red frames mark the 8 strongest channels.")
+    for layer, name in [("features.2.conv.0", "acts_early.png"), ("features.6", "acts_mid.png")]:
+        a = activations(m, cat, layer, order="mean")
+        sec.figure(a.figure, name, a.note, command=f"convlens activations chelsea --layer {layer} --order mean -o {name}")
+        sec.table(["channel", "mean", "max", "fraction > 0"],
+                  [[c, f"{mu:.3f}", f"{mx:.3f}", f"{act:.1%}"] for c, mu, mx, act in a.summary(5)])
+
+
+def max_patches(report, ctx):
+    from ..inspect import max_activating_patches, sample_dataset
+    m = ctx.model
+    n = 48 if ctx.quick else 400
+    channels = PATCH_CHANNELS[:3] if ctx.quick else PATCH_CHANNELS
+    ds = sample_dataset(n)
+    sec = report.section("Max-activating patches", f"For channels of {m.name} {PATCH_LAYER}, the 9 strongest "
+                         f"units over {n} images of the bundled sample set (crops/scales/flips of the bundled "
+                         "photos), each cut by its exact receptive field (grey = padding at image borders).")
+    chs = ",".join(map(str, channels))
+    p = max_activating_patches(m, ds, PATCH_LAYER, channels, k=9, progress=None)
+    sec.figure(p.render(), "patches.png", "One row per channel; label: activation, source image.",
+               command=f"convlens patches samples:{n} --layer {PATCH_LAYER} --channels {chs} --k 9 -o patches.png")
+    p = max_activating_patches(m, ds, PATCH_LAYER, channels[:4], k=6, per_image=True)
+    sec.figure(p.render(whole=True), "patches_whole.png",
+               "Top-6 whole images per channel (one unit per image), receptive field outlined in red.",
+               command=f"convlens patches samples:{n} --layer {PATCH_LAYER} --channels "
+                       f"{','.join(map(str, channels[:4]))} --k 6 --whole -o patches_whole.png")
+
+
+SECTIONS = [("filters", filter_grids), ("activations", activation_grids), ("patches", max_patches)]

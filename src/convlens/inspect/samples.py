@@ -9,7 +9,8 @@ Image i of ``sample_dataset(n, size, seed)``:
   * i < number of sources: source i, whole (shorter side resized to ``size``, centre crop);
   * otherwise: a source drawn uniformly at random, a square crop whose side is a fraction
     s ~ logUniform(0.15, 1) of the source's shorter side, at a uniformly random position,
-    mirrored left-right with probability 1/2, resized (antialiased) to ``size`` x ``size``.
+    mirrored left-right with probability 1/2, resized to ``size`` x ``size`` (PIL's antialiased
+    bilinear filter, from the 8-bit source, so pixel values are multiples of 1/255).
 All draws come from one ``torch.Generator(seed)``: the same (n, size, seed) gives the same images.
 """
 from __future__ import annotations
@@ -18,11 +19,12 @@ import math
 from functools import lru_cache
 from typing import Iterator, Sequence
 
+import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from ..errors import ConvlensError
-from ..images import PHOTOS, TEXTURES, load_image, sample_image
+from ..images import PHOTOS, TEXTURES, load_image, sample_image, to_uint8
 
 
 def _skimage(name, pick=None):
@@ -51,6 +53,11 @@ def _source(name: str) -> torch.Tensor:
     if name in EXTRA:
         return load_image(EXTRA[name]())
     return sample_image(name)
+
+
+@lru_cache(maxsize=None)
+def _source_pil(name: str) -> Image.Image:
+    return Image.fromarray(to_uint8(_source(name)))
 
 
 class SampleDataset(Sequence):
@@ -122,12 +129,12 @@ class SampleDataset(Sequence):
             from ..images import fit
             return fit(img, self.size).contiguous()
         top, left, side = box
-        crop = img[..., top:top + side, left:left + side]
-        out = F.interpolate(crop, size=(self.size, self.size), mode="bilinear", align_corners=False,
-                            antialias=True).clamp(0, 1)
+        # PIL's antialiased bilinear resize: ~7x faster than torch's on CPU, and deterministic
+        crop = _source_pil(self.sources[src]).crop((left, top, left + side, top + side))
+        crop = crop.resize((self.size, self.size), Image.BILINEAR)
         if flip:
-            out = out.flip(-1)
-        return out.contiguous()
+            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        return torch.from_numpy(np.asarray(crop).transpose(2, 0, 1).astype(np.float32) / 255.0)[None].contiguous()
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         for i in range(self.n):
