@@ -114,11 +114,8 @@ class _Runner:
 
 
 def _tiles(n: int, tile: int) -> list[tuple[int, int]]:
-    if n <= tile:
-        return [(0, n)]
-    k = -(-n // tile)
-    starts = [round(i * (n - tile) / (k - 1)) for i in range(k)]
-    return [(s, s + tile) for s in starts]
+    """Non-overlapping [start, end) ranges covering 0..n (a per-position sum is counted once)."""
+    return [(s, min(s + tile, n)) for s in range(0, n, tile)]
 
 
 def optimize(model: Model, objective: Objective | Callable, param: Param, *, steps: int = 256,
