@@ -137,3 +137,16 @@ def test_callers_module_untouched_by_every_foundation_call():
 def test_model_stays_in_eval_mode(offline_model):
     offline_model.train()
     assert not any(mod.training for mod in offline_model.modules())
+
+
+def test_offline_weights_are_copied_into_an_empty_torch_cache(tmp_path, monkeypatch):
+    """A fresh machine: TORCH_HOME is empty; convlens finds the packaged file, checks it, copies it."""
+    import torch.hub
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    from convlens.models.offline import ensure_offline_weights
+    target = ensure_offline_weights("mobilenet_v2-b0353104.pth")
+    assert target == tmp_path / "hub" / "checkpoints" / "mobilenet_v2-b0353104.pth"
+    assert sha256(target) == OFFLINE_FILES["mobilenet_v2-b0353104.pth"][2]
+    m = convlens.load_model()  # torchvision reads it from the new cache
+    assert m.weights == "IMAGENET1K_V1"
+    assert ensure_offline_weights("unknown-0000.pth") is None
