@@ -1,0 +1,83 @@
+"""Issue 3 front doors: `convlens filters / activations / patches`, and the demo sections."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import convlens
+from convlens.cli import run
+
+
+def test_filters_cli(tmp_path, capsys):
+    out = tmp_path / "f.png"
+    assert run(["filters", "--model", "mobilenet_v2", "--layer", "features.0", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "features.0.0: (32, 3, 3, 3) (rgb)" in text
+    g = convlens.filters(convlens.load_model(), "features.0")
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(g.figure))
+
+
+def test_activations_cli_prints_the_summary(tmp_path, capsys):
+    out = tmp_path / "a.png"
+    assert run(["activations", "chelsea", "--layer", "features.3", "--order", "mean", "--top", "3",
+                "-o", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    a = convlens.activations(convlens.load_model(), "chelsea", "features.3", order="mean")
+    best = a.summary(3)
+    assert [int(line.split()[0]) for line in lines[2:5]] == [c for c, *_ in best]
+    assert abs(float(lines[2].split()[1]) - best[0][1]) < 1e-4
+    assert Image.open(out).size == a.figure.size
+
+
+def test_patches_cli_on_samples_and_a_folder(tmp_path, capsys):
+    out = tmp_path / "p.png"
+    assert run(["patches", "samples:12", "--layer", "features.4", "--channels", "0,3", "--k", "4",
+                "--batch-size", "6", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "top-4 over 12 images, receptive field 27 px" in text
+    p = convlens.max_activating_patches(convlens.load_model(), convlens.sample_dataset(12), "features.4", [0, 3], k=4)
+    m = re.search(r"ch 0: ([\d.]+) \((.+?) @(\d+),(\d+)\)", text)
+    assert abs(float(m.group(1)) - float(p.top.values[0, 0])) < 1e-3
+    assert m.group(2) == p.names[int(p.top.image_index[0, 0])]
+    # a folder of user images, top-k whole images, with a checkpoint file
+    folder = tmp_path / "imgs"
+    for i in range(3):
+        convlens.save_png(convlens.sample_dataset(3, size=96)[i], folder / f"{i}.png")
+    st = tmp_path / "state.pt"
+    assert run(["patches", str(folder), "--layer", "features.4", "--channels", "1", "--k", "2", "--whole",
+                "--state", str(st), "-o", str(tmp_path / "w.png")]) == 0
+    assert st.exists() and convlens.TopActivations.load(st).n_images == 3
+    assert re.search(r"ch 1: [\d.]+ \([012]\.png @\d+,\d+\)", capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["filters", "--layer", "features.99", "-o", "x.png"], "unknown layer"),
+    (["activations", "chelsea", "--layer", "features.3", "--order", "size", "-o", "x.png"], "order must be"),
+    (["patches", "samples:4", "--layer", "features.4", "--channels", "0,99", "-o", "x.png"], "out of range"),
+    (["patches", "no/such/dir", "--layer", "features.4", "-o", "x.png"], "not a folder"),
+])
+def test_cli_errors_are_one_line(args, msg, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and msg in err[0]
+
+
+@pytest.mark.parametrize("cmd", ["filters", "activations", "patches"])
+def test_help_has_an_example(cmd, capsys):
+    assert run([cmd, "--help"]) == 0
+    assert f"Example: convlens {cmd}" in capsys.readouterr().out
+
+
+def test_demo_sections_quick(tmp_path):
+    from convlens.demo import run_demo
+    path, failures = run_demo(tmp_path, quick=True, only=["filters", "activations", "patches"], log=lambda m: None)
+    assert failures == []
+    html = path.read_text()
+    for name in ("filters_first.png", "acts_mid.png", "patches.png", "patches_whole.png"):
+        assert name in html and (tmp_path / name).exists()
+    assert "convlens patches samples:48 --layer features.6" in html
