@@ -1,8 +1,168 @@
-"""CLI commands for the synthesis concern (filled in by its issue)."""
+"""CLI commands for synthesis by gradient ascent: classviz, neuronviz, facets, dream, invert.
+
+Every command's options come from its recipe's config dataclass (``config_command``); Ctrl-C stops
+the optimization and still writes the best image found so far.
+"""
 from __future__ import annotations
 
 import typer
 
+from .common import MODEL_OPT, OUT_OPT, WEIGHTS_OPT, config_command, echo, fixed, get_image, get_model, out_path
+
+
+def _save(images, labels, path, tile=None):
+    from ..images import save_png
+    from ..render import grid
+    p = out_path(path)
+    if images.shape[0] == 1:
+        save_png(images, p)
+    else:
+        save_png(grid(list(images), labels, ncol=min(len(labels), 5), tile=tile or images.shape[-1]), p)
+    echo(f"wrote {p}")
+
+
+def _interrupted(result) -> None:
+    if getattr(result, "stopped", "") == "interrupted":
+        echo("interrupted: wrote the best image so far")
+
+
+def _layer_list(model, text: str) -> list[str]:
+    from ..errors import ConvlensError
+    layers = [s.strip() for s in text.split(",") if s.strip()]
+    if not layers:
+        raise ConvlensError("--layer needs at least one layer name (see `convlens layers`)")
+    for name in layers:
+        model.module(name)
+    return layers
+
 
 def register(app: typer.Typer) -> None:
-    """Add this concern's commands to `app`."""
+    from ..recipes import DreamConfig, FacetsConfig, InvertConfig, VizConfig
+    from ..progress import cli_bar
+
+    common = [fixed("model", MODEL_OPT), fixed("weights", WEIGHTS_OPT), fixed("out", OUT_OPT)]
+
+    def classviz(cfg, target: str, model: str, weights: str, out: str):
+        from ..recipes import visualize_class
+        from ..recipes.visualize import resolve
+        m = get_model(model, weights)
+        targets = [t.strip() for t in target.split(",") if t.strip()]
+        steps = cfg.steps * cfg.octaves
+        with cli_bar(f"classviz {target} ({resolve(cfg).preset})", steps) as bar:
+            v = visualize_class(m, targets, cfg, progress=bar)
+        _save(v.images, v.labels, out)
+        for lab, s in zip(v.labels, v.scores.tolist()):
+            echo(f"  {lab}: logit {s:.2f}")
+        _interrupted(v.optim)
+
+    config_command(app, "classviz", VizConfig,
+                   [fixed("target", typer.Option(..., "--target", "-t",
+                                                 help="Class name or index; several comma-separated (one image each)."))]
+                   + common, classviz,
+                   "Synthesize images that maximize a class score (Simonyan 2014 / Yosinski 2015 / Lucid-style).\n\n"
+                   "Example: convlens classviz --target flamingo,pelican --preset robust --steps 200 -o classes.png")
+
+    def neuronviz(cfg, layer: str, channel: str, unit: str, model: str, weights: str, out: str):
+        from ..errors import ConvlensError
+        from ..recipes import visualize_channel, visualize_neuron
+        m = get_model(model, weights)
+        try:
+            chans = [int(c) for c in channel.split(",") if c.strip()]
+        except ValueError:
+            raise ConvlensError(f"--channel takes integers like 7 or 3,7,12, got {channel!r}") from None
+        with cli_bar(f"neuronviz {layer}:{channel}", cfg.steps * cfg.octaves) as bar:
+            if unit:
+                try:
+                    y, x = (int(v) for v in unit.split(","))
+                except ValueError:
+                    raise ConvlensError(f"--unit takes y,x like 7,7, got {unit!r}") from None
+                v = visualize_neuron(m, layer, chans, (y, x), cfg, progress=bar)
+            else:
+                v = visualize_channel(m, layer, chans, cfg, progress=bar)
+        _save(v.images, v.labels, out)
+        _interrupted(v.optim)
+
+    config_command(app, "neuronviz", VizConfig,
+                   [fixed("layer", typer.Option(..., "--layer", "-l", help="Dotted layer name (see `convlens layers`).")),
+                    fixed("channel", typer.Option(..., "--channel", "-c", help="Channel index, or several comma-separated.")),
+                    fixed("unit", typer.Option(None, "--unit", help="y,x of one neuron (default: the whole channel)."))]
+                   + common, neuronviz,
+                   "Synthesize images that maximize a channel (or one neuron with --unit) of an inner layer.\n\n"
+                   "Example: convlens neuronviz --layer features.10 --channel 3,7 --steps 128 -o channels.png")
+
+    def facets(cfg, layer: str, channel: str, images: str, n: int, model: str, weights: str, out: str):
+        from ..inspect import sample_dataset
+        from ..images import list_images, load_image
+        from ..recipes import visualize_facets
+        import torch
+        m = get_model(model, weights)
+        if images.startswith("samples"):
+            n_img = int(images.split(":")[1]) if ":" in images else 300
+            data = sample_dataset(n_img, size=m.input_size[0])
+        else:
+            from ..images import fit
+            data = torch.cat([fit(load_image(p), m.input_size) for p in list_images(images)])
+        with cli_bar(f"facets {layer}:{channel}", cfg.steps) as bar:
+            f = visualize_facets(m, layer, channel if layer in ("class", "logits") else int(channel), data,
+                                 n_facets=n, config=cfg, progress=bar)
+        from ..images import save_png
+        save_png(f.figure, out_path(out))
+        echo(f"wrote {out}  (cluster sizes {[len(c) for c in f.clusters]})")
+        _interrupted(f.optim)
+
+    config_command(app, "facets", FacetsConfig,
+                   [fixed("layer", typer.Option(..., "--layer", "-l", help="Layer name, or 'class' to use a class.")),
+                    fixed("channel", typer.Option(..., "--channel", "-c", help="Channel index (or class name/index with --layer class).")),
+                    fixed("images", typer.Option("samples", "--images", help="Image folder, or samples[:N] (bundled photos).")),
+                    fixed("n", typer.Option(None, "--n", help="Number of facets (alias of --n-facets)."), int)]
+                   + common, facets,
+                   "Multifaceted visualization (Nguyen 2016): cluster top images, one optimization per cluster.\n\n"
+                   "Example: convlens facets --layer class --channel 'Egyptian cat' --n-facets 3 -o facets.png")
+
+    def dream(cfg, image: str, layer: str, guide: str, model: str, weights: str, out: str):
+        from ..images import save_png
+        from ..recipes import deepdream
+        m = get_model(model, weights)
+        img = get_image(image)
+        g = get_image(guide) if guide else None
+        with cli_bar(f"dream {layer}", cfg.steps * cfg.octaves) as bar:
+            d = deepdream(m, img, layer, cfg, guide=g, progress=bar)
+        save_png(d.image, out_path(out))
+        echo(f"wrote {out}")
+        for (b, a), s in zip(d.octave_norms, d.sizes):
+            echo(f"  octave {s[0]}x{s[1]}: |A|^2 {b:.4g} -> {a:.4g}")
+        if d.stopped == "interrupted":
+            echo("interrupted: wrote the dream so far")
+
+    config_command(app, "dream", DreamConfig,
+                   [fixed("image", typer.Argument(..., help="Image file or sample name (e.g. chelsea).")),
+                    fixed("layer", typer.Option("features.10", "--layer", "-l", help="Layer to amplify.")),
+                    fixed("guide", typer.Option(None, "--guide", help="Guide image (guided DeepDream)."))]
+                   + common, dream,
+                   "DeepDream (Mordvintsev 2015): amplify what a layer sees, over octaves.\n\n"
+                   "Example: convlens dream chelsea --layer features.10 --octaves 4 -o dream.png")
+
+    def invert(cfg, image: str, layer: str, model: str, weights: str, out: str):
+        from ..images import save_png
+        from ..recipes import invert_layers
+        m = get_model(model, weights)
+        layers = _layer_list(m, layer)
+        img = get_image(image)
+        with cli_bar(f"invert {layer}", cfg.steps * len(layers)) as bar:
+            row = invert_layers(m, img, layers, cfg, progress=bar)
+        if len(layers) == 1:
+            save_png(row.inversions[0].image, out_path(out))
+        else:
+            save_png(row.figure, out_path(out))
+        echo(f"wrote {out}")
+        for r in row.inversions:
+            echo(f"  {r.layer}: feature distance {r.start_distance:.3f} -> {r.distance:.4f}")
+        if any(r.optim.stopped == "interrupted" for r in row.inversions):
+            echo("interrupted: wrote the reconstructions so far")
+
+    config_command(app, "invert", InvertConfig,
+                   [fixed("image", typer.Argument(..., help="Image file or sample name (e.g. chelsea).")),
+                    fixed("layer", typer.Option(..., "--layer", "-l", help="Layer name(s), comma-separated."))]
+                   + common, invert,
+                   "Feature inversion (Mahendran & Vedaldi 2015): reconstruct an image from a layer's features.\n\n"
+                   "Example: convlens invert chelsea --layer features.1,features.6,features.14 -o inversion.png")

@@ -130,6 +130,8 @@ def invert_layers(model: Model, image: torch.Tensor, layers: Sequence[str], conf
     for i, layer in enumerate(layers):
         prog = (lambda d, t, i=i: progress(i * cfg.steps + d, len(layers) * cfg.steps)) if progress else None
         out.append(invert(model, image, layer, cfg, progress=prog))
+        if out[-1].optim.stopped == "interrupted":  # Ctrl-C: keep what is done, start no new layer
+            break
     imgs = [out[0].target] + [r.image for r in out] if out else []
     labels = ["input"] + [f"{r.layer} (d={r.distance:.2f})" for r in out]
     fig = grid(imgs, labels, ncol=len(imgs), tile=min(cfg.size, 192), upscale="bilinear")
