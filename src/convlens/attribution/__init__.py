@@ -9,7 +9,9 @@ from .gradcam import grad_cam
 from .guided import deconvnet, guided_backprop
 from .integrated import integrated_gradients
 from .occlusion import occlusion
+from .grabcut import GrabCutResult, grabcut
+from .sanity import SanityResult, sanity_check
 from .saliency import saliency, smoothgrad
 
 __all__ = ["Attribution", "saliency", "smoothgrad", "occlusion", "guided_backprop", "deconvnet", "grad_cam",
-           "integrated_gradients"]
+           "integrated_gradients", "grabcut", "GrabCutResult", "sanity_check", "SanityResult"]

@@ -77,9 +77,10 @@ class Attribution:
         return mode
 
     def _rgb(self, index: int) -> np.ndarray:
-        """Per-channel attributions as an image: 0.5 + a / (2 * p99.5 |a|) (grey = zero)."""
+        """Per-channel attributions as an image: 0.5 + a / (2 * p99.5 of the non-zero |a|) (grey = zero)."""
         a = self.attributions[index].detach().double().cpu().numpy()
-        s = float(np.percentile(np.abs(a), 99.5)) or float(np.abs(a).max()) or 1.0
+        nz = np.abs(a[a != 0])  # sparse maps (a neuron's guided backprop): scale by the non-zero values
+        s = (float(np.percentile(nz, 99.5)) or float(nz.max())) if nz.size else 1.0
         return np.clip(0.5 + a / (2 * s), 0, 1)
 
     def heatmap(self, index: int = 0, mode: str | None = None, cmap: str | None = None):
@@ -152,7 +153,7 @@ def chunks(n: int, size: int):
         yield slice(i, min(n, i + size))
 
 
-def auto_batch(model: Model, images: torch.Tensor, budget_mb: float = 512.0, cap: int = 64) -> int:
+def auto_batch(model: Model, images: torch.Tensor, budget_mb: float = 1536.0, cap: int = 64) -> int:
     """A batch size whose forward activations fit about ``budget_mb`` (from ``model.layers()`` shapes,
     scaled to the images' size)."""
     cache = model.__dict__.setdefault("_convlens_act_numel", {})

@@ -1,8 +1,216 @@
-"""CLI commands for the attribution concern (filled in by its issue)."""
+"""CLI commands for attribution: which pixels matter for a class (or an inner neuron).
+
+    convlens saliency chelsea -o sal.png
+    convlens occlusion chelsea --window 32 --stride 16 --baseline grey -o occ.png
+    convlens guided chelsea --layer features.14 --channel 7 -o gb.png
+    convlens gradcam coffee --target espresso -o cam.png
+    convlens grabcut chelsea -o cut.png
+    convlens sanity guided chelsea -o sanity.png
+"""
 from __future__ import annotations
 
 import typer
 
+from .common import MODEL_OPT, OUT_OPT, WEIGHTS_OPT, echo, get_image, get_model, out_path
+
+TARGET_OPT = typer.Option(None, "--target", "-t", help="Class index or name ('Egyptian cat'); default: the predicted class.")
+LAYER_OPT = typer.Option(None, "--layer", "-l", help="Explain a neuron of this layer instead of a class (see `convlens layers`).")
+CHANNEL_OPT = typer.Option(None, "--channel", "-c", help="Channel of --layer (default: the most active one).")
+UNIT_OPT = typer.Option("max", "--unit", help="Position in the channel: 'max' (strongest), 'sum' (whole channel) or 'Y,X'.")
+MODE_OPT = typer.Option(None, "--mode", help="Render mode: abs, positive, negative, signed, minmax, rgb (default: the method's).")
+FULL_OPT = typer.Option(False, "--full/--crop", help="Keep the whole image (shorter side resized to the model's size) "
+                        "instead of the model's centre crop.")
+
+
+def _image(arg: str, model, full: bool):
+    import torch.nn.functional as F
+    img = get_image(arg)
+    if not full:
+        from ..images import fit
+        return fit(img, model.input_size)
+    h, w = img.shape[-2:]
+    s = min(model.input_size) / min(h, w)
+    return F.interpolate(img, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
+                         antialias=True, align_corners=False).clamp(0, 1)
+
+
+def _unit(unit: str):
+    if unit in (None, "sum"):
+        return None
+    if unit == "max":
+        return "max"
+    try:
+        y, x = (int(v) for v in unit.split(","))
+        return (y, x)
+    except ValueError:
+        from ..errors import ConvlensError
+        raise ConvlensError(f"--unit must be 'max', 'sum' or 'Y,X', got '{unit}'") from None
+
+
+def _save(result, out: str, mode):
+    from ..images import save_png
+    p = save_png(result.overlay(0, mode), out_path(out))
+    extra = ""
+    if "delta" in result.info:
+        extra = (f"  completeness: sum(IG) {result.info['sum_attributions'][0]:.4g} vs score difference "
+                 f"{result.info['score_diff'][0]:.4g} (delta {result.info['delta'][0]:.2g})")
+    echo(f"{result.method}: {result.labels[0]}; raw range [{float(result.map.min()):.3g}, "
+         f"{float(result.map.max()):.3g}]{extra}\nwrote {p}")
+
 
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to `app`."""
+
+    @app.command("saliency")
+    def saliency_cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+                     model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+                     layer: str = LAYER_OPT, channel: int = CHANNEL_OPT, unit: str = UNIT_OPT, mode: str = MODE_OPT,
+                     full: bool = FULL_OPT, out: str = OUT_OPT):
+        """Gradient saliency map, max over RGB of |dS/dpixel| (Simonyan 2014).
+
+        Example: convlens saliency chelsea --target "Egyptian cat" -o sal.png
+        """
+        from ..attribution import saliency
+        m = get_model(model, weights)
+        kw = dict(layer=layer, channel=channel, unit=_unit(unit)) if layer else {}
+        _save(saliency(m, _image(image, m, full), target, **kw), out, mode)
+
+    def _modified(name, fn_name, doc):
+        def cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+                model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+                layer: str = LAYER_OPT, channel: int = CHANNEL_OPT, unit: str = UNIT_OPT, mode: str = MODE_OPT,
+                full: bool = FULL_OPT, out: str = OUT_OPT):
+            from .. import attribution
+            m = get_model(model, weights)
+            kw = dict(layer=layer, channel=channel, unit=_unit(unit)) if layer else {}
+            _save(getattr(attribution, fn_name)(m, _image(image, m, full), target, **kw), out, mode)
+        cmd.__doc__ = doc
+        cmd.__name__ = f"{name}_cmd"
+        app.command(name)(cmd)
+
+    _modified("guided", "guided_backprop", "Guided backprop for a class or an inner neuron (Springenberg 2015).\n\n"
+              "Example: convlens guided chelsea --layer features.14 --channel 7 -o gb.png")
+    _modified("deconvnet", "deconvnet", "Deconvnet visualization for a class or an inner neuron (Zeiler & Fergus 2014).\n\n"
+              "Example: convlens deconvnet chelsea --layer features.10 --channel 3 -o dc.png")
+
+    @app.command("occlusion")
+    def occlusion_cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+                      model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+                      window: int = typer.Option(16, "--window", help="Occluding square's side, pixels."),
+                      stride: int = typer.Option(8, "--stride", help="Step between window positions, pixels."),
+                      baseline: str = typer.Option("zero", "--baseline", help="zero, grey, blur, mean, or a number in [0, 1]."),
+                      score: str = typer.Option("prob", "--score", help="prob (softmax, Zeiler & Fergus) or logit."),
+                      batch_size: int = typer.Option(None, "--batch-size", help="Perturbations per forward (default: automatic)."),
+                      mode: str = MODE_OPT, full: bool = FULL_OPT, out: str = OUT_OPT):
+        """Occlusion map: drop of the target's probability as a window hides each region (Zeiler & Fergus 2014).
+
+        Example: convlens occlusion chelsea --window 32 --stride 16 --baseline grey -o occ.png
+        """
+        from ..attribution import occlusion
+        from ..attribution.occlusion import window_positions
+        from ..progress import cli_bar
+        m = get_model(model, weights)
+        img = _image(image, m, full)
+        try:
+            base = float(baseline)
+        except ValueError:
+            base = baseline
+        n = len(window_positions(img.shape[-2], window, stride)) * len(window_positions(img.shape[-1], window, stride))
+        with cli_bar("occlusion", n) as bar:
+            r = occlusion(m, img, target, window=window, stride=stride, baseline=base, score=score,
+                          batch_size=batch_size, progress=bar)
+        _save(r, out, mode)
+
+    @app.command("gradcam")
+    def gradcam_cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+                    model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+                    layer: str = typer.Option(None, "--layer", "-l", help="Layer (default: the last block with a spatial map)."),
+                    mode: str = MODE_OPT, full: bool = FULL_OPT, out: str = OUT_OPT):
+        """Grad-CAM class activation map (Selvaraju 2017).
+
+        Example: convlens gradcam coffee --target espresso -o cam.png
+        """
+        from ..attribution import grad_cam
+        m = get_model(model, weights)
+        _save(grad_cam(m, _image(image, m, full), target, layer=layer), out, mode)
+
+    @app.command("smoothgrad")
+    def smoothgrad_cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+                       model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+                       noise: float = typer.Option(0.15, "--noise", help="Noise sigma as a fraction of the value range."),
+                       samples: int = typer.Option(25, "--samples", help="Noisy copies averaged."),
+                       seed: int = typer.Option(0, "--seed", help="Noise seed."),
+                       mode: str = MODE_OPT, full: bool = FULL_OPT, out: str = OUT_OPT):
+        """SmoothGrad: saliency averaged over noisy copies (Smilkov 2017).
+
+        Example: convlens smoothgrad chelsea --samples 25 --noise 0.15 -o sg.png
+        """
+        from ..attribution import smoothgrad
+        from ..progress import cli_bar
+        m = get_model(model, weights)
+        with cli_bar("smoothgrad", samples) as bar:
+            r = smoothgrad(m, _image(image, m, full), target, noise=noise, samples=samples, seed=seed, progress=bar)
+        _save(r, out, mode)
+
+    @app.command("ig")
+    def ig_cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+               model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+               steps: int = typer.Option(50, "--steps", help="Quadrature points along the path."),
+               baseline: float = typer.Option(0.0, "--baseline", help="Baseline pixel value in [0, 1] (0 = black)."),
+               method: str = typer.Option("gausslegendre", "--method", help="gausslegendre or riemann_trapezoid/left/right/middle."),
+               mode: str = MODE_OPT, full: bool = FULL_OPT, out: str = OUT_OPT):
+        """Integrated gradients, with the completeness check (Sundararajan 2017).
+
+        Example: convlens ig chelsea --steps 50 -o ig.png
+        """
+        from ..attribution import integrated_gradients
+        from ..progress import cli_bar
+        m = get_model(model, weights)
+        with cli_bar("integrated gradients", steps) as bar:
+            r = integrated_gradients(m, _image(image, m, full), target, baseline=baseline, steps=steps,
+                                     method=method, progress=bar)
+        _save(r, out, mode)
+
+    @app.command("grabcut")
+    def grabcut_cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+                    model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+                    method: str = typer.Option("smoothgrad", "--method", help="Seed map: smoothgrad (coherent) or saliency (the lecture's)."),
+                    foreground: float = typer.Option(0.95, "--fg", help="Quantile above which pixels are foreground seeds."),
+                    probable: float = typer.Option(0.7, "--probable", help="Quantile above which pixels are probable foreground."),
+                    background: float = typer.Option(0.3, "--bg", help="Quantile below which pixels are background seeds."),
+                    full: bool = typer.Option(True, "--full/--crop", help="Whole image (default) or the model's centre crop."),
+                    out: str = OUT_OPT):
+        """Cut the object out with GrabCut seeded by saliency (Rother 2004; Simonyan 2014). Writes the row
+        image | saliency | seeds | mask | cut-out.
+
+        Example: convlens grabcut coffee -o cut.png
+        """
+        from ..attribution import grabcut, saliency, smoothgrad
+        from ..errors import ConvlensError
+        from ..images import save_png
+        if method not in ("smoothgrad", "saliency"):
+            raise ConvlensError(f"--method must be smoothgrad or saliency, got '{method}'")
+        m = get_model(model, weights)
+        img = _image(image, m, full)
+        sal = (smoothgrad(m, img, target, samples=16) if method == "smoothgrad" else saliency(m, img, target))
+        g = grabcut(img, sal, foreground=foreground, probable=probable, background=background)
+        p = save_png(g.render(), out_path(out))
+        echo(f"grabcut from {method} ({sal.labels[0]}): foreground {100 * g.foreground_fraction:.1f}% of pixels\nwrote {p}")
+
+    @app.command("sanity")
+    def sanity_cmd(method: str = typer.Argument(..., help="saliency, smoothgrad, guided, deconvnet, gradcam, ig or occlusion."),
+                   image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
+                   model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
+                   steps: int = typer.Option(6, "--steps", help="Randomization steps (groups of layers)."),
+                   independent: bool = typer.Option(False, "--independent", help="Randomize one group at a time, not cascading."),
+                   out: str = OUT_OPT):
+        """Model-parameter randomization test (Adebayo 2018): rank correlation of the map as weights are randomized.
+
+        Example: convlens sanity guided chelsea -o sanity.png
+        """
+        from ..attribution import sanity_check
+        from ..images import save_png
+        m = get_model(model, weights)
+        r = sanity_check(method, m, _image(image, m, False), target, steps=steps, cascade=not independent)
+        echo(r.summary())
+        echo(f"wrote {save_png(r.render(), out_path(out))}")

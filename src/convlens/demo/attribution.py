@@ -1,4 +1,133 @@
 """Demo-report sections for the attribution concern: (name, build(report, ctx)) pairs, in order."""
 from __future__ import annotations
 
-SECTIONS: list = []
+import torch
+import torch.nn.functional as F
+
+
+def _full(name: str, side: int = 224) -> torch.Tensor:
+    """A sample image with its whole frame kept, shorter side resized to ``side``."""
+    from ..images import sample_image
+    img = sample_image(name)
+    h, w = img.shape[-2:]
+    s = side / min(h, w)
+    return F.interpolate(img, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True,
+                         align_corners=False).clamp(0, 1)
+
+
+def side_by_side_methods(report, ctx):
+    from .. import attribution as A
+    from ..images import sample_image
+    from ..render import grid
+    m = ctx.model
+    names = ["chelsea"] if ctx.quick else ["chelsea", "coffee", "flower", "rocket"]
+    q = ctx.quick
+    sec = report.section("Which pixels matter", "Seven attribution methods side by side on the offline "
+                         f"{m.name}, each explaining the predicted class. Saliency = max over RGB of |dS/dx| "
+                         "(Simonyan 2014); SmoothGrad averages it over noisy copies (Smilkov 2017); guided backprop "
+                         "and deconvnet override the ReLU gradients (Springenberg 2015, Zeiler & Fergus 2014; drawn "
+                         "as RGB, grey = 0); Grad-CAM weights the last block's maps by their mean gradient "
+                         "(Selvaraju 2017); integrated gradients integrate the gradient from a black image "
+                         "(Sundararajan 2017); occlusion records the probability drop under a sliding grey patch "
+                         "(Zeiler & Fergus 2014). Raw ranges are in the table.")
+    rows = []
+    for n in names:
+        img = sample_image(n, 128 if q else m.input_size)
+        res = [A.saliency(m, img), A.smoothgrad(m, img, samples=4 if q else 25),
+               A.guided_backprop(m, img), A.deconvnet(m, img), A.grad_cam(m, img),
+               A.integrated_gradients(m, img, steps=4 if q else 32),
+               A.occlusion(m, img, window=32 if q else 16, stride=32 if q else 8, baseline="grey")]
+        tiles = [img] + [r.heatmap(0) if r.default_mode == "rgb" else r.overlay(0, colorbar=False, label=False)
+                         for r in res]
+        labels = [f"{n}: {res[0].labels[0]}"] + [r.method.replace("_", " ") for r in res]
+        fname = f"attribution_{n}.png"
+        sec.figure(grid(tiles, labels, ncol=len(tiles), tile=160, upscale="bilinear"), fname,
+                   f"{n}: image, then each method's map for '{res[0].labels[0]}'.",
+                   command=f"convlens saliency {n} -o sal.png  (likewise: smoothgrad, guided, deconvnet, gradcam, ig, "
+                           f"occlusion --window {32 if q else 16} --stride {32 if q else 8} --baseline grey)")
+        ig = res[5].info
+        rows.append([n, res[0].labels[0]] + [f"{float(r.map.min()):.3g} .. {float(r.map.max()):.3g}" for r in res]
+                    + [f"{ig['sum_attributions'][0]:.3f} vs {ig['score_diff'][0]:.3f}"])
+    sec.table(["image", "target", "saliency", "smoothgrad", "guided", "deconvnet", "grad-cam", "IG", "occlusion",
+               "IG completeness: sum vs S(x)-S(0)"], rows)
+
+
+def grabcut_section(report, ctx):
+    from .. import attribution as A
+    from ..render import stack_rows
+    m = ctx.model
+    names = ["coffee"] if ctx.quick else ["coffee", "chelsea", "flower", "rocket"]
+    sec = report.section("Segmentation without supervision", "GrabCut (Rother 2004) seeded from saliency "
+                         "quantiles (Simonyan 2014, section 3.1): above the 95th percentile = foreground, above the "
+                         "70th = probable foreground, below the 30th = background. The whole frame is kept (not the "
+                         "model's centre crop). The lecture seeds from the plain gradient; SmoothGrad seeds are more "
+                         "coherent, so the figure shows both for the first image and SmoothGrad for the rest.")
+    rows = []
+    for i, n in enumerate(names):
+        img = _full(n, 128 if ctx.quick else 224)
+        if i == 0:
+            rows.append(A.grabcut(img, A.saliency(m, img)).render(height=160))
+        if not ctx.quick:
+            rows.append(A.grabcut(img, A.smoothgrad(m, img, samples=16)).render(height=160))
+    sec.figure(stack_rows(rows), "grabcut.png", "Image | smoothed saliency | seeds | GrabCut mask | cut-out "
+               f"(first row: seeds from the plain gradient).", command=f"convlens grabcut {names[0]} -o cut.png "
+               f"[--method saliency]")
+
+
+def neurons_section(report, ctx):
+    from .. import attribution as A
+    from ..images import sample_image
+    from ..probe import receptive_field
+    from ..render import grid
+    m = ctx.model
+    layer = "features.14"
+    channels = [7] if ctx.quick else [7, 21, 42, 99, 120]
+    names = ["chelsea"] if ctx.quick else ["chelsea", "coffee", "astronaut", "flower"]
+    imgs = torch.cat([sample_image(n, m.input_size) for n in names])
+    rf = receptive_field(m, layer)
+    tiles, labels = [], []
+    for c in channels:
+        r = A.guided_backprop(m, imgs, layer=layer, channel=c, unit="max")
+        d = A.deconvnet(m, imgs, layer=layer, channel=c, unit="max")
+        for i, n in enumerate(names):
+            y, x = (int(v) for v in r.labels[i].split("at (")[1].rstrip(")").split(", "))
+            tiles += [rf.crop(imgs[i], y, x, fill=1.0), rf.crop(torch.as_tensor(r._rgb(i)), y, x, fill=0.5),
+                      rf.crop(torch.as_tensor(d._rgb(i)), y, x, fill=0.5)]
+            labels += [f"ch {c} {n} {r.info['activation'][i]:.2f}", "guided", "deconvnet"]
+    sec = report.section("Inner neurons: guided backprop and deconvnet", f"For channels of {layer}, the strongest "
+                         f"unit in each image: the input patch under its receptive field ({rf.size[0]} px), its "
+                         "guided-backprop image and its deconvnet image (as in Springenberg 2015, fig. of "
+                         "patches beside guided backprop). The number is the unit's activation.")
+    sec.figure(grid(tiles, labels, ncol=3 * len(names), tile=96, upscale="bilinear"), "neurons_guided.png",
+               "Rows: channels; per image: patch | guided backprop | deconvnet.",
+               command=f"convlens guided chelsea --layer {layer} --channel {channels[0]} --unit max -o gb.png")
+
+
+def sanity_section(report, ctx):
+    from .. import attribution as A
+    from ..images import sample_image
+    from ..render import stack_rows
+    m = ctx.model
+    img = sample_image("chelsea", 128 if ctx.quick else m.input_size)
+    methods = ["saliency", "guided_backprop"] if ctx.quick else ["saliency", "guided_backprop", "grad_cam",
+                                                                  "integrated_gradients"]
+    sec = report.section("Sanity check", "Model-parameter randomization (Adebayo et al. 2018): the layers are "
+                         "re-initialized from the logits down, and each new map is compared with the original by "
+                         "Spearman rank correlation. A map that survives random weights explains the image, not "
+                         "the model: guided backprop is the textbook failure.")
+    figs, rows = [], []
+    for meth in methods:
+        kw = {"steps": 8} if meth == "integrated_gradients" else {}
+        r = A.sanity_check(meth, m, img, steps=3 if ctx.quick else 6, **kw)
+        figs.append(r.render(tile=112))
+        rows += [[meth, n, f"{a:.3f}", f"{s:.3f}"] for n, a, s in r.rows]
+        rows.append([meth, "verdict", f"median {r.median_rho:.2f}",
+                     "depends on the model" if r.depends_on_model else "FAILS: barely depends on the weights"])
+    sec.figure(stack_rows(figs), "sanity.png", "Per method: the original map, then the map after randomizing "
+               "every layer from the logits down to the named one (rho = Spearman of |map|).",
+               command="convlens sanity guided chelsea -o sanity.png")
+    sec.table(["method", "randomized down to", "rho |map|", "rho signed"], rows)
+
+
+SECTIONS: list = [("attribution", side_by_side_methods), ("grabcut", grabcut_section),
+                  ("guided-neurons", neurons_section), ("sanity", sanity_section)]
