@@ -1,4 +1,87 @@
-"""Demo-report sections for the synthesis concern: (name, build(report, ctx)) pairs, in order."""
+"""Demo-report sections for synthesis by gradient ascent: class visualization (three presets),
+channels, DeepDream, and the feature-inversion row. Quick mode: tiny sizes and a few steps."""
 from __future__ import annotations
 
-SECTIONS: list = []
+import torch
+
+CLASSES = ["flamingo", "pelican", "ground beetle", "Indian cobra"]
+
+
+def class_viz(report, ctx):
+    from ..recipes import visualize_class
+    from ..render import grid
+    m = ctx.model
+    size, steps = (64, 6) if ctx.quick else (224, 160)
+    sec = report.section("Class visualization", "Images synthesized to maximize a class score before softmax. "
+                         "robust: Fourier parameterization + colour decorrelation + random jitter/scale/rotate "
+                         "(Olah 2017); simonyan: zero start, L2 penalty, plain ascent (Simonyan 2014); yosinski: "
+                         "blur + pixel clipping (Yosinski 2015). Labels: the class and its probability.")
+    v = visualize_class(m, CLASSES, size=size, steps=steps)
+    with torch.no_grad():
+        probs = m(v.images).softmax(1)
+    labels = [f"{c} p={float(probs[i, m.class_index(c)]):.2f}" for i, c in enumerate(CLASSES)]
+    sec.figure(grid(list(v.images), labels, ncol=4, tile=size), "classviz_robust.png",
+               f"robust preset, {steps} steps at {size} px.",
+               command=f"convlens classviz --target '{','.join(CLASSES)}' --steps {steps} -o classes.png")
+    small = (64, 4) if ctx.quick else (160, 120)
+    for preset in ("simonyan", "yosinski"):
+        v = visualize_class(m, CLASSES[:2], preset=preset, size=small[0], steps=small[1])
+        sec.figure(grid(list(v.images), v.labels, ncol=2, tile=small[0]), f"classviz_{preset}.png",
+                   f"{preset} preset, {small[1]} steps at {small[0]} px.",
+                   command=f"convlens classviz --target flamingo,pelican --preset {preset} -o {preset}.png")
+
+
+def channel_viz(report, ctx):
+    from ..recipes import visualize_channel
+    from ..render import grid
+    m = ctx.model
+    size, steps = (48, 4) if ctx.quick else (128, 96)
+    sec = report.section("Channel visualization", "Images maximizing the mean activation of one channel, "
+                         "from an early to a late layer (robust preset).")
+    imgs, labels = [], []
+    for layer, ch in (("features.4", 3), ("features.8", 10), ("features.14", 5), ("features.17", 12)):
+        v = visualize_channel(m, layer, ch, size=size, steps=steps)
+        imgs.append(v.images)
+        labels += v.labels
+    sec.figure(grid([i for t in imgs for i in t], labels, ncol=4, tile=size), "channels.png",
+               f"{steps} steps at {size} px.", command=f"convlens neuronviz --layer features.14 --channel 5 -o ch.png")
+
+
+def dreams(report, ctx):
+    from ..images import fit, sample_image
+    from ..recipes import deepdream
+    from ..render import grid
+    m = ctx.model
+    size, octaves, steps = (64, 2, 2) if ctx.quick else (320, 4, 10)
+    sec = report.section("DeepDream", "Amplify what a layer sees: maximize the sum of its squared activations "
+                         f"over {octaves} octaves (x1.4) with random-roll jitter and normalized steps "
+                         "(Mordvintsev 2015); the last one is guided by the coffee image.")
+    cat = fit(sample_image("chelsea"), size)
+    imgs, labels = [cat], ["input"]
+    for layer in ("features.4", "features.10"):
+        imgs.append(deepdream(m, cat, layer, octaves=octaves, steps=steps).image)
+        labels.append(layer)
+    imgs.append(deepdream(m, cat, "features.10", octaves=octaves, steps=steps,
+                          guide=fit(sample_image("coffee"), 224)).image)
+    labels.append("features.10 guided by coffee")
+    sec.figure(grid(imgs, labels, ncol=4, tile=min(size, 256), upscale="bilinear"), "dreams.png",
+               "chelsea dreamed at two depths.", command="convlens dream chelsea --layer features.10 -o dream.png")
+
+
+def inversion(report, ctx):
+    from ..images import sample_image
+    from ..recipes import invert_layers
+    m = ctx.model
+    size, steps = (48, 5) if ctx.quick else (160, 150)
+    layers = ["features.1", "features.3", "features.6", "features.10", "features.14", "features.17"]
+    if ctx.quick:
+        layers = layers[:2]
+    sec = report.section("Feature inversion", "One image reconstructed from the features of each layer "
+                         "(Mahendran & Vedaldi 2015: feature distance + TV^2 + alpha-norm). Detail fades with depth; "
+                         "d is the final normalized feature distance.")
+    row = invert_layers(m, sample_image("chelsea"), layers, size=size, steps=steps)
+    sec.figure(row.figure, "inversion.png", f"{steps} steps at {size} px per layer.",
+               command="convlens invert chelsea --layer " + ",".join(layers) + " -o inversion.png")
+
+
+SECTIONS = [("classviz", class_viz), ("channels", channel_viz), ("deepdream", dreams), ("inversion", inversion)]

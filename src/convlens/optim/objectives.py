@@ -182,7 +182,7 @@ def feature_match(layer: str, target: torch.Tensor, normalize: bool = True) -> O
     This is a *distance*: maximize its negative (``-feature_match(...)``). ``target``: (1 or N, ...)
     activations of the layer; ``normalize=False`` gives the raw squared distance.
     """
-    target = target.detach()
+    target = target.detach().clone()  # a normal tensor even if computed under inference_mode
     denom = target.pow(2).reshape(target.shape[0], -1).sum(1).clamp(min=1e-12) if normalize else None
 
     def fn(f: Features):
@@ -201,7 +201,7 @@ def guided_dream(layer: str, guide: torch.Tensor) -> Objective:
     ``sum_p max_q <A(p), G(q)>`` (Mordvintsev's guided dream): with the guide image's activations G
     (1, C, h, w), the gradient at position p is the guide feature most similar to A(p).
     """
-    g = guide.detach().flatten(2)[0]  # (C, hw)
+    g = guide.detach().clone().flatten(2)[0]  # (C, hw); clone: may come from inference_mode
 
     def fn(f: Features):
         a = f[layer].flatten(2)  # (N, C, HW)
