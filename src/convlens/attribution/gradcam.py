@@ -15,7 +15,8 @@ def default_layer(model) -> str:
     Found from ``model.layers()``: the last layer whose output is (C, h, w) with h * w > 1, then its
     shallowest ancestor with the same output shape, skipping a whole-network container (``features``).
     """
-    spatial = [li for li in model.layers() if len(li.shape) == 3 and li.shape[1] * li.shape[2] > 1]
+    spatial = [li for li in model.layers() if len(li.shape) == 3 and li.shape[1] * li.shape[2] > 1
+               and not li.type.startswith("Adaptive")]  # VGG's AdaptiveAvgPool2d(7) belongs to the head
     if not spatial:
         raise ConvlensError(f"{model.name} has no layer with a spatial output; pass layer=... (see model.layers())")
     last = spatial[-1]

@@ -25,7 +25,8 @@ def quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, n
         raise ConvlensError(f"{method} needs steps >= 2")
     n, kind = steps, method.split("_")[1]
     w = np.full(n, 1 / n)
-    if kind == "trapezoid":
+    if kind == "trapezoid":  # n points at spacing 1/(n-1), halved ends: weights sum to 1 (Captum's sum to 1 - 1/n)
+        w = np.full(n, 1 / (n - 1))
         w[0] /= 2
         w[-1] /= 2
         a = np.linspace(0, 1, n)
