@@ -39,11 +39,15 @@ def activation_grids(report, ctx):
     from ..inspect import activations
     m = ctx.model
     cat = sample_image("chelsea", m.input_size)
-    sec = report.section("Activations", "Feature maps of the cat at two layers (Yosinski et al. 2015), strongest "
-                         "mean first; red frames mark the 8 strongest channels.")
-    for layer, name in [("features.2.conv.0", "acts_early.png"), ("features.6", "acts_mid.png")]:
-        a = activations(m, cat, layer, order="mean")
-        sec.figure(a.figure, name, a.note, command=f"convlens activations chelsea --layer {layer} --order mean -o {name}")
+    sec = report.section("Activations", "Feature maps of the cat (Yosinski et al. 2015), strongest mean first; red "
+                         "frames mark the 8 strongest channels. Two expansion layers after ReLU6 (non-negative), "
+                         "then a linear bottleneck block output (signed: red > 0, blue < 0).")
+    for layer, name, most in [("features.2.conv.0", "acts_early.png", 256), ("features.6.conv.0", "acts_mid.png", 96),
+                              ("features.6", "acts_bottleneck.png", 256)][: 2 if ctx.quick else 3]:
+        a = activations(m, cat, layer, order="mean", max_channels=most)
+        extra = f" --max-channels {most}" if most != 256 else ""
+        sec.figure(a.figure, name, f"{layer}: {a.note}",
+                   command=f"convlens activations chelsea --layer {layer} --order mean{extra} -o {name}")
         sec.table(["channel", "mean", "max", "fraction > 0"],
                   [[c, f"{mu:.3f}", f"{mx:.3f}", f"{act:.1%}"] for c, mu, mx, act in a.summary(5)])
 

@@ -78,8 +78,12 @@ class Patches:
         n = top.n_images
         what = "whole images (receptive field outlined)" if whole else "patches"
         title = title or (f"{self.model_name} {top.layer}: top-{k} {what} per channel over {n} images")
-        notes = [f"Receptive field {rh}x{rw} px, stride {self.rf.stride[0]}; grey = padding outside the image "
-                 f"(patches are never shifted). Label: activation, image."]
+        if whole:
+            notes = [f"Red box: the unit's receptive field ({rh}x{rw} px, clipped to the image); dot: its centre. "
+                     f"Label: activation, image."]
+        else:
+            notes = [f"Receptive field {rh}x{rw} px, stride {self.rf.stride[0]}; grey = padding outside the image "
+                     f"(patches are never shifted). Label: activation, image."]
         fig, _ = compose(tiles, len(top.channels), k, tile=(tile, tile), labels=labels,
                          row_labels=[f"ch {c}" for c in top.channels], title=title, notes=notes,
                          resample=Image.BILINEAR, label_size=10)
