@@ -137,6 +137,7 @@ def test_save_png_is_atomic_and_deterministic(tmp_path):
     p1 = convlens.save_png(t, tmp_path / "a.png")
     p2 = convlens.save_png(t, tmp_path / "b.png")
     assert p1.read_bytes() == p2.read_bytes()
+    assert p1.stat().st_mode & 0o044 == 0o044  # readable by others, like any ordinary output file
     assert torch.allclose(convlens.load_image(p1), t, atol=0.5 / 255 + 1e-6)
     before = p1.read_bytes()
 
