@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         """
         from ..attribution import saliency
         m = get_model(model, weights)
-        kw = dict(layer=layer, channel=channel, unit=_unit(unit)) if layer else {}
+        kw = dict(layer=layer, channel=channel, unit=_unit(unit) if layer else None)
         _save(saliency(m, _image(image, m, full), target, **kw), out, mode)
 
     def _modified(name, fn_name, doc):
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
                 full: bool = FULL_OPT, out: str = OUT_OPT):
             from .. import attribution
             m = get_model(model, weights)
-            kw = dict(layer=layer, channel=channel, unit=_unit(unit)) if layer else {}
+            kw = dict(layer=layer, channel=channel, unit=_unit(unit) if layer else None)
             _save(getattr(attribution, fn_name)(m, _image(image, m, full), target, **kw), out, mode)
         cmd.__doc__ = doc
         cmd.__name__ = f"{name}_cmd"
