@@ -52,13 +52,15 @@ def grad_cam(model, images, target=None, *, layer: str | None = None) -> Attribu
     model = check_model(model)
     x = check_images(model, images)
     layer = layer or default_layer(model)
-    t = resolve_targets(model, target, x)
+    t = resolve_targets(model, target, x) if target is not None else None
     with torch.enable_grad(), Probe(model, layer) as probe:
         xg = x.detach().requires_grad_(True)  # so the graph exists even though parameters are frozen
         logits = probe.run(xg)
         a = probe[layer]
         if a.ndim != 4:
             raise ConvlensError(f"grad_cam needs a layer with a (C, h, w) output; '{layer}' gives {tuple(a.shape[1:])}")
+        if t is None:  # the predicted class, from this same forward pass
+            t = logits.detach().argmax(-1)
         score = logits.gather(1, t.view(-1, 1)).sum()
         (g,) = torch.autograd.grad(score, a)
     w = g.mean((2, 3), keepdim=True)

@@ -18,18 +18,21 @@ from ..probe.relu_modes import relu_mode
 from .base import class_labels, resolve_targets
 
 
-def class_gradient(model: Model, x: torch.Tensor, target: torch.Tensor, relu: str | None = None):
-    """(grad (N, 3, H, W), logits (N, K)) of sum_i S_{target_i}(x_i) w.r.t. x (images are independent
-    in eval mode, so one backward gives every image's own gradient)."""
+def class_gradient(model: Model, x: torch.Tensor, target: torch.Tensor | None, relu: str | None = None):
+    """(grad (N, 3, H, W), logits (N, K), target (N,)) of sum_i S_{target_i}(x_i) w.r.t. x (images are
+    independent in eval mode, so one backward gives every image's own gradient). ``target=None``
+    takes each image's predicted class from the same forward pass."""
     x = x.detach().requires_grad_(True)
     ctx = relu_mode(relu) if relu else contextlib.nullcontext()
     with torch.enable_grad(), ctx as stats:
         logits = model(x)
+        if target is None:  # the predicted class, from this same forward pass
+            target = logits.detach().argmax(-1)
         score = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
         (g,) = torch.autograd.grad(score, x)
     if relu:
         _check_overridden(model, stats, relu)
-    return g, logits.detach()
+    return g, logits.detach(), target
 
 
 def neuron_gradient(model: Model, x: torch.Tensor, layer: str, channel=None, unit=None,
@@ -93,8 +96,8 @@ def gradient_attribution(model, images, target, relu, layer, channel, unit):
     if layer is None:
         if channel is not None or unit is not None:
             raise ConvlensError("channel / unit need a layer (e.g. layer='features.14'); see model.layers()")
-        t = resolve_targets(model, target, images)
-        g, logits = class_gradient(model, images, t, relu)
+        t = resolve_targets(model, target, images) if target is not None else None
+        g, logits, t = class_gradient(model, images, t, relu)
         return g, t, class_labels(model, t), {"score": logits.gather(1, t[:, None])[:, 0].tolist()}
     if target is not None:
         raise ConvlensError("give either a class target or a layer/channel, not both")

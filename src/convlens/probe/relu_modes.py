@@ -65,11 +65,13 @@ class _Override(torch.autograd.Function):
         (y,) = ctx.saved_tensors
         if ctx.mode == "deconvnet":
             return dy.clamp(min=0), None, None, None, None
-        mask = y > ctx.lo
-        if ctx.hi is not None:
-            mask = mask & (y < ctx.hi)
         g = dy.clamp(min=0) if ctx.mode == "guided" else dy
-        return g * mask, None, None, None, None
+        # the native masked backward kernels (one pass): g * [lo < y] or g * [lo < y < hi]
+        if ctx.hi is None:
+            g = torch.ops.aten.threshold_backward(g, y, ctx.lo)
+        else:
+            g = torch.ops.aten.hardtanh_backward(g, y, ctx.lo, ctx.hi)
+        return g, None, None, None, None
 
 
 _SKIPPED = {F.leaky_relu, F.elu, F.selu, F.gelu, F.silu, F.hardswish, F.mish, F.softplus, F.prelu,
