@@ -11,7 +11,7 @@ def class_viz(report, ctx):
     from ..recipes import visualize_class
     from ..render import grid
     m = ctx.model
-    size, steps = (64, 6) if ctx.quick else (224, 160)
+    size, steps = (64, 6) if ctx.quick else (160, 128)
     sec = report.section("Class visualization", "Images synthesized to maximize a class score before softmax. "
                          "robust: Fourier parameterization + colour decorrelation + random jitter/scale/rotate "
                          "(Olah 2017); simonyan: zero start, L2 penalty, plain ascent (Simonyan 2014); yosinski: "
@@ -23,7 +23,7 @@ def class_viz(report, ctx):
     sec.figure(grid(list(v.images), labels, ncol=4, tile=size), "classviz_robust.png",
                f"robust preset, {steps} steps at {size} px.",
                command=f"convlens classviz --target '{','.join(CLASSES)}' --steps {steps} -o classes.png")
-    small = (64, 4) if ctx.quick else (160, 120)
+    small = (64, 4) if ctx.quick else (128, 96)
     for preset in ("simonyan", "yosinski"):
         v = visualize_class(m, CLASSES[:2], preset=preset, size=small[0], steps=small[1])
         sec.figure(grid(list(v.images), v.labels, ncol=2, tile=small[0]), f"classviz_{preset}.png",
@@ -35,7 +35,7 @@ def channel_viz(report, ctx):
     from ..recipes import visualize_channel
     from ..render import grid
     m = ctx.model
-    size, steps = (48, 4) if ctx.quick else (128, 96)
+    size, steps = (48, 4) if ctx.quick else (112, 80)
     sec = report.section("Channel visualization", "Images maximizing the mean activation of one channel, "
                          "from an early to a late layer (robust preset).")
     imgs, labels = [], []
@@ -52,7 +52,7 @@ def dreams(report, ctx):
     from ..recipes import deepdream
     from ..render import grid
     m = ctx.model
-    size, octaves, steps = (64, 2, 2) if ctx.quick else (320, 4, 10)
+    size, octaves, steps = (64, 2, 2) if ctx.quick else (256, 3, 8)
     sec = report.section("DeepDream", "Amplify what a layer sees: maximize the sum of its squared activations "
                          f"over {octaves} octaves (x1.4) with random-roll jitter and normalized steps "
                          "(Mordvintsev 2015); the last one is guided by the coffee image.")
@@ -72,7 +72,7 @@ def inversion(report, ctx):
     from ..images import sample_image
     from ..recipes import invert_layers
     m = ctx.model
-    size, steps = (48, 5) if ctx.quick else (160, 150)
+    size, steps = (48, 5) if ctx.quick else (128, 120)
     layers = ["features.1", "features.3", "features.6", "features.10", "features.14", "features.17"]
     if ctx.quick:
         layers = layers[:2]
@@ -84,4 +84,27 @@ def inversion(report, ctx):
                command="convlens invert chelsea --layer " + ",".join(layers) + " -o inversion.png")
 
 
-SECTIONS = [("classviz", class_viz), ("channels", channel_viz), ("deepdream", dreams), ("inversion", inversion)]
+def facets(report, ctx):
+    from ..inspect import sample_dataset
+    from ..recipes import visualize_facets
+    m = ctx.model
+    layer, ch = FACET_CHANNEL
+    if ctx.quick:
+        ds, kw = sample_dataset(24, size=64), dict(n_facets=2, top=6, size=48, steps=3, octaves=1, examples=2)
+    else:
+        ds, kw = sample_dataset(200), dict(n_facets=3, top=24, size=128, steps=48, octaves=2, examples=4)
+    sec = report.section("Multifaceted visualization", "Nguyen, Yosinski & Clune 2016: the channel's top images "
+                         f"({len(ds)} bundled sample photos) are cut around their strongest unit, clustered (k-means on "
+                         "pooled late-layer features); one optimization per cluster starts from the cluster's mean "
+                         "patch, with a centre bias and TV. Each row: the facet, its start, the cluster's examples.")
+    f = visualize_facets(m, layer, ch, ds, **kw)
+    sec.figure(f.figure, "facets.png", f"{layer} channel {ch} (its top patches come from several different photos); "
+               f"{kw['octaves']} octaves x {kw['steps']} steps at {kw['size']} px. Scores: start "
+               + ", ".join(f"{a:.2f}->{b:.2f}" for a, b in zip(f.start_scores.tolist(), f.scores.tolist())),
+               command=f"convlens facets --layer {layer} --channel {ch} --images samples:200 --n-facets 3 -o facets.png")
+
+
+FACET_CHANNEL = ("features.10", 8)
+
+SECTIONS = [("classviz", class_viz), ("channels", channel_viz), ("facets", facets), ("deepdream", dreams),
+            ("inversion", inversion)]
