@@ -102,17 +102,19 @@ def register(app: typer.Typer) -> None:
         else:
             from ..images import fit
             data = torch.cat([fit(load_image(p), m.input_size) for p in list_images(images)])
-        with cli_bar(f"facets {layer}:{channel}", cfg.steps) as bar:
-            f = visualize_facets(m, layer, channel if layer in ("class", "logits") else int(channel), data,
+        with cli_bar(f"facets {layer}:{channel}", cfg.steps * cfg.octaves) as bar:
+            ch = channel if layer in ("class", "logits") else (None if channel == "auto" else int(channel))
+            f = visualize_facets(m, layer, ch, data,
                                  n_facets=n, config=cfg, progress=bar)
         from ..images import save_png
         save_png(f.figure, out_path(out))
-        echo(f"wrote {out}  (cluster sizes {[len(c) for c in f.clusters]})")
+        echo(f"wrote {out}  ({f.layer}:{f.channel}, cluster sizes {[len(c) for c in f.clusters]}, "
+             f"start -> facet {[f'{a:.2f}->{b:.2f}' for a, b in zip(f.start_scores.tolist(), f.scores.tolist())]})")
         _interrupted(f.optim)
 
     config_command(app, "facets", FacetsConfig,
                    [fixed("layer", typer.Option(..., "--layer", "-l", help="Layer name, or 'class' to use a class.")),
-                    fixed("channel", typer.Option(..., "--channel", "-c", help="Channel index (or class name/index with --layer class).")),
+                    fixed("channel", typer.Option(..., "--channel", "-c", help="Channel index, 'auto' (pick_channel: varied top images), or a class name/index with --layer class.")),
                     fixed("images", typer.Option("samples", "--images", help="Image folder, or samples[:N] (bundled photos).")),
                     fixed("n", typer.Option(None, "--n", help="Number of facets (alias of --n-facets)."), int)]
                    + common, facets,

@@ -16,13 +16,14 @@ def class_viz(report, ctx):
                          "robust: Fourier parameterization + colour decorrelation + random jitter/scale/rotate "
                          "(Olah 2017); simonyan: zero start, L2 penalty, plain ascent (Simonyan 2014); yosinski: "
                          "blur + pixel clipping (Yosinski 2015). Labels: the class and its probability.")
-    v = visualize_class(m, CLASSES, size=size, steps=steps)
+    v = visualize_class(m, CLASSES, size=size, steps=steps, decay_power=1.5)
     with torch.no_grad():
         probs = m(v.images).softmax(1)
     labels = [f"{c} p={float(probs[i, m.class_index(c)]):.2f}" for i, c in enumerate(CLASSES)]
     sec.figure(grid(list(v.images), labels, ncol=4, tile=size), "classviz_robust.png",
-               f"robust preset, {steps} steps at {size} px.",
-               command=f"convlens classviz --target '{','.join(CLASSES)}' --steps {steps} -o classes.png")
+               f"robust preset, decay_power 1.5, {steps} steps at {size} px.",
+               command=f"convlens classviz --target '{','.join(CLASSES)}' --steps {steps} --size {size} "
+                       "--decay-power 1.5 -o classes.png")
     small = (64, 4) if ctx.quick else (128, 96)
     for preset in ("simonyan", "yosinski"):
         v = visualize_class(m, CLASSES[:2], preset=preset, size=small[0], steps=small[1])

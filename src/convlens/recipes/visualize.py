@@ -46,8 +46,8 @@ class VizConfig:
     param: Literal["fourier", "decorrelated", "pixel", "generator"] | None = field(default=None, metadata={
         "help": "image parameterization (default: fourier for robust, pixel otherwise); generator needs "
                 "a generator module (Python API)"})
-    decay_power: float = field(default=1.5, metadata={
-        "help": "Fourier 1/f^decay scaling exponent (1.5: larger, clearer structures than 1.0 with this normalization)"})
+    decay_power: float = field(default=1.0, metadata={
+        "help": "Fourier 1/f^decay scaling exponent (1.5: larger, more vivid structures; saturates after ~150 steps)"})
     l2: float | None = field(default=None, metadata={
         "help": "L2 penalty weight lambda on ||I - mean||^2 (default: 0.3 simonyan, 0 otherwise)"})
     tv: float = field(default=0.0, metadata={"help": "total-variation penalty weight"})
