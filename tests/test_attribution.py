@@ -259,7 +259,7 @@ def test_model_and_inputs_untouched_by_every_method():
             lambda: convlens.deconvnet(m, x, layer="3", channel=1, unit="max"), lambda: convlens.grad_cam(m, x),
             lambda: convlens.smoothgrad(m, x, samples=2), lambda: convlens.integrated_gradients(m, x, steps=3),
             lambda: convlens.occlusion(m, x, window=8, stride=8),
-            lambda: convlens.sanity_check("saliency", m, x[:1], steps=2)]
+            lambda: convlens.sanity_check("saliency", m, x[:1], groups=2)]
     for run in runs:
         run()
         snap.assert_unchanged()
@@ -330,7 +330,7 @@ def test_spearman_matches_scipy_and_sanity_rows():
     assert spearman(a, a) == pytest.approx(1.0)
     m = convlens.Model.wrap(tiny_convnet(), input_size=16).double()
     x = torch.rand(1, 3, 16, 16, dtype=torch.float64)
-    r = convlens.sanity_check("saliency", m, x, steps=3)
+    r = convlens.sanity_check("saliency", m, x, groups=3)
     assert [n for n, _, _ in r.rows] == ["7", "3", "0"]  # top-down, cascading, all 3 weight layers
     assert all(-1 <= rho <= 1 for _, rho, _ in r.rows)
     # the last map comes from a fully re-initialised network: recompute it independently
@@ -340,7 +340,7 @@ def test_spearman_matches_scipy_and_sanity_rows():
             torch.manual_seed(i)
             rand.module(name).reset_parameters()
     torch.testing.assert_close(r.maps[-1], convlens.saliency(rand, x, r.info["target"]).map[0])
-    ind = convlens.sanity_check(convlens.saliency, m, x, steps=3, cascade=False)
+    ind = convlens.sanity_check(convlens.saliency, m, x, groups=3, cascade=False)
     assert len(ind.rows) == 3 and "independent" in ind.summary()
 
 

@@ -57,8 +57,8 @@ def test_cat_occlusion_peak_on_the_cat(offline_model, composite):
 @pytest.mark.slow
 def test_sanity_check_separates_saliency_from_guided(offline_model, cat):
     img = convlens.fit(cat, 128)
-    s = convlens.sanity_check("saliency", offline_model, img, steps=4)
-    g = convlens.sanity_check("guided_backprop", offline_model, img, steps=4)
+    s = convlens.sanity_check("saliency", offline_model, img, groups=4)
+    g = convlens.sanity_check("guided_backprop", offline_model, img, groups=4)
     assert s.depends_on_model and s.rows[0][1] < 0.6
     assert not g.depends_on_model and g.rows[0][1] > 0.9  # Adebayo et al.: guided backprop barely changes
 
@@ -95,7 +95,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", [["guided", "--layer", "features.14", "--channel", "7"], ["deconvnet"],
                                  ["occlusion", "--window", "56", "--stride", "56"], ["smoothgrad", "--samples", "4"],
-                                 ["ig", "--steps", "4"], ["grabcut"], ["sanity", "saliency", "--steps", "2"],
+                                 ["ig", "--steps", "4"], ["grabcut"], ["sanity", "saliency", "--groups", "2"],
                                  ["saliency", "--model", "resnet18", "--weights", "none"]])
 def test_cli_every_command(tmp_path, capsys, cmd):
     out = tmp_path / "x.png"

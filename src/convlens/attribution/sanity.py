@@ -106,13 +106,13 @@ def _signed(res) -> torch.Tensor:
     return a.detach().double().cpu()
 
 
-def sanity_check(method, model, image, target=None, *, steps: int = 6, cascade: bool = True, seed: int = 0,
+def sanity_check(method, model, image, target=None, *, groups: int = 6, cascade: bool = True, seed: int = 0,
                  **kwargs) -> SanityResult:
     """Model-parameter randomization test of ``method`` on one image (Adebayo et al. 2018).
 
     The weights of the layers with parameters (conv, linear; biases too) are re-initialized with
     each layer's own ``reset_parameters`` under a fixed seed, on a deep copy of the model, from the
-    logits downwards in ``steps`` groups (``cascade=True``: each step keeps the previous ones
+    logits downwards in ``groups`` steps (``cascade=True``: each step keeps the previous ones
     randomized) or one group at a time (``cascade=False``). After each step the map is recomputed
     for the *same* target and compared with the original by Spearman rank correlation, of |map| and
     of the signed map.
@@ -120,7 +120,8 @@ def sanity_check(method, model, image, target=None, *, steps: int = 6, cascade: 
     Args:
         method: a name ("saliency", "guided_backprop", "grad_cam", ...) or a convlens method function.
         image: (1, 3, H, W) in [0, 1].
-        steps: how many randomization steps (groups of layers), default 6.
+        groups: how many randomization steps (groups of layers), default 6 (named so that a
+            method's own ``steps=`` can be passed through, e.g. for IG).
         kwargs: passed to the method (e.g. ``layer=`` for grad_cam, ``steps=`` for IG).
     Returns:
         ``SanityResult`` (``summary()`` table, ``render()`` figure, ``depends_on_model``).
@@ -140,8 +141,8 @@ def sanity_check(method, model, image, target=None, *, steps: int = 6, cascade: 
     if not leaves:
         raise ConvlensError(f"{model.name} has no conv / linear layer to randomize")
     top_down = leaves[::-1]
-    steps = max(1, min(steps, len(top_down)))
-    cuts = np.unique(np.round(np.geomspace(1, len(top_down), steps)).astype(int))
+    groups = max(1, min(int(groups), len(top_down)))
+    cuts = np.unique(np.round(np.geomspace(1, len(top_down), groups)).astype(int))
     rows, maps = [], [base]
     rand = copy.deepcopy(model)
     rand.__dict__.pop("_channels_last_twin", None)

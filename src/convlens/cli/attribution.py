@@ -201,7 +201,7 @@ def register(app: typer.Typer) -> None:
     def sanity_cmd(method: str = typer.Argument(..., help="saliency, smoothgrad, guided, deconvnet, gradcam, ig or occlusion."),
                    image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
                    model: str = MODEL_OPT, weights: str = WEIGHTS_OPT, target: str = TARGET_OPT,
-                   steps: int = typer.Option(6, "--steps", help="Randomization steps (groups of layers)."),
+                   groups: int = typer.Option(6, "--groups", help="Randomization steps (groups of layers)."),
                    independent: bool = typer.Option(False, "--independent", help="Randomize one group at a time, not cascading."),
                    out: str = OUT_OPT):
         """Model-parameter randomization test (Adebayo 2018): rank correlation of the map as weights are randomized.
@@ -211,6 +211,6 @@ def register(app: typer.Typer) -> None:
         from ..attribution import sanity_check
         from ..images import save_png
         m = get_model(model, weights)
-        r = sanity_check(method, m, _image(image, m, False), target, steps=steps, cascade=not independent)
+        r = sanity_check(method, m, _image(image, m, False), target, groups=groups, cascade=not independent)
         echo(r.summary())
         echo(f"wrote {save_png(r.render(), out_path(out))}")

@@ -77,30 +77,53 @@ def grabcut_section(report, ctx):
 def neurons_section(report, ctx):
     from .. import attribution as A
     from ..images import sample_image
-    from ..probe import receptive_field
     from ..render import grid
     m = ctx.model
     layer = "features.14"
     channels = [7] if ctx.quick else [7, 21, 42, 99, 120]
     names = ["chelsea"] if ctx.quick else ["chelsea", "coffee", "astronaut", "flower"]
     imgs = torch.cat([sample_image(n, m.input_size) for n in names])
-    rf = receptive_field(m, layer)
     tiles, labels = [], []
     for c in channels:
         r = A.guided_backprop(m, imgs, layer=layer, channel=c, unit="max")
         d = A.deconvnet(m, imgs, layer=layer, channel=c, unit="max")
         for i, n in enumerate(names):
-            y, x = (int(v) for v in r.labels[i].split("at (")[1].rstrip(")").split(", "))
-            tiles += [rf.crop(imgs[i], y, x, fill=1.0), rf.crop(torch.as_tensor(r._rgb(i)), y, x, fill=0.5),
-                      rf.crop(torch.as_tensor(d._rgb(i)), y, x, fill=0.5)]
+            box = _support_box(r.attributions[i])
+            tiles += [_crop(imgs[i], box), _rgb_crop(r.attributions[i], box), _rgb_crop(d.attributions[i], box)]
             labels += [f"ch {c} {n} {r.info['activation'][i]:.2f}", "guided", "deconvnet"]
     sec = report.section("Inner neurons: guided backprop and deconvnet", f"For channels of {layer}, the strongest "
-                         f"unit in each image: the input patch under its receptive field ({rf.size[0]} px), its "
+                         f"unit in each image: the input patch where its guided backprop is non-zero, its "
                          "guided-backprop image and its deconvnet image (as in Springenberg 2015, fig. of "
                          "patches beside guided backprop). The number is the unit's activation.")
     sec.figure(grid(tiles, labels, ncol=3 * len(names), tile=96, upscale="bilinear"), "neurons_guided.png",
-               "Rows: channels; per image: patch | guided backprop | deconvnet.",
+               "Rows: channels; per image: patch | guided backprop | deconvnet (grey = 0).",
                command=f"convlens guided chelsea --layer {layer} --channel {channels[0]} --unit max -o gb.png")
+
+
+def _support_box(a: torch.Tensor, frac: float = 0.05, pad: int = 6) -> tuple[int, int, int, int]:
+    """A square (top, left, size) around where |a| exceeds ``frac`` of its max (the visible support)."""
+    m = a.abs().sum(0)
+    ys, xs = torch.nonzero(m > frac * float(m.max()), as_tuple=True)
+    H, W = m.shape
+    if len(ys) == 0:
+        return 0, 0, min(H, W)
+    t, b, l, r = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    size = min(min(H, W), max(b - t, r - l) + 2 * pad)
+    top = min(max(0, (t + b - size) // 2), H - size)
+    left = min(max(0, (l + r - size) // 2), W - size)
+    return top, left, size
+
+
+def _crop(img: torch.Tensor, box) -> torch.Tensor:
+    top, left, size = box
+    return img[..., top:top + size, left:left + size]
+
+
+def _rgb_crop(a: torch.Tensor, box) -> torch.Tensor:
+    """Per-channel values in the box as an image, grey = 0, scaled by the box's own 99.5th percentile."""
+    c = _crop(a, box).double()
+    s = float(torch.quantile(c.abs().flatten(), 0.995)) or float(c.abs().max()) or 1.0
+    return (0.5 + c / (2 * s)).clamp(0, 1).float()
 
 
 def sanity_section(report, ctx):
@@ -118,7 +141,7 @@ def sanity_section(report, ctx):
     figs, rows = [], []
     for meth in methods:
         kw = {"steps": 8} if meth == "integrated_gradients" else {}
-        r = A.sanity_check(meth, m, img, steps=3 if ctx.quick else 6, **kw)
+        r = A.sanity_check(meth, m, img, groups=3 if ctx.quick else 6, **kw)
         figs.append(r.render(tile=112))
         rows += [[meth, n, f"{a:.3f}", f"{s:.3f}"] for n, a, s in r.rows]
         rows.append([meth, "verdict", f"median {r.median_rho:.2f}",
