@@ -107,5 +107,19 @@ def facets(report, ctx):
 
 FACET_CHANNEL = ("features.10", 8)
 
-SECTIONS = [("classviz", class_viz), ("channels", channel_viz), ("facets", facets), ("deepdream", dreams),
-            ("inversion", inversion)]
+def _one_thread(build):
+    """Run a section with one torch thread. These are small-batch optimizations: a second thread gains
+    little when the cores are free, and when other processes load them the spinning OpenMP threads lose
+    badly (measured on the 2-core machine under load: 4 classes x 10 steps at 128 px took 4.4 s with one
+    thread and 67 s with two; the class grid took 305 s with two)."""
+    def run(report, ctx):
+        from ..drivers.forward import thread_budget
+        with thread_budget(1):
+            return build(report, ctx)
+    run.__name__ = build.__name__
+    return run
+
+
+SECTIONS = [(name, _one_thread(b)) for name, b in (
+    ("classviz", class_viz), ("channels", channel_viz), ("facets", facets), ("deepdream", dreams),
+    ("inversion", inversion))]
