@@ -115,7 +115,15 @@ def test_inversion_distance_and_earliest_layer_pixels(offline_model, cat):
     assert float(a @ b / (a.norm() * b.norm())) > 0.8  # pixel correlation with the input
 
 
-def test_facets_are_distinct_and_beat_their_start(offline_model):
+@pytest.fixture
+def one_thread():
+    """Small-batch work: one thread is as fast on free cores and far faster on loaded ones."""
+    from convlens.drivers.forward import thread_budget
+    with thread_budget(1):
+        yield
+
+
+def test_facets_are_distinct_and_beat_their_start(offline_model, one_thread):
     m = offline_model
     ds = convlens.sample_dataset(80, size=112)
     src = [n.split(" ")[0] for n in ds.names]
@@ -137,7 +145,7 @@ def test_facets_are_distinct_and_beat_their_start(offline_model):
     assert f.figure.size[0] > 4 * 64
 
 
-def test_pick_channel_finds_a_channel_with_varied_top_images(offline_model):
+def test_pick_channel_finds_a_channel_with_varied_top_images(offline_model, one_thread):
     m = offline_model
     ds = convlens.sample_dataset(80, size=112)
     src = [n.split(" ")[0] for n in ds.names]
