@@ -36,7 +36,7 @@ def run(quick: bool = False) -> list[Row]:
                 pass
 
         def eager_cl():  # the reference the issue names: plain channels_last eager batches
-            twin = convlens.drivers.forward._channels_last_copy(model)
+            twin = convlens.drivers.forward.inference_twin(model, True, fuse_bn=False)
             with torch.inference_mode():
                 for i in range(0, n, 32):
                     twin(x[i:i + 32].contiguous(memory_format=torch.channels_last))

@@ -106,3 +106,14 @@ def test_demo_quick_writes_report(tmp_path):
     html = (out / "index.html").read_text()
     assert "Predictions" in html and "Egyptian cat" in html and "convlens predict" in html
     assert (out / "predictions.png").stat().st_size > 10_000
+
+
+def test_batched_forward_bn_folded_twin_matches_the_model():
+    """Logits-only passes run a BN-folded channels_last copy: same function up to rounding."""
+    m = convlens.load_model("resnet18", weights=None)
+    x = torch.rand(5, 3, 64, 64)
+    out = torch.cat([b.logits for b in convlens.batched_forward(m, x, batch_size=2, size=None)])
+    with torch.inference_mode():
+        ref = m(x)
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    assert getattr(convlens.drivers.forward.inference_twin(m, True, True), "_convlens_fused")

@@ -8,13 +8,12 @@ follow Captum's ``Occlusion`` exactly, so both give the same map.
 """
 from __future__ import annotations
 
-import copy
 import math
-import weakref
 
 import torch
 import torch.nn.functional as F
 
+from ..drivers.forward import inference_twin
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
 from .base import Attribution, auto_batch, check_images, check_model, class_labels, resolve_targets
@@ -125,44 +124,6 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
                         else "tensor", "score": score, "grid": grid, "clean": clean, "batch_size": bs,
                         "fused": bool(getattr(net, "_convlens_fused", False))},
                        default_mode="signed")
-
-
-_TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def inference_twin(model, channels_last: bool = True, fuse_bn: bool = True):
-    """A forward-only deep copy of ``model``: batch norms folded into the preceding convolutions
-    (``torch.fx`` ``fuse``; skipped when the network cannot be traced) and channels_last memory format.
-
-    The copy is checked against the model on a random input (relative difference < 1e-4, i.e.
-    rounding only) and cached while the model's parameters, dtype and device stay the same (in-place
-    edits bump the tensors' version counters, which invalidates the copy).
-    """
-    key = (channels_last, fuse_bn, tuple((t.data_ptr(), t._version, t.dtype, str(t.device)) for t in
-                                         (*model.parameters(), *model.buffers())))
-    hit = _TWINS.get(model)
-    if hit is not None and hit[0] == key:
-        return hit[1]
-    twin = copy.deepcopy(model)
-    fused = False
-    if fuse_bn:
-        try:
-            from torch.fx.experimental.optimization import fuse
-            with torch.no_grad():
-                net = fuse(twin.net)
-            x = torch.rand(2, model.mean.shape[1], 64, 64, dtype=model.mean.dtype, device=model.device,
-                           generator=torch.Generator(device=model.device).manual_seed(0))
-            with torch.inference_mode():
-                a, b = model.net((x - model.mean) / model.std), net((x - model.mean) / model.std)
-            if isinstance(a, torch.Tensor) and float((a - b).abs().max()) <= 1e-4 * (float(a.abs().max()) + 1e-12):
-                twin.net, fused = net, True
-        except Exception:  # noqa: BLE001 - not fx-traceable: keep the unfused copy
-            pass
-    if channels_last:
-        twin = twin.to(memory_format=torch.channels_last)
-    twin.__dict__["_convlens_fused"] = fused
-    _TWINS[model] = (key, twin)
-    return twin
 
 
 def _score(logits: torch.Tensor, t: torch.Tensor, score: str) -> torch.Tensor:

@@ -9,7 +9,9 @@ losing what earlier batches produced (each batch is complete when yielded).
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -95,7 +97,8 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
         layers: layer names to record (None: logits only).
         size: "model" resizes to the model's input size; None keeps the images' own size.
         channels_last: memory format for the pass (default ``CHANNELS_LAST_DEFAULT``); the
-            caller's model is not touched (a converted copy is cached on the wrapper).
+            caller's model is not touched (a converted copy is cached, see ``inference_twin``;
+            for logits-only passes its batch norms are also folded into the convolutions).
         threads: intra-op thread budget for the pass (None: ``default_threads()``).
         truncate: with ``layers``, stop each forward after the deepest of them (no logits).
         progress: called with the number of images done after each batch.
@@ -106,7 +109,8 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
     layer_list = [layers] if isinstance(layers, str) else list(layers or [])
     size = model.input_size if size == "model" else size
     cl = CHANNELS_LAST_DEFAULT if channels_last is None else channels_last
-    net_model = _channels_last_copy(model) if cl else model
+    # logits only: a BN-folded channels_last twin; probing layers: a channels_last copy (names intact)
+    net_model = inference_twin(model, cl, fuse_bn=not layer_list) if (cl or not layer_list) else model
     done = 0
     with thread_budget(threads if threads is not None else default_threads()), torch.inference_mode():
         for batch in iter_batches(images, batch_size, size):
@@ -125,11 +129,39 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
                 progress(done)
 
 
-def _channels_last_copy(model: Model) -> Model:
-    """A channels_last twin of ``model`` sharing nothing mutable with it (cached on the wrapper)."""
-    twin = getattr(model, "_channels_last_twin", None)
-    if twin is None:
-        import copy
-        twin = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        object.__setattr__(model, "_channels_last_twin", twin)  # not a registered submodule
+_TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def inference_twin(model, channels_last: bool = True, fuse_bn: bool = True):
+    """A forward-only deep copy of ``model``: batch norms folded into the preceding convolutions
+    (``torch.fx`` ``fuse``; skipped when the network cannot be traced) and channels_last memory format.
+
+    The copy is checked against the model on a random input (relative difference < 1e-4, i.e.
+    rounding only) and cached while the model's parameters, dtype and device stay the same (in-place
+    edits bump the tensors' version counters, which invalidates the copy).
+    """
+    key = (channels_last, fuse_bn, tuple((t.data_ptr(), t._version, t.dtype, str(t.device)) for t in
+                                         (*model.parameters(), *model.buffers())))
+    hit = _TWINS.get(model)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    twin = copy.deepcopy(model)
+    fused = False
+    if fuse_bn:
+        try:
+            from torch.fx.experimental.optimization import fuse
+            with torch.no_grad():
+                net = fuse(twin.net)
+            x = torch.rand(2, model.mean.shape[1], 64, 64, dtype=model.mean.dtype, device=model.device,
+                           generator=torch.Generator(device=model.device).manual_seed(0))
+            with torch.inference_mode():
+                a, b = model.net((x - model.mean) / model.std), net((x - model.mean) / model.std)
+            if isinstance(a, torch.Tensor) and float((a - b).abs().max()) <= 1e-4 * (float(a.abs().max()) + 1e-12):
+                twin.net, fused = net, True
+        except Exception:  # noqa: BLE001 - not fx-traceable: keep the unfused copy
+            pass
+    if channels_last:
+        twin = twin.to(memory_format=torch.channels_last)
+    twin.__dict__["_convlens_fused"] = fused
+    _TWINS[model] = (key, twin)
     return twin
