@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..drivers.forward import inference_twin
+from ..images.blur import gaussian_blur
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
 from .base import Attribution, auto_batch, check_images, check_model, class_labels, resolve_targets
@@ -37,15 +37,6 @@ def make_baseline(x: torch.Tensor, baseline, window: tuple[int, int]) -> torch.T
     if baseline == "blur":
         return gaussian_blur(x, max(window) / 4)
     raise ConvlensError(f"unknown baseline '{baseline}'; use one of {', '.join(BASELINES)}, a number or a tensor")
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    r = max(1, int(math.ceil(3 * sigma)))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype, device=x.device) ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    C = x.shape[1]
-    y = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    return F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
 
 
 def window_positions(size: int, window: int, stride: int) -> list[int]:

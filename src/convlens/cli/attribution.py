@@ -23,15 +23,9 @@ FULL_OPT = typer.Option(False, "--full/--crop", help="Keep the whole image (shor
 
 
 def _image(arg: str, model, full: bool):
-    import torch.nn.functional as F
+    from ..images import fit, resize_shorter
     img = get_image(arg)
-    if not full:
-        from ..images import fit
-        return fit(img, model.input_size)
-    h, w = img.shape[-2:]
-    s = min(model.input_size) / min(h, w)
-    return F.interpolate(img, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
-                         antialias=True, align_corners=False).clamp(0, 1)
+    return resize_shorter(img, min(model.input_size)) if full else fit(img, model.input_size)
 
 
 def _unit(unit: str):

@@ -2,17 +2,12 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 
 def _full(name: str, side: int = 224) -> torch.Tensor:
     """A sample image with its whole frame kept, shorter side resized to ``side``."""
-    from ..images import sample_image
-    img = sample_image(name)
-    h, w = img.shape[-2:]
-    s = side / min(h, w)
-    return F.interpolate(img, size=(round(h * s), round(w * s)), mode="bilinear", antialias=True,
-                         align_corners=False).clamp(0, 1)
+    from ..images import resize_shorter, sample_image
+    return resize_shorter(sample_image(name), side)
 
 
 def side_by_side_methods(report, ctx):

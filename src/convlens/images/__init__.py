@@ -1,6 +1,6 @@
 """Image loading (any format -> float32 (1, 3, H, W) in [0, 1]), bundled samples, atomic PNG writes."""
-from .io import fit, list_images, load_image, save_png, to_uint8, write_atomic
+from .io import fit, list_images, load_image, resize_shorter, save_png, to_uint8, write_atomic
 from .samples import PHOTOS, TEXTURES, image_from_arg, sample_image, sample_names
 
-__all__ = ["load_image", "fit", "save_png", "to_uint8", "write_atomic", "list_images", "sample_image",
+__all__ = ["load_image", "fit", "resize_shorter", "save_png", "to_uint8", "write_atomic", "list_images", "sample_image",
            "sample_names", "image_from_arg", "PHOTOS", "TEXTURES"]

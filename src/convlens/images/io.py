@@ -118,6 +118,16 @@ def _from_array(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float()
 
 
+def resize_shorter(images: torch.Tensor, side: int) -> torch.Tensor:
+    """Resize (antialiased bilinear) so the shorter side is ``side``, keeping the whole frame."""
+    ih, iw = images.shape[-2:]
+    s = side / min(ih, iw)
+    size = (max(1, round(ih * s)), max(1, round(iw * s)))
+    if size == (ih, iw):
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
+
+
 def fit(images: torch.Tensor, size) -> torch.Tensor:
     """Resize the shorter side to ``size`` and centre-crop (torchvision's eval transform, antialiased).
 

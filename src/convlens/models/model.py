@@ -105,7 +105,7 @@ class Model(nn.Module):
             return int(self(x).shape[-1])
 
     def train(self, mode: bool = True):  # noqa: D102 - a Model stays an inference object
-        return super().train(False) if mode else super().train(False)
+        return super().train(False)
 
     # --- layers -----------------------------------------------------------------------------
     def module(self, name: str) -> nn.Module:

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import ConvlensError
 
