@@ -3,7 +3,10 @@
 Speed: the perturbed images of many window positions go through the network in one batch
 (automatic batch size from the model's activation sizes), under ``inference_mode``, through a
 cached forward-only twin of the model (batch norms folded into the convolutions, channels_last
-memory format; the caller's module is not touched), and only the target column is kept. The window positions and the per-pixel averaging
+memory format; the caller's module is not touched), and only the target column is kept. Each
+perturbed pass recomputes only the feature-map boxes the window changes, until they cover most of
+the map (``drivers.incremental``: same result up to float rounding; whole passes for networks
+torch.fx cannot trace). The window positions and the per-pixel averaging
 follow Captum's ``Occlusion`` exactly, so both give the same map.
 """
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 import torch
 
 from ..drivers.forward import inference_twin
+from ..drivers.incremental import incremental_net
 from ..images.blur import gaussian_blur
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
@@ -55,7 +59,7 @@ def _pair(v) -> tuple[int, int]:
 
 def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero", score: str = "prob",
               batch_size: int | None = None, channels_last: bool = True, fuse_bn: bool = True,
-              progress: ProgressFn | None = None) -> Attribution:
+              incremental: bool = True, progress: ProgressFn | None = None) -> Attribution:
     """Occlusion map: how much the target's score drops when a window of the image is hidden.
 
     For each window position p: ``d_p = f(x) - f(x with the window replaced by the baseline)``, with
@@ -73,6 +77,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
         channels_last: run the perturbations in channels_last format (faster convs on CPU).
         fuse_bn: fold batch norms into convolutions for the perturbed passes (same function up to
             float rounding, ~1e-7 relative in float32; ``inference_twin``).
+        incremental: recompute only the regions each window changes (``drivers.incremental``; same
+            result up to float rounding). Ignored (whole passes) when the network cannot be traced.
         progress: called with (done, total) perturbations.
     Returns:
         ``Attribution`` with ``map`` (N, H, W): positive where hiding the region lowers the score.
@@ -91,6 +97,7 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     t = resolve_targets(model, target, x)
     base = make_baseline(x, baseline, (wh, ww))
     net = inference_twin(model, channels_last, fuse_bn) if (channels_last or fuse_bn) else model
+    inc = incremental_net(model, channels_last, fuse_bn) if incremental else None
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     bs = batch_size or auto_batch(model, x)
     total = N * len(pos)
@@ -100,12 +107,21 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
         clean = _score(net(x.contiguous(memory_format=fmt)), t, score)
         for n in range(N):
             xn, bn, tn = x[n], base[n], t[n:n + 1]
+            run = inc.at(x[n:n + 1]) if inc is not None else None
             for start in range(0, len(pos), bs):
                 chunk = pos[start:start + bs]
-                batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
-                for k, (y, xx) in enumerate(chunk):
-                    batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
-                s = _score(net(batch), tn.expand(len(chunk)), score)
+                if run is not None:  # only the window's box (shifted inside the image) is passed
+                    box = torch.tensor([(min(y, H - wh), min(xx, W - ww)) for y, xx in chunk])
+                    patches = torch.stack([xn[:, by:by + wh, bx:bx + ww] for by, bx in box.tolist()])
+                    for k, ((y, xx), (by, bx)) in enumerate(zip(chunk, box.tolist())):
+                        patches[k, :, y - by:, xx - bx:] = bn[:, y:y + wh, xx:xx + ww]
+                    logits = run.logits(box, patches)
+                else:
+                    batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
+                    for k, (y, xx) in enumerate(chunk):
+                        batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
+                    logits = net(batch)
+                s = _score(logits, tn.expand(len(chunk)), score)
                 grid[n].view(-1)[start:start + len(chunk)] = clean[n] - s
                 done += len(chunk)
                 call(progress, done, total)
@@ -113,7 +129,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     return Attribution("occlusion", heat, None, t, class_labels(model, t), x,
                        {"window": (wh, ww), "stride": (sh, sw), "baseline": baseline if isinstance(baseline, (str, float, int))
                         else "tensor", "score": score, "grid": grid, "clean": clean, "batch_size": bs,
-                        "fused": bool(getattr(net, "_convlens_fused", False))},
+                        "fused": bool(getattr(net, "_convlens_fused", False)),
+                        "incremental": inc is not None},
                        default_mode="signed")
 
 

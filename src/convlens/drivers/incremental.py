@@ -1,0 +1,372 @@
+"""Driver 3, fast: many *local* perturbations of one image through a CNN, recomputing only what changed.
+
+Incremental inference, the idea of Krypton (Nakandala, Kumar & Papakonstantinou, SIGMOD 2019): hiding a
+16x16 window changes a small box of the early feature maps, so most of an occlusion pass repeats the
+clean image's work.
+
+How:
+1. The forward-only twin of the model (batch norms folded, channels_last; ``inference_twin``) is traced
+   with ``torch.fx`` and cut at its *single-tensor points* (nodes through which every value later nodes
+   need passes) into segments.
+2. Each segment's receptive field (size, stride, offset per axis, in its input's units) follows from the
+   geometry of its ops: convolutions and pools compose, pointwise ops keep it, adds and channel
+   concatenations take the union. Any op whose geometry is not known here (global pooling, flatten,
+   squeeze-excitation gates, ...) makes the segment *global*: from it on the network runs whole.
+3. The clean image runs once; its activation at every cut is kept. A perturbed image differs from the
+   clean one inside a box of the input, so at the next cut it differs only inside the box of units whose
+   field meets it, and so on. Each local segment runs on a crop of its clean input with the changed
+   values pasted in, and keeps only the changed units; once the crop would cover most of the map, the
+   changed box is pasted into the whole clean map and the rest of the network runs as usual.
+4. Exactness: a crop starts at a multiple of the segment's stride and either lies inside the map or ends
+   on its border, so every kept unit sees exactly the inputs and the padding it sees in the whole pass.
+   The result equals the whole forward pass up to float rounding; ``IncrementalNet.check`` compares
+   the two on probe perturbations, and callers fall back to whole passes if they differ.
+"""
+from __future__ import annotations
+
+import operator
+import weakref
+from dataclasses import dataclass
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+from ..probe.receptive_field import ReceptiveField
+from .forward import inference_twin
+
+# Ops that act on each spatial position alone (their output unit (y, x) reads input units (y, x) only).
+_POINTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+                      nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Softplus, nn.Hardtanh,
+                      nn.Identity, nn.Dropout, nn.Dropout2d, nn.BatchNorm2d, nn.LocalResponseNorm)
+_POINTWISE_FUNCTIONS = {F.relu, F.relu6, F.hardtanh, F.hardswish, F.hardsigmoid, F.silu, F.gelu, F.elu,
+                        F.leaky_relu, F.sigmoid, F.tanh, F.mish, F.dropout, torch.relu, torch.sigmoid, torch.tanh,
+                        torch.clamp, operator.neg, torch.neg}
+_BINARY_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.mul, operator.imul, operator.truediv,
+                     torch.add, torch.sub, torch.mul, torch.div}
+_POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "clamp", "clamp_", "contiguous",
+                      "hardtanh", "hardtanh_", "neg"}
+_BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
+
+IDENTITY = ReceptiveField(size=(1, 1), stride=(1, 1), offset=(0, 0))
+GLOBAL = "global"  # the unit depends on the whole input (or on something this module cannot see through)
+CONST = "const"    # no dependence on the segment's input (parameters, constants)
+
+
+def _window(field: ReceptiveField, kernel, stride, padding, dilation) -> ReceptiveField:
+    """The field after a sliding window op (conv / pool) applied to a map whose units have ``field``."""
+    k, s, p, d = (_pair(v) for v in (kernel, stride, padding, dilation))
+    return ReceptiveField(
+        size=tuple(field.size[a] + (k[a] - 1) * d[a] * field.stride[a] for a in (0, 1)),
+        stride=tuple(field.stride[a] * s[a] for a in (0, 1)),
+        offset=tuple(field.offset[a] - p[a] * field.stride[a] for a in (0, 1)))
+
+
+def _union(fields):
+    """Field of a pointwise op of several inputs (add, mul, concat along channels)."""
+    fields = [f for f in fields if f is not CONST]
+    if not fields:
+        return CONST
+    if any(f is GLOBAL for f in fields) or len({f.stride for f in fields}) > 1:
+        return GLOBAL
+    lo = tuple(min(f.offset[a] for f in fields) for a in (0, 1))
+    hi = tuple(max(f.offset[a] + f.size[a] for f in fields) for a in (0, 1))
+    return ReceptiveField(size=(hi[0] - lo[0], hi[1] - lo[1]), stride=fields[0].stride, offset=lo)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
+
+
+def _shape(node):
+    meta = node.meta.get("tensor_meta")
+    return tuple(meta.shape) if hasattr(meta, "shape") else None
+
+
+def _node_field(node: fx.Node, fields: dict, modules: dict):
+    """Receptive field of ``node``'s output in the segment input's units (GLOBAL when unknown)."""
+    args = node.all_input_nodes
+    ins = [fields.get(a, CONST) for a in args]
+    if all(f is CONST for f in ins):
+        return CONST
+    out_shape = _shape(node)
+    if out_shape is None or len(out_shape) != 4:
+        return GLOBAL
+    mod = modules.get(node.target) if node.op == "call_module" else None
+    if isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
+        if isinstance(mod, nn.Conv2d) and isinstance(mod.padding, str):
+            if mod.padding != "valid":
+                return GLOBAL  # "same" pads asymmetrically for even kernels; not modelled
+            return _window(ins[0], mod.kernel_size, mod.stride, 0, mod.dilation)
+        if ins[0] is GLOBAL:
+            return GLOBAL
+        return _window(ins[0], mod.kernel_size, mod.stride or mod.kernel_size, mod.padding,
+                       getattr(mod, "dilation", 1))
+    # pointwise and elementwise ops: every input that depends on the segment input has the output's size
+    if any(f is not CONST and (_shape(a) is None or _shape(a)[-2:] != out_shape[-2:]) for a, f in zip(args, ins)):
+        return GLOBAL
+    if len(args) == 1 and (isinstance(mod, _POINTWISE_MODULES) or
+                           (node.op == "call_function" and node.target in _POINTWISE_FUNCTIONS) or
+                           (node.op == "call_method" and node.target in _POINTWISE_METHODS)):
+        return ins[0]
+    if (node.op == "call_function" and node.target in _BINARY_FUNCTIONS) or \
+            (node.op == "call_method" and node.target in _BINARY_METHODS):
+        return _union(ins)
+    if node.op == "call_function" and node.target is torch.cat:
+        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
+        return _union(ins) if dim in (1, -3) else GLOBAL
+    return GLOBAL
+
+
+@dataclass
+class Segment:
+    """A piece of the network between two cut points: ``module(x)`` maps the activation at one cut to
+    the next; ``field`` is the receptive field of its output units in its input's units (or GLOBAL)."""
+
+    module: nn.Module
+    field: object
+
+    @property
+    def local(self) -> bool:
+        return self.field is not GLOBAL and self.field is not CONST
+
+
+def _subgraph(gm: fx.GraphModule, nodes: list[fx.Node], start: fx.Node) -> fx.GraphModule:
+    """The nodes ``nodes`` (in order) as a module whose single input is ``start``'s value."""
+    g = fx.Graph()
+    env = {start: g.placeholder("x")}
+
+    def arg(m):
+        if m not in env:  # parameters and constants read by this segment (get_attr nodes)
+            env[m] = g.node_copy(m, arg)
+        return env[m]
+    for n in nodes:
+        env[n] = g.node_copy(n, arg)
+    g.output(env[nodes[-1]])
+    return fx.GraphModule(gm, g)
+
+
+def split(gm: fx.GraphModule, example: torch.Tensor) -> list[Segment]:
+    """Cut a traced network into segments at its single-tensor points (see the module docstring)."""
+    from torch.fx.passes.shape_prop import ShapeProp
+
+    with torch.inference_mode():
+        ShapeProp(gm).propagate(example.clone())
+    nodes = [n for n in gm.graph.nodes if n.op not in ("get_attr", "output")]
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    if len(nodes) < 2 or nodes[0].op != "placeholder" or sum(n.op == "placeholder" for n in nodes) != 1 \
+            or not isinstance(out.args[0], fx.Node) or out.args[0] is not nodes[-1]:
+        raise ValueError("the network is not a single-input, single-output chain of ops")
+    index = {n: i for i, n in enumerate(nodes)}
+    cuts, live_until = [nodes[0]], 0
+    for i, n in enumerate(nodes):
+        if i > 0 and live_until <= i and _shape(n) is not None:
+            cuts.append(n)
+        live_until = max(live_until, max((index.get(u, len(nodes)) for u in n.users), default=i))
+    if cuts[-1] is not nodes[-1]:
+        raise ValueError("the network's output is not a cut point")
+    modules = dict(gm.named_modules())
+    segments: list[Segment] = []
+    pieces: list[list[fx.Node]] = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        body = nodes[index[a] + 1:index[b] + 1]
+        fields = {a: IDENTITY}
+        for n in body:
+            fields[n] = _node_field(n, fields, modules)
+        field = fields[b]
+        if segments and segments[-1].local and field == IDENTITY:  # pointwise tail: merge into previous
+            pieces[-1] += body
+            segments[-1].module = _subgraph(gm, pieces[-1], _start(pieces[-1], index, nodes))
+            continue
+        if segments and not segments[-1].local:  # after the first global segment, everything runs whole
+            field = GLOBAL
+            pieces[-1] += body
+            segments[-1].module = _subgraph(gm, pieces[-1], _start(pieces[-1], index, nodes))
+            continue
+        pieces.append(list(body))
+        segments.append(Segment(_subgraph(gm, body, a), field))
+    return segments
+
+
+def _start(body, index, nodes):
+    return nodes[index[body[0]] - 1]
+
+
+def _ceil_div(a: torch.Tensor, b: int) -> torch.Tensor:
+    return -torch.div(-a, b, rounding_mode="floor")
+
+
+class IncrementalNet:
+    """A model prepared for incremental passes: ``IncrementalNet(model).at(image).logits(pos, patches)``.
+
+    Raises ``ValueError`` when the network cannot be traced or split (callers then use whole passes).
+    """
+
+    def __init__(self, model, channels_last: bool = True, fuse_bn: bool = True, crop_limit: float = 0.8):
+        self.model = model
+        self.twin = inference_twin(model, channels_last, fuse_bn)
+        self.format = torch.channels_last if channels_last else torch.contiguous_format
+        net = self.twin.net
+        try:
+            gm = net if isinstance(net, fx.GraphModule) else fx.symbolic_trace(net)
+        except Exception as e:  # noqa: BLE001 - data-dependent control flow and the like
+            raise ValueError(f"cannot trace the network with torch.fx ({type(e).__name__})") from e
+        example = torch.rand(1, model.mean.shape[1], *model.input_size, dtype=model.mean.dtype,
+                             device=model.device)
+        self.segments = split(gm, (example - self.twin.mean) / self.twin.std)
+        self.crop_limit = crop_limit
+        self.check(example)
+
+    def check(self, image: torch.Tensor, size: int = 8, rtol: float = 1e-4) -> None:
+        """Compare incremental and whole passes on two boxes (a corner and the middle) of ``image``;
+        raise ``ValueError`` if they differ by more than float rounding."""
+        H, W = image.shape[-2:]
+        size = min(size, H, W)
+        pos = torch.tensor([[0, 0], [(H - size) // 2, (W - size) // 2]])
+        patches = torch.rand(2, image.shape[1], size, size, dtype=image.dtype, device=image.device,
+                             generator=torch.Generator(device=image.device).manual_seed(0))
+        whole = image.expand(2, -1, -1, -1).clone()
+        for b, (y, x) in enumerate(pos.tolist()):
+            whole[b, :, y:y + size, x:x + size] = patches[b]
+        with torch.inference_mode():
+            ref = self.twin(whole.contiguous(memory_format=self.format))
+        got = self.at(image).logits(pos, patches)
+        if got.shape != ref.shape or float((got - ref).abs().max()) > rtol * (float(ref.abs().max()) + 1e-12):
+            raise ValueError("incremental and whole passes disagree on this network")
+
+    def at(self, image: torch.Tensor) -> "IncrementalPass":
+        """Run the clean ``image`` (1, 3, H, W) in [0, 1] once; perturbations of it then cost less."""
+        return IncrementalPass(self, image)
+
+
+class IncrementalPass:
+    """The clean activations of one image at every cut, and ``logits(pos, patches)`` for its perturbations."""
+
+    def __init__(self, net: IncrementalNet, image: torch.Tensor):
+        self.net = net
+        twin = net.twin
+        with torch.inference_mode():
+            a = ((image - twin.mean) / twin.std).contiguous(memory_format=net.format)
+            self.clean = [a]
+            for seg in net.segments:
+                a = seg.module(a.clone(memory_format=net.format))  # clone: in-place ops must not touch kept maps
+                self.clean.append(a)
+        self.logits_clean = self.clean[-1]
+
+    def logits(self, pos: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
+        """Logits of the images equal to the clean one except ``patches[b]`` (B, 3, h, w), pixels in [0, 1],
+        placed with its top-left corner at ``pos[b]`` = (y, x) (the box must lie inside the image)."""
+        net, twin = self.net, self.net.twin
+        H, W = self.clean[0].shape[-2:]
+        h, w = patches.shape[-2:]
+        pos = pos.to(torch.long).cpu()
+        if int(pos.min()) < 0 or int(pos[:, 0].max()) + h > H or int(pos[:, 1].max()) + w > W:
+            raise ValueError("patch boxes must lie inside the image")
+        with torch.inference_mode():
+            data = (patches.to(self.clean[0]) - twin.mean) / twin.std
+            for k, seg in enumerate(net.segments):
+                A = self.clean[k]
+                if not seg.local or A.ndim != 4:
+                    return self._whole(k, pos, data)
+                plan = _plan(seg.field, pos, data.shape[-2:], A.shape[-2:], self.clean[k + 1].shape[-2:])
+                if plan is None or plan.crop[0] * plan.crop[1] > net.crop_limit * A.shape[-2] * A.shape[-1]:
+                    return self._whole(k, pos, data)
+                crops = _gather(A[0], plan.start, plan.crop, extra=1)
+                _paste(crops, pos - plan.start, data)
+                crop = crops[:, :, :plan.crop[0], :plan.crop[1]].contiguous(memory_format=net.format)
+                out = seg.module(crop)
+                rel = plan.out_pos - torch.div(plan.start, torch.tensor(seg.field.stride), rounding_mode="floor")
+                data = _gather_batched(out, rel, plan.out_size)
+                pos = plan.out_pos
+            return self._whole(len(net.segments), pos, data)  # a fully local net: paste into the clean output
+
+    def _whole(self, k: int, pos: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
+        """Paste the changed box into the clean map at cut ``k`` and run the rest of the network whole."""
+        A = self.clean[k]
+        full = A.expand(data.shape[0], *A.shape[1:]).clone(memory_format=self.net.format)
+        _paste(full, pos, data)
+        for seg in self.net.segments[k:]:
+            full = seg.module(full)
+        return full
+
+
+@dataclass
+class _Plan:
+    out_pos: torch.Tensor   # (B, 2) top-left of the changed box at the segment's output
+    out_size: tuple         # its (h, w), the same for the batch
+    start: torch.Tensor     # (B, 2) top-left of the input crop
+    crop: tuple             # the crop's (h, w)
+
+
+def _plan(field: ReceptiveField, pos: torch.Tensor, size, in_hw, out_hw):
+    """Which output units a changed box reaches, and the input crop that computes them exactly."""
+    out_pos, out_size, start, crop = [], [], [], []
+    for a in (0, 1):
+        s, t, o = field.size[a], field.stride[a], field.offset[a]
+        p, L, n_in, n_out = pos[:, a], int(size[a]), int(in_hw[a]), int(out_hw[a])
+        lo = _ceil_div(p - o - s + 1, t).clamp(min=0)
+        hi = torch.div(p + L - 1 - o, t, rounding_mode="floor").clamp(max=n_out - 1)
+        if bool((hi < lo).any()):
+            return None  # a change no output unit sees (e.g. a strided 1x1 conv skipping it): run whole
+        n = int((hi - lo + 1).max())
+        q = lo.clamp(max=n_out - n)
+        shift = min(0, o // t)  # crops start at multiples of the stride, at or before the first unit's field
+        need = o - shift * t + (n - 1) * t + s
+        length = min(n_in, need + (n_in - need) % t)  # bottom crops end on the border, still aligned
+        c0 = ((q + shift) * t).clamp(min=0, max=n_in - length)
+        out_pos.append(q), out_size.append(n), start.append(c0), crop.append(length)
+    return _Plan(torch.stack(out_pos, 1), tuple(out_size), torch.stack(start, 1), tuple(crop))
+
+
+def _gather(A: torch.Tensor, start: torch.Tensor, size, extra: int = 0) -> torch.Tensor:
+    """Crops ``A[:, y:y+h, x:x+w]`` of a (C, H, W) map at each start (B, 2): (B, C, h+extra, w+extra);
+    the extra last row and column are scratch space for ``_paste``."""
+    h, w = size
+    rows = start[:, 0, None] + torch.arange(h)
+    cols = start[:, 1, None] + torch.arange(w)
+    g = A[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3)  # (B, C, h, w)
+    if not extra:
+        return g
+    out = g.new_empty(g.shape[0], g.shape[1], h + extra, w + extra)
+    out[:, :, :h, :w] = g
+    return out
+
+
+def _gather_batched(X: torch.Tensor, start: torch.Tensor, size) -> torch.Tensor:
+    """Crop ``X[b, :, y_b:y_b+h, x_b:x_b+w]`` of each batch item: (B, C, h, w)."""
+    h, w = size
+    b = torch.arange(X.shape[0])[:, None, None]
+    rows = (start[:, 0, None] + torch.arange(h))[:, :, None]
+    cols = (start[:, 1, None] + torch.arange(w))[:, None, :]
+    return X[b, :, rows, cols].permute(0, 3, 1, 2)
+
+
+def _paste(X: torch.Tensor, pos: torch.Tensor, data: torch.Tensor) -> None:
+    """``X[b, :, y_b:y_b+h, x_b:x_b+w] = data[b]``, in place; rows/columns falling outside ``X``'s
+    last row/column (kept as scratch by ``_gather``) or below 0 land in that scratch row/column."""
+    h, w = data.shape[-2:]
+    H, W = X.shape[-2:]
+    b = torch.arange(X.shape[0])[:, None, None]
+    rows = pos[:, 0, None] + torch.arange(h)
+    cols = pos[:, 1, None] + torch.arange(w)
+    rows = torch.where((rows >= 0) & (rows < H), rows, H - 1)[:, :, None]
+    cols = torch.where((cols >= 0) & (cols < W), cols, W - 1)[:, None, :]
+    X[b, :, rows, cols] = data.permute(0, 2, 3, 1)
+
+
+_NETS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def incremental_net(model, channels_last: bool = True, fuse_bn: bool = True) -> IncrementalNet | None:
+    """The cached ``IncrementalNet`` of ``model``, or None when the network cannot be split."""
+    twin = inference_twin(model, channels_last, fuse_bn)
+    hit = _NETS.get(model)
+    if hit is not None and hit[0] is twin:
+        return hit[1]
+    try:
+        net = IncrementalNet(model, channels_last, fuse_bn)
+    except ValueError:
+        net = None
+    _NETS[model] = (twin, net)
+    return net
