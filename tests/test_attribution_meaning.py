@@ -94,7 +94,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("cmd", [["guided", "--layer", "features.14", "--channel", "7"], ["deconvnet"],
-                                 ["occlusion", "--window", "56", "--stride", "56"], ["smoothgrad", "--samples", "4"],
+                                 ["occlusion", "--window", "56", "--stride", "56"],
+                                 ["occlusion", "--window", "56", "--stride", "56", "--whole"], ["smoothgrad", "--samples", "4"],
                                  ["ig", "--steps", "4"], ["grabcut"], ["sanity", "saliency", "--groups", "2"],
                                  ["saliency", "--model", "resnet18", "--weights", "none"]])
 def test_cli_every_command(tmp_path, capsys, cmd):
