@@ -1,6 +1,8 @@
 """Attribution: hand-computed values on tiny hand-weighted nets, equivalences, no side effects."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -364,3 +366,34 @@ def test_grabcut_recovers_a_square():
         convlens.grabcut(img, torch.rand(10, 10))
     with pytest.raises(ConvlensError, match="quantiles"):
         convlens.grabcut(img, sal, background=0.9)
+
+
+def test_occlusion_interrupt_keeps_finished_windows(tmp_path, monkeypatch, capsys):
+    m = convlens.Model.wrap(tiny_convnet(), input_size=16).double()
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    full = convlens.occlusion(m, x, window=4, stride=4, batch_size=5)
+
+    def stop_after(n):
+        def progress(done, total):
+            if done >= n:
+                raise KeyboardInterrupt
+        return progress
+    with pytest.raises(KeyboardInterrupt) as e:
+        convlens.occlusion(m, x, full.target, window=4, stride=4, batch_size=5, progress=stop_after(20))
+    part = e.value.partial
+    assert part.info["finished"] == 21 and part.info["total"] == 32  # batches of 5, 5, 5, 1 per image
+    grid, ref = part.info["grid"].flatten(), full.info["grid"].flatten()
+    torch.testing.assert_close(grid[:21], ref[:21])  # image 0 (16 windows) and 5 windows of image 1
+    assert grid[21:].isnan().all()
+    torch.testing.assert_close(part.map[0], full.map[0])
+    # image 1: window row 0 and window (1, 0) done; pixels only later windows cover are NaN
+    assert part.map[1, :4].isfinite().all() and part.map[1, 4:8, :4].isfinite().all()
+    assert part.map[1, 4:8, 4:].isnan().all() and part.map[1, 8:].isnan().all()
+    # the CLI writes the finished part, then exits 130
+    from convlens.cli.main import run
+    real = convlens.attribution.occlusion
+    monkeypatch.setattr(convlens.attribution, "occlusion",
+                        lambda *a, **k: real(*a, **{**k, "progress": stop_after(100)}))
+    out = tmp_path / "occ.png"
+    assert run(["occlusion", "chelsea", "--window", "32", "--stride", "16", "-o", str(out)]) == 130
+    assert out.exists() and re.search(r"interrupted after \d+ of 169 windows", capsys.readouterr().out)

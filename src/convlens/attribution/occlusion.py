@@ -82,6 +82,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
         progress: called with (done, total) perturbations.
     Returns:
         ``Attribution`` with ``map`` (N, H, W): positive where hiding the region lowers the score.
+        On Ctrl-C the ``KeyboardInterrupt`` carries ``.partial``, the result over the windows finished
+        so far (the others are NaN in ``info["grid"]``; pixels no finished window covers are NaN).
     Example:
         >>> convlens.occlusion(m, cat, window=32, stride=16).info["grid"].shape
         torch.Size([1, 13, 13])
@@ -101,37 +103,46 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     bs = batch_size or auto_batch(model, x)
     total = N * len(pos)
-    grid = torch.zeros(N, len(ys), len(xs), dtype=x.dtype, device=x.device)
+    grid = torch.full((N, len(ys), len(xs)), float("nan"), dtype=x.dtype, device=x.device)
     done = 0
-    with torch.inference_mode():
-        clean = _score(net(x.contiguous(memory_format=fmt)), t, score)
-        for n in range(N):
-            xn, bn, tn = x[n], base[n], t[n:n + 1]
-            run = inc.at(x[n:n + 1]) if inc is not None else None
-            for start in range(0, len(pos), bs):
-                chunk = pos[start:start + bs]
-                if run is not None:  # only the window's box (shifted inside the image) is passed
-                    box = torch.tensor([(min(y, H - wh), min(xx, W - ww)) for y, xx in chunk])
-                    patches = torch.stack([xn[:, by:by + wh, bx:bx + ww] for by, bx in box.tolist()])
-                    for k, ((y, xx), (by, bx)) in enumerate(zip(chunk, box.tolist())):
-                        patches[k, :, y - by:, xx - bx:] = bn[:, y:y + wh, xx:xx + ww]
-                    logits = run.logits(box, patches)
-                else:
-                    batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
-                    for k, (y, xx) in enumerate(chunk):
-                        batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
-                    logits = net(batch)
-                s = _score(logits, tn.expand(len(chunk)), score)
-                grid[n].view(-1)[start:start + len(chunk)] = clean[n] - s
-                done += len(chunk)
-                call(progress, done, total)
-    heat = _spread(grid, ys, xs, (wh, ww), (H, W))
-    return Attribution("occlusion", heat, None, t, class_labels(model, t), x,
-                       {"window": (wh, ww), "stride": (sh, sw), "baseline": baseline if isinstance(baseline, (str, float, int))
-                        else "tensor", "score": score, "grid": grid, "clean": clean, "batch_size": bs,
-                        "fused": bool(getattr(net, "_convlens_fused", False)),
-                        "incremental": inc is not None},
-                       default_mode="signed")
+
+    def result(clean):
+        heat = _spread(grid, ys, xs, (wh, ww), (H, W))
+        return Attribution("occlusion", heat, None, t, class_labels(model, t), x,
+                           {"window": (wh, ww), "stride": (sh, sw), "score": score, "grid": grid, "clean": clean,
+                            "baseline": baseline if isinstance(baseline, (str, float, int)) else "tensor",
+                            "batch_size": bs, "fused": bool(getattr(net, "_convlens_fused", False)),
+                            "incremental": inc is not None, "finished": done, "total": total},
+                           default_mode="signed")
+
+    clean = None
+    try:
+        with torch.inference_mode():
+            clean = _score(net(x.contiguous(memory_format=fmt)), t, score)
+            for n in range(N):
+                xn, bn, tn = x[n], base[n], t[n:n + 1]
+                run = inc.at(x[n:n + 1]) if inc is not None else None
+                for start in range(0, len(pos), bs):
+                    chunk = pos[start:start + bs]
+                    if run is not None:  # only the window's box (shifted inside the image) is passed
+                        box = torch.tensor([(min(y, H - wh), min(xx, W - ww)) for y, xx in chunk])
+                        patches = torch.stack([xn[:, by:by + wh, bx:bx + ww] for by, bx in box.tolist()])
+                        for k, ((y, xx), (by, bx)) in enumerate(zip(chunk, box.tolist())):
+                            patches[k, :, y - by:, xx - bx:] = bn[:, y:y + wh, xx:xx + ww]
+                        logits = run.logits(box, patches)
+                    else:
+                        batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
+                        for k, (y, xx) in enumerate(chunk):
+                            batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
+                        logits = net(batch)
+                    s = _score(logits, tn.expand(len(chunk)), score)
+                    grid[n].view(-1)[start:start + len(chunk)] = clean[n] - s
+                    done += len(chunk)
+                    call(progress, done, total)
+    except KeyboardInterrupt as e:
+        e.partial = result(clean)
+        raise
+    return result(clean)
 
 
 def _score(logits: torch.Tensor, t: torch.Tensor, score: str) -> torch.Tensor:
@@ -141,14 +152,17 @@ def _score(logits: torch.Tensor, t: torch.Tensor, score: str) -> torch.Tensor:
 
 
 def _spread(grid: torch.Tensor, ys, xs, window, size) -> torch.Tensor:
-    """Per-pixel mean of the drops of the windows covering it: (N, ny, nx) -> (N, H, W)."""
+    """Per-pixel mean of the drops of the windows covering it: (N, ny, nx) -> (N, H, W). NaN drops
+    (windows not computed) are left out; a pixel no computed window covers is NaN."""
     N = grid.shape[0]
     H, W = size
     wh, ww = window
     acc = torch.zeros(N, H, W, dtype=grid.dtype, device=grid.device)
-    cnt = torch.zeros(H, W, dtype=grid.dtype, device=grid.device)
+    cnt = torch.zeros(N, H, W, dtype=grid.dtype, device=grid.device)
+    known = ~grid.isnan()
+    values = grid.nan_to_num(0.0)
     for i, y in enumerate(ys):
         for j, xx in enumerate(xs):
-            acc[:, y:y + wh, xx:xx + ww] += grid[:, i, j, None, None]
-            cnt[y:y + wh, xx:xx + ww] += 1
+            acc[:, y:y + wh, xx:xx + ww] += values[:, i, j, None, None]
+            cnt[:, y:y + wh, xx:xx + ww] += known[:, i, j, None, None]
     return acc / cnt

@@ -48,8 +48,9 @@ def _save(result, out: str, mode):
     if "delta" in result.info:
         extra = (f"  completeness: sum(IG) {result.info['sum_attributions'][0]:.4g} vs score difference "
                  f"{result.info['score_diff'][0]:.4g} (delta {result.info['delta'][0]:.2g})")
-    echo(f"{result.method}: {result.labels[0]}; raw range [{float(result.map.min()):.3g}, "
-         f"{float(result.map.max()):.3g}]{extra}\nwrote {p}")
+    known = result.map[~result.map.isnan()]  # an interrupted occlusion leaves NaN where nothing was computed
+    lo, hi = (float(known.min()), float(known.max())) if known.numel() else (float("nan"), float("nan"))
+    echo(f"{result.method}: {result.labels[0]}; raw range [{lo:.3g}, {hi:.3g}]{extra}\nwrote {p}")
 
 
 def register(app: typer.Typer) -> None:
@@ -111,9 +112,16 @@ def register(app: typer.Typer) -> None:
         except ValueError:
             base = baseline
         n = len(window_positions(img.shape[-2], window, stride)) * len(window_positions(img.shape[-1], window, stride))
-        with cli_bar("occlusion", n) as bar:
-            r = occlusion(m, img, target, window=window, stride=stride, baseline=base, score=score,
-                          batch_size=batch_size, incremental=incremental, progress=bar)
+        try:
+            with cli_bar("occlusion", n) as bar:
+                r = occlusion(m, img, target, window=window, stride=stride, baseline=base, score=score,
+                              batch_size=batch_size, incremental=incremental, progress=bar)
+        except KeyboardInterrupt as e:  # keep the windows finished so far
+            partial = getattr(e, "partial", None)
+            if partial is not None and partial.info["finished"]:
+                _save(partial, out, mode)
+                echo(f"interrupted after {partial.info['finished']} of {partial.info['total']} windows")
+            raise
         _save(r, out, mode)
 
     @app.command("gradcam")

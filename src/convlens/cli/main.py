@@ -41,8 +41,10 @@ def run(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     try:
-        app(args=argv, standalone_mode=False)
-        return 0
+        rc = app(args=argv, standalone_mode=False)
+        if rc == 130:  # typer turns Ctrl-C inside a command into exit code 130
+            raise KeyboardInterrupt
+        return rc if isinstance(rc, int) else 0
     except SystemExit as e:  # typer/click exits (help, usage)
         return int(e.code or 0)
     except KeyboardInterrupt:

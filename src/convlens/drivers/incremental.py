@@ -167,30 +167,19 @@ def split(gm: fx.GraphModule, example: torch.Tensor) -> list[Segment]:
     if cuts[-1] is not nodes[-1]:
         raise ValueError("the network's output is not a cut point")
     modules = dict(gm.named_modules())
-    segments: list[Segment] = []
-    pieces: list[list[fx.Node]] = []
+    pieces: list[tuple[fx.Node, list[fx.Node], object]] = []  # (start cut, nodes, field)
     for a, b in zip(cuts[:-1], cuts[1:]):
         body = nodes[index[a] + 1:index[b] + 1]
         fields = {a: IDENTITY}
         for n in body:
             fields[n] = _node_field(n, fields, modules)
-        field = fields[b]
-        if segments and segments[-1].local and field == IDENTITY:  # pointwise tail: merge into previous
-            pieces[-1] += body
-            segments[-1].module = _subgraph(gm, pieces[-1], _start(pieces[-1], index, nodes))
-            continue
-        if segments and not segments[-1].local:  # after the first global segment, everything runs whole
-            field = GLOBAL
-            pieces[-1] += body
-            segments[-1].module = _subgraph(gm, pieces[-1], _start(pieces[-1], index, nodes))
-            continue
-        pieces.append(list(body))
-        segments.append(Segment(_subgraph(gm, body, a), field))
-    return segments
-
-
-def _start(body, index, nodes):
-    return nodes[index[body[0]] - 1]
+        prev = pieces[-1][2] if pieces else None
+        # merge a pointwise piece into the local one before it; after the first global piece, all is global
+        if prev is not None and (prev in (GLOBAL, CONST) or fields[b] == IDENTITY):
+            pieces[-1][1].extend(body)
+        else:
+            pieces.append((a, list(body), fields[b]))
+    return [Segment(_subgraph(gm, body, start), field) for start, body, field in pieces]
 
 
 def _ceil_div(a: torch.Tensor, b: int) -> torch.Tensor:
@@ -204,7 +193,6 @@ class IncrementalNet:
     """
 
     def __init__(self, model, channels_last: bool = True, fuse_bn: bool = True, crop_limit: float = 0.8):
-        self.model = model
         self.twin = inference_twin(model, channels_last, fuse_bn)
         self.format = torch.channels_last if channels_last else torch.contiguous_format
         net = self.twin.net

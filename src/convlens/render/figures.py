@@ -104,9 +104,10 @@ def normalize_map(heat, mode: str = "abs", percentile: float = 99.5) -> np.ndarr
 
     mode: "abs" (|m| / p-th percentile), "positive" (max(m, 0)), "negative" (max(-m, 0)),
     "signed" (0.5 + m / 2 max|m|: diverging, 0.5 = zero), "minmax" ((m - min) / (max - min)).
+    NaN (not computed, e.g. an interrupted occlusion) is drawn as zero.
     """
     m = heat.detach().float().cpu().numpy() if isinstance(heat, torch.Tensor) else np.asarray(heat, np.float32)
-    m = np.squeeze(m)
+    m = np.nan_to_num(np.squeeze(m), nan=0.0)
     if m.ndim == 3:  # (C, H, W) attribution -> per-pixel max of |.| (Simonyan)
         m = np.abs(m).max(0) if mode != "signed" else m.sum(0)
     if mode == "minmax":
@@ -147,6 +148,7 @@ def overlay(image, heat, alpha: float = 0.55, mode: str = "abs", cmap: str | Non
     if not colorbar:
         return out
     m = heat.detach().float().cpu().numpy() if isinstance(heat, torch.Tensor) else np.asarray(heat)
+    m = np.nan_to_num(m, nan=0.0)
     lo, hi = (float(np.abs(m).min()), float(np.abs(m).max())) if mode == "abs" else (float(m.min()), float(m.max()))
     bar_w, pad = 14, 6
     bar = colormap(np.linspace(1, 0, out.height)[:, None].repeat(bar_w, 1), cmap or ("RdBu_r" if mode == "signed" else "inferno"))
