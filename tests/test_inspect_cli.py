@@ -54,6 +54,32 @@ def test_patches_cli_on_samples_and_a_folder(tmp_path, capsys):
     assert re.search(r"ch 1: [\d.]+ \([012]\.png @\d+,\d+\)", capsys.readouterr().out)
 
 
+def test_patches_interrupt_keeps_the_images_seen(tmp_path, monkeypatch, capsys):
+    m, data = convlens.load_model(), convlens.sample_dataset(12)
+
+    def stop_after(n):
+        def progress(done, total=None):
+            if done >= n:
+                raise KeyboardInterrupt
+        return progress
+    with pytest.raises(KeyboardInterrupt) as e:
+        convlens.max_activating_patches(m, data, "features.4", [0, 3], k=4, batch_size=4, progress=stop_after(8))
+    part = e.value.partial
+    first8 = convlens.max_activating_patches(m, data[:8], "features.4", [0, 3], k=4)
+    assert isinstance(part, convlens.inspect.patches.Patches) and part.top.n_images == 8
+    assert torch.equal(part.top.image_index, first8.top.image_index)
+    assert torch.allclose(part.crops, first8.crops)
+    # the CLI writes them, says so, and exits 130
+    real = convlens.inspect.max_activating_patches
+    monkeypatch.setattr(convlens.inspect, "max_activating_patches",
+                        lambda *a, **k: real(*a, **{**k, "progress": stop_after(8)}))
+    out = tmp_path / "p.png"
+    assert run(["patches", "samples:12", "--layer", "features.4", "--channels", "0,3", "--k", "4",
+                "--batch-size", "4", "-o", str(out)]) == 130
+    assert "interrupted after 8 of 12 images" in capsys.readouterr().out
+    assert Image.open(out).size == part.render().size
+
+
 @pytest.mark.parametrize("args,msg", [
     (["filters", "--layer", "features.99", "-o", "x.png"], "unknown layer"),
     (["activations", "chelsea", "--layer", "features.3", "--order", "size", "-o", "x.png"], "order must be"),

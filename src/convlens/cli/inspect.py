@@ -100,9 +100,17 @@ def register(app: typer.Typer) -> None:
         from ..progress import cli_bar
         m = get_model(model, weights)
         data = _images_arg(images, n, seed)
-        with cli_bar(f"patches {layer}", total=len(data)) as bar:
-            p = max_activating_patches(m, data, layer, channels, k, per_image=whole, batch_size=batch_size,
-                                       progress=bar, state=state)
+        try:
+            with cli_bar(f"patches {layer}", total=len(data)) as bar:
+                p = max_activating_patches(m, data, layer, channels, k, per_image=whole, batch_size=batch_size,
+                                           progress=bar, state=state)
+        except KeyboardInterrupt as e:  # write the patches of the images seen so far
+            from ..inspect.patches import Patches
+            part = getattr(e, "partial", None)
+            if isinstance(part, Patches):
+                echo(f"interrupted after {part.top.n_images} of {len(data)} images -> "
+                     f"{part.save(out_path(out), whole=whole)}")
+            raise
         path = p.save(out_path(out), whole=whole)
         echo(f"{layer}: top-{k} over {p.top.n_images} images, receptive field {p.rf.size[0]} px -> {path}")
         for c in p.channels:

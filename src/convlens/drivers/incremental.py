@@ -95,14 +95,12 @@ def _node_field(node: fx.Node, fields: dict, modules: dict):
         return GLOBAL
     mod = modules.get(node.target) if node.op == "call_module" else None
     if isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        if isinstance(mod, nn.Conv2d) and isinstance(mod.padding, str):
-            if mod.padding != "valid":
-                return GLOBAL  # "same" pads asymmetrically for even kernels; not modelled
-            return _window(ins[0], mod.kernel_size, mod.stride, 0, mod.dilation)
-        if ins[0] is GLOBAL:
+        padding = mod.padding
+        if isinstance(padding, str):  # "same" pads asymmetrically for even kernels: not modelled
+            padding = 0 if padding == "valid" else None
+        if ins[0] is GLOBAL or padding is None:
             return GLOBAL
-        return _window(ins[0], mod.kernel_size, mod.stride or mod.kernel_size, mod.padding,
-                       getattr(mod, "dilation", 1))
+        return _window(ins[0], mod.kernel_size, mod.stride or mod.kernel_size, padding, getattr(mod, "dilation", 1))
     # pointwise and elementwise ops: every input that depends on the segment input has the output's size
     if any(f is not CONST and (_shape(a) is None or _shape(a)[-2:] != out_shape[-2:]) for a, f in zip(args, ins)):
         return GLOBAL
@@ -311,8 +309,8 @@ def _gather(A: torch.Tensor, start: torch.Tensor, size, extra: int = 0) -> torch
     """Crops ``A[:, y:y+h, x:x+w]`` of a (C, H, W) map at each start (B, 2): (B, C, h+extra, w+extra);
     the extra last row and column are scratch space for ``_paste``."""
     h, w = size
-    rows = start[:, 0, None] + torch.arange(h)
-    cols = start[:, 1, None] + torch.arange(w)
+    rows = (start[:, 0, None] + torch.arange(h)).to(A.device)
+    cols = (start[:, 1, None] + torch.arange(w)).to(A.device)
     g = A[:, rows[:, :, None], cols[:, None, :]].permute(1, 0, 2, 3)  # (B, C, h, w)
     if not extra:
         return g
@@ -324,9 +322,9 @@ def _gather(A: torch.Tensor, start: torch.Tensor, size, extra: int = 0) -> torch
 def _gather_batched(X: torch.Tensor, start: torch.Tensor, size) -> torch.Tensor:
     """Crop ``X[b, :, y_b:y_b+h, x_b:x_b+w]`` of each batch item: (B, C, h, w)."""
     h, w = size
-    b = torch.arange(X.shape[0])[:, None, None]
-    rows = (start[:, 0, None] + torch.arange(h))[:, :, None]
-    cols = (start[:, 1, None] + torch.arange(w))[:, None, :]
+    b = torch.arange(X.shape[0], device=X.device)[:, None, None]
+    rows = (start[:, 0, None] + torch.arange(h)).to(X.device)[:, :, None]
+    cols = (start[:, 1, None] + torch.arange(w)).to(X.device)[:, None, :]
     return X[b, :, rows, cols].permute(0, 3, 1, 2)
 
 
@@ -335,11 +333,11 @@ def _paste(X: torch.Tensor, pos: torch.Tensor, data: torch.Tensor) -> None:
     last row/column (kept as scratch by ``_gather``) or below 0 land in that scratch row/column."""
     h, w = data.shape[-2:]
     H, W = X.shape[-2:]
-    b = torch.arange(X.shape[0])[:, None, None]
+    b = torch.arange(X.shape[0], device=X.device)[:, None, None]
     rows = pos[:, 0, None] + torch.arange(h)
     cols = pos[:, 1, None] + torch.arange(w)
-    rows = torch.where((rows >= 0) & (rows < H), rows, H - 1)[:, :, None]
-    cols = torch.where((cols >= 0) & (cols < W), cols, W - 1)[:, None, :]
+    rows = torch.where((rows >= 0) & (rows < H), rows, H - 1).to(X.device)[:, :, None]
+    cols = torch.where((cols >= 0) & (cols < W), cols, W - 1).to(X.device)[:, None, :]
     X[b, :, rows, cols] = data.permute(0, 2, 3, 1)
 
 

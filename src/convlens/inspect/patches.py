@@ -131,6 +131,7 @@ def max_activating_patches(model: Model, images, layer: str, channels=None, k: i
         k: patches per channel.
         per_image: at most one patch per image per channel (the "top-k whole images").
         batch_size, progress, state: as in ``top_activations`` (``state`` makes the pass resumable).
+            On Ctrl-C the ``KeyboardInterrupt`` carries ``.partial``: the ``Patches`` of the images seen so far.
         fill: value of the padding where a receptive field leaves the image.
         size: "model" resizes + centre-crops to the model's input size; None keeps the images' size.
     Returns:
@@ -176,29 +177,41 @@ def max_activating_patches(model: Model, images, layer: str, channels=None, k: i
                     names.pop(i, None)
             items.clear()
 
-    top = top_activations(model, stream, layer, channels, k, batch_size=batch_size, per_image=per_image,
-                          progress=progress, state=state, size=size, threads=threads, on_batch=on_batch)
-    used = sorted(set(top.image_index[top.image_index >= 0].tolist()))
-    if random_access:  # the same loading as batched_forward's, for exactly the pixels the network saw
-        dataset_names = getattr(stream, "name", None)
-        for i in used:
-            img = stream[i:i + 1] if isinstance(stream, torch.Tensor) else load_image(stream[i])
-            kept[i] = (fit(img, tgt) if tgt is not None else img)[0]
-            names[i] = dataset_names(i) if callable(dataset_names) else _item_name(stream[i], i)
-    elif set(used) - set(kept):
-        raise ConvlensError("images of a resumed one-shot stream are not available for cropping; "
-                            "pass a folder, list or tensor to resume")
-    C, rh, rw = len(top.channels), rf.size[0], rf.size[1]
-    crops = torch.full((C, k, 3, rh, rw), float(fill))
-    boxes = torch.full((C, k, 4), -1, dtype=torch.long)
-    for r in range(C):
-        for j in range(k):
-            i = int(top.image_index[r, j])
-            if i < 0:
-                continue
-            y, x = int(top.positions[r, j, 0]), int(top.positions[r, j, 1])
-            crops[r, j] = rf.crop(kept[i].float().cpu(), y, x, fill=fill)
-            boxes[r, j] = torch.tensor(rf.box(y, x))
-    return Patches(top=top, rf=rf, fill=float(fill), crops=crops, boxes=boxes,
-                   images={i: kept[i] for i in used}, names={i: names.get(i, f"#{i}") for i in used},
-                   model_name=getattr(model, "name", "model"))
+    def assemble(top) -> Patches:
+        used = sorted(set(top.image_index[top.image_index >= 0].tolist()))
+        if random_access:  # the same loading as batched_forward's, for exactly the pixels the network saw
+            dataset_names = getattr(stream, "name", None)
+            for i in used:
+                img = stream[i:i + 1] if isinstance(stream, torch.Tensor) else load_image(stream[i])
+                kept[i] = (fit(img, tgt) if tgt is not None else img)[0]
+                names[i] = dataset_names(i) if callable(dataset_names) else _item_name(stream[i], i)
+        elif set(used) - set(kept):
+            raise ConvlensError("images of a resumed one-shot stream are not available for cropping; "
+                                "pass a folder, list or tensor to resume")
+        C, rh, rw = len(top.channels), rf.size[0], rf.size[1]
+        crops = torch.full((C, k, 3, rh, rw), float(fill))
+        boxes = torch.full((C, k, 4), -1, dtype=torch.long)
+        for r in range(C):
+            for j in range(k):
+                i = int(top.image_index[r, j])
+                if i < 0:
+                    continue
+                y, x = int(top.positions[r, j, 0]), int(top.positions[r, j, 1])
+                crops[r, j] = rf.crop(kept[i].float().cpu(), y, x, fill=fill)
+                boxes[r, j] = torch.tensor(rf.box(y, x))
+        return Patches(top=top, rf=rf, fill=float(fill), crops=crops, boxes=boxes,
+                       images={i: kept[i] for i in used}, names={i: names.get(i, f"#{i}") for i in used},
+                       model_name=getattr(model, "name", "model"))
+
+    try:
+        top = top_activations(model, stream, layer, channels, k, batch_size=batch_size, per_image=per_image,
+                              progress=progress, state=state, size=size, threads=threads, on_batch=on_batch)
+    except KeyboardInterrupt as e:  # Ctrl-C: the patches of the images seen so far ride on the exception
+        st = getattr(e, "partial", None)
+        if st is not None and st.n_images:
+            try:
+                e.partial = assemble(st)
+            except ConvlensError:
+                pass
+        raise
+    return assemble(top)
