@@ -4,6 +4,13 @@ The objective is a class logit (the unnormalized score S_c, before softmax) or o
 channel of an inner layer, optionally under a ReLU gradient override (guided / deconvnet).
 Gradients are taken with ``torch.autograd.grad`` on a detached copy of the images, so no
 ``.grad`` is written anywhere (the model's parameters are frozen; the caller's tensor is not used).
+
+Class-score gradients run through the model's cached forward twin (``drivers.inference_twin``: batch
+norms folded into the convolutions, channels_last), the same function with fewer, faster ops (2.7x
+on MobileNetV2, 1.3x on ResNet-18 at batch 16 on CPU). Equal to the plain network's gradient up to
+float rounding (1e-15 in float64, tested against Captum); in float32 that rounding can flip a ReLU
+gate or a max-pool choice sitting on a tie, which moves single pixels (mean relative change ~1e-4).
+Neuron gradients need the layer names, so they use the model itself.
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import contextlib
 
 import torch
 
+from ..drivers.forward import inference_twin
 from ..errors import ConvlensError
 from ..models.model import Model
 from ..probe import Probe
@@ -22,17 +30,18 @@ def class_gradient(model: Model, x: torch.Tensor, target: torch.Tensor | None, r
     """(grad (N, 3, H, W), logits (N, K), target (N,)) of sum_i S_{target_i}(x_i) w.r.t. x (images are
     independent in eval mode, so one backward gives every image's own gradient). ``target=None``
     takes each image's predicted class from the same forward pass."""
-    x = x.detach().requires_grad_(True)
+    net = inference_twin(model, channels_last=True, fuse_bn=True)
+    x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
     ctx = relu_mode(relu) if relu else contextlib.nullcontext()
     with torch.enable_grad(), ctx as stats:
-        logits = model(x)
+        logits = net(x)
         if target is None:  # the predicted class, from this same forward pass
             target = logits.detach().argmax(-1)
         score = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
         (g,) = torch.autograd.grad(score, x)
     if relu:
         _check_overridden(model, stats, relu)
-    return g, logits.detach(), target
+    return g.contiguous(), logits.detach(), target
 
 
 def neuron_gradient(model: Model, x: torch.Tensor, layer: str, channel=None, unit=None,
