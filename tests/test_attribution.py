@@ -397,3 +397,18 @@ def test_occlusion_interrupt_keeps_finished_windows(tmp_path, monkeypatch, capsy
     out = tmp_path / "occ.png"
     assert run(["occlusion", "chelsea", "--window", "32", "--stride", "16", "-o", str(out)]) == 130
     assert out.exists() and re.search(r"interrupted after \d+ of 169 windows", capsys.readouterr().out)
+
+
+def test_class_gradient_through_folded_twin_equals_plain_network():
+    """saliency runs through the BN-folded channels_last twin: the plain network's gradient, in float64."""
+    m = convlens.load_model("mobilenet_v2", weights=None).double()
+    with torch.no_grad():  # non-trivial batch-norm statistics, so folding really changes the weights
+        for mod in m.net.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.running_mean.uniform_(-0.5, 0.5), mod.running_var.uniform_(0.5, 2.0)
+                mod.weight.uniform_(0.5, 1.5), mod.bias.uniform_(-0.2, 0.2)
+    x = torch.rand(2, 3, 64, 64, dtype=torch.float64).requires_grad_(True)
+    m(x)[:, [3, 7]].diagonal().sum().backward()
+    r = convlens.saliency(m, x.detach(), [3, 7])
+    assert r.info["score"] and convlens.drivers.forward.inference_twin(m)._convlens_fused
+    torch.testing.assert_close(r.attributions, x.grad, rtol=1e-9, atol=1e-12 * float(x.grad.abs().max()))
