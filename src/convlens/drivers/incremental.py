@@ -238,7 +238,6 @@ class IncrementalPass:
             for seg in net.segments:
                 a = seg.module(a.clone(memory_format=net.format))  # clone: in-place ops must not touch kept maps
                 self.clean.append(a)
-        self.logits_clean = self.clean[-1]
 
     def logits(self, pos: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
         """Logits of the images equal to the clean one except ``patches[b]`` (B, 3, h, w), pixels in [0, 1],
