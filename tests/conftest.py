@@ -1,10 +1,12 @@
 """Shared fixtures. Threads are budgeted (2 cores here); every test starts from a fixed seed."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("CONVLENS_TEST_THREADS", "2")))
 
 
 @pytest.fixture(autouse=True)
