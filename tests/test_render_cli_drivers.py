@@ -117,3 +117,21 @@ def test_batched_forward_bn_folded_twin_matches_the_model():
         ref = m(x)
     assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
     assert getattr(convlens.drivers.forward.inference_twin(m, True, True), "_convlens_fused")
+
+
+def test_report_strip_thumbnails_and_folded_tables(tmp_path):
+    from convlens.render import Report
+    rep = Report(tmp_path, title="t")
+    a = rep.section("Pictures")
+    a.figure(torch.rand(1, 3, 8, 8), "a.png", caption="first")
+    a.figure(torch.rand(1, 3, 8, 8), "b.png", caption="second")
+    b = rep.section("Long table")
+    b.table(["k"], [[i] for i in range(30)])
+    c = rep.section("Short table")
+    c.table(["k"], [[1], [2]])
+    page = rep.write().read_text()
+    strip = page.split('<nav class="strip">')[1].split("</nav>")[0]
+    assert strip.count("<a ") == 3 and '<img src="a.png"' in strip and "b.png" not in strip  # first figure only
+    assert strip.count('class="blank"') == 2  # sections without figures get a placeholder
+    assert page.count("<details>") == 1 and "table: 30 rows" in page  # only the long table is folded
+    assert (tmp_path / "a.png").exists() and (tmp_path / "b.png").exists()

@@ -60,6 +60,7 @@ def run_demo(out="out/demo", quick: bool = False, only: list[str] | None = None,
     for name, build in sections:
         t0 = time.perf_counter()
         log(f"[demo] {name} ...")
+        first = len(report.sections)
         try:
             build(report, ctx)
         except KeyboardInterrupt:
@@ -70,6 +71,9 @@ def run_demo(out="out/demo", quick: bool = False, only: list[str] | None = None,
             report.section(f"{name} (failed)").text(f"{type(e).__name__}: {e}")
             log(f"[demo] {name} FAILED: {type(e).__name__}: {e}")
             log(traceback.format_exc(limit=3))
+        took = time.perf_counter() - t0
+        for sec in report.sections[first:first + 1]:
+            sec.meta = f"computed in {took:.1f} s on this machine"
         report.write()
-        log(f"[demo] {name} done in {time.perf_counter() - t0:.1f}s")
+        log(f"[demo] {name} done in {took:.1f}s")
     return report.write(), failures

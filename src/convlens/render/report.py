@@ -25,8 +25,16 @@ figcaption{color:#555;font-size:.92em;margin-top:.3em}
 code,pre{background:#f5f5f7;border-radius:4px;padding:.1em .35em;font-size:.9em}
 pre{padding:.5em .8em;overflow-x:auto}
 table{border-collapse:collapse;font-size:.9em;margin:.8em 0} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
-th{background:#f5f5f7} .meta{color:#666;font-size:.9em} nav a{margin-right:1em}
+th{background:#f5f5f7} .meta{color:#666;font-size:.9em}
+nav.strip{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0 2em}
+nav.strip a{display:flex;flex-direction:column;align-items:center;width:112px;text-decoration:none;color:#333;font-size:.78em;text-align:center}
+nav.strip img{width:104px;height:72px;object-fit:cover;border:1px solid #ddd;border-radius:4px;background:#f5f5f7}
+nav.strip span.blank{display:block;width:104px;height:72px;border:1px solid #ddd;border-radius:4px;background:#f5f5f7}
+details{margin:.8em 0} summary{cursor:pointer;color:#444}
 """
+
+# Tables longer than this are folded under <details> so pictures stay first.
+FOLD_ROWS = 12
 
 
 @dataclass
@@ -35,6 +43,8 @@ class Section:
     intro: str = ""
     parts: list[str] = field(default_factory=list)
     report: "Report | None" = None
+    thumbnail: str | None = None  # the section's first figure, shown in the contents strip
+    meta: str = ""  # e.g. "computed in 3.1 s"
 
     @property
     def anchor(self) -> str:
@@ -47,8 +57,9 @@ class Section:
     def figure(self, image, filename: str, caption: str = "", command: str | None = None) -> Path:
         """Save ``image`` (PIL / tensor) as ``filename`` in the report folder and show it."""
         path = save_png(image, self.report.folder / filename)
+        self.thumbnail = self.thumbnail or path.name
         cmd = f"<pre>$ {html.escape(command)}</pre>" if command else ""
-        self.parts.append(f'<figure><img src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
+        self.parts.append(f'<figure><img loading="lazy" src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
                           f"<figcaption>{html.escape(caption)}</figcaption>{cmd}</figure>")
         return path
 
@@ -59,12 +70,23 @@ class Section:
     def table(self, header, rows) -> "Section":
         head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        self.parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        table = f"<table><tr>{head}</tr>{body}</table>"
+        rows = len(rows) if hasattr(rows, "__len__") else body.count("<tr>")
+        if rows > FOLD_ROWS:
+            table = f"<details><summary>table: {rows} rows</summary>{table}</details>"
+        self.parts.append(table)
         return self
 
     def html(self) -> str:
         intro = f"<p>{html.escape(self.intro)}</p>" if self.intro else ""
-        return f'<section id="{self.anchor}"><h2>{html.escape(self.title)}</h2>{intro}{"".join(self.parts)}</section>'
+        meta = f'<p class="meta">{html.escape(self.meta)}</p>' if self.meta else ""
+        return (f'<section id="{self.anchor}"><h2>{html.escape(self.title)}</h2>{intro}{"".join(self.parts)}'
+                f"{meta}</section>")
+
+    def strip_entry(self) -> str:
+        pic = (f'<img src="{html.escape(self.thumbnail)}" alt="">' if self.thumbnail
+               else '<span class="blank"></span>')
+        return f'<a href="#{self.anchor}">{pic}{html.escape(self.title)}</a>'
 
 
 class Report:
@@ -82,11 +104,11 @@ class Report:
         return sec
 
     def html(self) -> str:
-        nav = " ".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in self.sections)
+        nav = '<nav class="strip">' + "".join(s.strip_entry() for s in self.sections) + "</nav>"
         body = "".join(s.html() for s in self.sections)
         sub = f'<p class="meta">{html.escape(self.subtitle)}</p>' if self.subtitle else ""
         return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-                f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{sub}<nav>{nav}</nav>{body}</body></html>")
+                f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{sub}{nav}{body}</body></html>")
 
     def write(self) -> Path:
         return write_atomic(self.folder / "index.html", self.html())
