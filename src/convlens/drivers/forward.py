@@ -53,12 +53,14 @@ def default_threads() -> int:
 @dataclass
 class Batch:
     """One batch of a dataset pass: which items (``start`` .. ``start+len``), their images,
-    the logits (None when truncated) and the requested layers' activations (detached)."""
+    the logits (None when truncated), the requested layers' activations (detached) and which
+    backend computed them ("torch" or "onnxruntime")."""
 
     start: int
     images: torch.Tensor
     logits: torch.Tensor | None
     activations: dict[str, torch.Tensor]
+    backend: str = "torch"
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -122,7 +124,7 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
     with thread_budget(budget), torch.inference_mode():
         for batch in iter_batches(images, batch_size, size):
             logits, acts = switch.run(batch.to(model.device), run_torch)
-            yield Batch(done, batch, logits, acts)
+            yield Batch(done, batch, logits, acts, switch.backend_used)
             done += batch.shape[0]
             if progress:
                 progress(done)

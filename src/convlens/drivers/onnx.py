@@ -189,6 +189,14 @@ def build_function(model, layers: list[str], truncate: bool) -> tuple[nn.Module,
         ret[nodes[-1]] = "logits"
         names.append("logits")
     fe = create_feature_extractor(model.net, return_nodes=ret)
+    # a later in-place op (ReLU(inplace=True) after a probed conv) must not reach a returned value:
+    # copy each returned value right where it is computed, as Probe does
+    out = next(n for n in fe.graph.nodes if n.op == "output")
+    for src in {a for a in out.args[0].values()}:
+        with fe.graph.inserting_after(src):
+            c = fe.graph.call_method("clone", (src,))
+        out.args = ({k: (c if v is src else v) for k, v in out.args[0].items()},)
+    fe.recompile()
     return _Exported(model, fe, list(ret.values())), names
 
 
@@ -386,6 +394,14 @@ def fail(model, layers, truncate, hw, reason: str, mkey=None, runner: OrtRunner 
     what = f"{getattr(model, 'name', 'model')}" + (f" ({', '.join(layers)})" if layers else "") + f" at {hw[0]}x{hw[1]}"
     warnings.warn(f"convlens: onnxruntime backend not used for {what}: {reason}; running in torch "
                   f"(backend='torch' or CONVLENS_BACKEND=torch skips the attempt)", BackendFallbackWarning, stacklevel=4)
+
+
+def clear_memory_cache() -> None:
+    """Forget every in-memory session, fingerprint and failure (the disk cache stays)."""
+    with _LOCK:
+        _SESSIONS.clear()
+        _FAILED.clear()
+        _FINGERPRINTS.clear()
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -197,7 +197,7 @@ def _skip(images, n: int):
 def top_activations(model: Model, images, layer: str, channels=None, k: int = 9, *, batch_size: int = 32,
                     per_image: bool = False, progress: Callable[[int, int | None], None] | None = None,
                     state=None, size="model", threads: int | None = None, channels_last: bool | None = None,
-                    on_batch: Callable | None = None) -> TopActivations:
+                    on_batch: Callable | None = None, backend: str | None = None) -> TopActivations:
     """The k strongest activations of each channel of ``layer`` over a stream of images, in one pass.
 
     Args:
@@ -215,6 +215,7 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
         size: "model" resizes + centre-crops to the model's input size; None keeps the images' size.
         threads, channels_last: passed to ``batched_forward``.
         on_batch: optional ``on_batch(batch, state)`` after each merged batch (used to keep crops).
+        backend: "auto" (default), "torch" or "onnxruntime": see ``batched_forward`` and docs/forward.md.
     Returns:
         ``TopActivations`` (values descending; ties in stream order).
     Example:
@@ -254,7 +255,7 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
         if progress:
             progress(state.n_images, total)
         for batch in batched_forward(model, stream, layer, batch_size=batch_size, size=size,
-                                     threads=threads, channels_last=channels_last):
+                                     threads=threads, channels_last=channels_last, backend=backend):
             a = batch.activations[layer].float().cpu()
             if a.ndim != 4:
                 raise ConvlensError(f"layer '{layer}' gave shape {tuple(a.shape)}, not (N, C, H, W)")
