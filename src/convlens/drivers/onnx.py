@@ -76,7 +76,8 @@ def resolve_backend(backend: str | None) -> str:
     b = backend or os.environ.get("CONVLENS_BACKEND") or "auto"
     b = {"ort": "onnxruntime", "onnx": "onnxruntime"}.get(b.lower(), b.lower())
     if b not in BACKENDS:
-        raise ConvlensError(f"unknown backend '{backend}'; use one of {', '.join(BACKENDS)}")
+        src = "" if backend else " (from CONVLENS_BACKEND)"
+        raise ConvlensError(f"unknown backend '{b}'{src}; use one of {', '.join(BACKENDS)}")
     if os.environ.get("CONVLENS_BACKEND", "").lower() == "torch":
         return "torch"
     return b
