@@ -187,7 +187,7 @@ def _occlusion(quick) -> list[Row]:
         model = convlens.load_model(name, weights=None if name != "mobilenet_v2" else "default")
         cat = convlens.sample_image("chelsea", 224)
         ob.clear_memory_cache()
-        convlens.occlusion(model, cat, window=16, stride=64, backend="onnxruntime")  # export + check outside the timing
+        convlens.occlusion(model, cat, window=64, stride=64, backend="onnxruntime")  # export + check outside the timing
         t = _race({"inc": lambda: convlens.occlusion(model, cat, window=16, stride=8),
                    "ort": lambda: convlens.occlusion(model, cat, window=16, stride=8, backend="onnxruntime")}, 1)
         rows.append(Row(f"occlusion 16x16/8, {name}: incremental torch (auto) vs whole passes in onnxruntime",

@@ -119,7 +119,7 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
     size = model.input_size if size == "model" else size
     run_torch = torch_pass(model, layer_list, channels_last, truncate)
     budget = threads if threads is not None else default_threads()
-    switch = Switch(model, layer_list, truncate, budget, backend, total=_length(images))
+    switch = Switch(model, layer_list, truncate, budget, backend, total=length(images))
     done = 0
     with thread_budget(budget), torch.inference_mode():
         for batch in iter_batches(images, batch_size, size):
@@ -130,7 +130,8 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
                 progress(done)
 
 
-def _length(images) -> int | None:
+def length(images) -> int | None:
+    """Number of images in a tensor or sized collection; None for a stream of unknown length."""
     if isinstance(images, torch.Tensor):
         return int(images.shape[0])
     try:

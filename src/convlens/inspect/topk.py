@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from ..drivers.forward import length as _length
 from ..errors import ConvlensError
 from ..models.model import Model
 
@@ -173,15 +174,6 @@ def as_stream(images) -> Iterable:
     if isinstance(images, torch.Tensor) and images.ndim == 3:
         return images[None]
     return images
-
-
-def _length(images) -> int | None:
-    if isinstance(images, torch.Tensor):
-        return int(images.shape[0])
-    try:
-        return len(images)
-    except TypeError:
-        return None
 
 
 def _skip(images, n: int):
