@@ -118,13 +118,8 @@ class _CustomFunctionNet(nn.Module):
         return self.fc(_Clamp.apply(self.conv(x)).mean((2, 3)))
 
 
-class _BranchyNet(nn.Module):
+class _BranchyNet(_CustomFunctionNet):
     """Data-dependent control flow: a trace would bake one branch in."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3)
-        self.fc = nn.Linear(4, 3)
 
     def forward(self, x):
         h = self.conv(x)
