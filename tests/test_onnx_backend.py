@@ -269,3 +269,13 @@ def test_cuda_module_wraps():  # pragma: no cover - no GPU on this machine
     m = convlens.Model.wrap(tiny_convnet().cuda(), input_size=16, classes=["a", "b", "c"])
     assert m.mean.device.type == "cuda"
     assert m(torch.rand(2, 3, 16, 16, device="cuda")).device.type == "cuda"
+
+
+def test_cli_backend_flag(monkeypatch, capsys):
+    from convlens.cli.main import run
+    monkeypatch.setenv("CONVLENS_BACKEND", "auto")  # the flag sets it; monkeypatch restores it after
+    assert run(["--backend", "torch", "predict", "chelsea", "--topk", "1"]) == 0
+    assert "Egyptian cat" in capsys.readouterr().out
+    assert run(["--backend", "tensorrt", "predict", "chelsea"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown backend 'tensorrt'" in err[0]

@@ -23,7 +23,7 @@ and a ``.json`` sidecar per key. The key hashes every parameter and buffer (valu
 every module's class, ``extra_repr`` and ``forward`` code, the normalization, the layers, the size
 and the torch / onnxruntime / export-format versions: an in-place weight edit gives a new export.
 
-Which backend ``auto`` picks (``choose``), the rule documented in docs/forward.md:
+Which backend ``auto`` picks (``Switch``), the rule documented in docs/forward.md:
   1. torch unless onnxruntime imports, the model is float32, and it is on the CPU (or on CUDA with
      onnxruntime's CUDA provider); ``CONVLENS_BACKEND=torch`` forces torch everywhere.
   2. onnxruntime from the first batch when this process already holds a checked session for the
@@ -31,11 +31,12 @@ Which backend ``auto`` picks (``choose``), the rule documented in docs/forward.m
   3. otherwise the first batch runs in torch and is timed. If the pass's remaining torch time
      (known length: remaining images x the measured time per image; a stream of unknown length:
      the time spent so far, i.e. a stream is assumed to last as long again) is at least
-     ``LOAD_PAYOFF_S`` (1 s) and a checked export is on disk, or at least ``EXPORT_PAYOFF_S``
-     (4 s) otherwise, the export is loaded / made and the rest runs in onnxruntime. onnxruntime
-     measured 1.3-2.6x faster than the torch twin here, so 4 s of torch work saves at least
-     ~1 s, more than a typical export (0.5-1 s for the lecture's small models, ~3 s for VGG-16).
-     Small passes (predict on a few images, the test suite, most of the demo) never export.
+     ``LOAD_PAYOFF_S`` (1 s) and a checked export is on disk, or at least ``export_payoff_s``
+     otherwise: 4x the expected export time, estimated as 0.5 s + 10 ms per MB of weights
+     (measured: MobileNetV2 0.6-0.8 s, ResNet-18 0.5-0.7 s, DenseNet-121 0.9 s, VGG-16 5.3 s),
+     the export is loaded / made and the rest runs in onnxruntime. onnxruntime measured at least
+     1.3x faster than the torch twin here, which saves at least a quarter of the torch time: 4x
+     the export. Small passes (predict on a few images, the test suite, most of the demo) never export.
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ from torch import nn
 BACKENDS = ("auto", "torch", "onnxruntime")
 RTOL = 1e-4                # relative max difference allowed between the session and torch
 CHECK_IMAGES = 8           # images of the first batch the new session is checked on
-EXPORT_PAYOFF_S = 4.0      # auto: export when the pass's remaining torch time is at least this
+EXPORT_PAYOFF_S = 4.0      # auto: export when the remaining torch time is at least this x the export's
 LOAD_PAYOFF_S = 1.0        # auto: load a checked export from disk when at least this remains
 MEMORY_SESSIONS = 4        # sessions kept in memory (least recently used dropped)
 OPSET = 17
@@ -415,6 +416,13 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return err / scale if scale > 0 else (0.0 if err == 0 else float("inf"))
 
 
+def export_payoff_s(model) -> float:
+    """Remaining torch seconds from which ``auto`` exports: EXPORT_PAYOFF_S x the expected export
+    time (0.5 s + 10 ms per MB of parameters and buffers, fitted to the measurements above)."""
+    mb = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())) / 1e6
+    return EXPORT_PAYOFF_S * (0.5 + 0.01 * mb)
+
+
 def eligible(model) -> bool:
     """Whether ``auto`` may consider onnxruntime for this model at all (rule 1; onnxruntime itself is
     imported only when a pass is long enough to want it)."""
@@ -464,7 +472,7 @@ class Switch:
                 if not ort_available() or providers_for(self.model.device) is None:
                     self.mode = "torch"
                     return None
-                if rem < EXPORT_PAYOFF_S and not on_disk(*args):
+                if rem < export_payoff_s(self.model) and not on_disk(*args):
                     return None
                 r = get_runner(*args, self.threads)
         self.runners[hw] = r
