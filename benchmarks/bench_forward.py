@@ -7,6 +7,7 @@ Same weights, same images, batch 32 at 224 px, 2 threads, one run (issue 9):
   cost is its own row).
 * hand-built ORT: an onnxruntime ``InferenceSession`` on the very same exported ``.onnx`` file with
   2 intra-op threads and onnxruntime's defaults, fed numpy batches in a loop. Target >= 0.95x.
+  Also the same session with convlens's options (no spin-waiting threads), i.e. our overhead alone.
 * torch twin: ``backend="torch"`` (what ``batched_forward`` did before issue 9: BN folded into the
   convs, channels_last; for a layer, a channels_last copy stopped after the layer by a hook).
 * eager channels_last: the plain module in channels_last, batches under ``inference_mode``.
@@ -54,11 +55,13 @@ def _race(fns: dict, rounds: int, warmup: bool = True) -> dict:
     return {k: min(v) for k, v in times.items()}
 
 
-def _session(path, threads):
+def _session(path, threads, spin: bool = True):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
@@ -104,16 +107,19 @@ def _run(quick, ob) -> list[Row]:
             runner = ob.get_runner(model, layers, True, (224, 224), threads)
             t_start = time.perf_counter() - t
             assert runner is not None and runner.verified, f"{what}: the export did not pass its check"
-            sess = _session(runner.path, threads)
+            sess, sess_nospin = _session(runner.path, threads), _session(runner.path, threads, spin=False)
             xn = x.numpy()
 
             def ours():
                 for b in convlens.batched_forward(model, x, layer, threads=threads):
                     assert b.backend == "onnxruntime"
 
-            def hand_ort():
+            def hand_ort(s=sess):
                 for i in range(0, n, 32):
-                    sess.run(None, {"images": xn[i:i + 32]})
+                    s.run(None, {"images": xn[i:i + 32]})
+
+            def hand_ort_nospin():
+                hand_ort(sess_nospin)
 
             def twin():
                 for _ in convlens.batched_forward(model, x, layer, threads=threads, backend="torch"):
@@ -129,7 +135,7 @@ def _run(quick, ob) -> list[Row]:
                             with convlens.Probe(net, layer, detach=True, stop=True) as p:
                                 p.run(x[i:i + 32].contiguous(memory_format=torch.channels_last))
 
-            fns = {"ours": ours, "ort": hand_ort, "twin": twin, "eager": eager_cl}
+            fns = {"ours": ours, "ort": hand_ort, "ort_nospin": hand_ort_nospin, "twin": twin, "eager": eager_cl}
             if layer is None:
                 def naive():
                     with torch.inference_mode():
@@ -139,7 +145,11 @@ def _run(quick, ob) -> list[Row]:
             t = _race(fns, rounds)
             ips = n / t["ours"]
             rows.append(Row(f"{what}: convlens default (export cached) vs hand-built ORT session", ips,
-                            n / t["ort"], "img/s", "onnxruntime by hand", target=">= 0.95x"))
+                            n / t["ort"], "img/s", "onnxruntime by hand", target=">= 0.95x",
+                            note="ORT defaults (spin-waiting threads)"))
+            rows.append(Row(f"{what}: convlens default vs hand-built ORT session, same options", ips,
+                            n / t["ort_nospin"], "img/s", "onnxruntime by hand, no spin", target=">= 0.95x",
+                            note="convlens's overhead alone"))
             rows.append(Row(f"{what}: convlens default vs torch twin (backend='torch')", ips, n / t["twin"],
                             "img/s", "torch twin", note="BN folded, channels_last" if layer is None else "hook stop"))
             rows.append(Row(f"{what}: convlens default vs eager channels_last", ips, n / t["eager"], "img/s",

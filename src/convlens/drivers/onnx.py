@@ -268,7 +268,7 @@ class OrtRunner:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # no spin-waiting: on a busy (or 2-core) machine spinning threads steal the cores (measured 82
         # vs 111 img/s on MobileNetV2) and would fight torch's own pool between batches
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("CONVLENS_ORT_SPIN", "0"))
         so.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), so, providers=providers)
         self.threads, self.names, self.device, self.verified, self.key, self.path = threads, names, device, verified, key, path
