@@ -9,6 +9,18 @@ import torch
 torch.set_num_threads(int(os.environ.get("CONVLENS_TEST_THREADS", "2")))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _export_cache(tmp_path_factory):
+    """ONNX exports made by the suite go to a temporary folder, not the user's cache (docs/forward.md)."""
+    old = os.environ.get("CONVLENS_CACHE")
+    os.environ["CONVLENS_CACHE"] = str(tmp_path_factory.mktemp("convlens-cache"))
+    yield
+    if old is None:
+        os.environ.pop("CONVLENS_CACHE", None)
+    else:
+        os.environ["CONVLENS_CACHE"] = old
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

@@ -17,6 +17,7 @@ import torch
 
 from ..drivers.forward import inference_twin
 from ..drivers.incremental import incremental_net
+from ..drivers.onnx import Switch, resolve_backend
 from ..images.blur import gaussian_blur
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
@@ -59,7 +60,8 @@ def _pair(v) -> tuple[int, int]:
 
 def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero", score: str = "prob",
               batch_size: int | None = None, channels_last: bool = True, fuse_bn: bool = True,
-              incremental: bool = True, progress: ProgressFn | None = None) -> Attribution:
+              incremental: bool = True, backend: str | None = None, progress: ProgressFn | None = None
+              ) -> Attribution:
     """Occlusion map: how much the target's score drops when a window of the image is hidden.
 
     For each window position p: ``d_p = f(x) - f(x with the window replaced by the baseline)``, with
@@ -79,6 +81,11 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
             float rounding, ~1e-7 relative in float32; ``inference_twin``).
         incremental: recompute only the regions each window changes (``drivers.incremental``; same
             result up to float rounding). Ignored (whole passes) when the network cannot be traced.
+        backend: for whole passes: "auto" (default), "torch" or "onnxruntime" (docs/forward.md). The
+            rule, from benchmarks/bench_forward.py: the incremental torch path beats onnxruntime's
+            whole passes (MobileNetV2 and ResNet-18, 16x16 windows), so "auto" keeps it whenever it
+            applies and sends whole passes (``incremental=False`` or an untraceable network) through
+            the backend switch; "onnxruntime" runs whole passes in onnxruntime.
         progress: called with (done, total) perturbations.
     Returns:
         ``Attribution`` with ``map`` (N, H, W): positive where hiding the region lowers the score.
@@ -99,10 +106,11 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     t = resolve_targets(model, target, x)
     base = make_baseline(x, baseline, (wh, ww))
     net = inference_twin(model, channels_last, fuse_bn) if (channels_last or fuse_bn) else model
-    inc = incremental_net(model, channels_last, fuse_bn) if incremental else None
+    inc = incremental_net(model, channels_last, fuse_bn) if incremental and resolve_backend(backend) != "onnxruntime" else None
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     bs = batch_size or auto_batch(model, x)
     total = N * len(pos)
+    switch = Switch(model, [], True, torch.get_num_threads(), backend, total=total) if inc is None else None
     grid = torch.full((N, len(ys), len(xs)), float("nan"), dtype=x.dtype, device=x.device)
     done = 0
 
@@ -112,7 +120,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
                            {"window": (wh, ww), "stride": (sh, sw), "score": score, "grid": grid, "clean": clean,
                             "baseline": baseline if isinstance(baseline, (str, float, int)) else "tensor",
                             "batch_size": bs, "fused": bool(getattr(net, "_convlens_fused", False)),
-                            "incremental": inc is not None, "finished": done, "total": total},
+                            "incremental": inc is not None, "finished": done, "total": total,
+                            "backend": "torch" if switch is None else switch.backend_used},
                            default_mode="signed")
 
     clean = None
@@ -134,7 +143,7 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
                         batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
                         for k, (y, xx) in enumerate(chunk):
                             batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
-                        logits = net(batch)
+                        logits = switch.run(batch, lambda b: (net(b), {}))[0]
                     s = _score(logits, tn.expand(len(chunk)), score)
                     grid[n].view(-1)[start:start + len(chunk)] = clean[n] - s
                     done += len(chunk)

@@ -21,8 +21,12 @@ STATE = {"debug": False, "threads": None}
 
 @app.callback()
 def _global(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-            threads: int = typer.Option(None, "--threads", help="Torch CPU threads (default: all cores).")):
+            threads: int = typer.Option(None, "--threads", help="Torch CPU threads (default: all cores)."),
+            backend: str = typer.Option(None, "--backend", help="Forward passes: auto, torch or onnxruntime (docs/forward.md).")):
     STATE["debug"] = debug
+    if backend:  # read by every forward-only pass (convlens.drivers.onnx.resolve_backend)
+        import os
+        os.environ["CONVLENS_BACKEND"] = backend
     if threads:
         import torch
         torch.set_num_threads(threads)

@@ -53,12 +53,14 @@ def default_threads() -> int:
 @dataclass
 class Batch:
     """One batch of a dataset pass: which items (``start`` .. ``start+len``), their images,
-    the logits (None when truncated) and the requested layers' activations (detached)."""
+    the logits (None when truncated), the requested layers' activations (detached) and which
+    backend computed them ("torch" or "onnxruntime")."""
 
     start: int
     images: torch.Tensor
     logits: torch.Tensor | None
     activations: dict[str, torch.Tensor]
+    backend: str = "torch"
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -89,44 +91,70 @@ def iter_batches(images, batch_size: int, size=None, loader: Callable | None = N
 def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str | Sequence[str] | None = None,
                     *, batch_size: int = 32, size="model", channels_last: bool | None = None,
                     threads: int | None = None, truncate: bool = True, progress: Callable[[int], None] | None = None,
-                    ) -> Iterator[Batch]:
+                    backend: str | None = None) -> Iterator[Batch]:
     """Stream ``images`` through ``model``; yield a ``Batch`` per ``batch_size`` images.
 
     Args:
         images: (N, 3, H, W) tensor in [0, 1], or an iterable of paths / PIL images / tensors.
         layers: layer names to record (None: logits only).
         size: "model" resizes to the model's input size; None keeps the images' own size.
-        channels_last: memory format for the pass (default ``CHANNELS_LAST_DEFAULT``); the
+        channels_last: memory format of the torch path (default ``CHANNELS_LAST_DEFAULT``); the
             caller's model is not touched (a converted copy is cached, see ``inference_twin``;
             for logits-only passes its batch norms are also folded into the convolutions).
-        threads: intra-op thread budget for the pass (None: ``default_threads()``).
+        threads: intra-op thread budget for the pass, torch's and onnxruntime's (None: ``default_threads()``).
         truncate: with ``layers``, stop each forward after the deepest of them (no logits).
         progress: called with the number of images done after each batch.
+        backend: "auto" (default, or ``$CONVLENS_BACKEND``), "torch" or "onnxruntime". "onnxruntime"
+            exports the pass's function once (cached in memory and on disk), checks it against torch
+            on the first batch (relative max difference <= 1e-4) and falls back to torch with one
+            warning line if it cannot; "auto" does the same only when the pass is long enough for
+            the export to pay off (``convlens.drivers.onnx``, docs/forward.md).
     Example:
         >>> m = load_model("resnet18", weights=None)
         >>> for b in batched_forward(m, torch.rand(4, 3, 64, 64), "layer1", size=None): pass
     """
+    from .onnx import Switch
+
     layer_list = [layers] if isinstance(layers, str) else list(layers or [])
     size = model.input_size if size == "model" else size
-    cl = CHANNELS_LAST_DEFAULT if channels_last is None else channels_last
-    # logits only: a BN-folded channels_last twin; probing layers: a channels_last copy (names intact)
-    net_model = inference_twin(model, cl, fuse_bn=not layer_list) if (cl or not layer_list) else model
+    run_torch = torch_pass(model, layer_list, channels_last, truncate)
+    budget = threads if threads is not None else default_threads()
+    switch = Switch(model, layer_list, truncate, budget, backend, total=length(images))
     done = 0
-    with thread_budget(threads if threads is not None else default_threads()), torch.inference_mode():
+    with thread_budget(budget), torch.inference_mode():
         for batch in iter_batches(images, batch_size, size):
-            x = batch.to(model.device)
-            if cl:
-                x = x.contiguous(memory_format=torch.channels_last)
-            if layer_list:
-                with Probe(net_model, layer_list, detach=True, stop=truncate) as probe:
-                    logits = probe.run(x)
-                    acts = {k: v.contiguous() for k, v in probe.activations.items()}
-            else:
-                logits, acts = net_model(x), {}
-            yield Batch(done, batch, logits, acts)
+            logits, acts = switch.run(batch.to(model.device), run_torch)
+            yield Batch(done, batch, logits, acts, switch.backend_used)
             done += batch.shape[0]
             if progress:
                 progress(done)
+
+
+def length(images) -> int | None:
+    """Number of images in a tensor or sized collection; None for a stream of unknown length."""
+    if isinstance(images, torch.Tensor):
+        return int(images.shape[0])
+    try:
+        return len(images)
+    except TypeError:
+        return None
+
+
+def torch_pass(model: Model, layer_list: list[str], channels_last: bool | None = None, truncate: bool = True):
+    """The torch path of ``batched_forward``: ``fn(x) -> (logits | None, {layer: activation})``."""
+    cl = CHANNELS_LAST_DEFAULT if channels_last is None else channels_last
+    # logits only: a BN-folded channels_last twin; probing layers: a channels_last copy (names intact)
+    net_model = inference_twin(model, cl, fuse_bn=not layer_list) if (cl or not layer_list) else model
+
+    def run(x):
+        if cl:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if layer_list:
+            with Probe(net_model, layer_list, detach=True, stop=truncate) as probe:
+                logits = probe.run(x)
+                return logits, {k: v.contiguous() for k, v in probe.activations.items()}
+        return net_model(x), {}
+    return run
 
 
 _TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

@@ -119,7 +119,8 @@ def _item_name(item, i: int) -> str:
 def max_activating_patches(model: Model, images, layer: str, channels=None, k: int = 9, *,
                            per_image: bool = False, batch_size: int = 32,
                            progress: Callable[[int, int | None], None] | None = None, state=None,
-                           fill: float = 0.5, size="model", threads: int | None = None) -> Patches:
+                           fill: float = 0.5, size="model", threads: int | None = None,
+                           backend: str | None = None) -> Patches:
     """The k strongest units of each channel over ``images`` and the input patches under them.
 
     Args:
@@ -134,6 +135,8 @@ def max_activating_patches(model: Model, images, layer: str, channels=None, k: i
             On Ctrl-C the ``KeyboardInterrupt`` carries ``.partial``: the ``Patches`` of the images seen so far.
         fill: value of the padding where a receptive field leaves the image.
         size: "model" resizes + centre-crops to the model's input size; None keeps the images' size.
+        threads, backend: the pass's thread budget and backend ("auto", "torch", "onnxruntime"; see
+            ``batched_forward`` and docs/forward.md).
     Returns:
         ``Patches``; ``.render()`` draws one row per channel, ``.render(whole=True)`` the whole images.
     Example:
@@ -205,7 +208,8 @@ def max_activating_patches(model: Model, images, layer: str, channels=None, k: i
 
     try:
         top = top_activations(model, stream, layer, channels, k, batch_size=batch_size, per_image=per_image,
-                              progress=progress, state=state, size=size, threads=threads, on_batch=on_batch)
+                              progress=progress, state=state, size=size, threads=threads, on_batch=on_batch,
+                              backend=backend)
     except KeyboardInterrupt as e:  # Ctrl-C: the patches of the images seen so far ride on the exception
         st = getattr(e, "partial", None)
         if st is not None and st.n_images:

@@ -26,6 +26,7 @@ from typing import Callable, Iterable
 
 import torch
 
+from ..drivers.forward import length as _length
 from ..errors import ConvlensError
 from ..models.model import Model
 
@@ -175,15 +176,6 @@ def as_stream(images) -> Iterable:
     return images
 
 
-def _length(images) -> int | None:
-    if isinstance(images, torch.Tensor):
-        return int(images.shape[0])
-    try:
-        return len(images)
-    except TypeError:
-        return None
-
-
 def _skip(images, n: int):
     if n == 0:
         return images
@@ -197,7 +189,7 @@ def _skip(images, n: int):
 def top_activations(model: Model, images, layer: str, channels=None, k: int = 9, *, batch_size: int = 32,
                     per_image: bool = False, progress: Callable[[int, int | None], None] | None = None,
                     state=None, size="model", threads: int | None = None, channels_last: bool | None = None,
-                    on_batch: Callable | None = None) -> TopActivations:
+                    on_batch: Callable | None = None, backend: str | None = None) -> TopActivations:
     """The k strongest activations of each channel of ``layer`` over a stream of images, in one pass.
 
     Args:
@@ -215,6 +207,7 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
         size: "model" resizes + centre-crops to the model's input size; None keeps the images' size.
         threads, channels_last: passed to ``batched_forward``.
         on_batch: optional ``on_batch(batch, state)`` after each merged batch (used to keep crops).
+        backend: "auto" (default), "torch" or "onnxruntime": see ``batched_forward`` and docs/forward.md.
     Returns:
         ``TopActivations`` (values descending; ties in stream order).
     Example:
@@ -254,7 +247,7 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
         if progress:
             progress(state.n_images, total)
         for batch in batched_forward(model, stream, layer, batch_size=batch_size, size=size,
-                                     threads=threads, channels_last=channels_last):
+                                     threads=threads, channels_last=channels_last, backend=backend):
             a = batch.activations[layer].float().cpu()
             if a.ndim != 4:
                 raise ConvlensError(f"layer '{layer}' gave shape {tuple(a.shape)}, not (N, C, H, W)")

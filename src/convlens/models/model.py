@@ -18,6 +18,14 @@ from ..errors import ConvlensError, closest
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_classes
 
 
+def _dtype_device(net: nn.Module) -> tuple[torch.dtype, torch.device]:
+    """dtype and device of the first floating-point parameter or buffer (float32 / CPU if none)."""
+    for t in (*net.parameters(), *net.buffers()):
+        if t.is_floating_point():
+            return t.dtype, t.device
+    return torch.float32, torch.device("cpu")
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """One addressable layer: dotted name, module type, output shape (C, H, W) or (D,), params."""
@@ -46,8 +54,10 @@ class Model(nn.Module):
                  classes: Sequence[str] | None = None, name: str = "custom", weights: str | None = None):
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # the normalization follows the network's dtype and device (a float64 or CUDA module works as is)
+        dtype, device = _dtype_device(net)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=dtype).view(1, -1, 1, 1).to(device))
+        self.register_buffer("std", torch.as_tensor(std, dtype=dtype).view(1, -1, 1, 1).to(device))
         if isinstance(input_size, int):
             input_size = (input_size, input_size)
         self.input_size = tuple(int(s) for s in input_size)
@@ -64,7 +74,8 @@ class Model(nn.Module):
         """Wrap any ``nn.Module`` mapping normalized images to logits.
 
         Args:
-            module: the user's network; it is deep-copied unless ``copy=False``.
+            module: the user's network; it is deep-copied unless ``copy=False``. The normalization
+                takes the dtype and device of its parameters (float64, float16, CUDA work as is).
             mean, std: per-channel normalization the network expects (ImageNet by default).
             classes: class names; default: ImageNet's if the output has 1000 logits, else indices.
             input_size: (H, W) or int.
@@ -94,7 +105,7 @@ class Model(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for images in [0, 1], shape (N, 3, H, W) -> (N, num_classes)."""
-        out = self.net((images - self.mean) / self.std)
+        out = self.net((images.to(self.mean.dtype) - self.mean) / self.std)
         if not isinstance(out, torch.Tensor):  # GoogLeNet / Inception namedtuples in train mode
             out = out[0]
         return out
@@ -103,6 +114,11 @@ class Model(nn.Module):
         with torch.inference_mode():
             x = torch.zeros(1, self.mean.shape[1], *self.input_size, device=self.device)
             return int(self(x).shape[-1])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The network's floating-point dtype (its normalization buffers follow it)."""
+        return self.mean.dtype
 
     def train(self, mode: bool = True):  # noqa: D102 - a Model stays an inference object
         return super().train(False)

@@ -51,13 +51,15 @@ def _cached(w) -> bool:
 
 
 def load_model(name: str = DEFAULT_MODEL, weights="default", *, device: str | torch.device = "cpu",
-               seed: int = 0, classes=None) -> Model:
+               dtype: torch.dtype | str | None = None, seed: int = 0, classes=None) -> Model:
     """A torchvision classifier by name, in eval mode, normalization inside.
 
     Args:
         name: any of ``available_models()`` (e.g. "resnet18", "vgg16", "mobilenet_v2").
         weights: "default", None (seeded random init), a torchvision weights name, or a file path.
         device: where to put it; every convlens function follows the model's device.
+        dtype: floating-point dtype (torch.float64 or "float64", ...; default float32); the
+            normalization follows it, images in [0, 1] of any float dtype are accepted.
         seed: seed for random initialization (weights=None, or layers a file does not cover).
         classes: class names for a file with a non-ImageNet head.
     Returns:
@@ -104,8 +106,13 @@ def load_model(name: str = DEFAULT_MODEL, weights="default", *, device: str | to
         wname = w.name
     if classes is not None:
         cats = list(classes)
-    model = Model(net, mean=mean, std=std, input_size=(size, size), classes=cats, name=name, weights=wname)
-    return model.to(device)
+    if dtype is not None:
+        dt = getattr(torch, dtype.removeprefix("torch.")) if isinstance(dtype, str) else dtype
+        if not isinstance(dt, torch.dtype) or not dt.is_floating_point:
+            raise ConvlensError(f"dtype must be a floating-point torch dtype such as float64, got {dtype!r}")
+        net = net.to(dt)
+    net = net.to(device)
+    return Model(net, mean=mean, std=std, input_size=(size, size), classes=cats, name=name, weights=wname)
 
 
 def _default_size(name: str) -> int:
