@@ -6,6 +6,11 @@ normalization lives in the model) and returns an ``AdversarialResult``.
 """
 from .base import AdversarialResult, parse_eps
 from .fgsm import FGSMConfig, fgsm
+from .fool import FoolConfig, fool
+from .linear import DimensionStudy, LinearWalkthrough, dimension_study, linear_walkthrough
 from .pgd import PGDConfig, pgd
+from .unrecognizable import Unrecognizable, UnrecognizableConfig, unrecognizable
 
-__all__ = ["AdversarialResult", "parse_eps", "fgsm", "FGSMConfig", "pgd", "PGDConfig"]
+__all__ = ["AdversarialResult", "parse_eps", "fgsm", "FGSMConfig", "pgd", "PGDConfig", "fool", "FoolConfig",
+           "linear_walkthrough", "LinearWalkthrough", "dimension_study", "DimensionStudy",
+           "unrecognizable", "Unrecognizable", "UnrecognizableConfig"]

@@ -190,6 +190,25 @@ class AdversarialResult:
         return save_png(self.render(index, **kw), path)
 
 
+def new_figure(width: float = 6.0, height: float = 4.0):
+    """A matplotlib (figure, axes) on the Agg backend (no display needed)."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height), dpi=100)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def fig_to_pil(fig):
+    """Render a matplotlib figure to a PIL image (RGB)."""
+    import io
+
+    from PIL import Image
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
 def _project(adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:
     """torchattacks' projection: clamp the change to the eps ball, then the image to [0, 1]."""
     if norm == "inf":
@@ -268,7 +287,7 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
     return adv, taken, final_logits
 
 
-def make_result(method: str, model: Model, x: torch.Tensor, adv: torch.Tensor, clean_logits: torch.Tensor,
+def make_result(kind: str, model: Model, x: torch.Tensor, adv: torch.Tensor, clean_logits: torch.Tensor,
                 adv_logits: torch.Tensor, labels: torch.Tensor, targeted: bool, steps: torch.Tensor,
                 fooled: torch.Tensor | None = None, **info) -> AdversarialResult:
     p0, p1 = clean_logits.softmax(-1), adv_logits.softmax(-1)
@@ -278,7 +297,7 @@ def make_result(method: str, model: Model, x: torch.Tensor, adv: torch.Tensor, c
     if fooled is None:
         fooled = (ca == labels) if targeted else (ca != labels)
     return AdversarialResult(
-        method, adv.detach().contiguous(), x, None if targeted else labels, labels if targeted else None,
+        kind, adv.detach().contiguous(), x, None if targeted else labels, labels if targeted else None,
         cb.cpu(), pb.cpu(), ca.cpu(), pa.cpu(), p0.gather(1, lab)[:, 0].cpu(), p1.gather(1, lab)[:, 0].cpu(),
         steps.cpu(), fooled.cpu(), model.classes, info)
 
