@@ -10,10 +10,11 @@ from .fool import FoolConfig, fool
 from .linear import DimensionStudy, LinearWalkthrough, dimension_study, linear_walkthrough
 from .mixing import DeepMix, LinearDigits, LinearMix, linear_mixing_panel, mix_gradient, mix_linear, train_linear_digits
 from .pgd import PGDConfig, pgd
+from .robustness import Robustness, RobustnessConfig, robustness
 from .unrecognizable import Unrecognizable, UnrecognizableConfig, unrecognizable
 
 __all__ = ["AdversarialResult", "parse_eps", "fgsm", "FGSMConfig", "pgd", "PGDConfig", "fool", "FoolConfig",
            "linear_walkthrough", "LinearWalkthrough", "dimension_study", "DimensionStudy",
            "unrecognizable", "Unrecognizable", "UnrecognizableConfig",
            "train_linear_digits", "LinearDigits", "mix_linear", "LinearMix", "linear_mixing_panel", "mix_gradient",
-           "DeepMix"]
+           "DeepMix", "robustness", "Robustness", "RobustnessConfig"]
