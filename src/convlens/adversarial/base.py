@@ -42,7 +42,7 @@ def parse_eps(eps, name: str = "eps", allow_inf: bool = False, unit: bool = True
         s = eps.strip()
         if allow_inf and s.lower() in ("inf", "none"):
             return math.inf
-        m = re.fullmatch(r"([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?", s)
+        m = re.fullmatch(r"(-?[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?", s)
         if not m:
             raise ConvlensError(f"{name} '{eps}' is not a number; give e.g. 0.01 or a fraction like 2/255")
         v = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)

@@ -66,9 +66,10 @@ def cell_histograms(images: torch.Tensor, orientations: int = 9, pixels_per_cell
                     transform_sqrt: bool = False, temperature: float | None = None) -> torch.Tensor:
     """Orientation histograms of the cells, (N, cells_row, cells_col, orientations), as skimage's.
 
-    ``temperature`` (degrees): replace the hard vote by a smoothed box, ``sigmoid((o - lo_k) / T) -
-    sigmoid((o - hi_k) / T)`` (circular), which tends to the hard vote as T -> 0 (used for continuation
-    in ``hog_match``; the result is then no longer skimage's)."""
+    ``temperature`` (degrees): the backward pass differentiates a smoothed box vote,
+    ``sigmoid((o - lo_k) / T) - sigmoid((o - hi_k) / T)`` (circular), instead of the linear
+    interpolation; the value is still the hard vote. Small T concentrates the gradient on pixels near a
+    bin edge, the ones a small change can move (used late in ``hog_match``)."""
     x = _as_nchw(images)
     if transform_sqrt:
         x = torch.sqrt(x)
@@ -91,14 +92,15 @@ def cell_histograms(images: torch.Tensor, orientations: int = 9, pixels_per_cell
     hard_bin = (torch.bucketize(ori.detach(), edges, right=True) - 1).clamp(0, orientations - 1)
     hard = F.one_hot(hard_bin, orientations).to(mag.dtype) * mag[..., None]
     votes = hard
-    if temperature:
+    if temperature:  # a smoothed box vote for the backward pass (straight-through): sharper as T -> 0
         k = torch.arange(orientations, dtype=ori.dtype, device=ori.device)
         lo_e, hi_e = k * width, (k + 1) * width
         box = 0
         for shift in (-180.0, 0.0, 180.0):  # circular: orientations wrap at 180
             o = ori[..., None] + shift
             box = box + torch.sigmoid((o - lo_e) / temperature) - torch.sigmoid((o - hi_e) / temperature)
-        votes = box * mag[..., None]
+        soft = box * mag[..., None]
+        votes = hard + (soft - soft.detach())
     elif soft_grad:  # linear interpolation between the two nearest bin centres (circular), for the backward only
         pos = ori / width - 0.5
         lo = torch.floor(pos.detach())
@@ -173,16 +175,19 @@ def hog_picture(image, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_
 
 @dataclass
 class HogMatchConfig:
-    """Parameters of ``hog_match`` (HOG settings are Dalal & Triggs': 9 bins, 8x8 cells, 2x2 blocks, L2-Hys)."""
+    """Parameters of ``hog_match``. HOG: 9 bins, L2-Hys, 2x2-cell blocks (Dalal & Triggs) with 16-pixel cells
+    (8-pixel cells have 4x more constraints per pixel and converge to a few percent only; see the docs)."""
 
-    size: int = field(default=128, metadata={"help": "images are resized (centre crop) to size x size grey"})
-    steps: int = field(default=300, metadata={"help": "optimization steps"})
-    lr: float = field(default=0.01, metadata={"help": "Adam learning rate (pixel units)"})
+    size: int = field(default=128, metadata={"help": "images are resized (centre crop) to size x size, grey"})
+    steps: int = field(default=600, metadata={"help": "optimization steps"})
+    lr: float = field(default=0.01, metadata={"help": "Adam learning rate (pixel units), cosine-annealed to 1%"})
+    temperature: tuple[float, float] = field(default=(5.0, 0.5), metadata={
+        "help": "start,end width in degrees of the smoothed orientation vote used for gradients (annealed)"})
     pixel_weight: float = field(default=0.0, metadata={
-        "help": "weight of ||x - a||^2 / D (staying close to image A); 0: the start at A keeps it close"})
-    tol: float = field(default=0.005, metadata={"help": "stop once the relative HOG distance is below this"})
+        "help": "weight of ||x - a||^2 / D (staying close to image A); 0: only the start at A keeps it close"})
+    tol: float = field(default=0.001, metadata={"help": "stop once the relative HOG distance is below this"})
     orientations: int = field(default=9, metadata={"help": "HOG orientation bins"})
-    cell: int = field(default=8, metadata={"help": "HOG cell size in pixels"})
+    cell: int = field(default=16, metadata={"help": "HOG cell size in pixels"})
     block: int = field(default=2, metadata={"help": "HOG block size in cells"})
 
 
@@ -228,11 +233,15 @@ def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = 
               progress: ProgressFn | None = None, **overrides) -> HogMatch:
     """Change grey image ``a`` until its HOG equals ``b``'s, starting at ``a`` (Tatu et al. 2011).
 
-    Minimizes ``||hog(x) - hog(b)||^2 / ||hog(b)||^2 + pixel_weight * ||x - a||^2 / D`` over x in [0, 1]
-    (Adam, float64, soft-vote gradients), stopping once the relative distance is below ``tol``.
+    Minimizes ``||hog(x) - hog(b)||^2 / ||hog(b)||^2 (+ pixel_weight * ||x - a||^2 / D)`` with Adam
+    (float64, lr cosine-annealed), the exact HOG as the value and a smoothed orientation vote of annealed
+    width for the gradient (``cell_histograms(temperature=...)``), and keeps the best step. x is free
+    during the run; at the end it is mapped into [0, 1] by ``(x - min) / (max - min)`` when it left that
+    range, which leaves its HOG unchanged (HOG is invariant to ``s x + c`` with s > 0: gradients scale,
+    block normalization removes the scale) up to the 1e-5 normalization epsilon.
 
     Args:
-        a, b: (1, 3|1, H, W) images in [0, 1] of the same size (colour is turned grey; sizes must match).
+        a, b: (1, 3|1, H, W) images in [0, 1] of the same size (colour is turned grey).
     Returns:
         ``HogMatch`` (the image, both distances, the pixel change; ``render()`` draws A | HOG | result |
         HOG | B | HOG).
@@ -243,24 +252,29 @@ def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = 
     cfg = replace(config or HogMatchConfig(), **overrides)
     if a.shape[-2:] != b.shape[-2:]:
         raise ConvlensError(f"images A and B must have the same size, got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
+    if cfg.steps < 1 or cfg.lr <= 0:
+        raise ConvlensError(f"steps must be >= 1 and lr > 0, got steps={cfg.steps}, lr={cfg.lr}")
     a = to_grey(_as_nchw(a)[:1].detach().double())
     b = to_grey(_as_nchw(b)[:1].detach().double())
     kw = dict(orientations=cfg.orientations, pixels_per_cell=(cfg.cell, cfg.cell), cells_per_block=(cfg.block, cfg.block))
     hb = hog(b, **kw)
     nb = float(hb.norm())
     dist = lambda img: float((hog(img, **kw) - hb).norm()) / nb  # noqa: E731
+    t0, t1 = (float(v) for v in cfg.temperature)
     x = a.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=cfg.lr)
-    history, best, best_d = [], a.clone(), dist(a)
-    start_d = best_d
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.01)
+    start_d = dist(a)
+    history, best, best_d = [], a.clone(), start_d
     D = a.numel()
     steps = 0
     try:
         for k in range(cfg.steps):
+            temp = t0 * (t1 / t0) ** (k / max(1, cfg.steps - 1)) if t0 > 0 else None
             with torch.enable_grad():
-                h = hog(x, **kw)
+                h = hog(x, temperature=temp, **kw)
                 loss = ((h - hb) ** 2).sum() / nb ** 2
-                d = float(loss.detach().sqrt())
+                d = float(loss.detach().sqrt())  # the exact HOG's distance (the vote only shapes gradients)
                 if cfg.pixel_weight:
                     loss = loss + cfg.pixel_weight * ((x - a) ** 2).sum() / D
                 (g,) = torch.autograd.grad(loss, x)
@@ -271,8 +285,7 @@ def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = 
                 break
             x.grad = g
             opt.step()
-            with torch.no_grad():
-                x.clamp_(0, 1)
+            sched.step()
             steps = k + 1
             call(progress, steps, cfg.steps)
     except KeyboardInterrupt:
@@ -280,5 +293,9 @@ def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = 
     fd = dist(x.detach())
     if fd < best_d:
         best, best_d = x.detach().clone(), fd
+    lo, hi = float(best.min()), float(best.max())
+    if lo < 0 or hi > 1:  # back into [0, 1]; the HOG is invariant to s x + c, s > 0
+        best = (best - lo) / (hi - lo)
+        best_d = dist(best)
     rms = float(((best - a) ** 2).mean().sqrt())
     return HogMatch(best, a, b, best_d, start_d, rms, history, steps, cfg)
