@@ -159,14 +159,15 @@ class DeepMix:
     gradient: torch.Tensor = field(repr=False)
 
     def labels(self) -> list[str]:
-        how = "" if self.repeats == 1 else f" in {self.repeats} mixes"
-        return [f"+{255 * e:.3g}/255{how}: {self.target_name} {p:.1%}" + (f" (top: {n})" if n != self.target_name else "")
+        how = "" if self.repeats == 1 else f", {self.repeats} mixes"
+        return [f"+{255 * e:.3g}/255{how}: p {p:.1%}" + ("" if n == self.target_name else " (not top)")
                 for e, p, (n, _) in zip(self.eps, self.probs_target, self.top1)]
 
     def render(self, tile: int = 160, template: bool = True):
         from ..render import grid
         g = self.gradient.float()
-        gimg = (0.5 + 0.5 * g / (g.abs().amax() + 1e-12)).clamp(0, 1)
+        scale = float(torch.quantile(g.abs().flatten(), 0.995)) or float(g.abs().max()) or 1.0
+        gimg = (0.5 + 0.5 * g / scale).clamp(0, 1)
         tiles, labels = list(self.images), self.labels()
         if template:
             tiles, labels = [gimg] + tiles, [f"template dS({self.target_name})/dx"] + labels

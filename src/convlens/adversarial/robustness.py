@@ -57,7 +57,7 @@ class Robustness:
         ax.set_xlabel("eps (L-inf, grey levels out of 255)")
         ax.set_ylabel("fooling rate (%)")
         ax.set_ylim(-3, 103)
-        ax.set_title(f"{self.model}: {self.n} images, top-1 changed by an attack of size eps")
+        ax.set_title(f"{self.model}, {self.n} images: top-1 changed by an attack of size eps", fontsize=10)
         ax.grid(True, alpha=0.3)
         ax.legend()
         return fig_to_pil(fig)

@@ -169,7 +169,7 @@ def register(app: typer.Typer) -> None:
                    "Identical HOG, different images (Tatu 2011): change A until its HOG equals B's.\n\n"
                    "Example: convlens hog-match chelsea coffee -o hog.png")
 
-    def robust_run(cfg, images: str, eps: str, n: int, model: str, weights: str, out: str):
+    def robust_run(cfg, images: str, eps: str, n: int, size: int, model: str, weights: str, out: str):
         import torch
 
         from ..adversarial import robustness
@@ -177,9 +177,9 @@ def register(app: typer.Typer) -> None:
         m = get_model(model, weights)
         if images.startswith("samples"):
             from ..inspect import sample_dataset
-            data = sample_dataset(n, size=m.input_size[0]).tensor()
+            data = sample_dataset(n, size=size or m.input_size[0]).tensor()
         else:
-            data = torch.cat([fit(load_image(p), m.input_size) for p in list_images(images)[:n]])
+            data = torch.cat([fit(load_image(p), size or m.input_size) for p in list_images(images)[:n]])
         with cli_bar(f"robustness ({cfg.attack})", None) as bar:
             r = robustness(m, data, eps, cfg.attack, steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed,
                            progress=bar)
@@ -189,6 +189,8 @@ def register(app: typer.Typer) -> None:
     config_command(app, "robustness", RobustnessConfig,
                    [fixed("images", typer.Argument(..., help="Image folder, or 'samples' (bundled photos and crops).")),
                     fixed("eps", typer.Option("0,1/255,2/255,4/255", "--eps", help="Sizes, comma-separated (fractions ok).")),
-                    fixed("n", typer.Option(32, "--n", help="Number of images."), int)] + common, robust_run,
+                    fixed("n", typer.Option(32, "--n", help="Number of images."), int),
+                    fixed("size", typer.Option(None, "--size", help="Image size (default: the model's)."), int)]
+                   + common, robust_run,
                    "Accuracy (agreement with the clean prediction) and fooling rate against eps.\n\n"
                    "Example: convlens robustness samples --eps 0,1/255,2/255,4/255 --attack pgd -o curve.png")
