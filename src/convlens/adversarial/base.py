@@ -87,8 +87,10 @@ def forward_logits(model: Model, x: torch.Tensor) -> torch.Tensor:
         return net(x.contiguous(memory_format=torch.channels_last)).clone()
 
 
-def loss_gradient(model: Model, x: torch.Tensor, labels: torch.Tensor, targeted: bool):
-    """(grad, logits) of the attack objective per image, through the folded twin.
+def loss_gradient(model: Model, x: torch.Tensor, labels: torch.Tensor | None, targeted: bool):
+    """(grad, logits, labels) of the attack objective per image, through the folded twin.
+
+    ``labels=None``: each image's predicted class, from this same forward pass.
 
     Untargeted: ``+CE(f(x), label)`` (raise the loss of the true class); targeted: ``-CE(f(x), target)``
     (lower the loss of the target). Summed over images (each image's gradient is its own: eval mode).
@@ -97,9 +99,11 @@ def loss_gradient(model: Model, x: torch.Tensor, labels: torch.Tensor, targeted:
     x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
     with torch.enable_grad():
         logits = net(x)
+        if labels is None:
+            labels = logits.detach().argmax(-1)
         loss = F.cross_entropy(logits, labels, reduction="sum")
         (g,) = torch.autograd.grad(-loss if targeted else loss, x)
-    return g, logits.detach()
+    return g, logits.detach(), labels
 
 
 @dataclass
@@ -167,7 +171,7 @@ class AdversarialResult:
                 f"[{i}] {aim}: {self.name(int(self.pred_before[i]))} {self.prob_before[i]:.3f} -> "
                 f"{self.name(int(self.pred_after[i]))} {self.prob_after[i]:.3f}"
                 f" ({'fooled' if bool(self.fooled[i]) else 'not fooled'}; L-inf {255 * float(self.linf[i]):.2f}/255,"
-                f" L2 {float(self.l2[i]):.3f}, {int(self.steps[i])} steps)")
+                f" L2 {float(self.l2[i]):.3f}, {int(self.steps[i])} step{'' if int(self.steps[i]) == 1 else 's'})")
         return "\n".join(lines)
 
     def render(self, index: int = 0, height: int = 224, amplify: float = 10.0):
@@ -232,7 +236,7 @@ def _direction(g: torch.Tensor, norm: str) -> torch.Tensor:
     return g / n.view(-1, 1, 1, 1)
 
 
-def random_start(x: torch.Tensor, eps: float, norm: str, seed: int) -> torch.Tensor:
+def random_start_point(x: torch.Tensor, eps: float, norm: str, seed: int) -> torch.Tensor:
     """Uniform in the L-inf ball, or (L2) a Gaussian direction scaled to a radius ~ U(0, eps), as torchattacks."""
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     if norm == "inf":
@@ -244,15 +248,17 @@ def random_start(x: torch.Tensor, eps: float, norm: str, seed: int) -> torch.Ten
     return torch.clamp(x + d * r / n * eps, 0, 1)
 
 
-def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor, targeted: bool, *,
+def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tensor | None, targeted: bool, *,
             eps: float, step: float, steps: int, norm: str, early_stop: bool,
             stop: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
             progress: ProgressFn | None = None):
-    """Projected steps ``adv <- Proj_eps(adv + step * direction(grad))``; returns (adv, steps (N,), logits (N, K)).
+    """Projected steps ``adv <- Proj_eps(adv + step * direction(grad))``.
 
-    ``stop(logits, labels) -> (n,) bool`` decides when an image is done (default: fooled). With
-    ``early_stop`` images that are done leave the batch. The logits returned are those of the final
-    images. Ctrl-C returns what was reached so far (the images are valid attacks-in-progress).
+    Returns (adv, steps (N,), final logits (N, K), labels (N,), logits of the start (N, K)).
+    ``labels=None`` (untargeted): each image's predicted class at the start, from the first step's
+    forward pass (so starting at x, the clean logits cost nothing extra). ``stop(logits, labels) -> (n,)
+    bool`` decides when an image is done (default: fooled); with ``early_stop`` images that are done
+    leave the batch. Ctrl-C returns what was reached so far (valid attacks-in-progress).
     """
     stop = stop or (lambda lg, lb: (lg.argmax(-1) == lb) if targeted else (lg.argmax(-1) != lb))
     N = x.shape[0]
@@ -260,9 +266,12 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
     taken = torch.zeros(N, dtype=torch.long)
     active = torch.arange(N, device=x.device)
     done_logits: dict[int, torch.Tensor] = {}
+    first = None
     try:
         for k in range(steps):
-            g, logits = loss_gradient(model, adv[active], labels[active], targeted)
+            g, logits, lab = loss_gradient(model, adv[active], None if labels is None else labels[active], targeted)
+            if first is None:  # step 0 sees every image
+                first, labels = logits, lab
             if early_stop:
                 done = stop(logits, labels[active])
                 if bool(done.any()):
@@ -272,19 +281,47 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
                     active, g = active[keep], g[keep]
                     if active.numel() == 0:
                         break
-            xa = x[active]
             new = adv[active].detach() + step * _direction(g, norm)
-            adv[active] = _project(new, xa, eps, norm).to(memory_format=torch.contiguous_format)
+            adv[active] = _project(new, x[active], eps, norm).to(memory_format=torch.contiguous_format)
             taken[active.cpu()] += 1
             call(progress, k + 1, steps)
     except KeyboardInterrupt:
         pass
+    if first is None:  # interrupted before the first step finished
+        first = forward_logits(model, x)
+        labels = first.argmax(-1) if labels is None else labels
     rest = [i for i in range(N) if i not in done_logits]
     if rest:
         for i, lg in zip(rest, forward_logits(model, adv[rest])):
             done_logits[i] = lg
-    final_logits = torch.stack([done_logits[i] for i in range(N)])
-    return adv, taken, final_logits
+    return adv, taken, torch.stack([done_logits[i] for i in range(N)]), labels, first
+
+
+def run_attack(kind: str, model, images, label, target, *, eps: float, step: float, steps: int, norm: str,
+               early_stop: bool, random_start: bool = False, seed: int = 0, stop=None,
+               progress: ProgressFn | None = None, **info) -> "AdversarialResult":
+    """Shared driver of fgsm / pgd / fool: checks, start point, ``iterate``, the result.
+
+    Starting at x, the clean logits (and the default labels) come from the first step's forward pass;
+    a random start needs one extra clean forward.
+    """
+    model = check_model(model)
+    x = check_images(model, images)
+    if label is not None and target is not None:
+        raise ConvlensError("give either label= (untargeted: move away from it) or target= (targeted), not both")
+    targeted = target is not None
+    given = target if targeted else label
+    labels = resolve_class(model, given, x.shape[0]) if given is not None else None
+    clean, start = None, x
+    if random_start and not math.isinf(eps):
+        clean = forward_logits(model, x)
+        labels = clean.argmax(-1) if labels is None else labels
+        start = random_start_point(x, eps, norm, seed)
+    adv, taken, logits, labels, first = iterate(model, x, start, labels, targeted, eps=eps, step=step, steps=steps,
+                                                norm=norm, early_stop=early_stop, stop=stop, progress=progress)
+    return make_result(kind, model, x, adv, first if clean is None else clean, logits, labels, targeted, taken,
+                       fooled=None if stop is None else stop(logits, labels), eps=eps, step=step, norm=norm,
+                       early_stop=early_stop, random_start=random_start, **info)
 
 
 def make_result(kind: str, model: Model, x: torch.Tensor, adv: torch.Tensor, clean_logits: torch.Tensor,
@@ -300,19 +337,6 @@ def make_result(kind: str, model: Model, x: torch.Tensor, adv: torch.Tensor, cle
         kind, adv.detach().contiguous(), x, None if targeted else labels, labels if targeted else None,
         cb.cpu(), pb.cpu(), ca.cpu(), pa.cpu(), p0.gather(1, lab)[:, 0].cpu(), p1.gather(1, lab)[:, 0].cpu(),
         steps.cpu(), fooled.cpu(), model.classes, info)
-
-
-def prepare(model, images, label, target):
-    """Checked model, images (detached, model dtype), clean logits, (labels, targeted)."""
-    model = check_model(model)
-    x = check_images(model, images)
-    if label is not None and target is not None:
-        raise ConvlensError("give either label= (untargeted: move away from it) or target= (targeted), not both")
-    clean = forward_logits(model, x)
-    if target is not None:
-        return model, x, clean, resolve_class(model, target, x.shape[0]), True
-    labels = clean.argmax(-1) if label is None else resolve_class(model, label, x.shape[0])
-    return model, x, clean, labels, False
 
 
 __all__ = ["AdversarialResult", "parse_eps", "parse_eps_list", "class_labels"]

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import torch
 
-from .base import AdversarialResult, iterate, make_result, parse_eps, prepare
+from .base import AdversarialResult, parse_eps, run_attack
 
 
 @dataclass
@@ -23,7 +22,7 @@ def fgsm(model, images, eps=2 / 255, *, label=None, target=None) -> AdversarialR
 
     ``x' = clip(x + eps * sign(dJ(x, y)/dx), 0, 1)`` untargeted (J = cross-entropy of ``label``),
     ``x' = clip(x - eps * sign(dJ(x, t)/dx), 0, 1)`` targeted. One forward + backward through the
-    model's BN-folded twin, and one forward to report the predictions after.
+    model's BN-folded twin (whose logits are the clean predictions), and one forward for the predictions after.
 
     Args:
         model: a ``convlens.Model`` (normalization inside; eps is in [0, 1] pixel units).
@@ -39,7 +38,4 @@ def fgsm(model, images, eps=2 / 255, *, label=None, target=None) -> AdversarialR
         >>> r = convlens.fgsm(m, cat, "2/255"); r.pred_after
     """
     eps = parse_eps(eps)
-    model, x, clean, labels, targeted = prepare(model, images, label, target)
-    adv, taken, logits = iterate(model, x, x, labels, targeted, eps=eps, step=eps, steps=1, norm="inf",
-                                 early_stop=False)
-    return make_result("fgsm", model, x, adv, clean, logits, labels, targeted, taken, eps=eps)
+    return run_attack("fgsm", model, images, label, target, eps=eps, step=eps, steps=1, norm="inf", early_stop=False)

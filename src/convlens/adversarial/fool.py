@@ -7,11 +7,10 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-import torch
 
 from ..errors import ConvlensError
 from ..progress import ProgressFn
-from .base import AdversarialResult, iterate, make_result, parse_eps, prepare
+from .base import AdversarialResult, parse_eps, run_attack
 
 
 @dataclass
@@ -56,7 +55,6 @@ def fool(model, image, target, *, confidence: float = 0.99, max_steps: int = 100
         raise ConvlensError(f"method must be 'pgd' or 'gradient', got {method!r}")
     if target is None:
         raise ConvlensError("fool needs a target class (index or name, e.g. 'goldfish')")
-    model, x, clean, labels, _ = prepare(model, image, None, target)
     if method == "pgd":
         norm, eps_v = "inf", parse_eps(eps, allow_inf=True)
         step_v = parse_eps(step, "step") if step is not None else 0.25 / 255
@@ -67,7 +65,6 @@ def fool(model, image, target, *, confidence: float = 0.99, max_steps: int = 100
     def reached(logits, lab):
         return logits.softmax(-1).gather(1, lab[:, None])[:, 0] >= confidence
 
-    adv, taken, logits = iterate(model, x, x, labels, True, eps=eps_v, step=step_v, steps=max_steps, norm=norm,
-                                 early_stop=True, stop=reached, progress=progress)
-    return make_result("fool", model, x, adv, clean, logits, labels, True, taken, fooled=reached(logits, labels),
-                       method=method, confidence=confidence, eps=eps_v, step=step_v, max_steps=max_steps)
+    return run_attack("fool", model, image, None, target, eps=eps_v, step=step_v, steps=max_steps, norm=norm,
+                      early_stop=True, stop=reached, progress=progress, method=method, confidence=confidence,
+                      max_steps=max_steps)

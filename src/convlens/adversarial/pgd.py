@@ -10,7 +10,7 @@ from typing import Literal
 
 from ..errors import ConvlensError
 from ..progress import ProgressFn
-from .base import AdversarialResult, check_norm, iterate, make_result, parse_eps, prepare, random_start as _rand
+from .base import AdversarialResult, check_norm, parse_eps, run_attack
 
 
 @dataclass
@@ -62,9 +62,5 @@ def pgd(model, images, eps=4 / 255, *, step=None, steps: int = 10, norm: str = "
             raise ConvlensError("with an unbounded eps give the step size (step=...)")
         step = default_step(eps, steps)
     step = parse_eps(step, "step", unit=norm == "inf")
-    model, x, clean, labels, targeted = prepare(model, images, label, target)
-    start = _rand(x, eps, norm, seed) if random_start and not math.isinf(eps) else x
-    adv, taken, logits = iterate(model, x, start, labels, targeted, eps=eps, step=step, steps=steps, norm=norm,
-                                 early_stop=early_stop, progress=progress)
-    return make_result("pgd", model, x, adv, clean, logits, labels, targeted, taken, eps=eps, step=step,
-                       norm=norm, max_steps=steps, random_start=random_start, early_stop=early_stop)
+    return run_attack("pgd", model, images, label, target, eps=eps, step=step, steps=steps, norm=norm,
+                      early_stop=early_stop, random_start=random_start, seed=seed, progress=progress, max_steps=steps)

@@ -65,49 +65,36 @@ def register(app: typer.Typer) -> None:
         echo(d.text())
         _save(d.plot() if out else None, out)
 
-    def fgsm_run(cfg, image: str, target: str, model: str, weights: str, out: str):
-        from ..adversarial import fgsm
-        m = get_model(model, weights)
-        r = fgsm(m, _image(image, m), cfg.eps, target=target)
-        echo(r.summary())
-        _save(r.render() if out else None, out)
+    def attack(name, config_cls, required: bool, help_: str):
+        """``convlens NAME IMAGE [--target T]``: the attack with its config's fields as keyword arguments."""
+        def run_attack(cfg, image: str, target: str, model: str, weights: str, out: str):
+            import dataclasses
 
-    config_command(app, "fgsm", FGSMConfig, [fixed("image", IMAGE_ARG), fixed("target", TARGET_OPT)] + common, fgsm_run,
-                   "Fast gradient sign method (Goodfellow 2015): one step of eps along sign(dLoss/dx).\n\n"
-                   "Example: convlens fgsm chelsea --eps 2/255 --target goldfish -o fgsm.png")
+            from .. import adversarial
+            m = get_model(model, weights)
+            kw = dataclasses.asdict(cfg)
+            with cli_bar(f"{name} {target or ''}", kw.get("steps") or kw.get("max_steps")) as bar:
+                extra = {} if name == "fgsm" else {"progress": bar}
+                if name == "fool":
+                    r = adversarial.fool(m, _image(image, m), target, **kw, **extra)
+                else:
+                    r = getattr(adversarial, name)(m, _image(image, m), target=target, **kw, **extra)
+            echo(r.summary())
+            if name == "fool" and not bool(r.fooled.all()):
+                echo(f"confidence {cfg.confidence} not reached in {cfg.max_steps} steps; raise --max-steps or --eps")
+            _save(r.render() if out else None, out)
 
-    def pgd_run(cfg, image: str, target: str, model: str, weights: str, out: str):
-        from ..adversarial import pgd
-        m = get_model(model, weights)
-        with cli_bar("pgd", cfg.steps) as bar:
-            r = pgd(m, _image(image, m), cfg.eps, step=cfg.step, steps=cfg.steps, norm=cfg.norm,
-                    random_start=cfg.random_start, target=target, seed=cfg.seed, early_stop=cfg.early_stop,
-                    progress=bar)
-        echo(r.summary())
-        _save(r.render() if out else None, out)
+        tgt = typer.Option(..., "--target", "-t", help="Class index or name to reach.") if required else TARGET_OPT
+        config_command(app, name, config_cls, [fixed("image", IMAGE_ARG), fixed("target", tgt)] + common, run_attack,
+                       help_)
 
-    config_command(app, "pgd", PGDConfig, [fixed("image", IMAGE_ARG), fixed("target", TARGET_OPT)] + common, pgd_run,
-                   "Projected gradient descent (Madry 2018), L-inf or L2, with per-image early stop.\n\n"
-                   "Example: convlens pgd chelsea --eps 2/255 --steps 10 -o pgd.png")
-
-    def fool_run(cfg, image: str, target: str, model: str, weights: str, out: str):
-        from ..adversarial import fool
-        m = get_model(model, weights)
-        with cli_bar(f"fool -> {target}", cfg.max_steps) as bar:
-            r = fool(m, _image(image, m), target, confidence=cfg.confidence, max_steps=cfg.max_steps,
-                     method=cfg.method, step=cfg.step, eps=cfg.eps, progress=bar)
-        echo(r.summary())
-        if not bool(r.fooled.all()):
-            echo(f"confidence {cfg.confidence} not reached in {cfg.max_steps} steps; raise --max-steps or --eps")
-        _save(r.render() if out else None, out)
-
-    config_command(app, "fool", FoolConfig,
-                   [fixed("image", IMAGE_ARG),
-                    fixed("target", typer.Option(..., "--target", "-t", help="Class index or name to reach."))] + common,
-                   fool_run,
-                   "Fooling image (Szegedy 2014): step an image until the network says TARGET with the chosen "
-                   "confidence. Writes image | fooled | difference | 10x difference.\n\n"
-                   "Example: convlens fool chelsea --target goldfish -o fool.png")
+    attack("fgsm", FGSMConfig, False, "Fast gradient sign method (Goodfellow 2015): one step of eps along "
+           "sign(dLoss/dx).\n\nExample: convlens fgsm chelsea --eps 2/255 --target goldfish -o fgsm.png")
+    attack("pgd", PGDConfig, False, "Projected gradient descent (Madry 2018), L-inf or L2, with per-image early "
+           "stop.\n\nExample: convlens pgd chelsea --eps 2/255 --steps 10 -o pgd.png")
+    attack("fool", FoolConfig, True, "Fooling image (Szegedy 2014): step an image until the network says TARGET "
+           "with the chosen confidence. Writes image | fooled | difference | 10x difference.\n\n"
+           "Example: convlens fool chelsea --target goldfish -o fool.png")
 
     def unrec_run(cfg, target: str, model: str, weights: str, out: str):
         from ..adversarial import unrecognizable
