@@ -81,3 +81,14 @@ def test_cli(tmp_path, capsys):
         assert cli(bad) == 1
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and msg in err, err
+
+
+def test_universal_perturbation(offline_model):
+    ds = convlens.sample_dataset(16, size=96).tensor()
+    u = convlens.universal_perturbation(offline_model, ds[:8], "8/255", steps=6, held_out=ds[8:])
+    assert float(u.delta.abs().max()) <= 8 / 255 + 1e-7 and u.delta.shape == (1, 3, 96, 96)
+    with torch.no_grad():
+        clean = offline_model(ds[:8]).argmax(-1)
+        adv = offline_model((ds[:8] + u.delta).clamp(0, 1)).argmax(-1)
+    assert u.fooling_rate == pytest.approx(float((adv != clean).float().mean()))
+    assert u.fooling_rate >= 0.5 and u.held_out_rate is not None  # one change for all images

@@ -11,10 +11,12 @@ from .linear import DimensionStudy, LinearWalkthrough, dimension_study, linear_w
 from .mixing import DeepMix, LinearDigits, LinearMix, linear_mixing_panel, mix_gradient, mix_linear, train_linear_digits
 from .pgd import PGDConfig, pgd
 from .robustness import Robustness, RobustnessConfig, robustness
+from .universal import Universal, universal_perturbation
 from .unrecognizable import Unrecognizable, UnrecognizableConfig, unrecognizable
 
 __all__ = ["AdversarialResult", "parse_eps", "fgsm", "FGSMConfig", "pgd", "PGDConfig", "fool", "FoolConfig",
            "linear_walkthrough", "LinearWalkthrough", "dimension_study", "DimensionStudy",
            "unrecognizable", "Unrecognizable", "UnrecognizableConfig",
            "train_linear_digits", "LinearDigits", "mix_linear", "LinearMix", "linear_mixing_panel", "mix_gradient",
-           "DeepMix", "robustness", "Robustness", "RobustnessConfig"]
+           "DeepMix", "robustness", "Robustness", "RobustnessConfig",
+           "universal_perturbation", "Universal"]

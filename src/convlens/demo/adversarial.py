@@ -104,6 +104,32 @@ def mixing(report, ctx):
                "Top: the goldfish template at the cat image (dS/dx), then cat + eps sign(template) in one portion, "
                "with p(goldfish) ('not top': the cat class still wins). Bottom: the same eps mixed in 8 portions.",
                command="convlens mix-weights --image chelsea --target goldfish --eps 1/255,2/255,4/255 --repeats 8 -o mix.png")
+    _universal(sec, m, ctx)
+
+
+def _universal(sec, m, ctx):
+    from ..adversarial import universal_perturbation
+    from ..adversarial.base import forward_logits
+    from ..inspect import sample_dataset
+    from ..render import grid
+    n, size, steps = (6, 64, 3) if ctx.quick else (16, 128, 8)
+    ds = sample_dataset(2 * n, size=size, seed=1).tensor()  # the first ones: whole photos, then crops
+    u = universal_perturbation(m, ds[n:], "8/255", steps=steps, held_out=ds[:n])
+    show = ds[:4]
+    names = m.classes
+    before = forward_logits(m, show).softmax(-1).max(-1)
+    after = forward_logits(m, (show + u.delta).clamp(0, 1)).softmax(-1).max(-1)
+    tiles = [(0.5 + u.delta[0] * 255 / 16).clamp(0, 1)]
+    labels = ["delta x 16"]
+    for i in range(len(show)):
+        tiles += [show[i], (show[i] + u.delta[0]).clamp(0, 1)]
+        labels += [f"{names[int(before.indices[i])]} {before.values[i]:.0%}",
+                   f"{names[int(after.indices[i])]} {after.values[i]:.0%}"]
+    sec.figure(grid(tiles, labels, ncol=len(tiles), tile=128, upscale="bilinear"), "adversarial_universal.png",
+               f"(c) One perturbation for every image (universal, L-inf 8/255, {steps} sign steps on the summed loss "
+               f"of {n} bundled crops): it changes the top-1 of {u.fooling_rate:.0%} of them and of {u.held_out_rate:.0%} "
+               "of other images it never saw (shown: held-out whole photos before | after).",
+               command="python: convlens.universal_perturbation(m, images, '8/255', held_out=other_images)")
 
 
 def hog_section(report, ctx):
