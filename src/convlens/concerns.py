@@ -4,6 +4,8 @@ Each package lists its public names in its own ``__all__``; adding a function th
 """
 from .attribution import *  # noqa: F401,F403
 from .attribution import __all__ as _a
+from .adversarial import *  # noqa: F401,F403
+from .adversarial import __all__ as _adv
 from .inspect import *  # noqa: F401,F403
 from .inspect import __all__ as _i
 from .optim import *  # noqa: F401,F403
@@ -11,4 +13,4 @@ from .optim import __all__ as _o
 from .recipes import *  # noqa: F401,F403
 from .recipes import __all__ as _r
 
-__all__ = [*_i, *_a, *_o, *_r]
+__all__ = [*_i, *_a, *_o, *_r, *_adv]

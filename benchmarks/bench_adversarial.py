@@ -1,0 +1,58 @@
+"""Adversarial attacks against torchattacks, measured in the same run on the same convlens.Model and batch.
+
+Rows (2 threads): FGSM and PGD-10 (L-inf, eps 4/255, step 1/255, random start) images/s for
+mobilenet_v2 (offline ImageNet weights) and resnet18 (seeded random weights), batch 8 at 224 px,
+ours without and with early stopping (torchattacks has none); ours and torchattacks' calls alternate and
+medians are kept, so load from other processes hits both alike. Then the time to a 99% targeted fooling
+image (chelsea -> goldfish) on mobilenet_v2 at 224 px.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import torch
+
+from .bench_attribution import _pair
+from .common import Row
+
+warnings.filterwarnings("ignore")
+
+
+def run(quick: bool) -> list[Row]:
+    import torchattacks
+
+    import convlens
+
+    rows: list[Row] = []
+    size, bs, rep = (112, 4, 2) if quick else (224, 8, 2)
+    eps, step = 4 / 255, 1 / 255
+    ds = convlens.sample_dataset(bs, size=size).tensor()
+    for name in ("mobilenet_v2", "resnet18"):
+        m = convlens.load_model(name, weights="default" if name == "mobilenet_v2" else None)
+        lab = m.targets(None, ds)
+        tag = f"{name} batch {bs} {size}px"
+        ta = torchattacks.FGSM(m, eps=eps)
+        ours, peer = _pair(lambda: convlens.fgsm(m, ds, eps), lambda: ta(ds, lab), rep)
+        rows.append(Row(f"FGSM {tag}", bs / ours, bs / peer, "img/s", "torchattacks", ">= 1.3x",
+                        note="ours also reports predictions after (one more forward)"))
+        tp = torchattacks.PGD(m, eps=eps, alpha=step, steps=10, random_start=True)
+        for es in (False, True):
+            r = convlens.pgd(m, ds, eps, step=step, steps=10, early_stop=es)
+            ours, peer = _pair(lambda: convlens.pgd(m, ds, eps, step=step, steps=10, early_stop=es),
+                               lambda: tp(ds, lab), rep)
+            note = (f"early stop: {float(r.steps.float().mean()):.1f} steps per image on average, "
+                    f"{int(r.fooled.sum())}/{bs} fooled") if es else "same 10 steps for every image"
+            rows.append(Row(f"PGD-10 {tag}, early stop {'on' if es else 'off'}", bs / ours, bs / peer, "img/s",
+                            "torchattacks", ">= 1.3x", note=note))
+    m = convlens.load_model()
+    cat = convlens.sample_image("chelsea", 224)
+    convlens.fool(m, cat, "goldfish", max_steps=2)  # builds the folded twin once
+    t0 = time.perf_counter()
+    f = convlens.fool(m, cat, "goldfish", confidence=0.99)
+    t = time.perf_counter() - t0
+    rows.append(Row("time to a 99% fooling image, mobilenet_v2 224 px (chelsea -> goldfish)", t, None, "s",
+                    higher_is_better=False,
+                    note=f"{int(f.steps[0])} steps, p {float(f.target_prob_after[0]):.3f}, "
+                         f"L-inf {255 * float(f.linf[0]):.2f}/255"))
+    return rows

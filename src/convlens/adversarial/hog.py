@@ -1,0 +1,301 @@
+"""Identical HOG, different images (Tatu, Lecumberry, Sapiro & Randall 2011, "Exploring the
+representation capabilities of the HOG descriptor"): the lecture's "these results were around
+before ConvNets". A differentiable HOG equal to ``skimage.feature.hog``, and an optimization that
+gives one image the HOG of another while its pixels stay close to where they started.
+
+``hog`` reproduces scikit-image's algorithm step by step (``skimage/feature/_hog.py`` and
+``_hoghistogram.pyx``):
+  1. gradients by central differences, zero on the image border: ``g_r[i] = I[i+1] - I[i-1]``;
+     for colour images, at each pixel the channel with the largest gradient magnitude
+     (``channel_axis=-1`` in skimage);
+  2. magnitude ``hypot(g_r, g_c)``, orientation ``atan2(g_r, g_c)`` in degrees modulo 180;
+  3. each pixel votes its magnitude into ONE orientation bin ``[180 k / B, 180 (k+1) / B)`` of its
+     cell (no interpolation); a cell's histogram is the mean over its pixels;
+  4. blocks of cells normalized (L1, L1-sqrt, L2 or L2-Hys with eps = 1e-5, clip 0.2), flattened.
+The hard vote (3) has zero derivative with respect to the orientation. For the optimization the
+backward pass uses a soft vote instead (linear interpolation between the two nearest bin centres,
+Dalal & Triggs 2005) while the forward value stays exactly skimage's (a straight-through estimator,
+``soft_grad=True``); with ``soft_grad=False`` gradients flow through the magnitudes only.
+
+Settings tested equal to skimage (to 1e-5, tests/test_adversarial_hog.py): orientations 9 and 6,
+pixels_per_cell (8, 8) and (6, 6), cells_per_block (2, 2) and (3, 3), all four block norms,
+grey and RGB images, float64 input. ``transform_sqrt`` is supported (sqrt of the image first).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConvlensError
+from ..progress import ProgressFn, call
+
+BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
+
+
+def _as_nchw(images: torch.Tensor) -> torch.Tensor:
+    if not isinstance(images, torch.Tensor):
+        images = torch.as_tensor(np.asarray(images))
+    if images.ndim == 2:
+        images = images[None, None]
+    elif images.ndim == 3:
+        images = images[:, None] if images.shape[0] not in (1, 3) else images[None]
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ConvlensError(f"HOG takes (H, W), (N, H, W), (N, 1, H, W) or (N, 3, H, W) images, got {tuple(images.shape)}")
+    return images
+
+
+def _gradients(x: torch.Tensor):
+    """Central differences with zero borders, per channel: (g_row, g_col), each (N, C, H, W)."""
+    gr = torch.zeros_like(x)
+    gc = torch.zeros_like(x)
+    gr[..., 1:-1, :] = x[..., 2:, :] - x[..., :-2, :]
+    gc[..., :, 1:-1] = x[..., :, 2:] - x[..., :, :-2]
+    return gr, gc
+
+
+def _magnitude(gr: torch.Tensor, gc: torch.Tensor) -> torch.Tensor:
+    sq = gr * gr + gc * gc
+    pos = sq > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, sq, torch.ones_like(sq))), torch.zeros_like(sq))
+
+
+def cell_histograms(images: torch.Tensor, orientations: int = 9, pixels_per_cell=(8, 8), soft_grad: bool = True,
+                    transform_sqrt: bool = False, temperature: float | None = None) -> torch.Tensor:
+    """Orientation histograms of the cells, (N, cells_row, cells_col, orientations), as skimage's.
+
+    ``temperature`` (degrees): the backward pass differentiates a smoothed box vote,
+    ``sigmoid((o - lo_k) / T) - sigmoid((o - hi_k) / T)`` (circular), instead of the linear
+    interpolation; the value is still the hard vote. Small T concentrates the gradient on pixels near a
+    bin edge, the ones a small change can move (used late in ``hog_match``)."""
+    x = _as_nchw(images)
+    if transform_sqrt:
+        x = torch.sqrt(x)
+    gr, gc = _gradients(x)
+    mag = _magnitude(gr, gc)
+    if x.shape[1] > 1:  # the dominant channel per pixel (first one on ties, as numpy's argmax)
+        idx = mag.argmax(1, keepdim=True)
+        gr, gc, mag = gr.gather(1, idx), gc.gather(1, idx), mag.gather(1, idx)
+    gr, gc, mag = gr[:, 0], gc[:, 0], mag[:, 0]
+    N, H, W = mag.shape
+    cr, cc = (int(v) for v in pixels_per_cell)
+    nr, nc = H // cr, W // cc
+    if nr < 1 or nc < 1:
+        raise ConvlensError(f"image {H}x{W} is smaller than one cell {cr}x{cc}")
+    mag, gr, gc = (t[:, :nr * cr, :nc * cc] for t in (mag, gr, gc))
+    ori = torch.rad2deg(torch.atan2(gr, gc)) % 180  # [0, 180)
+    width = 180.0 / orientations
+    # skimage compares in float32: bin k holds  k*width <= ori < (k+1)*width  (thresholds as float32)
+    edges = (torch.arange(orientations + 1, dtype=torch.float32) * np.float32(width)).to(ori.dtype).to(ori.device)
+    hard_bin = (torch.bucketize(ori.detach(), edges, right=True) - 1).clamp(0, orientations - 1)
+    hard = F.one_hot(hard_bin, orientations).to(mag.dtype) * mag[..., None]
+    votes = hard
+    if temperature:  # a smoothed box vote for the backward pass (straight-through): sharper as T -> 0
+        k = torch.arange(orientations, dtype=ori.dtype, device=ori.device)
+        lo_e, hi_e = k * width, (k + 1) * width
+        box = 0
+        for shift in (-180.0, 0.0, 180.0):  # circular: orientations wrap at 180
+            o = ori[..., None] + shift
+            box = box + torch.sigmoid((o - lo_e) / temperature) - torch.sigmoid((o - hi_e) / temperature)
+        soft = box * mag[..., None]
+        votes = hard + (soft - soft.detach())
+    elif soft_grad:  # linear interpolation between the two nearest bin centres (circular), for the backward only
+        pos = ori / width - 0.5
+        lo = torch.floor(pos.detach())
+        frac = pos - lo
+        lo_i = lo.long() % orientations
+        hi_i = (lo_i + 1) % orientations
+        soft = (F.one_hot(lo_i, orientations).to(mag.dtype) * (1 - frac)[..., None]
+                + F.one_hot(hi_i, orientations).to(mag.dtype) * frac[..., None]) * mag[..., None]
+        votes = hard + (soft - soft.detach())
+    v = votes.view(N, nr, cr, nc, cc, orientations)
+    return v.sum((2, 4)) / (cr * cc)
+
+
+def _normalize_blocks(blocks: torch.Tensor, method: str, eps: float = 1e-5, soft_grad: bool = False) -> torch.Tensor:
+    """blocks (..., br, bc, B): skimage's _hog_normalize_block over the last three dims. ``soft_grad``:
+    the L2-Hys clip at 0.2 passes gradients (straight-through), so clipped entries are not stuck."""
+    dims = (-3, -2, -1)
+    if method == "L1":
+        return blocks / (blocks.abs().sum(dims, keepdim=True) + eps)
+    if method == "L1-sqrt":
+        return torch.sqrt(blocks / (blocks.abs().sum(dims, keepdim=True) + eps))
+    if method == "L2":
+        return blocks / torch.sqrt((blocks ** 2).sum(dims, keepdim=True) + eps ** 2)
+    if method == "L2-Hys":
+        out = blocks / torch.sqrt((blocks ** 2).sum(dims, keepdim=True) + eps ** 2)
+        clipped = torch.clamp(out, max=0.2)
+        out = out + (clipped - out).detach() if soft_grad else clipped
+        return out / torch.sqrt((out ** 2).sum(dims, keepdim=True) + eps ** 2)
+    raise ConvlensError(f"unknown block_norm '{method}'; choose one of {', '.join(BLOCK_NORMS)}")
+
+
+def hog(images, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm: str = "L2-Hys",
+        transform_sqrt: bool = False, feature_vector: bool = True, soft_grad: bool = True,
+        temperature: float | None = None) -> torch.Tensor:
+    """Histogram of oriented gradients, equal to ``skimage.feature.hog`` and differentiable.
+
+    Same arguments and defaults as skimage (except ``cells_per_block``, here Dalal & Triggs' (2, 2);
+    skimage's default is (3, 3)). RGB images follow skimage's ``channel_axis=-1`` rule (the dominant
+    channel per pixel); grey images are (N, 1, H, W) or (N, H, W).
+
+    Args:
+        images: (N, 3|1, H, W) or (N, H, W) or (H, W) tensor (any float dtype; float64 to compare with skimage).
+        soft_grad: backward through a soft orientation vote (the forward value is unchanged).
+    Returns:
+        (N, D) features (``feature_vector``) or (N, blocks_r, blocks_c, cells_r, cells_c, orientations).
+    Example:
+        >>> h = hog(torch.rand(1, 1, 64, 64, dtype=torch.float64))   # == skimage.feature.hog(img, cells_per_block=(2, 2))
+    """
+    if orientations < 1:
+        raise ConvlensError(f"orientations must be >= 1, got {orientations}")
+    hist = cell_histograms(images, orientations, pixels_per_cell, soft_grad, transform_sqrt, temperature)
+    br, bc = (int(v) for v in cells_per_block)
+    N, nr, nc, B = hist.shape
+    if nr < br or nc < bc:
+        raise ConvlensError(f"the image is too small for blocks of {br}x{bc} cells: it has {nr}x{nc} cells")
+    blocks = hist.unfold(1, br, 1).unfold(2, bc, 1)  # (N, nbr, nbc, B, br, bc)
+    blocks = blocks.permute(0, 1, 2, 4, 5, 3)         # (N, nbr, nbc, br, bc, B)
+    out = _normalize_blocks(blocks, block_norm, soft_grad=soft_grad)
+    return out.reshape(N, -1) if feature_vector else out
+
+
+def hog_picture(image, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(2, 2)) -> np.ndarray:
+    """skimage's HOG visualization of one image (H, W) in [0, 1] (rescaled for display)."""
+    from skimage.feature import hog as sk_hog
+    x = _as_nchw(image)[0].detach().double().cpu().numpy()
+    kw = dict(channel_axis=0) if x.shape[0] == 3 else {}
+    x = x if x.shape[0] == 3 else x[0]
+    _, pic = sk_hog(x, orientations=orientations, pixels_per_cell=pixels_per_cell, cells_per_block=cells_per_block,
+                    visualize=True, **kw)
+    return np.clip(pic / (np.percentile(pic, 99.5) + 1e-12), 0, 1)
+
+
+@dataclass
+class HogMatchConfig:
+    """Parameters of ``hog_match``. HOG: 9 bins, L2-Hys, 2x2-cell blocks (Dalal & Triggs) with 16-pixel cells
+    (8-pixel cells have 4x more constraints per pixel and converge to a few percent only; see the docs)."""
+
+    size: int = field(default=128, metadata={"help": "images are resized (centre crop) to size x size, grey"})
+    steps: int = field(default=600, metadata={"help": "optimization steps"})
+    lr: float = field(default=0.01, metadata={"help": "Adam learning rate (pixel units), cosine-annealed to 1%"})
+    temperature: tuple[float, float] = field(default=(5.0, 0.5), metadata={
+        "help": "start,end width in degrees of the smoothed orientation vote used for gradients (annealed)"})
+    pixel_weight: float = field(default=0.0, metadata={
+        "help": "weight of ||x - a||^2 / D (staying close to image A); 0: only the start at A keeps it close"})
+    tol: float = field(default=0.001, metadata={"help": "stop once the relative HOG distance is below this"})
+    orientations: int = field(default=9, metadata={"help": "HOG orientation bins"})
+    cell: int = field(default=16, metadata={"help": "HOG cell size in pixels"})
+    block: int = field(default=2, metadata={"help": "HOG block size in cells"})
+
+
+@dataclass
+class HogMatch:
+    """``image`` (1, 1, H, W): starts as ``a`` and ends with b's HOG; ``a``, ``b`` the grey inputs;
+    ``distance`` = ||hog(image) - hog(b)|| / ||hog(b)|| (``start_distance`` at the start = for a);
+    ``pixel_rms``: RMS pixel change from a; ``history`` of the distance; ``steps``."""
+
+    image: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    distance: float
+    start_distance: float
+    pixel_rms: float
+    history: list[float]
+    steps: int
+    config: HogMatchConfig
+
+    def render(self, tile: int = 192):
+        """Row: A | its HOG | the result | its HOG | B | its HOG."""
+        from ..render import grid
+        c = self.config
+        kw = dict(orientations=c.orientations, pixels_per_cell=(c.cell, c.cell), cells_per_block=(c.block, c.block))
+        def grey3(t):
+            return t[0].float().clamp(0, 1).expand(3, -1, -1)
+        pics = [torch.from_numpy(hog_picture(t, **kw)).float()[None].expand(3, -1, -1) for t in (self.a, self.image, self.b)]
+        tiles = [grey3(self.a), pics[0], grey3(self.image), pics[1], grey3(self.b), pics[2]]
+        labels = ["A", f"HOG(A): {self.start_distance:.0%} from HOG(B)", f"A changed (RMS {255 * self.pixel_rms:.1f}/255)",
+                  f"its HOG: {self.distance:.2%} from HOG(B)", "B", "HOG(B)"]
+        return grid(tiles, labels, ncol=6, tile=tile, upscale="bilinear")
+
+
+def to_grey(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 1, H, W) with skimage's rgb2gray weights (0.2125, 0.7154, 0.0721)."""
+    if images.shape[1] == 1:
+        return images
+    w = torch.tensor([0.2125, 0.7154, 0.0721], dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (images * w).sum(1, keepdim=True)
+
+
+def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = None, *,
+              progress: ProgressFn | None = None, **overrides) -> HogMatch:
+    """Change grey image ``a`` until its HOG equals ``b``'s, starting at ``a`` (Tatu et al. 2011).
+
+    Minimizes ``||hog(x) - hog(b)||^2 / ||hog(b)||^2 (+ pixel_weight * ||x - a||^2 / D)`` with Adam
+    (float64, lr cosine-annealed), the exact HOG as the value and a smoothed orientation vote of annealed
+    width for the gradient (``cell_histograms(temperature=...)``), and keeps the best step. x is free
+    during the run; at the end it is mapped into [0, 1] by ``(x - min) / (max - min)`` when it left that
+    range, which leaves its HOG unchanged (HOG is invariant to ``s x + c`` with s > 0: gradients scale,
+    block normalization removes the scale) up to the 1e-5 normalization epsilon.
+
+    Args:
+        a, b: (1, 3|1, H, W) images in [0, 1] of the same size (colour is turned grey).
+    Returns:
+        ``HogMatch`` (the image, both distances, the pixel change; ``render()`` draws A | HOG | result |
+        HOG | B | HOG).
+    Example:
+        >>> r = hog_match(convlens.sample_image("chelsea", 128), convlens.sample_image("coffee", 128))
+    """
+    from dataclasses import replace
+    cfg = replace(config or HogMatchConfig(), **overrides)
+    if a.shape[-2:] != b.shape[-2:]:
+        raise ConvlensError(f"images A and B must have the same size, got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
+    if cfg.steps < 1 or cfg.lr <= 0:
+        raise ConvlensError(f"steps must be >= 1 and lr > 0, got steps={cfg.steps}, lr={cfg.lr}")
+    a = to_grey(_as_nchw(a)[:1].detach().double())
+    b = to_grey(_as_nchw(b)[:1].detach().double())
+    kw = dict(orientations=cfg.orientations, pixels_per_cell=(cfg.cell, cfg.cell), cells_per_block=(cfg.block, cfg.block))
+    hb = hog(b, **kw)
+    nb = float(hb.norm())
+    dist = lambda img: float((hog(img, **kw) - hb).norm()) / nb  # noqa: E731
+    t0, t1 = (float(v) for v in cfg.temperature)
+    x = a.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.01)
+    start_d = dist(a)
+    history, best, best_d = [], a.clone(), start_d
+    D = a.numel()
+    steps = 0
+    try:
+        for k in range(cfg.steps):
+            temp = t0 * (t1 / t0) ** (k / max(1, cfg.steps - 1)) if t0 > 0 else None
+            with torch.enable_grad():
+                h = hog(x, temperature=temp, **kw)
+                loss = ((h - hb) ** 2).sum() / nb ** 2
+                d = float(loss.detach().sqrt())  # the exact HOG's distance (the vote only shapes gradients)
+                if cfg.pixel_weight:
+                    loss = loss + cfg.pixel_weight * ((x - a) ** 2).sum() / D
+                (g,) = torch.autograd.grad(loss, x)
+            history.append(d)
+            if d < best_d:
+                best, best_d = x.detach().clone(), d
+            if d < cfg.tol:
+                break
+            x.grad = g
+            opt.step()
+            sched.step()
+            steps = k + 1
+            call(progress, steps, cfg.steps)
+    except KeyboardInterrupt:
+        pass
+    fd = dist(x.detach())
+    if fd < best_d:
+        best, best_d = x.detach().clone(), fd
+    lo, hi = float(best.min()), float(best.max())
+    if lo < 0 or hi > 1:  # back into [0, 1]; the HOG is invariant to s x + c, s > 0
+        best = (best - lo) / (hi - lo)
+        best_d = dist(best)
+    rms = float(((best - a) ** 2).mean().sqrt())
+    return HogMatch(best, a, b, best_d, start_d, rms, history, steps, cfg)
