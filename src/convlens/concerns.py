@@ -11,4 +11,7 @@ from .optim import __all__ as _o
 from .recipes import *  # noqa: F401,F403
 from .recipes import __all__ as _r
 
-__all__ = [*_i, *_a, *_o, *_r]
+from .texture import *  # noqa: F401,F403
+from .texture import __all__ as _t
+
+__all__ = [*_i, *_a, *_o, *_r, *_t]

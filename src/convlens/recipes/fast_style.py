@@ -194,8 +194,8 @@ class FastStyleTraining:
 
 
 def train_fast_style(style, images="samples", config: FastStyleConfig | None = None, *, out=None,
-                     loss_model=None, progress=None, callback=None, threads: int | None = None,
-                     **overrides) -> FastStyleTraining:
+                     loss_model=None, content_layers=None, style_layers=None, progress=None, callback=None,
+                     threads: int | None = None, **overrides) -> FastStyleTraining:
     """Train a transformer network for one style (Johnson et al. 2016) on the engine.
 
     Args:
@@ -204,6 +204,7 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
         config: ``FastStyleConfig`` or keyword overrides (``steps``, ``width``, ``crop`` ...).
         out: optional ``.safetensors`` path to save the net and its config to (also after Ctrl-C).
         loss_model: a ``convlens.Model`` for the losses (default ``load_model(config.loss_model)``).
+        content_layers, style_layers: layer names (default: Johnson's relu2_2 / relu1_2..relu4_3 on VGG-16).
     Returns:
         ``FastStyleTraining``.
     Example:
@@ -214,7 +215,7 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
     cfg = replace(config or FastStyleConfig(), **overrides)
     lm = loss_model if loss_model is not None else load_model(cfg.loss_model)
     cl, sl = JOHNSON_LAYERS.get(lm.name, (None, None))
-    cl, sl, smooth = _defaults(lm, cl, sl, "auto")
+    cl, sl, smooth = _defaults(lm, content_layers or cl, style_layers or sl, "auto")
     style_img = resize_long(as_image(style), cfg.style_size)
     grams = style_targets(lm, style_img, sl, smooth)
     torch.manual_seed(cfg.seed)

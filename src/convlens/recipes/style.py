@@ -45,6 +45,10 @@ STYLE_LAYERS = {
 }
 # The softmax smoothing (Wang et al. 2021) is on by default only where it is needed: non-VGG networks.
 SMOOTH_DEFAULT = {"mobilenet_v2": "softmax"}
+# Default style weight per network (relative losses): the smoothed MobileNet features are matched
+# more easily and need a larger weight for a visible style (measured: docs/texture-style.md).
+STYLE_WEIGHT_DEFAULT = {"mobilenet_v2": 100.0}
+DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_STYLE_MODEL = "vgg16-hed"
 
 
@@ -142,6 +146,7 @@ def style_objective(targets: Sequence[dict], weights: Sequence[float], layer_wei
 def content_objective(targets: dict, smooth: str | None = None, relative: bool = True) -> O.Objective:
     """``sum_l L_content(l) / n_layers`` as an Objective (a loss)."""
     layers = list(targets)
+    targets = {k: smooth_features(v, smooth).clone() for k, v in targets.items()}
 
     def fn(f: O.Features):
         return sum(content_loss_layer(smooth_features(f[k], smooth), targets[k].to(f[k]), relative)
@@ -204,12 +209,13 @@ class StyleConfig:
     """Gatys et al. 2016 style transfer. Layers default per network (``STYLE_LAYERS``); the weights
     are for relative losses (see the module doc), which keep them network-independent."""
 
-    size: int = field(default=384, metadata={"help": "longer side of the output in pixels"})
+    size: int = field(default=256, metadata={"help": "longer side of the output in pixels"})
     style_size: int = field(default=0, metadata={"help": "longer side of the style image (0: same as size)"})
-    steps: int = field(default=200, metadata={"help": "optimizer steps per octave"})
+    steps: int = field(default=150, metadata={"help": "optimizer steps per octave"})
     octaves: int = field(default=1, metadata={"help": "coarse-to-fine octaves (x1.6 each), for large outputs"})
     content_weight: float = field(default=1.0, metadata={"help": "weight of the content loss"})
-    style_weight: float = field(default=3.0, metadata={"help": "weight of the style loss"})
+    style_weight: float | None = field(default=None, metadata={"help": "weight of the style loss (default: 10; "
+                                                                        "100 for mobilenet_v2)"})
     tv_weight: float = field(default=0.5, metadata={"help": "weight of the mean-squared total variation"})
     init: str = field(default="content", metadata={"help": "start image: content or noise"})
     optimizer: str = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
@@ -305,7 +311,8 @@ def _run(model, content, styles, weights, cfg: StyleConfig, texture_size=None, p
                 img = (mean + 0.1 * torch.randn(1, 3, *hw, generator=g).to(device)).clamp(0, 1)
         else:
             img = F.interpolate(img, size=hw, mode="bilinear", align_corners=False).clamp(0, 1)
-        loss = cfg.style_weight * s_obj + cfg.tv_weight * O.Objective(lambda f: _tv_mean(f.image), name="tv")
+        sw = cfg.style_weight if cfg.style_weight is not None else STYLE_WEIGHT_DEFAULT.get(model.name, DEFAULT_STYLE_WEIGHT)
+        loss = sw * s_obj + cfg.tv_weight * O.Objective(lambda f: _tv_mean(f.image), name="tv")
         if c_obj is not None:
             loss = loss + cfg.content_weight * c_obj
         if start_losses is None:
