@@ -36,9 +36,9 @@ def register(app: typer.Typer) -> None:
     def texture(sample: str = typer.Argument(..., help="Texture sample: file or sample name (brick, gravel, ihc...)."),
                 method: str = typer.Option("efros-leung", "--method", help=f"One of: {', '.join(METHODS)}."),
                 size: int = typer.Option(128, "--size", help="Output size in pixels (square)."),
-                crop: int = typer.Option(0, "--crop", help="Use a centre crop of the sample of this size (0: whole; "
-                                                          "non-neural methods: 64-128 px samples keep them fast)."),
-                sample_size: int = typer.Option(0, "--sample-size", help="Resize the sample's longer side first (0: no)."),
+                crop: int = typer.Option(0, "--crop", help="Centre crop of the sample, in raw pixels (0: whole)."),
+                sample_size: int = typer.Option(0, "--sample-size", help="Then resize the sample's longer side to this "
+                                                "(0: keep; 64-128 px samples keep the non-neural methods fast)."),
                 window: int = typer.Option(11, "--window", help="Neighbourhood size (efros-leung 11, wei-levoy 9)."),
                 epsilon: float = typer.Option(0.1, "--epsilon", help="Efros-Leung: candidates within (1+eps) of the best."),
                 block: int = typer.Option(32, "--block", help="Quilting block size."),
@@ -50,20 +50,16 @@ def register(app: typer.Typer) -> None:
                 out: str = OUT_OPT):
         """Synthesize a texture from a sample: Efros-Leung, Wei-Levoy, image quilting or Gram matching (Gatys).
 
-        Example: convlens texture brick --sample-size 96 --method efros-leung --size 160 -o brick_el.png
+        Example: convlens texture brick --crop 256 --sample-size 80 --method efros-leung --size 128 -o brick_el.png
         """
         from ..errors import ConvlensError
-        from ..images import fit, save_png
-        from ..recipes.style import resize_long, synthesize_texture
+        from ..images import save_png
+        from ..recipes.style import synthesize_texture
         from ..texture import efros_leung, quilting, wei_levoy
-        from ..texture.samples import texture_image
+        from ..texture.samples import prepare_sample
         if method not in METHODS:
             raise ConvlensError(f"unknown --method '{method}'; choose {', '.join(METHODS)}")
-        img = texture_image(sample)
-        if sample_size:
-            img = resize_long(img, sample_size)
-        if crop:
-            img = fit(img, min(crop, *img.shape[-2:]))
+        img = prepare_sample(sample, crop, sample_size)
         p = out_path(out)
         with cli_bar(f"texture {method}", None) as bar:
             if method == "efros-leung":
@@ -73,7 +69,8 @@ def register(app: typer.Typer) -> None:
             elif method == "quilting":
                 r = quilting(img, size, block=block, seed=seed, progress=bar)
             else:
-                r = synthesize_texture(_style_model(model), img, size=size, steps=steps, seed=seed, progress=bar)
+                r = synthesize_texture(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
+                                       steps=steps, seed=seed, progress=bar)
         save_png(r.image, p)
         echo(f"wrote {p}  ({method}, {getattr(r, 'seconds', 0):.1f} s)")
         if r.stopped == "interrupted":

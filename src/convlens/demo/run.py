@@ -34,9 +34,9 @@ class DemoContext:
 
 
 def all_sections() -> list[tuple[str, Callable]]:
-    from . import attribution, foundation, inspect, synthesis
+    from . import attribution, foundation, inspect, synthesis, texture
     out = []
-    for mod in (foundation, inspect, attribution, synthesis):
+    for mod in (foundation, inspect, attribution, synthesis, texture):
         out.extend(mod.SECTIONS)
     return out
 

@@ -21,6 +21,7 @@ usual progress bar and Ctrl-C (which keeps the weights trained so far).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -195,7 +196,8 @@ class FastStyleTraining:
 
 def train_fast_style(style, images="samples", config: FastStyleConfig | None = None, *, out=None,
                      loss_model=None, content_layers=None, style_layers=None, progress=None, callback=None,
-                     threads: int | None = None, **overrides) -> FastStyleTraining:
+                     threads: int | None = None, max_seconds: float | None = None, checkpoint_every: int | None = None,
+                     **overrides) -> FastStyleTraining:
     """Train a transformer network for one style (Johnson et al. 2016) on the engine.
 
     Args:
@@ -205,6 +207,8 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
         out: optional ``.safetensors`` path to save the net and its config to (also after Ctrl-C).
         loss_model: a ``convlens.Model`` for the losses (default ``load_model(config.loss_model)``).
         content_layers, style_layers: layer names (default: Johnson's relu2_2 / relu1_2..relu4_3 on VGG-16).
+        max_seconds: stop after this wall time (a training budget) and save what is trained.
+        checkpoint_every: also save to ``out`` every this many steps (watch a long run, keep it on a crash).
     Returns:
         ``FastStyleTraining``.
     Example:
@@ -223,15 +227,26 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
     param = TransformerParam(net, ContentSampler(_content_images(images), cfg.crop, cfg.batch, cfg.seed)).to(lm.device)
     obj = perceptual_objective(lm, param, grams, cl, sl, cfg, smooth)
     t0 = time.perf_counter()
+
+    def meta(steps):
+        return {"style": style if isinstance(style, str) else "tensor", "config": asdict(cfg),
+                "content_layers": list(cl), "style_layers": list(sl), "smooth": smooth or "none",
+                "steps_run": steps, "seconds": round(time.perf_counter() - t0, 1)}
+
+    def step_callback(info):
+        if out is not None and checkpoint_every and info.step % checkpoint_every == 0:
+            save_fast_style(param.net, out, meta(info.step))
+        if callback is not None and callback(info):
+            return True
+        return max_seconds is not None and time.perf_counter() - t0 > max_seconds
+
     res = optimize(lm, -obj, param, steps=cfg.steps, optimizer="adam", lr=cfg.lr, seed=cfg.seed,
-                   progress=progress, callback=callback, threads=threads)
-    meta = {"style": style if isinstance(style, str) else "tensor", "config": asdict(cfg),
-            "content_layers": list(cl), "style_layers": list(sl), "smooth": smooth or "none",
-            "steps_run": res.steps, "seconds": round(time.perf_counter() - t0, 1)}
+                   progress=progress, callback=step_callback, threads=threads)
+    info = meta(res.steps)
     net = param.net.eval()
     if out is not None:
-        save_fast_style(net, out, meta)
-    return FastStyleTraining(net, -res.history.mean(1), time.perf_counter() - t0, res.stopped, meta)
+        save_fast_style(net, out, info)
+    return FastStyleTraining(net, -res.history.mean(1), time.perf_counter() - t0, res.stopped, info)
 
 
 def save_fast_style(net: TransformerNet, path, meta: dict | None = None) -> Path:
@@ -246,6 +261,7 @@ def save_fast_style(net: TransformerNet, path, meta: dict | None = None) -> Path
     tmp = path.with_suffix(".part")
     save_file(state, str(tmp), metadata=info)
     tmp.replace(path)
+    os.chmod(path, 0o644)  # safetensors writes 0600; package data must be readable by all
     return path
 
 

@@ -44,3 +44,21 @@ def texture_image(source, size=None) -> torch.Tensor:
         except ConvlensError as e:
             raise ConvlensError(f"{e}; style samples: {', '.join(STYLE_SAMPLES)}") from None
     return load_image(source, size)
+
+
+def prepare_sample(source, crop: int = 0, size: int = 0) -> torch.Tensor:
+    """``texture_image(source)``, then a centre crop of ``crop`` x ``crop`` raw pixels (0: whole), then
+    a resize of the longer side to ``size`` (0: keep). Small samples keep the non-neural methods fast.
+
+    Example: ``prepare_sample("brick", crop=256, size=80)``: 4 rows of bricks in 80 x 80 pixels.
+    """
+    img = texture_image(source)
+    if crop:
+        h, w = img.shape[-2:]
+        c = min(crop, h, w)
+        top, left = (h - c) // 2, (w - c) // 2
+        img = img[..., top:top + c, left:left + c]
+    if size:
+        from ..recipes.style import resize_long
+        img = resize_long(img, size)
+    return img
