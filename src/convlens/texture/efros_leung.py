@@ -59,6 +59,33 @@ def masked_ssd(P: np.ndarray, N: np.ndarray, W: np.ndarray, P2: np.ndarray | Non
     return np.maximum(d, 0.0) / np.maximum(W.sum(1, keepdims=True), 1e-12)
 
 
+def _start(src: np.ndarray, H: int, W: int, window: int, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Padded canvas with a random 3x3 sample patch in the middle, its known mask, and the inner region."""
+    sh, sw, C = src.shape
+    half = window // 2
+    canvas = np.zeros((H + 2 * half, W + 2 * half, C))
+    known = np.zeros(canvas.shape[:2], bool)
+    sy, sx = rng.integers(0, sh - 2), rng.integers(0, sw - 2)
+    cy, cx = half + max(0, H // 2 - 1), half + max(0, W // 2 - 1)
+    hh, ww = min(3, H), min(3, W)
+    canvas[cy:cy + hh, cx:cx + ww] = src[sy:sy + hh, sx:sx + ww]
+    known[cy:cy + hh, cx:cx + ww] = True
+    inner = np.zeros_like(known)
+    inner[half:half + H, half:half + W] = True
+    return canvas, known, inner
+
+
+def _frontier(known: np.ndarray, inner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) of the next onion layer: unfilled pixels 8-adjacent to the filled region."""
+    grown = known.copy()
+    grown[1:] |= known[:-1]
+    grown[:-1] |= known[1:]
+    g2 = grown.copy()
+    g2[:, 1:] |= grown[:, :-1]
+    g2[:, :-1] |= grown[:, 1:]
+    return np.nonzero(g2 & ~known & inner)
+
+
 def efros_leung(sample, size, *, window: int = 11, epsilon: float = 0.1, seed: int = 0, progress=None,
                 chunk: int = 512, dtype=np.float32) -> TextureResult:
     """Efros & Leung (1999) texture synthesis, one onion layer per batched search (see module doc).
@@ -92,27 +119,13 @@ def efros_leung(sample, size, *, window: int = 11, epsilon: float = 0.1, seed: i
     B = np.concatenate([Pf * Pf, Pf], 1)                 # [P^2, P]: one product gives both terms
     gauss = gaussian_window(window).astype(dtype)
     tol = 1e-6 if dtype == np.float32 else 1e-12
-    canvas = np.zeros((H + 2 * half, Wd + 2 * half, C))
-    known = np.zeros((H + 2 * half, Wd + 2 * half), bool)
-    # seed: a random 3x3 patch of the sample in the middle of the output
-    sy, sx = rng.integers(0, sh - 2), rng.integers(0, sw - 2)
-    cy, cx = half + max(0, H // 2 - 1), half + max(0, Wd // 2 - 1)
-    hh, ww = min(3, H), min(3, Wd)
-    canvas[cy:cy + hh, cx:cx + ww] = src[sy:sy + hh, sx:sx + ww]
-    known[cy:cy + hh, cx:cx + ww] = True
-    inner = np.zeros_like(known)
-    inner[half:half + H, half:half + Wd] = True
+    canvas, known, inner = _start(src, H, Wd, window, rng)  # seed: a random 3x3 sample patch in the middle
     oy, ox = np.meshgrid(np.arange(-half, half + 1), np.arange(-half, half + 1), indexing="ij")
     oy, ox = oy.ravel(), ox.ravel()
     total, t0, stopped = H * Wd, time.perf_counter(), "done"
     try:
         while True:
-            grown = known.copy()  # 8-neighbour dilation of the filled region
-            grown[1:] |= known[:-1]; grown[:-1] |= known[1:]
-            g2 = grown.copy()
-            g2[:, 1:] |= grown[:, :-1]; g2[:, :-1] |= grown[:, 1:]
-            front = g2 & ~known & inner
-            ys, xs = np.nonzero(front)
+            ys, xs = _frontier(known, inner)
             if len(ys) == 0:
                 break
             vals = np.empty((len(ys), C))
@@ -152,21 +165,10 @@ def efros_leung_naive(sample, size, *, window: int = 11, epsilon: float = 0.1, s
     half = window // 2
     P = patches(src, window).reshape(-1, window * window, C)
     gauss = gaussian_window(window)
-    canvas = np.zeros((H + 2 * half, Wd + 2 * half, C))
-    known = np.zeros(canvas.shape[:2], bool)
-    sy, sx = rng.integers(0, sh - 2), rng.integers(0, sw - 2)
-    cy, cx = half + max(0, H // 2 - 1), half + max(0, Wd // 2 - 1)
-    canvas[cy:cy + 3, cx:cx + 3] = src[sy:sy + 3, sx:sx + 3]
-    known[cy:cy + 3, cx:cx + 3] = True
-    inner = np.zeros_like(known)
-    inner[half:half + H, half:half + Wd] = True
+    canvas, known, inner = _start(src, H, Wd, window, rng)
     t0, done = time.perf_counter(), 0
     while max_pixels is None or done < max_pixels:
-        grown = known.copy()
-        grown[1:] |= known[:-1]; grown[:-1] |= known[1:]
-        g2 = grown.copy()
-        g2[:, 1:] |= grown[:, :-1]; g2[:, :-1] |= grown[:, 1:]
-        ys, xs = np.nonzero(g2 & ~known & inner)
+        ys, xs = _frontier(known, inner)
         if len(ys) == 0:
             break
         snapshot = known.copy()
