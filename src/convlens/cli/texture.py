@@ -39,7 +39,8 @@ def register(app: typer.Typer) -> None:
                 crop: int = typer.Option(0, "--crop", help="Centre crop of the sample, in raw pixels (0: whole)."),
                 sample_size: int = typer.Option(0, "--sample-size", help="Then resize the sample's longer side to this "
                                                 "(0: keep; 64-128 px samples keep the non-neural methods fast)."),
-                window: int = typer.Option(11, "--window", help="Neighbourhood size (efros-leung 11, wei-levoy 9)."),
+                window: int = typer.Option(None, "--window", help="Neighbourhood size (default: efros-leung 11, "
+                                                                  "wei-levoy 9)."),
                 epsilon: float = typer.Option(0.1, "--epsilon", help="Efros-Leung: candidates within (1+eps) of the best."),
                 block: int = typer.Option(32, "--block", help="Quilting block size."),
                 levels: int = typer.Option(3, "--levels", help="Wei-Levoy pyramid levels."),
@@ -63,9 +64,9 @@ def register(app: typer.Typer) -> None:
         p = out_path(out)
         with cli_bar(f"texture {method}", None) as bar:
             if method == "efros-leung":
-                r = efros_leung(img, size, window=window, epsilon=epsilon, seed=seed, progress=bar)
+                r = efros_leung(img, size, window=window or 11, epsilon=epsilon, seed=seed, progress=bar)
             elif method == "wei-levoy":
-                r = wei_levoy(img, size, window=window, levels=levels, search=search, seed=seed, progress=bar)
+                r = wei_levoy(img, size, window=window or 9, levels=levels, search=search, seed=seed, progress=bar)
             elif method == "quilting":
                 r = quilting(img, size, block=block, seed=seed, progress=bar)
             else:
