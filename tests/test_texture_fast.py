@@ -2,6 +2,7 @@
 a few training steps on the engine reduce the perceptual loss, and the shipped model stylizes."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -87,3 +88,17 @@ def test_shipped_model_stylizes():
     # the content survives: the output correlates with the input's luminance
     ly, lc = y.mean(1).flatten(), cat.mean(1).flatten()
     assert float(torch.corrcoef(torch.stack([ly, lc]))[0, 1]) > 0.3
+
+
+def test_onnx_export_matches_torch_at_other_sizes(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from convlens.recipes.fast_style import export_onnx
+    torch.manual_seed(0)
+    net = TransformerNet(width=8, blocks=2).eval()
+    p = export_onnx(net, tmp_path / "n.onnx")
+    sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    for shape in [(1, 3, 64, 64), (2, 3, 37, 50)]:   # exported at 64 x 64: sizes stay dynamic
+        x = torch.rand(*shape)
+        out = sess.run(None, {"image": x.numpy()})[0]
+        assert out.shape == shape
+        np.testing.assert_allclose(out, fast_style(net, x).numpy(), atol=1e-5)

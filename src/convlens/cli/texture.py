@@ -150,3 +150,16 @@ def register(app: typer.Typer) -> None:
         p = out_path(out)
         save_png(y, p)
         echo(f"wrote {p}  ({tuple(y.shape[-2:])}, {1000 * (time.perf_counter() - t):.0f} ms)")
+
+    @fast.command("export")
+    def export(model: str = typer.Argument(..., help="A .safetensors fast-style model, or a shipped style name."),
+               out: str = typer.Option(..., "--out", "-o", help="Output .onnx path.")):
+        """Export a fast-style network to ONNX (dynamic batch and size; runs in onnxruntime).
+
+        Example: convlens fast-style export ihc -o ihc.onnx
+        """
+        from ..errors import ConvlensError
+        from ..recipes.fast_style import export_onnx, load_fast_style
+        if not out.endswith(".onnx"):
+            raise ConvlensError(f"output {out} must end in .onnx")
+        echo(f"wrote {export_onnx(load_fast_style(model), out)}")

@@ -86,9 +86,9 @@ class TransformerNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        ph, pw = (-h) % 4, (-w) % 4
-        if ph or pw:  # reflection-pad to a multiple of 4 so the two /2 and x2 stages come back exactly
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect")
+        # reflection-pad to a multiple of 4 so the two /2 and x2 stages come back exactly (always, even
+        # by 0 pixels, so that an ONNX export keeps the sizes dynamic)
+        x = F.pad(x, (0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4), mode="reflect")
         y = torch.sigmoid(self.up(self.res(self.down(x * 2 - 1))))
         return y[..., :h, :w]
 
@@ -295,6 +295,22 @@ def load_fast_style(path=None) -> TransformerNet:
     return net.eval().requires_grad_(False)
 
 
+def export_onnx(net, path, *, opset: int = 17):
+    """Export a ``TransformerNet`` to ONNX with dynamic batch, height and width (onnxruntime runs it).
+
+    Example: ``export_onnx(load_fast_style(), "ihc.onnx")``.
+    """
+    import warnings
+    path = Path(path)
+    x = torch.rand(1, 3, 64, 64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (x,), str(path), input_names=["image"], output_names=["stylized"],
+                          dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "stylized": {0: "n", 2: "h", 3: "w"}},
+                          dynamo=False, opset_version=opset)
+    return path
+
+
 @torch.no_grad()
 def fast_style(net, images) -> torch.Tensor:
     """Stylize ``images`` ((N, 3, H, W) in [0, 1], a path or a sample name) in one forward pass."""
@@ -305,5 +321,5 @@ def fast_style(net, images) -> torch.Tensor:
         return net.eval()(x.float()).clamp(0, 1)
 
 
-__all__ = ["TransformerNet", "FastStyleConfig", "FastStyleTraining", "train_fast_style", "save_fast_style",
+__all__ = ["TransformerNet", "export_onnx", "FastStyleConfig", "FastStyleTraining", "train_fast_style", "save_fast_style",
            "load_fast_style", "fast_style", "shipped_styles"]
