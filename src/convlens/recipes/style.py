@@ -281,7 +281,7 @@ def _run(model, content, styles, weights, cfg: StyleConfig, texture_size=None, p
         full = texture_size
     ssize = cfg.style_size or cfg.size
     styles = [resize_long(s, ssize).to(device) for s in styles]
-    color = None
+    color, shown = None, content
     if cfg.preserve_color and content is not None:
         yiq = rgb_to_yiq(content)
         color = yiq[:, 1:]
@@ -330,7 +330,7 @@ def _run(model, content, styles, weights, cfg: StyleConfig, texture_size=None, p
         c = F.interpolate(color, size=img.shape[-2:], mode="bilinear", align_corners=False) \
             if color.shape[-2:] != img.shape[-2:] else color
         out = yiq_to_rgb(torch.cat([rgb_to_yiq(img)[:, :1], c], 1)).clamp(0, 1)
-    return StyleResult(out.cpu(), None if content is None else content.cpu(), [s.cpu() for s in styles],
+    return StyleResult(out.cpu(), None if shown is None else shown.cpu(), [s.cpu() for s in styles],
                        start_losses, final, results, time.perf_counter() - t0, cfg)
 
 
