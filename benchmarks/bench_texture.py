@@ -4,8 +4,8 @@ Rows:
   * Efros-Leung 64x64 -> 128x128, window 11 (brick): the batched matrix-product search against the
     straightforward per-pixel NumPy loop (same onion layers, broadcast masked SSD per pixel), same
     run (target: >= 50x). Quick mode extrapolates the naive loop from its first 1500 pixels.
-  * Wei-Levoy 64 -> 128, 3 levels: tree-structured VQ search against exact search (time; the
-    share of 5x5 output windows found in the sample is in the note, as a quality check).
+  * Wei-Levoy 64 -> 128, 3 levels: tree-structured VQ search against exact search (time; for the
+    quality see the docs figure: on brick the exact search keeps the mortar lines, TSVQ loses them).
   * Image quilting 64 -> 128 (seconds).
   * Gatys style transfer at 256 px on vgg16-hed: seconds per L-BFGS step (setup excluded) against
     one bare forward + backward of the network truncated at relu5_1 (target: overhead < 10%).
@@ -60,11 +60,10 @@ def run(quick: bool) -> list[Row]:
     res = {}
     for search in ("exact", "tsvq"):
         t = time.perf_counter()
-        r = wei_levoy(brick, size, window=9, levels=3, search=search, seed=0)
-        res[search] = (time.perf_counter() - t, window_found_rate(r.array, s, 5))
-    rows.append(Row(f"Wei-Levoy 64->{size} px, 3 levels: TSVQ vs exact search", res["tsvq"][0], res["exact"][0], "s",
-                    "exact search", "faster", higher_is_better=False,
-                    note=f"5x5 windows found in the sample: tsvq {res['tsvq'][1]:.0%}, exact {res['exact'][1]:.0%}"))
+        wei_levoy(brick, size, window=9, levels=3, search=search, seed=0)
+        res[search] = time.perf_counter() - t
+    rows.append(Row(f"Wei-Levoy 64->{size} px, 3 levels: TSVQ vs exact search", res["tsvq"], res["exact"], "s",
+                    "exact search", "report", higher_is_better=False, note="TSVQ includes building the trees"))
     t = time.perf_counter()
     q = quilting(brick, 128, block=24, seed=0)
     rows.append(Row("Image quilting 64->128 px, block 24", time.perf_counter() - t, None, "s",

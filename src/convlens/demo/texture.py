@@ -13,22 +13,22 @@ def nn_textures(report, ctx):
     from ..render import grid
     from ..texture import efros_leung, quilting, wei_levoy
     from ..texture.samples import prepare_sample
-    s_size, out = (40, 48) if ctx.quick else (80, 128)
-    sample = prepare_sample("brick", crop=256, size=s_size)
+    s_size, out = (40, 48) if ctx.quick else (96, 128)
+    sample = prepare_sample("brick", crop=384, size=s_size)
     sec = report.section("Texture synthesis by nearest neighbours",
                          "The lecture's row on the brick sample: Efros & Leung 1999 (onion-peel growth, Gaussian-"
                          "weighted masked SSD; here one whole frontier layer per batched matrix-product search), "
-                         "Wei & Levoy 2000 (3-level pyramid, causal 9x9 neighbourhoods, tree-structured VQ search, "
-                         "toroidal output), image quilting (Efros & Freeman 2001: 24 px blocks, minimum-error cuts).")
+                         "Wei & Levoy 2000 (3-level pyramid, causal 9x9 neighbourhoods, exact search - the tree-"
+                         "structured VQ of the paper is 2.5x faster but loses the mortar lines here -, toroidal output), image quilting (Efros & Freeman 2001: 24 px blocks, minimum-error cuts).")
     el = efros_leung(sample, out, window=11, seed=0)
-    wl = wei_levoy(sample, out, window=9, levels=3 if not ctx.quick else 2, search="tsvq", seed=0)
+    wl = wei_levoy(sample, out, window=9, levels=3 if not ctx.quick else 2, search="exact", seed=0)
     q = quilting(sample, out, block=24, seed=0)
     labels = [f"sample {s_size} px", f"Efros-Leung {el.seconds:.1f} s", f"Wei-Levoy {wl.seconds:.1f} s",
               f"quilting {q.seconds:.1f} s"]
     sec.figure(grid([sample, el.image, wl.image, q.image], labels, ncol=4, tile=out), "texture_nn.png",
-               f"brick (256 px centre crop, resized to {s_size} px) -> {out}x{out}; seed 0.",
-               command=f"convlens texture brick --crop 256 --sample-size {s_size} --method efros-leung "
-                       f"--size {out} -o el.png   # --method wei-levoy --search tsvq | quilting --block 24")
+               f"brick (384 px centre crop, resized to {s_size} px) -> {out}x{out}; seed 0.",
+               command=f"convlens texture brick --crop 384 --sample-size {s_size} --method efros-leung "
+                       f"--size {out} -o el.png   # --method wei-levoy | quilting --block 24")
 
 
 def _style_model(ctx, name):
@@ -66,17 +66,18 @@ def style(report, ctx):
                          "relu1_1..relu5_1) is the default; MobileNetV2 without smoothing vs with the softmax "
                          "transformation of Wang et al. 2021 (before / after).")
     rows, labels = [], []
-    runs = [("vgg16-hed", {}), ("mobilenet_v2", {"smooth": "none"}), ("mobilenet_v2", {"smooth": "softmax"})]
+    runs = [("vgg16-hed", {}, "VGG-16 (HED)"), ("mobilenet_v2", {"smooth": "none"}, "MobileNetV2"),
+            ("mobilenet_v2", {"smooth": "softmax"}, "MobileNetV2+softmax")]
     for content, sty in (("chelsea", "ihc"),):
         first = None
-        for name, kw in runs:
+        for name, kw, label in runs:
             r = style_transfer(_style_model(ctx, name), content, sty, size=size, steps=steps, **kw)
             if first is None:
                 first = r
                 rows += [r.content, r.styles[0]]
                 labels += [content, f"style: {sty}"]
             rows.append(r.image)
-            labels.append(f"{name}{' ' + kw['smooth'] if kw else ''} {r.seconds:.0f} s")
+            labels.append(f"{label} {r.seconds:.0f}s")
     sec.figure(grid(rows, labels, ncol=5, tile=size, upscale="bilinear"), "style.png",
                f"{steps} L-BFGS steps at {size} px; style weights: 10 (VGG), 100 (MobileNetV2).",
                command=f"convlens style chelsea ihc --size {size} --steps {steps} -o cat_ihc.png   "

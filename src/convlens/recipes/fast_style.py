@@ -95,16 +95,17 @@ class TransformerNet(nn.Module):
 
 @dataclass
 class FastStyleConfig:
-    """Training parameters (Johnson et al. 2016: Adam 1e-3, relu2_2 content, relu1_2..relu4_3 style)."""
+    """Training parameters (Johnson et al. 2016: Adam, relu2_2 content, relu1_2..relu4_3 style; the
+    defaults are those of the shipped ``ihc`` model)."""
 
-    steps: int = field(default=1200, metadata={"help": "training steps (batches)"})
+    steps: int = field(default=2000, metadata={"help": "training steps (batches)"})
     batch: int = field(default=2, metadata={"help": "content crops per batch"})
     crop: int = field(default=128, metadata={"help": "content crop size in pixels"})
     style_size: int = field(default=256, metadata={"help": "longer side of the style image for its Grams"})
     width: int = field(default=16, metadata={"help": "network width: 32 (paper) or 16 (half width, faster)"})
-    lr: float = field(default=2e-3, metadata={"help": "Adam learning rate"})
+    lr: float = field(default=3e-3, metadata={"help": "Adam learning rate"})
     content_weight: float = field(default=1.0, metadata={"help": "weight of the (relative) content loss"})
-    style_weight: float = field(default=10.0, metadata={"help": "weight of the (relative) style loss"})
+    style_weight: float = field(default=3.0, metadata={"help": "weight of the (relative) style loss"})
     tv_weight: float = field(default=0.5, metadata={"help": "weight of the mean-squared total variation"})
     loss_model: str = field(default="vgg16-hed", metadata={"help": "loss network (vgg16-hed offline; vgg16 online)"})
     seed: int = field(default=0, metadata={"help": "seed of the crops and the initialization"})
