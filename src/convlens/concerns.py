@@ -4,13 +4,15 @@ Each package lists its public names in its own ``__all__``; adding a function th
 """
 from .attribution import *  # noqa: F401,F403
 from .attribution import __all__ as _a
-from .adversarial import *  # noqa: F401,F403
-from .adversarial import __all__ as _adv
 from .inspect import *  # noqa: F401,F403
 from .inspect import __all__ as _i
 from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _o
 from .recipes import *  # noqa: F401,F403
 from .recipes import __all__ as _r
+from .adversarial import *  # noqa: F401,F403
+from .adversarial import __all__ as _adv
+from .texture import *  # noqa: F401,F403
+from .texture import __all__ as _t
 
-__all__ = [*_i, *_a, *_o, *_r, *_adv]
+__all__ = [*_i, *_a, *_o, *_r, *_adv, *_t]

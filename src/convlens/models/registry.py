@@ -69,6 +69,9 @@ def load_model(name: str = DEFAULT_MODEL, weights="default", *, device: str | to
         >>> m.input_size
         (224, 224)
     """
+    if name == "vgg16-hed":  # VGG-16 conv features from an offline file (convlens.models.hed)
+        from .hed import load_vgg16_hed
+        return load_vgg16_hed(device)
     names = available_models()
     if name not in names:
         raise ConvlensError(f"unknown model '{name}'; closest: {closest(name, names)} (see `convlens models`)")

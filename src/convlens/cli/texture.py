@@ -1,0 +1,165 @@
+"""CLI commands for texture and style: texture, style, fast-style train|apply.
+
+    convlens texture brick --method efros-leung --size 128 -o brick.png
+    convlens style chelsea ihc -o cat_ihc.png [--model vgg16-hed|mobilenet_v2|vgg19]
+    convlens fast-style train --style ihc --out ihc.safetensors
+    convlens fast-style apply ihc chelsea -o cat_fast.png
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import typer
+
+from .common import OUT_OPT, config_command, echo, fixed, out_path
+
+METHODS = ("efros-leung", "wei-levoy", "quilting", "gram")
+
+
+def _layers(v):
+    if isinstance(v, str):
+        return tuple(s.strip() for s in v.split(",") if s.strip())
+    return v
+
+
+def _style_model(name: str):
+    from ..models import load_model
+    return load_model(name)
+
+
+def register(app: typer.Typer) -> None:
+    from ..progress import cli_bar
+    from ..recipes.fast_style import FastStyleConfig
+    from ..recipes.style import DEFAULT_STYLE_MODEL, StyleConfig
+
+    @app.command("texture")
+    def texture(sample: str = typer.Argument(..., help="Texture sample: file or sample name (brick, gravel, ihc...)."),
+                method: str = typer.Option("efros-leung", "--method", help=f"One of: {', '.join(METHODS)}."),
+                size: int = typer.Option(128, "--size", help="Output size in pixels (square)."),
+                crop: int = typer.Option(0, "--crop", help="Centre crop of the sample, in raw pixels (0: whole)."),
+                sample_size: int = typer.Option(0, "--sample-size", help="Then resize the sample's longer side to this "
+                                                "(0: keep; 64-128 px samples keep the non-neural methods fast)."),
+                window: int = typer.Option(None, "--window", help="Neighbourhood size (default: efros-leung 11, "
+                                                                  "wei-levoy 9)."),
+                epsilon: float = typer.Option(0.1, "--epsilon", help="Efros-Leung: candidates within (1+eps) of the best."),
+                block: int = typer.Option(32, "--block", help="Quilting block size."),
+                levels: int = typer.Option(3, "--levels", help="Wei-Levoy pyramid levels."),
+                search: str = typer.Option("exact", "--search", help="Wei-Levoy search: exact or tsvq."),
+                model: str = typer.Option(DEFAULT_STYLE_MODEL, "--model", "-m", help="Network for --method gram."),
+                steps: int = typer.Option(100, "--steps", help="Optimizer steps for --method gram."),
+                seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
+                out: str = OUT_OPT):
+        """Synthesize a texture from a sample: Efros-Leung, Wei-Levoy, image quilting or Gram matching (Gatys).
+
+        Example: convlens texture brick --crop 256 --sample-size 80 --method efros-leung --size 128 -o brick_el.png
+        """
+        from ..errors import ConvlensError
+        from ..images import save_png
+        from ..recipes.style import synthesize_texture
+        from ..texture import efros_leung, quilting, wei_levoy
+        from ..texture.samples import prepare_sample
+        if method not in METHODS:
+            raise ConvlensError(f"unknown --method '{method}'; choose {', '.join(METHODS)}")
+        img = prepare_sample(sample, crop, sample_size)
+        p = out_path(out)
+        with cli_bar(f"texture {method}", None) as bar:
+            if method == "efros-leung":
+                r = efros_leung(img, size, window=window or 11, epsilon=epsilon, seed=seed, progress=bar)
+            elif method == "wei-levoy":
+                r = wei_levoy(img, size, window=window or 9, levels=levels, search=search, seed=seed, progress=bar)
+            elif method == "quilting":
+                r = quilting(img, size, block=block, seed=seed, progress=bar)
+            else:
+                r = synthesize_texture(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
+                                       steps=steps, seed=seed, progress=bar)
+        save_png(r.image, p)
+        echo(f"wrote {p}  ({method}, {getattr(r, 'seconds', 0):.1f} s)")
+        if r.stopped == "interrupted":
+            echo("interrupted: wrote the partial texture")
+
+    def style(cfg, content: str, style: str, styles_weights: str, model: str, out: str):
+        from ..images import save_png
+        from ..recipes.style import style_transfer
+        cfg = replace(cfg, content_layers=_layers(cfg.content_layers), style_layers=_layers(cfg.style_layers))
+        styles = [s.strip() for s in style.split(",") if s.strip()]
+        weights = [float(w) for w in styles_weights.split(",")] if styles_weights else None
+        m = _style_model(model)
+        with cli_bar(f"style ({model})", cfg.steps * cfg.octaves) as bar:
+            r = style_transfer(m, content, styles, cfg, styles_weights=weights, progress=bar)
+        p = out_path(out)
+        save_png(r.image, p)
+        echo(f"wrote {p}  ({r.seconds:.1f} s; style loss {r.losses_start['style']:.3f} -> {r.losses['style']:.3f}, "
+             f"content loss {r.losses.get('content', 0):.3f})")
+        if r.stopped == "interrupted":
+            echo("interrupted: wrote the best image so far")
+
+    config_command(app, "style", StyleConfig,
+                   [fixed("content", typer.Argument(..., help="Content image: file or sample name (chelsea...).")),
+                    fixed("style", typer.Argument(..., help="Style image(s): file or sample name (ihc, gravel, "
+                                                            "hubble...); several comma-separated.")),
+                    fixed("styles_weights", typer.Option(None, "--styles-weights", help="Weights of several styles, e.g. 0.7,0.3.")),
+                    fixed("model", typer.Option(DEFAULT_STYLE_MODEL, "--model", "-m",
+                                                help="vgg16-hed (offline VGG-16), mobilenet_v2 (softmax smoothing), "
+                                                     "vgg19 (Gatys's network, needs a download)")),
+                    fixed("out", OUT_OPT)], style,
+                   "Neural style transfer (Gatys, Ecker & Bethge 2016) on the optimization engine.\n\n"
+                   "Example: convlens style chelsea ihc --size 256 --steps 60 -o cat_ihc.png")
+
+    fast = typer.Typer(help="Fast style transfer (Johnson et al. 2016): train a feed-forward network once, "
+                            "then stylize in one forward pass.", no_args_is_help=True)
+    app.add_typer(fast, name="fast-style")
+
+    def train(cfg, style: str, images: str, out: str):
+        from ..recipes.fast_style import train_fast_style
+        p = out_path(out.replace(".safetensors", ".png")).with_suffix(".safetensors") if out else None
+        with cli_bar(f"fast-style train {style}", cfg.steps) as bar:
+            r = train_fast_style(style, images, cfg, out=p, progress=bar)
+        echo(f"wrote {p}  ({r.seconds:.0f} s, {r.meta['steps_run']} steps, perceptual loss "
+             f"{float(r.losses[:10].mean()):.3f} -> {float(r.losses[-10:].mean()):.3f})")
+        if r.stopped == "interrupted":
+            echo("interrupted: saved the network trained so far")
+
+    config_command(fast, "train", FastStyleConfig,
+                   [fixed("style", typer.Option(..., "--style", help="Style image: file or sample name (ihc...).")),
+                    fixed("images", typer.Option("samples", "--images", help="Folder of content photos, or 'samples'.")),
+                    fixed("out", typer.Option(..., "--out", "-o", help="Output .safetensors path."))], train,
+                   "Train a fast-style network with the perceptual losses on content crops (with flips).\n\n"
+                   "Example: convlens fast-style train --style ihc --steps 1200 --out ihc.safetensors")
+
+    @fast.command("apply")
+    def apply(model: str = typer.Argument(..., help="A .safetensors fast-style model, or a shipped style name (ihc)."),
+              image: str = typer.Argument(..., help="Image file or sample name."),
+              size: int = typer.Option(0, "--size", help="Resize the longer side first (0: keep)."),
+              out: str = OUT_OPT):
+        """Stylize an image in one forward pass of a trained fast-style network.
+
+        Example: convlens fast-style apply ihc chelsea -o cat_fast.png
+        """
+        import time
+
+        from ..images import save_png
+        from ..recipes.fast_style import fast_style, load_fast_style
+        from ..recipes.style import resize_long
+        from ..texture.samples import texture_image
+        net = load_fast_style(model)
+        img = texture_image(image)
+        if size:
+            img = resize_long(img, size)
+        t = time.perf_counter()
+        y = fast_style(net, img)
+        p = out_path(out)
+        save_png(y, p)
+        echo(f"wrote {p}  ({tuple(y.shape[-2:])}, {1000 * (time.perf_counter() - t):.0f} ms)")
+
+    @fast.command("export")
+    def export(model: str = typer.Argument(..., help="A .safetensors fast-style model, or a shipped style name."),
+               out: str = typer.Option(..., "--out", "-o", help="Output .onnx path.")):
+        """Export a fast-style network to ONNX (dynamic batch and size; runs in onnxruntime).
+
+        Example: convlens fast-style export ihc -o ihc.onnx
+        """
+        from ..errors import ConvlensError
+        from ..recipes.fast_style import export_onnx, load_fast_style
+        if not out.endswith(".onnx"):
+            raise ConvlensError(f"output {out} must end in .onnx")
+        echo(f"wrote {export_onnx(load_fast_style(model), out)}")

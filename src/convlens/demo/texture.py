@@ -1,0 +1,115 @@
+"""Demo-report sections for texture and style: the nearest-neighbour texture row (Efros-Leung,
+Wei-Levoy, quilting), Gram texture reconstructions by layer set, style transfer with the offline
+VGG-16 and with MobileNetV2 (with and without softmax smoothing), and fast style transfer with the
+shipped network. Quick mode: tiny sizes and a few steps."""
+from __future__ import annotations
+
+import time
+
+from .synthesis import _one_thread  # small-batch work: one torch thread (measured there)
+
+
+def nn_textures(report, ctx):
+    from ..render import grid
+    from ..texture import efros_leung, quilting, wei_levoy
+    from ..texture.samples import prepare_sample
+    s_size, out = (40, 48) if ctx.quick else (96, 128)
+    sample = prepare_sample("brick", crop=384, size=s_size)
+    sec = report.section("Texture synthesis by nearest neighbours",
+                         "The lecture's row on the brick sample: Efros & Leung 1999 (onion-peel growth, Gaussian-"
+                         "weighted masked SSD; here one whole frontier layer per batched matrix-product search), "
+                         "Wei & Levoy 2000 (3-level pyramid, causal 9x9 neighbourhoods, exact search - the tree-"
+                         "structured VQ of the paper is 2.5x faster but loses the mortar lines here -, toroidal output), image quilting (Efros & Freeman 2001: 24 px blocks, minimum-error cuts).")
+    el = efros_leung(sample, out, window=11, seed=0)
+    wl = wei_levoy(sample, out, window=9, levels=3 if not ctx.quick else 2, search="exact", seed=0)
+    q = quilting(sample, out, block=24, seed=0)
+    labels = [f"sample {s_size} px", f"Efros-Leung {el.seconds:.1f} s", f"Wei-Levoy {wl.seconds:.1f} s",
+              f"quilting {q.seconds:.1f} s"]
+    sec.figure(grid([sample, el.image, wl.image, q.image], labels, ncol=4, tile=out), "texture_nn.png",
+               f"brick (384 px centre crop, resized to {s_size} px) -> {out}x{out}; seed 0.",
+               command=f"convlens texture brick --crop 384 --sample-size {s_size} --method efros-leung "
+                       f"--size {out} -o el.png   # --method wei-levoy | quilting --block 24")
+
+
+def _style_model(ctx, name):
+    key = f"model:{name}"
+    if key not in ctx.cache:
+        from ..models import load_model
+        ctx.cache[key] = load_model(name)
+    return ctx.cache[key]
+
+
+def gram_textures(report, ctx):
+    from ..recipes.style import STYLE_LAYERS, texture_layer_sets
+    from ..texture.samples import prepare_sample
+    m = _style_model(ctx, "vgg16-hed")
+    size, steps = (32, 3) if ctx.quick else (96, 60)
+    layers = STYLE_LAYERS["vgg16-hed"][1][:4]
+    sec = report.section("Gram-matrix texture synthesis",
+                         "Gatys, Ecker & Bethge 2015 with the offline VGG-16 (HED weights): from noise, L-BFGS "
+                         "matches the Gram matrices of relu1_1, then relu1_1 + relu2_1, ... up to relu4_1. "
+                         "Higher layer sets reproduce larger structures: colour blobs, then petal edges, then petals.")
+    sample = prepare_sample("flower", crop=256, size=size)
+    _, fig = texture_layer_sets(m, sample, size=size, sample_size=size, steps=steps, layers=layers)
+    sec.figure(fig, "texture_gram.png", f"flower (256 px centre crop at {size} px), {steps} L-BFGS steps per "
+               "layer set.", command=f"convlens texture flower --crop 256 --sample-size {size} --method gram "
+               f"--size {size} --steps {steps} -o gram.png   # all of relu1_1..relu5_1")
+
+
+def style(report, ctx):
+    from ..recipes.style import style_transfer
+    from ..render import grid
+    size, steps = (48, 3) if ctx.quick else (128, 100)
+    sec = report.section("Neural style transfer",
+                         "Gatys, Ecker & Bethge 2016 on the optimization engine: L-BFGS from the content image, "
+                         "relative content + style + TV losses. Offline VGG-16 (HED weights, Gatys's conv4_2 and "
+                         "relu1_1..relu5_1) is the default; MobileNetV2 without smoothing vs with the softmax "
+                         "transformation of Wang et al. 2021 (before / after).")
+    rows, labels = [], []
+    runs = [("vgg16-hed", {}, "VGG-16 (HED)"), ("mobilenet_v2", {"smooth": "none"}, "MobileNetV2"),
+            ("mobilenet_v2", {"smooth": "softmax"}, "MobileNetV2+softmax")]
+    for content, sty in (("chelsea", "ihc"),):
+        first = None
+        for name, kw, label in runs:
+            r = style_transfer(_style_model(ctx, name), content, sty, size=size, steps=steps, **kw)
+            if first is None:
+                first = r
+                rows += [r.content, r.styles[0]]
+                labels += [content, f"style: {sty}"]
+            rows.append(r.image)
+            labels.append(f"{label} {r.seconds:.0f}s")
+    sec.figure(grid(rows, labels, ncol=5, tile=size, upscale="bilinear"), "style.png",
+               f"{steps} L-BFGS steps at {size} px; style weights: 10 (VGG), 100 (MobileNetV2).",
+               command=f"convlens style chelsea ihc --size {size} --steps {steps} -o cat_ihc.png   "
+                       "# --model mobilenet_v2 [--smooth none]")
+
+
+def fast(report, ctx):
+    from ..images import sample_image
+    from ..recipes.fast_style import fast_style, load_fast_style, shipped_styles
+    from ..recipes.style import resize_long
+    from ..render import grid
+    size = 96 if ctx.quick else 256
+    net = load_fast_style()
+    meta = net.meta
+    sec = report.section("Fast style transfer",
+                         "Johnson, Alahi & Fei-Fei 2016: a feed-forward network (reflection padding, instance norm, "
+                         "5 residual blocks, upsample + conv) trained once with the perceptual losses of the offline "
+                         f"VGG-16; shipped inside the package ({', '.join(shipped_styles())}: width "
+                         f"{meta['config']['width']}, {meta['steps_run']} steps, {meta['seconds'] / 60:.0f} min of "
+                         "training on one CPU thread). One forward pass per image.")
+    imgs, labels = [], []
+    for name in ("chelsea", "coffee", "rocket"):
+        x = resize_long(sample_image(name), size)
+        t = time.perf_counter()
+        y = fast_style(net, x)
+        dt = time.perf_counter() - t
+        imgs += [x, y]
+        labels += [name, f"{tuple(y.shape[-2:])} {1000 * dt:.0f} ms"]
+    sec.figure(grid(imgs, labels, ncol=6, tile=size, upscale="bilinear"), "fast_style.png",
+               f"style: {meta['style']}; longer side {size} px; time per image on one thread.",
+               command=f"convlens fast-style apply {meta['style']} chelsea --size {size} -o cat_fast.png")
+
+
+SECTIONS = [(name, _one_thread(b)) for name, b in (
+    ("texture-nn", nn_textures), ("texture-gram", gram_textures), ("style", style), ("fast-style", fast))]
