@@ -10,5 +10,7 @@ from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _o
 from .recipes import *  # noqa: F401,F403
 from .recipes import __all__ as _r
+from .embed import *  # noqa: F401,F403
+from .embed import __all__ as _e
 
-__all__ = [*_i, *_a, *_o, *_r]
+__all__ = [*_i, *_a, *_o, *_r, *_e]
