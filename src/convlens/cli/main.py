@@ -30,8 +30,8 @@ def _global(debug: bool = typer.Option(False, "--debug", help="Show full traceba
 
 
 def _register_all() -> None:
-    from . import attribution, core, inspect, synthesis  # noqa: F401  (each registers on `app`)
-    for mod in (core, inspect, attribution, synthesis):
+    from . import attribution, core, embed, inspect, synthesis  # noqa: F401  (each registers on `app`)
+    for mod in (core, inspect, attribution, synthesis, embed):
         mod.register(app)
 
 

@@ -161,6 +161,16 @@ def _image_groups(images: Iterable, size, batch_size, thumb):
         yield out
 
 
+def digits_images(n: int = 1797, side: int = 64) -> tuple[torch.Tensor, list[str]]:
+    """scikit-learn's bundled 8x8 digits as (n, 3, side, side) images (white on black, bilinear
+    upscaled) and their labels ("0".."9"): offline data for maps whose classes are known."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = torch.from_numpy(d.images[:n].astype(np.float32) / 16.0)[:, None]
+    x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False).clamp(0, 1)
+    return x.expand(-1, 3, -1, -1).contiguous(), [str(int(t)) for t in d.target[:n]]
+
+
 # --- the extraction ---------------------------------------------------------------------------
 
 def _resolve_source(source, labels):
@@ -189,7 +199,8 @@ def _resolve_source(source, labels):
 def embed_images(model: Model, source, layer: str | None = None, *, out=None, batch_size: int = 32,
                  workers: int | None = None, shard_size: int = 1024, labels: Sequence | None = None,
                  dtype: str = "float32", thumb: int = THUMB, resume: bool = True, overwrite: bool = False,
-                 threads: int | None = None, seed: int = 0, progress: ProgressFn | None = None) -> EmbeddingStore:
+                 threads: int | None = None, seed: int = 0, size=None,
+                 progress: ProgressFn | None = None) -> EmbeddingStore:
     """Embed every image of ``source`` with ``model`` at ``layer``; write them to a store and return it.
 
     Args:
@@ -206,6 +217,7 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
         dtype: "float32" or "float16" shards; thumb: thumbnail side in pixels (JPEG, in the metadata).
         resume: continue an existing store made the same way (the default); overwrite: start again.
         threads: the forward pass's thread budget (default: all cores).
+        size: input side (int or (H, W)); default the model's input size.
         progress: ``progress(items_done, total)``.
     Returns:
         the ``EmbeddingStore``; ``store.report()`` lists unreadable items (skipped, never a zero
@@ -222,7 +234,7 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
     layer = layer or default_layer(model)
     model.module(layer)  # unknown layer -> error listing the closest names
     kind, items, names, labels, total = _resolve_source(source, labels)
-    size = tuple(model.input_size)
+    size = tuple(model.input_size) if size is None else ((size, size) if isinstance(size, int) else tuple(size))
     with torch.inference_mode():
         probe_x = torch.zeros(1, 3, *size, device=model.device)
         dim = int(pool(next(iter(batched_forward(model, probe_x, layer, size=None, threads=threads))).activations[layer]).shape[1])

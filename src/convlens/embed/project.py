@@ -27,6 +27,28 @@ from .search import exact_search, knn_graph
 from .store import ArrayStore, EmbeddingStore, as_store
 
 METHODS = ("pca", "tsne", "umap")
+
+
+@dataclass
+class ProjectConfig:
+    """Projection parameters with the papers' / openTSNE's defaults (the CLI's flags)."""
+
+    method: str = field(default="tsne", metadata={"help": "pca, tsne or umap (umap: pip install convlens[umap])"})
+    seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
+    metric: str = field(default="cosine", metadata={"help": "cosine or l2 (kNN graph; PCA of unit vectors for cosine)."})
+    perplexity: float = field(default=30.0, metadata={"help": "t-SNE perplexity (van der Maaten 2008: 5-50)."})
+    n_iter: int = field(default=500, metadata={"help": "t-SNE iterations after the 250 of early exaggeration."})
+    large: int = field(default=100_000, metadata={"help": "Above this many points, t-SNE fits a subsample first."})
+    sample: int = field(default=25_000, metadata={"help": "Subsample size of the large-N recipe."})
+    n_neighbors: int = field(default=15, metadata={"help": "UMAP neighbours."})
+    reproducible: bool = field(default=False, metadata={"help": "One thread: bit-identical reruns."})
+
+    def kwargs(self) -> dict:
+        if self.method == "tsne":
+            return {"perplexity": self.perplexity, "n_iter": self.n_iter, "large": self.large, "sample": self.sample}
+        if self.method == "umap":
+            return {"n_neighbors": self.n_neighbors}
+        return {}
 UMAP_HINT = "UMAP needs umap-learn, which is not installed: pip install convlens[umap]"
 
 

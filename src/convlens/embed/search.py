@@ -133,9 +133,15 @@ def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray,
         return store.take(rows), rows
     if isinstance(query, (str, os.PathLike)) or (isinstance(query, (list, tuple)) and query
                                                   and all(isinstance(q, (str, os.PathLike)) for q in query)):
-        from ..images import load_image
+        from .extract import decode_file
         paths = [query] if isinstance(query, (str, os.PathLike)) else list(query)
-        imgs = [load_image(p) for p in paths]
+        size = tuple(store.manifest["preprocessing"]["size"])
+        imgs = []
+        for p in paths:
+            d = decode_file(str(p), size)  # exactly as the store's files were decoded
+            if not d["ok"]:
+                raise ConvlensError(f"{p}: not a readable image ({d['reason']})")
+            imgs.append(torch.from_numpy(d["rgb"].transpose(2, 0, 1).astype(np.float32) / 255)[None])
         return embed_query_images(store, imgs, model), [-1] * len(imgs)
     if isinstance(query, torch.Tensor) and query.ndim == 4:
         return embed_query_images(store, list(query[:, None].unbind(0)), model), [-1] * query.shape[0]
@@ -165,13 +171,12 @@ def store_model(store: EmbeddingStore, model=None):
 def embed_query_images(store: EmbeddingStore, images, model=None) -> np.ndarray:
     """Embed outside images exactly as the store's images were (same model, layer, resize, pooling)."""
     from ..drivers import batched_forward
-    from ..images import fit, to_uint8
+    from ..images import fit
     from .extract import pool
     m = store_model(store, model)
     layer = store.manifest["layer"]
     size = tuple(store.manifest["preprocessing"]["size"])
     x = torch.cat([fit(t if t.ndim == 4 else t[None], size) for t in images])
-    x = torch.from_numpy(np.stack([to_uint8(t) for t in x]).transpose(0, 3, 1, 2).astype(np.float32) / 255)
     vecs = [pool(b.activations[layer]).numpy() for b in batched_forward(m, x, layer, size=None)]
     return np.concatenate(vecs).astype(np.float32)
 

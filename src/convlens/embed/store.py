@@ -149,6 +149,34 @@ class EmbeddingStore:
         store._write_manifest()
         return store
 
+    @classmethod
+    def from_vectors(cls, path, vectors, *, paths=None, labels=None, thumbnails=None, shard_size: int = 65536,
+                     overwrite: bool = False, info: dict | None = None) -> "EmbeddingStore":
+        """A store from vectors you already have ((N, dim) array), with optional paths, labels and
+        thumbnails (PIL images or PNG/JPEG bytes); ``info`` fills the manifest (model, layer...)."""
+        v = np.asarray(vectors, np.float32)
+        if v.ndim != 2:
+            raise ConvlensError(f"vectors must be (N, dim), got shape {v.shape}")
+        ident = {"model": None, "weights": None, "layer": None, "pooling": None, "dtype": "float32", "version": VERSION,
+                 "preprocessing": None, **(info or {}), "dim": int(v.shape[1])}
+        store = cls.create_or_resume(path, ident, overwrite=overwrite, resume=False, shard_size=shard_size)
+        n = len(v)
+
+        def thumb(t):
+            if t is None or isinstance(t, bytes):
+                return t
+            buf = io.BytesIO()
+            t.convert("RGB").save(buf, format="PNG")
+            return buf.getvalue()
+        for a in range(0, n, shard_size):
+            b = min(n, a + shard_size)
+            meta = {"item": list(range(a, b)), "path": [str(p) for p in paths[a:b]] if paths is not None else [""] * (b - a),
+                    "hash": [str(a + i) for i in range(b - a)], "width": [0] * (b - a), "height": [0] * (b - a),
+                    "label": [None if l is None else str(l) for l in labels[a:b]] if labels is not None else [None] * (b - a),
+                    "thumbnail": [thumb(t) for t in thumbnails[a:b]] if thumbnails is not None else [None] * (b - a)}
+            store.commit_shard(v[a:b], meta, b, [])
+        return store
+
     def _write_manifest(self) -> None:
         _fsync_write(self.path / "manifest.json", json.dumps(self.manifest, indent=1, ensure_ascii=False).encode())
 
