@@ -56,15 +56,15 @@ def _one_side(model, x, other_unit, emb_layer, layer, method):
         if method == "saliency":
             (g,) = torch.autograd.grad(s, x)
             return Attribution("similarity_saliency", g.abs().amax(1), g, torch.tensor([-1]), ["similarity"], x.detach(),
-                               {"objective": float(s)}, default_mode="abs")
+                               {"objective": float(s.detach())}, default_mode="abs")
         a = probe[layer]
         if a.ndim != 4:
             raise ConvlensError(f"layer '{layer}' has no spatial map (output {tuple(a.shape[1:])}); pick a conv layer")
         (g,) = torch.autograd.grad(s, a)
     w = g.mean((2, 3), keepdim=True)
-    cam = (w * a.detach()).sum(1) * 1.0
+    cam = (w * a.detach()).sum(1)
     return Attribution("similarity_gradcam", cam, None, torch.tensor([-1]), ["similarity"], x.detach(),
-                       {"layer": layer, "objective": float(s), "map_sum": float(cam.sum()) * 1.0}, default_mode="positive")
+                       {"layer": layer, "objective": float(s.detach()), "map_sum": float(cam.sum())}, default_mode="positive")
 
 
 def why_similar(store, a, b, *, model=None, layer: str | None = None, method: str = "gradcam") -> SimilarityMap:

@@ -95,13 +95,14 @@ class WordVectors:
         """gensim's ``most_similar``: mean of the unit vectors (+1 positive, -1 negative), made unit,
         cosine against every key, the query keys excluded. Returns (pairs, note)."""
         vecs, notes, exclude = [], [], set()
+        single = len(positive) + len(negative) == 1
         for sign, words in ((1.0, positive), (-1.0, negative)):
             for w in words:
                 v, note = self.query_vector(w, userdict)
                 if v is None:
-                    return [], f"{w}: {note}"
+                    return [], note if single else f"{w}: {note}"
                 if note:
-                    notes.append(f"{w}: {note}")
+                    notes.append(note if single else f"{w}: {note}")
                 vecs.append(sign * v)
                 if w in self.index:
                     exclude.add(self.index[w])
