@@ -278,3 +278,29 @@ def test_umap_without_umap_learn_says_how_to_install():
         pass
     with pytest.raises(ConvlensError, match=r"pip install convlens\[umap\]"):
         convlens.project(np.random.rand(20, 4), "umap")
+
+
+def test_cli_embed_neighbors_project_export_why(tmp_path, capsys):
+    from convlens.cli.main import run
+    src = tmp_path / "imgs"
+    _write_images(src, 12)
+    out = tmp_path / "s.emb"
+    assert run(["embed", str(src), "--out", str(out), "--weights", "none", "--workers", "0", "--batch-size", "8"]) == 0
+    text = capsys.readouterr().out
+    assert "1 unreadable item(s) skipped, 1 duplicate group(s)" in text and "img99_broken.png" in text
+    store = EmbeddingStore.open(out)
+    assert len(store) == 13
+    assert run(["neighbors", str(out), "--index", "1", "--k", "3", "-o", str(tmp_path / "nn.png")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    nb = store.neighbors(1, k=3)
+    assert [int(line.split("#")[1].split()[0]) for line in lines[1:4]] == nb.indices[0].tolist()
+    assert Image.open(tmp_path / "nn.png").size[0] > 4 * 96
+    assert run(["project", str(out), "--method", "pca", "-o", str(tmp_path / "map.png"), "--grid",
+                str(tmp_path / "grid.png"), "--csv", str(tmp_path / "xy.parquet")]) == 0
+    assert (tmp_path / "grid.png").exists() and (tmp_path / "xy.parquet").exists()
+    assert run(["export-projector", str(out), str(tmp_path / "proj")]) == 0
+    assert len((tmp_path / "proj" / "tensors.tsv").read_text().splitlines()) == 13
+    assert run(["similar-why", str(out), "--index", "0", "-o", str(tmp_path / "why.png")]) == 0
+    assert Image.open(tmp_path / "why.png").size[0] > 400
+    assert run(["neighbors", str(out), "--index", "99"]) == 1
+    assert "out of range" in capsys.readouterr().err

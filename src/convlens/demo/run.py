@@ -34,9 +34,9 @@ class DemoContext:
 
 
 def all_sections() -> list[tuple[str, Callable]]:
-    from . import attribution, foundation, inspect, synthesis
+    from . import attribution, embed, foundation, inspect, synthesis
     out = []
-    for mod in (foundation, inspect, attribution, synthesis):
+    for mod in (foundation, inspect, attribution, synthesis, embed):
         out.extend(mod.SECTIONS)
     return out
 

@@ -162,7 +162,8 @@ def store_model(store: EmbeddingStore, model=None):
     cache = store.__dict__.setdefault("_model", {})
     if "m" not in cache:
         try:
-            cache["m"] = load_model(store.manifest["model"], weights=None if w in (None, "None") else w)
+            random = w in (None, "None") or str(w).startswith("random")  # "random(seed=0)": seeded weights
+            cache["m"] = load_model(store.manifest["model"], weights=None if random else w)
         except Exception as e:  # noqa: BLE001
             raise ConvlensError(f"cannot reload the store's model {store.manifest['model']} ({e}); pass model=") from None
     return cache["m"]
@@ -318,12 +319,17 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, size=min(n, sample), replace=False))
     q = store.take(rows)
-    ex_i, _ = exact_search(store, q, 10, metric, threads=threads)
+    # store rows as queries, each left out of its own answers (exact and approximate alike)
+    ex_i, _ = exact_search(store, q, 10, metric, rows, threads=threads)
     effort = 16 if kind == "hnsw" else 1
     cap = 1024 if kind == "hnsw" else params["nlist"]
+
+    def approx():
+        i = ann.search(q, 11)[0]
+        return np.stack([[j for j in r if j != self][:10] for r, self in zip(i, rows)])
     while True:
         ann.set_effort(effort)
-        ann.recall_at_10 = recall_at_k(ann.search(q, 10)[0], ex_i, 10)
+        ann.recall_at_10 = recall_at_k(approx(), ex_i, 10)
         if ann.recall_at_10 >= target_recall or effort >= cap:
             break
         effort = min(cap, effort * 2)
