@@ -162,8 +162,11 @@ def store_model(store: EmbeddingStore, model=None):
     cache = store.__dict__.setdefault("_model", {})
     if "m" not in cache:
         try:
-            random = w in (None, "None") or str(w).startswith("random")  # "random(seed=0)": seeded weights
-            cache["m"] = load_model(store.manifest["model"], weights=None if random else w)
+            if w in (None, "None") or str(w).startswith("random"):  # "random(seed=0)": seeded random weights
+                seed = int("".join(ch for ch in str(w) if ch.isdigit()) or 0)
+                cache["m"] = load_model(store.manifest["model"], weights=None, seed=seed)
+            else:
+                cache["m"] = load_model(store.manifest["model"], weights=w)
         except Exception as e:  # noqa: BLE001
             raise ConvlensError(f"cannot reload the store's model {store.manifest['model']} ({e}); pass model=") from None
     return cache["m"]
