@@ -304,3 +304,25 @@ def test_cli_embed_neighbors_project_export_why(tmp_path, capsys):
     assert Image.open(tmp_path / "why.png").size[0] > 400
     assert run(["neighbors", str(out), "--index", "99"]) == 1
     assert "out of range" in capsys.readouterr().err
+
+
+def test_ctrl_c_commits_finished_batches_and_float16_shards(tmp_path):
+    src = tmp_path / "imgs"
+    _write_images(src, 10)
+    m = convlens.Model.wrap(tiny_convnet(), input_size=16)
+    ref = convlens.embed_images(m, src, out=tmp_path / "ref", batch_size=2, shard_size=100, workers=0, threads=1)
+
+    def stop(done, total):
+        if done >= 6:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        convlens.embed_images(m, src, out=tmp_path / "s", batch_size=2, shard_size=100, workers=0, threads=1,
+                              progress=stop)
+    part = EmbeddingStore.open(tmp_path / "s")
+    assert part.manifest["items_done"] == 6 and len(part) == 6  # the finished batches were kept
+    done = convlens.embed_images(m, src, out=tmp_path / "s", batch_size=2, shard_size=100, workers=0, threads=1)
+    np.testing.assert_array_equal(done.vectors(), ref.vectors())
+    half = convlens.embed_images(m, src, out=tmp_path / "h", batch_size=2, workers=0, threads=1, dtype="float16")
+    assert np.load(tmp_path / "h" / "vectors-00000.npy").dtype == np.float16
+    np.testing.assert_allclose(half.vectors(), ref.vectors(), rtol=2e-3, atol=1e-4)
+    np.testing.assert_allclose(half.norms(), np.linalg.norm(half.vectors().astype(np.float64), axis=1), rtol=1e-6)
