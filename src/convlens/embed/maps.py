@@ -68,7 +68,7 @@ def pixel_vs_feature(store, queries, k: int = 8, tile: int = 80, side: int = 32)
     nb = store.neighbors(q, k=k)
     rows = []
     for r, qi in enumerate(q):
-        for title, idx, sc in (("pixels (L2)", pi[r], ps[r]), ("features (cosine)", nb.indices[r], nb.scores[r])):
+        for title, idx, sc in (("pixels L2", pi[r], ps[r]), ("CNN cos", nb.indices[r], nb.scores[r])):
             tiles = [store.thumbnail(qi)] + [store.thumbnail(int(i)) for i in idx]
             labels = [f"#{qi} {title}"] + [f"#{int(i)} {s:.3f}" for i, s in zip(idx, sc)]
             rows.append(grid(tiles, labels, ncol=k + 1, tile=tile, highlight=[True] + [False] * k, label_size=10))
