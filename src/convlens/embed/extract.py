@@ -235,9 +235,8 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
     model.module(layer)  # unknown layer -> error listing the closest names
     kind, items, names, labels, total = _resolve_source(source, labels)
     size = tuple(model.input_size) if size is None else ((size, size) if isinstance(size, int) else tuple(size))
-    with torch.inference_mode():
-        probe_x = torch.zeros(1, 3, *size, device=model.device)
-        dim = int(pool(next(iter(batched_forward(model, probe_x, layer, size=None, threads=threads))).activations[layer]).shape[1])
+    shape = model.layer_info(layer).shape  # from the model's cached shape pass: no extra forward
+    dim = int(shape[0]) if len(shape) in (1, 3) else int(np.prod(shape))
     identity = {"model": model.name, "weights": str(getattr(model, "weights", None)), "layer": layer,
                 "pooling": "global average" , "dim": dim, "dtype": dtype, "version": 1,
                 "preprocessing": {"size": list(size), "resize": "shorter side to size, centre crop, bilinear "

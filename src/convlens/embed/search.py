@@ -243,6 +243,13 @@ class AnnIndex:
             s = np.sqrt(np.maximum(s, 0))
         return i.astype(np.int64), s.astype(np.float32)
 
+    def _unit(self, a, norms=None) -> np.ndarray:
+        a = np.asarray(a, np.float32)
+        if self.metric == "cosine":
+            n = np.linalg.norm(a, axis=1) if norms is None else np.asarray(norms, np.float32)
+            a = a / np.maximum(n, 1e-30)[:, None]
+        return np.ascontiguousarray(a, dtype=np.float32)
+
     def update(self, save: bool = True) -> int:
         """Add the store rows the index does not hold yet (new shards); returns how many."""
         n0 = self.index.ntotal
@@ -250,20 +257,19 @@ class AnnIndex:
             stop = start + len(vec)
             if stop <= n0:
                 continue
-            a = np.asarray(vec[max(0, n0 - start):], np.float32)
-            if self.metric == "cosine":
-                a = a / np.maximum(np.asarray(norms[max(0, n0 - start):], np.float32), 1e-30)[:, None]
-            self.index.add(np.ascontiguousarray(a))
+            a = max(0, n0 - start)
+            self.index.add_with_ids(self._unit(vec[a:], norms[a:]), np.arange(start + a, stop, dtype=np.int64))
         if save:
             self.save()
         return self.index.ntotal - n0
 
     def set_effort(self, effort: int) -> None:
         import faiss
+        inner = faiss.downcast_index(self.index.index)
         if self.kind == "hnsw":
-            self.index.hnsw.efSearch = int(effort)
+            inner.hnsw.efSearch = int(effort)
         else:
-            faiss.extract_index_ivf(self.index).nprobe = int(effort)
+            inner.nprobe = int(effort)
         self.params["effort"] = int(effort)
 
     def save(self) -> Path:
@@ -290,9 +296,11 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     """Build an approximate index and measure its recall@10 against exact search.
 
     kind "hnsw" (``IndexHNSWFlat``, M links, the default: fastest at >= 0.95 recall in
-    benchmarks/bench_embed.py) or "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists). The search effort
-    (efSearch / nprobe) is raised until recall@10 on ``sample`` random store rows reaches
-    ``target_recall`` (or the effort hits its cap); the chosen effort and recall are saved.
+    benchmarks/bench_embed.py) or "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists), wrapped in an
+    ``IndexIDMap`` (ids = store rows). Recall is measured honestly: ``sample`` random store rows are
+    held out of the index while it is measured, used as outside queries against the exact top-10
+    of the other rows, and added afterwards. The search effort (efSearch / nprobe) is doubled until
+    recall@10 reaches ``target_recall`` (or the effort hits its cap); effort and recall are saved.
     """
     import faiss
     check_metric(metric)
@@ -302,40 +310,45 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
         faiss.omp_set_num_threads(int(threads))
     t0 = time.perf_counter()
     d, n = store.dim, len(store)
+    if n < 2:
+        raise ConvlensError("an index needs at least 2 vectors")
     fm = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    rng = np.random.default_rng(seed)
     if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, M, fm)
-        index.hnsw.efConstruction = ef_construction
+        inner = faiss.IndexHNSWFlat(d, M, fm)
+        inner.hnsw.efConstruction = ef_construction
         params = {"M": M, "ef_construction": ef_construction}
     else:
         nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))
         quant = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
-        index = faiss.IndexIVFFlat(quant, d, nlist, fm)
-        rng = np.random.default_rng(seed)
+        inner = faiss.IndexIVFFlat(quant, d, nlist, fm)
         train = store.take(np.sort(rng.choice(n, size=min(n, 256 * nlist), replace=False)))
         if metric == "cosine":
             train /= np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-30)
-        index.train(train)
+        inner.train(train)
         params = {"nlist": nlist}
+    index = faiss.IndexIDMap(inner)
+    index.__dict__["_inner"] = inner  # keep the wrapped index alive
     ann = AnnIndex(store, index, metric, kind, params)
-    ann.update(save=False)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(n, size=min(n, sample), replace=False))
-    q = store.take(rows)
-    # store rows as queries, each left out of its own answers (exact and approximate alike)
-    ex_i, _ = exact_search(store, q, 10, metric, rows, threads=threads)
+    held = np.sort(rng.choice(n, size=min(n // 2, sample), replace=False))
+    is_held = np.zeros(n, bool)
+    is_held[held] = True
+    for start, vec, norms in store.blocks():
+        keep = ~is_held[start:start + len(vec)]
+        ids = np.arange(start, start + len(vec))[keep]
+        ann.index.add_with_ids(ann._unit(np.asarray(vec)[keep], np.asarray(norms)[keep]), ids)
+    q = store.take(held)
+    ex_all, _ = exact_search(store, q, min(n, 10 + len(held) + 1), metric, held, threads=threads)
+    ex_i = np.stack([[j for j in r if not is_held[j]][:10] for r in ex_all])
     effort = 16 if kind == "hnsw" else 1
     cap = 1024 if kind == "hnsw" else params["nlist"]
-
-    def approx():
-        i = ann.search(q, 11)[0]
-        return np.stack([[j for j in r if j != self][:10] for r, self in zip(i, rows)])
     while True:
         ann.set_effort(effort)
-        ann.recall_at_10 = recall_at_k(approx(), ex_i, 10)
+        ann.recall_at_10 = recall_at_k(ann.search(q, 10)[0], ex_i, 10)
         if ann.recall_at_10 >= target_recall or effort >= cap:
             break
         effort = min(cap, effort * 2)
+    ann.index.add_with_ids(ann._unit(q), held.astype(np.int64))
     ann.build_seconds = time.perf_counter() - t0
     if save:
         ann.save()
