@@ -243,6 +243,8 @@ def test_pca_matches_sklearn_and_projection_is_saved(tmp_path):
         np.testing.assert_allclose(np.abs(p.coords[:, j]), np.abs(ref[:, j]), rtol=1e-4, atol=1e-4)
     again = convlens.project(EmbeddingStore.open(tmp_path / "s"), "pca", metric="l2")
     assert again.seconds == 0.0 and np.array_equal(again.coords, p.coords)  # read back from the store
+    other = convlens.project(EmbeddingStore.open(tmp_path / "s"), "pca", metric="cosine")  # other parameters
+    assert other.seconds > 0 and not np.allclose(np.abs(other.coords), np.abs(p.coords))
     table = p.save_csv(tmp_path / "xy.csv", store)
     assert table.num_rows == 200 and (tmp_path / "xy.csv").read_text().splitlines()[0].startswith('"index","x","y"')
 

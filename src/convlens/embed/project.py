@@ -143,7 +143,9 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
     """t-SNE coordinates (N, 2) with openTSNE's modern defaults (see the module doc)."""
     store = as_store(store)
     n = len(store)
-    threads = threads or 1
+    if threads is None:  # torch's setting (convlens --threads, CONVLENS_TEST_THREADS...)
+        import torch
+        threads = torch.get_num_threads()
     if n < 4:
         raise ConvlensError(f"t-SNE needs at least 4 points, got {n}")
     if n <= large:
@@ -205,7 +207,7 @@ def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str
     threads = 1 if reproducible else threads
     params = {"method": method, "seed": int(seed), "metric": metric, **{k: v for k, v in kw.items()}}
     if cache:
-        hit = store.load_array(f"projection-{method}", params)
+        hit = store.load_array(f"projection-{method}", {"key": params})
         if hit is not None:
             rec = store.manifest["projections"][f"projection-{method}"]
             return Projection(hit, method, rec.get("params", params), 0.0)
@@ -218,7 +220,7 @@ def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str
     else:
         y, info = umap(store, metric=metric, seed=seed, threads=threads, **kw)
     proj = Projection(y, method, {**params, **info, "reproducible": reproducible}, time.perf_counter() - t0)
-    store.save_array(f"projection-{method}", y, {**params, "params": proj.params})
+    store.save_array(f"projection-{method}", y, {"key": params, "params": proj.params})
     return proj
 
 
