@@ -65,7 +65,7 @@ def _normalize_rows(q: torch.Tensor) -> torch.Tensor:
 
 
 def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric: str = "cosine",
-                 exclude: np.ndarray | None = None, block_rows: int = 16384, query_chunk: int = 1024,
+                 exclude: np.ndarray | None = None, block_rows: int = 4096, query_chunk: int = 1024,
                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN of ``queries`` (m, dim) in the store by blocked matrix products; (indices, scores).
 
@@ -85,32 +85,35 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
     out_i = np.empty((m, kk), np.int64)
     out_s = np.empty((m, kk), np.float32)
     with thread_budget(threads), torch.inference_mode():
+        buf = None
         for c0 in range(0, m, query_chunk):
             q = q_all[c0:c0 + query_chunk]
             ex = excl[c0:c0 + query_chunk]
             qq = _normalize_rows(q) if metric == "cosine" else q
             q2 = (q * q).sum(1, keepdim=True) if metric == "l2" else None
-            best_s = torch.full((q.shape[0], 0), float("-inf"))
-            best_i = torch.zeros((q.shape[0], 0), dtype=torch.long)
+            part_s, part_i = [], []
             for start, vec, norms in store.blocks(block_rows):
                 b = as_torch(vec)
-                s = qq @ b.T  # (mq, nb)
                 nb = torch.from_numpy(np.asarray(norms, np.float32))
+                if buf is None or buf.shape[0] < q.shape[0] or buf.shape[1] < b.shape[0]:
+                    buf = torch.empty(max(q.shape[0], buf.shape[0] if buf is not None else 0),
+                                      max(b.shape[0], buf.shape[1] if buf is not None else 0))
+                s = buf[:q.shape[0], :b.shape[0]]
+                torch.mm(qq, b.T, out=s)  # (mq, nb), written into a reused buffer
                 if metric == "cosine":
-                    s = s / nb.clamp_min(1e-30)
-                else:
-                    s = -(q2 + (nb * nb)[None] - 2 * s)  # negated squared distance: larger = closer
+                    s.div_(nb.clamp_min(1e-30))
+                else:  # negated squared distance: larger = closer
+                    s.mul_(2).sub_(q2).sub_(nb * nb)
                 hit = (ex >= start) & (ex < start + b.shape[0])
                 if hit.any():
                     r = torch.nonzero(hit)[:, 0]
                     s[r, ex[r] - start] = float("-inf")
-                kb = min(kk, s.shape[1])
-                ts, ti = torch.topk(s, kb, dim=1)
-                cat_s = torch.cat([best_s, ts], 1)
-                cat_i = torch.cat([best_i, ti + start], 1)
-                ks = min(kk, cat_s.shape[1])
-                best_s, sel = torch.topk(cat_s, ks, dim=1)
-                best_i = cat_i.gather(1, sel)
+                ts, ti = torch.topk(s, min(kk, s.shape[1]), dim=1)
+                part_s.append(ts)
+                part_i.append(ti + start)
+            cat_s, cat_i = torch.cat(part_s, 1), torch.cat(part_i, 1)
+            best_s, sel = torch.topk(cat_s, kk, dim=1)
+            best_i = cat_i.gather(1, sel)
             if metric == "l2":
                 best_s = (-best_s).clamp_min(0).sqrt()
             out_i[c0:c0 + q.shape[0]] = best_i.numpy()
