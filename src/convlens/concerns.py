@@ -10,9 +10,11 @@ from .optim import *  # noqa: F401,F403
 from .optim import __all__ as _o
 from .recipes import *  # noqa: F401,F403
 from .recipes import __all__ as _r
+from .embed import *  # noqa: F401,F403
+from .embed import __all__ as _e
 from .adversarial import *  # noqa: F401,F403
 from .adversarial import __all__ as _adv
 from .texture import *  # noqa: F401,F403
 from .texture import __all__ as _t
 
-__all__ = [*_i, *_a, *_o, *_r, *_adv, *_t]
+__all__ = [*_i, *_a, *_o, *_r, *_e, *_adv, *_t]

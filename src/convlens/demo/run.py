@@ -34,9 +34,9 @@ class DemoContext:
 
 
 def all_sections() -> list[tuple[str, Callable]]:
-    from . import adversarial, attribution, foundation, inspect, synthesis, texture
+    from . import adversarial, attribution, embed, foundation, inspect, synthesis, texture
     out = []
-    for mod in (foundation, inspect, attribution, synthesis, adversarial, texture):
+    for mod in (foundation, embed, inspect, attribution, synthesis, adversarial, texture):
         out.extend(mod.SECTIONS)
     return out
 

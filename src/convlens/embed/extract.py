@@ -1,0 +1,308 @@
+"""Extraction: run a CNN over many images and keep one vector per image in an ``EmbeddingStore``.
+
+Files are decoded and resized in worker processes (a torch ``DataLoader``; each worker runs with one
+torch and one OpenCV thread) while the main process runs the forward pass through
+``convlens.batched_forward`` (inference_mode, channels_last, truncated after the layer, the thread
+budget). Spatial outputs are global-average-pooled. Items are processed in groups of ``batch_size``
+and the store commits a shard every ``shard_size`` vectors at a group boundary, so a resumed run
+sees exactly the groups an uninterrupted one would (bit-equal vectors).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConvlensError
+from ..models.model import Model
+from ..progress import ProgressFn, call
+from .store import EmbeddingStore
+
+THUMB = 96
+
+
+def default_layer(model: Model) -> str:
+    """The layer whose output feeds the classifier: the one executed just before the last Linear.
+
+    MobileNetV2 -> ``classifier.0`` (the pooled 1280-d vector), ResNet -> ``avgpool`` (512),
+    AlexNet -> ``classifier.5`` (FC7 after its ReLU, 4096), VGG -> ``classifier.5`` (FC7).
+    """
+    layers = model.layers()
+    lin = [i for i, li in enumerate(layers) if li.type == "Linear"]
+    if not lin:
+        spatial = [li for li in layers if li.shape]
+        return spatial[-1].name
+    last = layers[lin[-1]].name
+    for li in reversed(layers[:lin[-1]]):
+        if not last.startswith(li.name + "."):  # skip the containers holding the classifier
+            return li.name
+    return last
+
+
+def pool(act: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) -> global average over h, w; (N, D) unchanged; anything else flattened."""
+    if act.ndim == 4:
+        return act.float().mean((2, 3))
+    return act.float().flatten(1)
+
+
+# --- decoding (runs in worker processes) -------------------------------------------------------
+
+def _thumb_bytes(rgb: np.ndarray, side: int) -> bytes:
+    from PIL import Image
+    im = Image.fromarray(rgb)
+    if max(im.size) > side:
+        im = im.resize((side, side), Image.BILINEAR)
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=88)
+    return buf.getvalue()
+
+
+def decode_file(path: str, size: tuple[int, int], thumb: int = THUMB) -> dict:
+    """Read, hash, decode (JPEG draft mode), resize the shorter side and centre-crop one file.
+
+    Returns {"ok": True, "rgb": uint8 (H, W, 3), "hash", "width", "height", "thumbnail"} or
+    {"ok": False, "reason": ...}; never raises for a bad file.
+    """
+    from PIL import Image, ImageOps
+    try:
+        data = Path(path).read_bytes()
+        h = hashlib.sha1(data).hexdigest()
+        im = Image.open(io.BytesIO(data))
+        W0, H0 = im.size
+        th, tw = size
+        if im.format == "JPEG":
+            im.draft("RGB", (max(th, tw), max(th, tw)))  # DCT-domain downscale: decode only what is needed
+        try:
+            im = ImageOps.exif_transpose(im)
+        except Exception:  # noqa: BLE001 - a broken EXIF block does not make the image unreadable
+            pass
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)
+        if im.mode not in ("RGB", "L"):
+            from ..images.io import _from_pil, to_uint8  # alpha, 16-bit, palette...: the foundation's rules
+            im = Image.fromarray(to_uint8(_from_pil(im, (1.0, 1.0, 1.0), str(path))))
+        im = im.convert("RGB")
+        s = max(th / im.height, tw / im.width)
+        nh, nw = max(th, round(im.height * s)), max(tw, round(im.width * s))
+        im = im.resize((nw, nh), Image.BILINEAR)  # PIL's bilinear is antialiased when shrinking
+        top, left = (nh - th) // 2, (nw - tw) // 2
+        rgb = np.asarray(im.crop((left, top, left + tw, top + th)))
+        return {"ok": True, "rgb": rgb, "hash": h, "width": W0, "height": H0, "thumbnail": _thumb_bytes(rgb, thumb)}
+    except Exception as e:  # noqa: BLE001 - unreadable files go to the skip list
+        return {"ok": False, "reason": f"{type(e).__name__}: {str(e)[:100]}"}
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)
+    try:
+        import cv2
+        cv2.setNumThreads(1)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+class _Files(torch.utils.data.Dataset):
+    def __init__(self, paths, size, thumb):
+        self.paths, self.size, self.thumb = paths, size, thumb
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return decode_file(str(self.paths[i]), self.size, self.thumb)
+
+
+def _collate(x):
+    return x
+
+
+def _file_groups(paths, size, batch_size, workers, thumb):
+    if workers <= 0:
+        for i in range(0, len(paths), batch_size):
+            yield [decode_file(str(p), size, thumb) for p in paths[i:i + batch_size]]
+        return
+    loader = torch.utils.data.DataLoader(_Files(paths, size, thumb), batch_size=batch_size, num_workers=workers,
+                                         collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=2)
+    yield from loader
+
+
+def _image_item(img, size, thumb) -> tuple[dict, torch.Tensor | None]:
+    from ..images import fit, load_image, to_uint8
+    try:
+        t = load_image(img)
+    except ConvlensError as e:
+        return {"ok": False, "reason": str(e)[:120]}, None
+    H0, W0 = t.shape[-2:]
+    t = fit(t, size)
+    u8 = to_uint8(t[0])
+    return {"ok": True, "hash": hashlib.sha1(u8.tobytes()).hexdigest(), "width": int(W0), "height": int(H0),
+            "thumbnail": _thumb_bytes(u8, thumb)}, t
+
+
+def _image_groups(images: Iterable, size, batch_size, thumb):
+    it = iter(images)
+    while True:
+        group = list(itertools.islice(it, batch_size))
+        if not group:
+            return
+        out = []
+        for img in group:
+            info, t = _image_item(img, size, thumb)
+            info["tensor"] = t
+            out.append(info)
+        yield out
+
+
+def digits_images(n: int = 1797, side: int = 64) -> tuple[torch.Tensor, list[str]]:
+    """scikit-learn's bundled 8x8 digits as (n, 3, side, side) images (white on black, bilinear
+    upscaled) and their labels ("0".."9"): offline data for maps whose classes are known."""
+    from sklearn.datasets import load_digits
+    d = load_digits()
+    x = torch.from_numpy(d.images[:n].astype(np.float32) / 16.0)[:, None]
+    x = torch.nn.functional.interpolate(x, size=(side, side), mode="bilinear", align_corners=False).clamp(0, 1)
+    return x.expand(-1, 3, -1, -1).contiguous(), [str(int(t)) for t in d.target[:n]]
+
+
+# --- the extraction ---------------------------------------------------------------------------
+
+def _resolve_source(source, labels):
+    """(kind, items, paths-as-strings, labels, total) for a folder / list of paths / images."""
+    from ..images import list_images
+    if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
+        root = Path(source)
+        files = list_images(root)
+        if labels is None:
+            labels = [str(f.parent.relative_to(root)) if f.parent != root else None for f in files]
+        return "files", files, [str(f) for f in files], labels, len(files)
+    if isinstance(source, (str, os.PathLike)):
+        raise ConvlensError(f"{source} is not a folder; pass a folder, a list of image paths, or images")
+    if isinstance(source, torch.Tensor):
+        if source.ndim != 4:
+            raise ConvlensError(f"an image tensor source must be (N, 3, H, W), got {tuple(source.shape)}")
+        names = [f"<image {i}>" for i in range(source.shape[0])]
+        return "images", list(source[:, None].unbind(0)), names, labels, source.shape[0]
+    if isinstance(source, Sequence) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return "files", [Path(s) for s in source], [str(s) for s in source], labels, len(source)
+    names = list(getattr(source, "names", []) or [])
+    total = len(source) if hasattr(source, "__len__") else None
+    return "images", source, names, labels, total
+
+
+def embed_images(model: Model, source, layer: str | None = None, *, out=None, batch_size: int = 32,
+                 workers: int | None = None, shard_size: int = 1024, labels: Sequence | None = None,
+                 dtype: str = "float32", thumb: int = THUMB, resume: bool = True, overwrite: bool = False,
+                 threads: int | None = None, seed: int = 0, size=None,
+                 progress: ProgressFn | None = None) -> EmbeddingStore:
+    """Embed every image of ``source`` with ``model`` at ``layer``; write them to a store and return it.
+
+    Args:
+        model: a ``convlens.Model``.
+        source: a folder (recursive; sub-folder names become labels), a list of paths, an
+            (N, 3, H, W) tensor in [0, 1], or any iterable of images (``sample_dataset(n)``...).
+        layer: dotted layer name; default ``default_layer(model)`` (the input of the classifier:
+            AlexNet/VGG FC7, ResNet avgpool, MobileNetV2's pooled features). Spatial outputs are
+            global-average-pooled.
+        out: the store folder (default: a new temporary folder).
+        batch_size: images per forward pass; workers: decoding processes for files (default
+            min(2, cores); 0 decodes in the main process); shard_size: vectors per committed shard.
+        labels: one label per item (default: folder names for a folder source).
+        dtype: "float32" or "float16" shards; thumb: thumbnail side in pixels (JPEG, in the metadata).
+        resume: continue an existing store made the same way (the default); overwrite: start again.
+        threads: the forward pass's thread budget (default: all cores).
+        size: input side (int or (H, W)); default the model's input size.
+        progress: ``progress(items_done, total)``.
+    Returns:
+        the ``EmbeddingStore``; ``store.report()`` lists unreadable items (skipped, never a zero
+        vector) and duplicate files. Ctrl-C commits the finished batches, then re-raises.
+    Example:
+        >>> store = convlens.embed_images(convlens.load_model(), "photos/", out="photos.emb")
+        >>> store.neighbors(0, k=5).paths
+    """
+    if not isinstance(model, Model):
+        raise ConvlensError("embed_images needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
+    if dtype not in ("float32", "float16"):
+        raise ConvlensError(f"dtype must be float32 or float16, got {dtype}")
+    from ..drivers import batched_forward
+    layer = layer or default_layer(model)
+    model.module(layer)  # unknown layer -> error listing the closest names
+    kind, items, names, labels, total = _resolve_source(source, labels)
+    size = tuple(model.input_size) if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    shape = model.layer_info(layer).shape  # from the model's cached shape pass: no extra forward
+    dim = int(shape[0]) if len(shape) in (1, 3) else int(np.prod(shape))
+    identity = {"model": model.name, "weights": str(getattr(model, "weights", None)), "layer": layer,
+                "pooling": "global average" , "dim": dim, "dtype": dtype, "version": 1,
+                "preprocessing": {"size": list(size), "resize": "shorter side to size, centre crop, bilinear "
+                                  "(antialiased); JPEG decoded in draft mode", "mean": model.mean.flatten().tolist(),
+                                  "std": model.std.flatten().tolist()}}
+    if out is None:
+        out = tempfile.mkdtemp(prefix="convlens-embed-")
+    store = EmbeddingStore.create_or_resume(out, identity, resume=resume, overwrite=overwrite,
+                                            shard_size=shard_size, extra={"seed": int(seed), "total": total})
+    start = int(store.manifest["items_done"])
+    if total is not None and start >= total:
+        return store
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    if kind == "files":
+        groups = _file_groups(items[start:], size, batch_size, workers, thumb)
+    else:
+        groups = _image_groups(itertools.islice(iter(items), start, None), size, batch_size, thumb)
+
+    pending_vec: list[np.ndarray] = []
+    pending = {c: [] for c in ("item", "path", "hash", "width", "height", "label", "thumbnail")}
+    skipped: list[dict] = []
+    done = start
+
+    def commit():
+        nonlocal pending_vec, skipped
+        vec = np.concatenate(pending_vec) if pending_vec else np.zeros((0, dim), np.float32)
+        store.commit_shard(vec, pending, done, skipped)
+        pending_vec, skipped = [], []
+        for c in pending:
+            pending[c] = []
+
+    try:
+        for group in groups:
+            ok = [(j, g) for j, g in enumerate(group) if g["ok"]]
+            for j, g in enumerate(group):
+                if not g["ok"]:
+                    item = done + j
+                    skipped.append({"item": item, "path": names[item] if item < len(names) else f"<item {item}>",
+                                    "reason": g["reason"]})
+            if ok:
+                if kind == "files":
+                    x = torch.from_numpy(np.stack([g["rgb"] for _, g in ok])).permute(0, 3, 1, 2).float().div_(255)
+                else:
+                    x = torch.cat([g["tensor"] for _, g in ok])
+                batch = next(iter(batched_forward(model, x, layer, batch_size=len(x), size=None, threads=threads)))
+                pending_vec.append(pool(batch.activations[layer]).cpu().numpy().astype(np.float32))
+                for j, g in ok:
+                    item = done + j
+                    pending["item"].append(item)
+                    pending["path"].append(names[item] if item < len(names) else f"<item {item}>")
+                    pending["hash"].append(g["hash"])
+                    pending["width"].append(g["width"])
+                    pending["height"].append(g["height"])
+                    pending["label"].append(None if labels is None or labels[item] is None else str(labels[item]))
+                    pending["thumbnail"].append(g["thumbnail"])
+            done += len(group)
+            if sum(len(v) for v in pending_vec) >= shard_size:
+                commit()
+            call(progress, done, total)
+    except KeyboardInterrupt:
+        if pending_vec or skipped:
+            commit()
+        raise
+    if pending_vec or skipped or store.manifest["items_done"] != done:
+        commit()
+    store.manifest["total"] = done
+    store._write_manifest()
+    return store

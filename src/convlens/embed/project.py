@@ -1,0 +1,232 @@
+"""2-D maps of embeddings: PCA, t-SNE (openTSNE) and UMAP (optional), saved into the store.
+
+* PCA: exact, from the d x d covariance accumulated over the store's blocks in float64 (out of
+  core; cosine stores are projected as unit vectors, each block normalized on the fly), or
+  scikit-learn's randomized PCA (``solver="randomized"``, in memory).
+* t-SNE (van der Maaten & Hinton 2008) through openTSNE with its modern defaults (Poličar et al.
+  2019; Kobak & Berens 2019): perplexity 30 on the store's cached kNN graph (k = 3 x perplexity;
+  cosine graphs as Euclidean distances of unit vectors, sqrt(2 - 2 cos)), PCA initialization scaled
+  to std 1e-4, learning rate max(N / 12, 50), early exaggeration 12 for 250 iterations then 500 at
+  momentum 0.8, Barnes-Hut gradients below 10k points and FFT-interpolated ones above. Above
+  ``large`` points (100k) the large-N recipe: fit a random subsample, place every other point at the
+  median of its 10 nearest sample points, then optimize all of them from there.
+* UMAP (McInnes et al. 2018) when ``umap-learn`` is installed (``pip install convlens[umap]``), on
+  the same kNN graph.
+``seed`` fixes every random choice; ``reproducible=True`` also runs on one thread (the FFT/BH
+gradients sum in a thread-dependent order otherwise).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConvlensError
+from .search import exact_search, knn_graph
+from .store import ArrayStore, EmbeddingStore, as_store
+
+METHODS = ("pca", "tsne", "umap")
+
+
+@dataclass
+class ProjectConfig:
+    """Projection parameters with the papers' / openTSNE's defaults (the CLI's flags)."""
+
+    method: str = field(default="tsne", metadata={"help": "pca, tsne or umap (umap: pip install convlens[umap])"})
+    seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
+    metric: str = field(default="cosine", metadata={"help": "cosine or l2 (kNN graph; PCA of unit vectors for cosine)."})
+    perplexity: float = field(default=30.0, metadata={"help": "t-SNE perplexity (van der Maaten 2008: 5-50)."})
+    n_iter: int = field(default=500, metadata={"help": "t-SNE iterations after the 250 of early exaggeration."})
+    large: int = field(default=100_000, metadata={"help": "Above this many points, t-SNE fits a subsample first."})
+    sample: int = field(default=25_000, metadata={"help": "Subsample size of the large-N recipe."})
+    n_neighbors: int = field(default=15, metadata={"help": "UMAP neighbours."})
+    reproducible: bool = field(default=False, metadata={"help": "One thread: bit-identical reruns."})
+
+    def kwargs(self) -> dict:
+        if self.method == "tsne":
+            return {"perplexity": self.perplexity, "n_iter": self.n_iter, "large": self.large, "sample": self.sample}
+        if self.method == "umap":
+            return {"n_neighbors": self.n_neighbors}
+        return {}
+UMAP_HINT = "UMAP needs umap-learn, which is not installed: pip install convlens[umap]"
+
+
+@dataclass
+class Projection:
+    """2-D (or k-D) coordinates of every store row and how they were made."""
+
+    coords: np.ndarray
+    method: str
+    params: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.coords)
+
+    def save_csv(self, path, store=None):
+        from .export import coords_table
+        return coords_table(self, store, path)
+
+    save_parquet = save_csv
+
+
+def _unit_blocks(store, normalize: bool):
+    for start, vec, norms in store.blocks():
+        v = np.asarray(vec, np.float64)
+        if normalize:
+            v = v / np.maximum(np.asarray(norms, np.float64), 1e-30)[:, None]
+        yield start, v
+
+
+def pca(store, n_components: int = 2, normalize: bool = True, solver: str = "covariance",
+        seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(coords (N, n_components), explained variance ratio) of the store's vectors."""
+    store = as_store(store)
+    n, d = len(store), store.dim
+    if n < 2:
+        raise ConvlensError("PCA needs at least 2 vectors")
+    if solver == "randomized":
+        from sklearn.decomposition import PCA
+        x = np.concatenate([v for _, v in _unit_blocks(store, normalize)])
+        p = PCA(n_components, svd_solver="randomized", random_state=seed)
+        return p.fit_transform(x).astype(np.float32), p.explained_variance_ratio_
+    if solver != "covariance":
+        raise ConvlensError(f"unknown PCA solver '{solver}'; choose covariance (exact) or randomized")
+    s1 = np.zeros(d)
+    s2 = np.zeros((d, d))
+    for _, v in _unit_blocks(store, normalize):
+        s1 += v.sum(0)
+        s2 += v.T @ v
+    mean = s1 / n
+    cov = (s2 - n * np.outer(mean, mean)) / max(1, n - 1)
+    w, vecs = np.linalg.eigh(cov)
+    order = np.argsort(w)[::-1][:n_components]
+    comps = vecs[:, order]
+    comps *= np.sign(comps[np.abs(comps).argmax(0), range(len(order))])  # deterministic signs
+    out = np.empty((n, len(order)), np.float32)
+    for start, v in _unit_blocks(store, normalize):
+        out[start:start + len(v)] = (v - mean) @ comps
+    return out, w[order] / max(w.sum(), 1e-30)
+
+
+def _graph_distances(scores: np.ndarray, metric: str) -> np.ndarray:
+    if metric == "cosine":
+        return np.sqrt(np.maximum(2 - 2 * scores.astype(np.float64), 0))
+    return scores.astype(np.float64)
+
+
+def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exaggeration_iter=250):
+    import openTSNE
+    from openTSNE.affinity import PerplexityBasedNN
+    from openTSNE.initialization import rescale
+    from openTSNE.nearest_neighbors import PrecomputedNeighbors
+    n = len(store)
+    perp = min(perplexity, max(1.0, (n - 1) / 3))
+    k = min(n - 1, int(3 * perp))
+    idx, sc = knn_graph(store, k, metric, threads=threads, cache=isinstance(store, EmbeddingStore))
+    aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(idx, _graph_distances(sc, metric)), perplexity=perp,
+                            n_jobs=threads)
+    if init is None:
+        init = pca(store, 2, normalize=metric == "cosine")[0].astype(np.float64)
+    init = rescale(np.asarray(init, np.float64), target_std=1e-4)
+    emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method="fft" if n > 10_000 else "bh",
+                                 n_jobs=threads, random_state=seed)
+    if exaggeration_iter:
+        emb = emb.optimize(exaggeration_iter, exaggeration=12, momentum=0.5)
+    emb = emb.optimize(n_iter, momentum=0.8)
+    return np.asarray(emb, np.float32), {"perplexity": perp, "k": k}
+
+
+def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int = 0, threads: int | None = None,
+         n_iter: int = 500, large: int = 100_000, sample: int = 25_000) -> tuple[np.ndarray, dict]:
+    """t-SNE coordinates (N, 2) with openTSNE's modern defaults (see the module doc)."""
+    store = as_store(store)
+    n = len(store)
+    if threads is None:  # torch's setting (convlens --threads, CONVLENS_TEST_THREADS...)
+        import torch
+        threads = torch.get_num_threads()
+    if n < 4:
+        raise ConvlensError(f"t-SNE needs at least 4 points, got {n}")
+    if n <= large:
+        y, info = _tsne_core(store, metric, perplexity, seed, threads, n_iter)
+        return y, {**info, "recipe": "full"}
+    rng = np.random.default_rng(seed)
+    sub = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+    sub_store = ArrayStore(store.take(sub))
+    y_sub, info = _tsne_core(sub_store, metric, perplexity, seed, threads, n_iter)
+    init = np.empty((n, 2), np.float64)
+    init[sub] = y_sub
+    rest = np.setdiff1d(np.arange(n), sub)
+    for a in range(0, len(rest), 8192):
+        r = rest[a:a + 8192]
+        nn, _ = exact_search(sub_store, store.take(r), 10, metric, threads=threads)
+        init[r] = np.median(y_sub[nn], axis=1)
+    y, info2 = _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=init, exaggeration_iter=125)
+    return y, {**info2, "recipe": f"large-N: subsample of {len(sub)}, the rest placed at the median of 10 neighbours"}
+
+
+def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0, threads: int | None = None):
+    try:
+        import umap as umap_lib
+    except ImportError:
+        raise ConvlensError(UMAP_HINT) from None
+    store = as_store(store)
+    idx, sc = knn_graph(store, n_neighbors - 1, metric, threads=threads, cache=isinstance(store, EmbeddingStore))
+    n = len(store)
+    # umap expects each point as its own first neighbour
+    knn_i = np.concatenate([np.arange(n)[:, None], idx], 1)
+    knn_d = np.concatenate([np.zeros((n, 1)), _graph_distances(sc, metric)], 1).astype(np.float32)
+    x = np.concatenate([v for _, v in _unit_blocks(store, metric == "cosine")]).astype(np.float32)
+    red = umap_lib.UMAP(n_neighbors=n_neighbors, random_state=seed, precomputed_knn=(knn_i, knn_d, None),
+                        n_jobs=threads or 1)
+    return red.fit_transform(x).astype(np.float32), {"n_neighbors": n_neighbors}
+
+
+def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str | None = None,
+            reproducible: bool = False, threads: int | None = None, cache: bool = True, **kw) -> Projection:
+    """Project embeddings to 2-D with PCA, t-SNE or UMAP; store results are saved into the store.
+
+    Args:
+        vectors_or_store: an ``EmbeddingStore`` (or its path) or an (N, dim) array.
+        method: "pca" (exact covariance PCA; ``solver="randomized"``), "tsne" (openTSNE, perplexity
+            30, PCA init, ...) or "umap" (needs ``pip install convlens[umap]``).
+        seed: every random choice; reproducible: also one thread (bit-identical reruns).
+        metric: "cosine" (default) or "l2", for the kNN graph of t-SNE / UMAP and PCA's normalization.
+        cache: reuse a projection saved in the store with the same parameters.
+        **kw: method options (perplexity, n_iter, large, sample / n_neighbors / solver).
+    Returns:
+        ``Projection`` (coords (N, 2), method, params incl. seed, seconds).
+    Example:
+        >>> p = convlens.project(store, "tsne", seed=0); p.coords.shape
+    """
+    if method not in METHODS:
+        raise ConvlensError(f"unknown projection '{method}'; choose pca, tsne or umap")
+    store = as_store(vectors_or_store)
+    metric = metric or store.manifest.get("metric", "cosine")
+    threads = 1 if reproducible else threads
+    params = {"method": method, "seed": int(seed), "metric": metric, **{k: v for k, v in kw.items()}}
+    if cache:
+        hit = store.load_array(f"projection-{method}", {"key": params})
+        if hit is not None:
+            rec = store.manifest["projections"][f"projection-{method}"]
+            return Projection(hit, method, rec.get("params", params), 0.0)
+    t0 = time.perf_counter()
+    if method == "pca":
+        y, ratio = pca(store, 2, normalize=metric == "cosine", seed=seed, **kw)
+        info = {"explained_variance_ratio": [float(r) for r in ratio]}
+    elif method == "tsne":
+        y, info = tsne(store, metric=metric, seed=seed, threads=threads, **kw)
+    else:
+        y, info = umap(store, metric=metric, seed=seed, threads=threads, **kw)
+    proj = Projection(y, method, {**params, **info, "reproducible": reproducible}, time.perf_counter() - t0)
+    store.save_array(f"projection-{method}", y, {"key": params, "params": proj.params})
+    return proj
+
+
+def trustworthiness(store, coords: np.ndarray, k: int = 5, metric: str = "cosine") -> float:
+    """sklearn.manifold.trustworthiness of ``coords`` w.r.t. the store's vectors (in memory)."""
+    from sklearn.manifold import trustworthiness as tw
+    store = as_store(store)
+    x = np.concatenate([v for _, v in _unit_blocks(store, metric == "cosine")])
+    return float(tw(x, coords, n_neighbors=k))

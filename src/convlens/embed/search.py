@@ -1,0 +1,418 @@
+"""Nearest neighbours in a store: exact blocked search (the default), an approximate FAISS index,
+the cached kNN graph, and near-duplicate pairs.
+
+One metric contract everywhere: ``"cosine"`` scores are similarities in [-1, 1] (larger = closer),
+``"l2"`` scores are Euclidean distances (smaller = closer). Exact search streams the store's
+memory-mapped shards in blocks: ``S = Q_hat @ B^T / |b|`` (cosine, with the stored norms) or
+``D^2 = |q|^2 + |b|^2 - 2 q.b`` (L2), then a running top-k merge; memory is bounded by
+``query_chunk x block_rows`` scores and no normalized copy of the vectors is ever made.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConvlensError
+from .store import EmbeddingStore, as_torch
+
+METRICS = ("cosine", "l2")
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ConvlensError(f"unknown metric '{metric}'; choose cosine (a similarity in [-1, 1]) or l2 (a distance)")
+    return metric
+
+
+@dataclass
+class Neighbors:
+    """k nearest neighbours of m queries.
+
+    Attributes:
+        indices: (m, k) int64 store rows, nearest first. scores: (m, k) float32 (cosine similarity,
+        or L2 distance). metric: "cosine" | "l2". queries: the store rows of the queries (-1 when
+        the query was an outside image or vector). exact: False when an ANN index answered.
+    """
+
+    indices: np.ndarray
+    scores: np.ndarray
+    metric: str
+    queries: list[int]
+    store: EmbeddingStore | None = field(default=None, repr=False)
+    exact: bool = True
+
+    def paths(self, row: int = 0) -> list[str]:
+        col = self.store.column("path")
+        return [col[int(i)] for i in self.indices[row]]
+
+    def rows(self, row: int = 0) -> list[tuple[int, float]]:
+        return [(int(i), float(s)) for i, s in zip(self.indices[row], self.scores[row])]
+
+    def figure(self, tile: int = 96, query_images=None):
+        """The lecture's figure: each query in the first column, its neighbours along the row."""
+        from .maps import neighbor_figure
+        return neighbor_figure(self, tile=tile, query_images=query_images)
+
+
+def _normalize_rows(q: torch.Tensor) -> torch.Tensor:
+    return q / q.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+
+def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric: str = "cosine",
+                 exclude: np.ndarray | None = None, block_rows: int = 4096, query_chunk: int = 1024,
+                 threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact k-NN of ``queries`` (m, dim) in the store by blocked matrix products; (indices, scores).
+
+    ``exclude``: (m,) a store row to leave out per query (the query itself), -1 for none.
+    """
+    check_metric(metric)
+    from ..drivers import thread_budget
+    n = len(store)
+    if n == 0:
+        raise ConvlensError(f"store {store.path} is empty; embed some images first")
+    q_all = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    if q_all.ndim != 2 or q_all.shape[1] != store.dim:
+        raise ConvlensError(f"query vectors must be (m, {store.dim}), got {tuple(q_all.shape)}")
+    m = q_all.shape[0]
+    excl = torch.full((m,), -1, dtype=torch.long) if exclude is None else torch.as_tensor(exclude, dtype=torch.long)
+    kk = min(k, n - (1 if exclude is not None and (excl >= 0).any() else 0))
+    out_i = np.empty((m, kk), np.int64)
+    out_s = np.empty((m, kk), np.float32)
+    with thread_budget(threads), torch.inference_mode():
+        buf = None
+        for c0 in range(0, m, query_chunk):
+            q = q_all[c0:c0 + query_chunk]
+            ex = excl[c0:c0 + query_chunk]
+            qq = _normalize_rows(q) if metric == "cosine" else q
+            q2 = (q * q).sum(1, keepdim=True) if metric == "l2" else None
+            part_s, part_i = [], []
+            for start, vec, norms in store.blocks(block_rows):
+                b = as_torch(vec)
+                nb = torch.from_numpy(np.asarray(norms, np.float32))
+                if buf is None or buf.shape[0] < q.shape[0] or buf.shape[1] < b.shape[0]:
+                    buf = torch.empty(max(q.shape[0], buf.shape[0] if buf is not None else 0),
+                                      max(b.shape[0], buf.shape[1] if buf is not None else 0))
+                s = buf[:q.shape[0], :b.shape[0]]
+                torch.mm(qq, b.T, out=s)  # (mq, nb), written into a reused buffer
+                if metric == "cosine":
+                    s.div_(nb.clamp_min(1e-30))
+                else:  # negated squared distance: larger = closer
+                    s.mul_(2).sub_(q2).sub_(nb * nb)
+                hit = (ex >= start) & (ex < start + b.shape[0])
+                if hit.any():
+                    r = torch.nonzero(hit)[:, 0]
+                    s[r, ex[r] - start] = float("-inf")
+                ts, ti = torch.topk(s, min(kk, s.shape[1]), dim=1)
+                part_s.append(ts)
+                part_i.append(ti + start)
+            cat_s, cat_i = torch.cat(part_s, 1), torch.cat(part_i, 1)
+            best_s, sel = torch.topk(cat_s, kk, dim=1)
+            best_i = cat_i.gather(1, sel)
+            if metric == "l2":
+                best_s = (-best_s).clamp_min(0).sqrt()
+            out_i[c0:c0 + q.shape[0]] = best_i.numpy()
+            out_s[c0:c0 + q.shape[0]] = best_s.numpy()
+    return out_i, out_s
+
+
+def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray, list[int]]:
+    """Resolve a query to vectors (m, dim) and store rows (-1 for outside queries).
+
+    ``query``: an int / list of ints (store rows), a path or list of paths, an image tensor
+    (N, 3, H, W), or vectors (dim,) / (m, dim) as numpy or torch.
+    """
+    if isinstance(query, (int, np.integer)) or (isinstance(query, (list, tuple)) and query
+                                                 and all(isinstance(q, (int, np.integer)) for q in query)):
+        rows = [int(query)] if isinstance(query, (int, np.integer)) else [int(q) for q in query]
+        bad = [r for r in rows if not 0 <= r < len(store)]
+        if bad:
+            raise ConvlensError(f"index {bad[0]} out of range: the store has {len(store)} vectors (0..{len(store) - 1})")
+        return store.take(rows), rows
+    if isinstance(query, (str, os.PathLike)) or (isinstance(query, (list, tuple)) and query
+                                                  and all(isinstance(q, (str, os.PathLike)) for q in query)):
+        from .extract import decode_file
+        paths = [query] if isinstance(query, (str, os.PathLike)) else list(query)
+        size = tuple(store.manifest["preprocessing"]["size"])
+        imgs = []
+        for p in paths:
+            d = decode_file(str(p), size)  # exactly as the store's files were decoded
+            if not d["ok"]:
+                raise ConvlensError(f"{p}: not a readable image ({d['reason']})")
+            imgs.append(torch.from_numpy(d["rgb"].transpose(2, 0, 1).astype(np.float32) / 255)[None])
+        return embed_query_images(store, imgs, model), [-1] * len(imgs)
+    if isinstance(query, torch.Tensor) and query.ndim == 4:
+        return embed_query_images(store, list(query[:, None].unbind(0)), model), [-1] * query.shape[0]
+    v = query.detach().cpu().numpy() if isinstance(query, torch.Tensor) else np.asarray(query)
+    v = v.astype(np.float32).reshape(-1, store.dim) if v.size % store.dim == 0 and v.ndim <= 2 else None
+    if v is None:
+        raise ConvlensError(f"cannot use {type(query).__name__} as a query: pass a store index, an image path, "
+                            f"an image tensor (N, 3, H, W) or vectors of dimension {store.dim}")
+    return v, [-1] * len(v)
+
+
+def store_model(store: EmbeddingStore, model=None):
+    """The model a store was made with (reloaded by name and weights when not given)."""
+    if model is not None:
+        return model
+    from ..models import load_model
+    w = store.manifest.get("weights")
+    cache = store.__dict__.setdefault("_model", {})
+    if "m" not in cache:
+        try:
+            if w in (None, "None") or str(w).startswith("random"):  # "random(seed=0)": seeded random weights
+                seed = int("".join(ch for ch in str(w) if ch.isdigit()) or 0)
+                cache["m"] = load_model(store.manifest["model"], weights=None, seed=seed)
+            else:
+                cache["m"] = load_model(store.manifest["model"], weights=w)
+        except Exception as e:  # noqa: BLE001
+            raise ConvlensError(f"cannot reload the store's model {store.manifest['model']} ({e}); pass model=") from None
+    return cache["m"]
+
+
+def embed_query_images(store: EmbeddingStore, images, model=None) -> np.ndarray:
+    """Embed outside images exactly as the store's images were (same model, layer, resize, pooling)."""
+    from ..drivers import batched_forward
+    from ..images import fit
+    from .extract import pool
+    m = store_model(store, model)
+    layer = store.manifest["layer"]
+    size = tuple(store.manifest["preprocessing"]["size"])
+    x = torch.cat([fit(t if t.ndim == 4 else t[None], size) for t in images])
+    vecs = [pool(b.activations[layer]).numpy() for b in batched_forward(m, x, layer, size=None)]
+    return np.concatenate(vecs).astype(np.float32)
+
+
+def neighbors(store: EmbeddingStore, query, k: int = 10, metric: str = "cosine", *, index=None,
+              exclude_self: bool = True, model=None, threads: int | None = None) -> Neighbors:
+    """The ``k`` nearest store rows to each query (exact by default; ``index=`` an ``AnnIndex`` or
+    True for the saved one).
+
+    Args:
+        query: a store row or rows, an image path or paths, an image tensor (N, 3, H, W), or
+            vectors (dim,) / (m, dim).
+        metric: "cosine" (similarity in [-1, 1], larger first) or "l2" (distance, smaller first).
+        exclude_self: leave a store row out of its own neighbours.
+    Example:
+        >>> nb = store.neighbors(0, k=5); nb.indices[0], nb.scores[0]
+    """
+    check_metric(metric)
+    q, rows = query_vectors(store, query, model)
+    excl = np.array(rows) if exclude_self and any(r >= 0 for r in rows) else None
+    if index is not None:
+        idx = load_index(store, metric) if index is True else index
+        if idx.metric != metric:
+            raise ConvlensError(f"the index was built for {idx.metric}; pass metric='{idx.metric}' or build another")
+        i, s = idx.search(q, k + (1 if excl is not None else 0))
+        if excl is not None:
+            keep = [[j for j in range(i.shape[1]) if i[r, j] != excl[r]][:k] for r in range(len(i))]
+            i = np.stack([i[r, keep[r]] for r in range(len(i))])
+            s = np.stack([s[r, keep[r]] for r in range(len(s))])
+        return Neighbors(i, s, metric, rows, store, exact=False)
+    i, s = exact_search(store, q, k, metric, excl, threads=threads)
+    return Neighbors(i, s, metric, rows, store)
+
+
+# --- approximate index (FAISS) -----------------------------------------------------------------
+
+@dataclass
+class AnnIndex:
+    """A FAISS index over a store (HNSW by default), saved beside it as ``index-<metric>.faiss``.
+
+    ``recall_at_10``: measured against exact search at build time on ``sample`` store rows;
+    ``search(q, k)`` -> (indices, scores) under the store's metric contract; ``update()`` adds
+    vectors committed after the build.
+    """
+
+    store: EmbeddingStore
+    index: object
+    metric: str
+    kind: str
+    params: dict
+    recall_at_10: float | None = None
+    build_seconds: float = 0.0
+
+    def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        if self.metric == "cosine":
+            q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
+        s, i = self.index.search(q, k)
+        if self.metric == "l2":
+            s = np.sqrt(np.maximum(s, 0))
+        return i.astype(np.int64), s.astype(np.float32)
+
+    def _unit(self, a, norms=None) -> np.ndarray:
+        a = np.asarray(a, np.float32)
+        if self.metric == "cosine":
+            n = np.linalg.norm(a, axis=1) if norms is None else np.asarray(norms, np.float32)
+            a = a / np.maximum(n, 1e-30)[:, None]
+        return np.ascontiguousarray(a, dtype=np.float32)
+
+    def update(self, save: bool = True) -> int:
+        """Add the store rows the index does not hold yet (new shards); returns how many."""
+        n0 = self.index.ntotal
+        for start, vec, norms in self.store.blocks():
+            stop = start + len(vec)
+            if stop <= n0:
+                continue
+            a = max(0, n0 - start)
+            self.index.add_with_ids(self._unit(vec[a:], norms[a:]), np.arange(start + a, stop, dtype=np.int64))
+        if save:
+            self.save()
+        return self.index.ntotal - n0
+
+    def set_effort(self, effort: int) -> None:
+        import faiss
+        inner = faiss.downcast_index(self.index.index)
+        if self.kind == "hnsw":
+            inner.hnsw.efSearch = int(effort)
+        else:
+            inner.nprobe = int(effort)
+        self.params["effort"] = int(effort)
+
+    def save(self) -> Path:
+        import faiss
+        from .store import _fsync_write
+        path = self.store.path / f"index-{self.metric}.faiss"
+        tmp = path.with_suffix(".faiss.part")
+        faiss.write_index(self.index, str(tmp))
+        os.replace(tmp, path)
+        info = {"metric": self.metric, "kind": self.kind, "params": self.params, "recall_at_10": self.recall_at_10,
+                "count": int(self.index.ntotal), "build_seconds": self.build_seconds}
+        _fsync_write(self.store.path / f"index-{self.metric}.json", json.dumps(info, indent=1).encode())
+        return path
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
+    """Mean |approx_k & exact_k| / k over queries."""
+    return float(np.mean([len(set(a[:k]) & set(e[:k])) / k for a, e in zip(approx, exact)]))
+
+
+def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw", *, M: int = 32,
+                ef_construction: int = 80, target_recall: float = 0.95, sample: int = 200, seed: int = 0,
+                threads: int | None = None, save: bool = True, progress=None) -> AnnIndex:
+    """Build an approximate index and measure its recall@10 against exact search.
+
+    kind "hnsw" (``IndexHNSWFlat``, M links, the default: fastest at >= 0.95 recall in
+    benchmarks/bench_embed.py) or "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists), wrapped in an
+    ``IndexIDMap`` (ids = store rows). Recall is measured honestly: ``sample`` random store rows are
+    held out of the index while it is measured, used as outside queries against the exact top-10
+    of the other rows, and added afterwards. The search effort (efSearch / nprobe) is doubled until
+    recall@10 reaches ``target_recall`` (or the effort hits its cap); effort and recall are saved.
+    """
+    import faiss
+    check_metric(metric)
+    if kind not in ("hnsw", "ivf"):
+        raise ConvlensError(f"unknown index kind '{kind}'; choose hnsw or ivf")
+    if threads:
+        faiss.omp_set_num_threads(int(threads))
+    t0 = time.perf_counter()
+    d, n = store.dim, len(store)
+    if n < 2:
+        raise ConvlensError("an index needs at least 2 vectors")
+    fm = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
+    rng = np.random.default_rng(seed)
+    if kind == "hnsw":
+        inner = faiss.IndexHNSWFlat(d, M, fm)
+        inner.hnsw.efConstruction = ef_construction
+        params = {"M": M, "ef_construction": ef_construction}
+    else:
+        nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))
+        quant = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
+        inner = faiss.IndexIVFFlat(quant, d, nlist, fm)
+        train = store.take(np.sort(rng.choice(n, size=min(n, 256 * nlist), replace=False)))
+        if metric == "cosine":
+            train /= np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-30)
+        inner.train(train)
+        params = {"nlist": nlist}
+    index = faiss.IndexIDMap(inner)
+    index.__dict__["_inner"] = inner  # keep the wrapped index alive
+    ann = AnnIndex(store, index, metric, kind, params)
+    held = np.sort(rng.choice(n, size=min(n // 2, sample), replace=False))
+    is_held = np.zeros(n, bool)
+    is_held[held] = True
+    for start, vec, norms in store.blocks():
+        keep = ~is_held[start:start + len(vec)]
+        ids = np.arange(start, start + len(vec))[keep]
+        ann.index.add_with_ids(ann._unit(np.asarray(vec)[keep], np.asarray(norms)[keep]), ids)
+    q = store.take(held)
+    ex_all, _ = exact_search(store, q, min(n, 10 + len(held) + 1), metric, held, threads=threads)
+    ex_i = np.stack([[j for j in r if not is_held[j]][:10] for r in ex_all])
+    effort = 16 if kind == "hnsw" else 1
+    cap = 1024 if kind == "hnsw" else params["nlist"]
+    while True:
+        ann.set_effort(effort)
+        ann.recall_at_10 = recall_at_k(ann.search(q, 10)[0], ex_i, 10)
+        if ann.recall_at_10 >= target_recall or effort >= cap:
+            break
+        effort = min(cap, effort * 2)
+    ann.index.add_with_ids(ann._unit(q), held.astype(np.int64))
+    ann.build_seconds = time.perf_counter() - t0
+    if save:
+        ann.save()
+    return ann
+
+
+def load_index(store: EmbeddingStore, metric: str = "cosine") -> AnnIndex:
+    """The saved index of a store (new shards are added to it first)."""
+    import faiss
+    path = store.path / f"index-{metric}.faiss"
+    if not path.exists():
+        raise ConvlensError(f"no {metric} index in {store.path}; build one with store.build_index(metric='{metric}') "
+                            "or `convlens index STORE`")
+    info = json.loads((store.path / f"index-{metric}.json").read_text())
+    ann = AnnIndex(store, faiss.read_index(str(path)), metric, info["kind"], info["params"], info["recall_at_10"],
+                   info.get("build_seconds", 0.0))
+    if "effort" in ann.params:
+        ann.set_effort(ann.params["effort"])
+    if ann.index.ntotal < len(store):
+        ann.update()
+    return ann
+
+
+# --- the kNN graph and near duplicates ---------------------------------------------------------
+
+def knn_graph(store: EmbeddingStore, k: int = 15, metric: str = "cosine", *, chunk: int = 4096,
+              threads: int | None = None, cache: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (N, k), scores (N, k)) of every row's k nearest other rows (exact), cached in the store.
+
+    A cached graph with at least ``k`` columns is reused (sliced); t-SNE, UMAP and near-duplicates
+    all read this one graph.
+    """
+    check_metric(metric)
+    for name, rec in store.manifest.get("projections", {}).items():
+        if name.startswith(f"knn-{metric}-") and name.endswith("-idx") and rec.get("k", 0) >= k and cache:
+            i = store.load_array(name)
+            s = store.load_array(name[:-4] + "-score")
+            if i is not None and s is not None:
+                return i[:, :k], s[:, :k]
+    n = len(store)
+    k = min(k, n - 1)
+    idx = np.empty((n, k), np.int64)
+    sc = np.empty((n, k), np.float32)
+    for a in range(0, n, chunk):
+        b = min(n, a + chunk)
+        idx[a:b], sc[a:b] = exact_search(store, store.vectors(a, b), k, metric, np.arange(a, b), threads=threads)
+    if cache:
+        store.save_array(f"knn-{metric}-k{k}-idx", idx, {"k": k, "metric": metric})
+        store.save_array(f"knn-{metric}-k{k}-score", sc, {"k": k, "metric": metric})
+    return idx, sc
+
+
+def near_duplicates(store: EmbeddingStore, threshold: float = 0.95, k: int = 10) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, cosine) with i < j and cosine >= ``threshold``, from the cached kNN graph
+    (so at most ``k`` partners per image), most similar first. Exact file duplicates are in
+    ``store.report().duplicates``."""
+    idx, sc = knn_graph(store, k, "cosine")
+    pairs = {}
+    for i in range(len(idx)):
+        for j, s in zip(idx[i], sc[i]):
+            if s >= threshold:
+                a, b = (i, int(j)) if i < j else (int(j), i)
+                pairs[(a, b)] = max(pairs.get((a, b), -2.0), float(s))
+    return sorted(((a, b, s) for (a, b), s in pairs.items()), key=lambda t: (-t[2], t[0], t[1]))

