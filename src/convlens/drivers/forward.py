@@ -143,10 +143,12 @@ def length(images) -> int | None:
 def torch_pass(model: Model, layer_list: list[str], channels_last: bool | None = None, truncate: bool = True):
     """The torch path of ``batched_forward``: ``fn(x) -> (logits | None, {layer: activation})``."""
     cl = CHANNELS_LAST_DEFAULT if channels_last is None else channels_last
-    # logits only: a BN-folded channels_last twin; probing layers: a channels_last copy (names intact)
-    net_model = inference_twin(model, cl, fuse_bn=not layer_list) if (cl or not layer_list) else model
 
     def run(x):
+        # logits only: a BN-folded channels_last twin; probing layers: a channels_last copy (names
+        # intact). Made (or fetched from its cache) only when torch runs a batch: a pass served by
+        # onnxruntime from its first batch never pays for it.
+        net_model = inference_twin(model, cl, fuse_bn=not layer_list) if (cl or not layer_list) else model
         if cl:
             x = x.contiguous(memory_format=torch.channels_last)
         if layer_list:

@@ -394,8 +394,10 @@ def fail(model, layers, truncate, hw, reason: str, mkey=None, runner: OrtRunner 
         return
     _FAILED[fkey] = reason
     what = f"{getattr(model, 'name', 'model')}" + (f" ({', '.join(layers)})" if layers else "") + f" at {hw[0]}x{hw[1]}"
-    warnings.warn(f"convlens: onnxruntime backend not used for {what}: {reason}; running in torch "
-                  f"(backend='torch' or CONVLENS_BACKEND=torch skips the attempt)", BackendFallbackWarning, stacklevel=4)
+    # warn_explicit with no source file: the note prints as one line (no quoted source line under it)
+    warnings.warn_explicit(f"onnxruntime backend not used for {what}: {reason}; running in torch "
+                           f"(backend='torch' or CONVLENS_BACKEND=torch skips the attempt)",
+                           BackendFallbackWarning, "convlens", 0)
 
 
 def clear_memory_cache() -> None:
