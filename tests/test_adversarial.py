@@ -151,6 +151,19 @@ def test_pgd_early_stop_matches_the_full_run_until_fooled():
         assert bool(es.fooled[i]) or k == 20
 
 
+def test_ctrl_c_keeps_the_steps_done():
+    m = convlens.Model.wrap(tiny_convnet(), input_size=16)
+    x = torch.rand(2, 3, 16, 16)
+
+    def stop_after_two(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+    r = convlens.pgd(m, x, 0.2, step=0.01, steps=10, random_start=False, early_stop=False, progress=stop_after_two)
+    full2 = convlens.pgd(m, x, 0.2, step=0.01, steps=2, random_start=False, early_stop=False)
+    assert r.info["interrupted"] and r.steps.tolist() == [2, 2]
+    assert torch.allclose(r.images, full2.images)
+
+
 def test_random_start_is_seeded_and_inside_the_ball():
     m = convlens.Model.wrap(tiny_convnet(), input_size=16)
     x = torch.rand(2, 3, 16, 16)

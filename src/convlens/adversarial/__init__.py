@@ -7,6 +7,7 @@ normalization lives in the model) and returns an ``AdversarialResult``.
 from .base import AdversarialResult, parse_eps
 from .fgsm import FGSMConfig, fgsm
 from .fool import FoolConfig, fool
+from .hog import HogMatch, HogMatchConfig, hog_match  # the HOG itself: convlens.adversarial.hog.hog
 from .linear import DimensionStudy, LinearWalkthrough, dimension_study, linear_walkthrough
 from .mixing import DeepMix, LinearDigits, LinearMix, linear_mixing_panel, mix_gradient, mix_linear, train_linear_digits
 from .pgd import PGDConfig, pgd
@@ -19,4 +20,4 @@ __all__ = ["AdversarialResult", "parse_eps", "fgsm", "FGSMConfig", "pgd", "PGDCo
            "unrecognizable", "Unrecognizable", "UnrecognizableConfig",
            "train_linear_digits", "LinearDigits", "mix_linear", "LinearMix", "linear_mixing_panel", "mix_gradient",
            "DeepMix", "robustness", "Robustness", "RobustnessConfig",
-           "universal_perturbation", "Universal"]
+           "universal_perturbation", "Universal", "hog_match", "HogMatch", "HogMatchConfig"]

@@ -254,7 +254,7 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
             progress: ProgressFn | None = None):
     """Projected steps ``adv <- Proj_eps(adv + step * direction(grad))``.
 
-    Returns (adv, steps (N,), final logits (N, K), labels (N,), logits of the start (N, K)).
+    Returns (adv, steps (N,), final logits (N, K), labels (N,), logits of the start (N, K), interrupted).
     ``labels=None`` (untargeted): each image's predicted class at the start, from the first step's
     forward pass (so starting at x, the clean logits cost nothing extra). ``stop(logits, labels) -> (n,)
     bool`` decides when an image is done (default: fooled); with ``early_stop`` images that are done
@@ -266,7 +266,7 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
     taken = torch.zeros(N, dtype=torch.long)
     active = torch.arange(N, device=x.device)
     done_logits: dict[int, torch.Tensor] = {}
-    first = None
+    first, interrupted = None, False
     try:
         for k in range(steps):
             g, logits, lab = loss_gradient(model, adv[active], None if labels is None else labels[active], targeted)
@@ -286,7 +286,7 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
             taken[active.cpu()] += 1
             call(progress, k + 1, steps)
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     if first is None:  # interrupted before the first step finished
         first = forward_logits(model, x)
         labels = first.argmax(-1) if labels is None else labels
@@ -294,7 +294,7 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
     if rest:
         for i, lg in zip(rest, forward_logits(model, adv[rest])):
             done_logits[i] = lg
-    return adv, taken, torch.stack([done_logits[i] for i in range(N)]), labels, first
+    return adv, taken, torch.stack([done_logits[i] for i in range(N)]), labels, first, interrupted
 
 
 def run_attack(kind: str, model, images, label, target, *, eps: float, step: float, steps: int, norm: str,
@@ -317,11 +317,12 @@ def run_attack(kind: str, model, images, label, target, *, eps: float, step: flo
         clean = forward_logits(model, x)
         labels = clean.argmax(-1) if labels is None else labels
         start = random_start_point(x, eps, norm, seed)
-    adv, taken, logits, labels, first = iterate(model, x, start, labels, targeted, eps=eps, step=step, steps=steps,
-                                                norm=norm, early_stop=early_stop, stop=stop, progress=progress)
+    adv, taken, logits, labels, first, interrupted = iterate(
+        model, x, start, labels, targeted, eps=eps, step=step, steps=steps, norm=norm, early_stop=early_stop,
+        stop=stop, progress=progress)
     return make_result(kind, model, x, adv, first if clean is None else clean, logits, labels, targeted, taken,
                        fooled=None if stop is None else stop(logits, labels), eps=eps, step=step, norm=norm,
-                       early_stop=early_stop, random_start=random_start, **info)
+                       early_stop=early_stop, random_start=random_start, interrupted=interrupted, **info)
 
 
 def make_result(kind: str, model: Model, x: torch.Tensor, adv: torch.Tensor, clean_logits: torch.Tensor,

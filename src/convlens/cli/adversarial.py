@@ -80,6 +80,8 @@ def register(app: typer.Typer) -> None:
                 else:
                     r = getattr(adversarial, name)(m, _image(image, m), target=target, **kw, **extra)
             echo(r.summary())
+            if r.info.get("interrupted"):
+                echo("interrupted: the images reached so far are kept")
             if name == "fool" and not bool(r.fooled.all()):
                 echo(f"confidence {cfg.confidence} not reached in {cfg.max_steps} steps; raise --max-steps or --eps")
             _save(r.render() if out else None, out)

@@ -68,8 +68,9 @@ def unrecognizable_section(report, ctx):
                          "or a pattern, classified with >= 99.6% confidence. Gradient ascent on log p(class) from "
                          "uniform noise (top row) or from a blank grey image (bottom row), Adam on the pixels, "
                          "stopped once every image passes 99.6%.")
-    noise = unrecognizable(m, classes, size=size, start="noise")
-    blank = unrecognizable(m, classes, size=size, start="blank")
+    steps = 20 if ctx.quick else 200
+    noise = unrecognizable(m, classes, size=size, start="noise", steps=steps)
+    blank = unrecognizable(m, classes, size=size, start="blank", steps=steps)
     sec.figure(stack_rows([noise.render(), blank.render()]), "adversarial_unrecognizable.png",
                f"{size} px; {noise.steps} and {blank.steps} steps. Labels: the class and the model's confidence.",
                command=f"convlens unrecognizable --target '{','.join(classes)}' --start noise -o fooled.png")
