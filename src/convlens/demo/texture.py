@@ -67,7 +67,7 @@ def style(report, ctx):
                          "transformation of Wang et al. 2021 (before / after).")
     rows, labels = [], []
     runs = [("vgg16-hed", {}, "VGG-16 (HED)"), ("mobilenet_v2", {"smooth": "none"}, "MobileNetV2"),
-            ("mobilenet_v2", {"smooth": "softmax"}, "MobileNetV2+softmax")]
+            ("mobilenet_v2", {"smooth": "softmax"}, "+ softmax")]
     for content, sty in (("chelsea", "ihc"),):
         first = None
         for name, kw, label in runs:
