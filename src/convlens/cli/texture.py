@@ -47,6 +47,10 @@ def register(app: typer.Typer) -> None:
                 search: str = typer.Option("exact", "--search", help="Wei-Levoy search: exact or tsvq."),
                 model: str = typer.Option(DEFAULT_STYLE_MODEL, "--model", "-m", help="Network for --method gram."),
                 steps: int = typer.Option(100, "--steps", help="Optimizer steps for --method gram."),
+                layers: str = typer.Option(None, "--layers", help="--method gram: style layers, comma-separated "
+                                                                 "(default: the network's, e.g. relu1_1..relu5_1)."),
+                layer_sets: bool = typer.Option(False, "--layer-sets", help="--method gram: the lecture's figure, one "
+                                                "texture per growing layer set (first 1, 2, ... layers)."),
                 seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
                 out: str = OUT_OPT):
         """Synthesize a texture from a sample: Efros-Leung, Wei-Levoy, image quilting or Gram matching (Gatys).
@@ -69,10 +73,15 @@ def register(app: typer.Typer) -> None:
                 r = wei_levoy(img, size, window=window or 9, levels=levels, search=search, seed=seed, progress=bar)
             elif method == "quilting":
                 r = quilting(img, size, block=block, seed=seed, progress=bar)
+            elif layer_sets:
+                from ..recipes.style import texture_layer_sets
+                rs, fig = texture_layer_sets(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
+                                             steps=steps, seed=seed, layers=_layers(layers), progress=bar)
+                r = rs[-1]
             else:
                 r = synthesize_texture(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
-                                       steps=steps, seed=seed, progress=bar)
-        save_png(r.image, p)
+                                       steps=steps, seed=seed, layers=_layers(layers), progress=bar)
+        save_png(fig if method == "gram" and layer_sets else r.image, p)
         echo(f"wrote {p}  ({method}, {getattr(r, 'seconds', 0):.1f} s)")
         if r.stopped == "interrupted":
             echo("interrupted: wrote the partial texture")
@@ -106,7 +115,8 @@ def register(app: typer.Typer) -> None:
                    "Example: convlens style chelsea ihc --size 256 --steps 60 -o cat_ihc.png")
 
     fast = typer.Typer(help="Fast style transfer (Johnson et al. 2016): train a feed-forward network once, "
-                            "then stylize in one forward pass.", no_args_is_help=True)
+                            "then stylize in one forward pass.\n\nExample: convlens fast-style apply ihc chelsea "
+                            "-o cat_fast.png", no_args_is_help=True)
     app.add_typer(fast, name="fast-style")
 
     def train(cfg, style: str, images: str, out: str):

@@ -53,7 +53,7 @@ def gram_textures(report, ctx):
     _, fig = texture_layer_sets(m, sample, size=size, sample_size=size, steps=steps, layers=layers)
     sec.figure(fig, "texture_gram.png", f"flower (256 px centre crop at {size} px), {steps} L-BFGS steps per "
                "layer set.", command=f"convlens texture flower --crop 256 --sample-size {size} --method gram "
-               f"--size {size} --steps {steps} -o gram.png   # all of relu1_1..relu5_1")
+               f"--layer-sets --layers {','.join(layers)} --size {size} --steps {steps} -o gram.png")
 
 
 def style(report, ctx):
