@@ -22,15 +22,16 @@ def _layers(v):
     return v
 
 
-def _style_model(name: str):
+def _style_model(name: str | None):
     from ..models import load_model
-    return load_model(name)
+    from ..recipes.style import default_style_model
+    return load_model(name or default_style_model())
 
 
 def register(app: typer.Typer) -> None:
     from ..progress import cli_bar
     from ..recipes.fast_style import FastStyleConfig
-    from ..recipes.style import DEFAULT_STYLE_MODEL, StyleConfig
+    from ..recipes.style import StyleConfig
 
     @app.command("texture")
     def texture(sample: str = typer.Argument(..., help="Texture sample: file or sample name (brick, gravel, ihc...)."),
@@ -45,8 +46,13 @@ def register(app: typer.Typer) -> None:
                 block: int = typer.Option(32, "--block", help="Quilting block size."),
                 levels: int = typer.Option(3, "--levels", help="Wei-Levoy pyramid levels."),
                 search: str = typer.Option("exact", "--search", help="Wei-Levoy search: exact or tsvq."),
-                model: str = typer.Option(DEFAULT_STYLE_MODEL, "--model", "-m", help="Network for --method gram."),
+                model: str = typer.Option(None, "--model", "-m", help="Network for --method gram (default: vgg19 if "
+                                                                      "its weights are cached, else vgg16-hed)."),
                 steps: int = typer.Option(100, "--steps", help="Optimizer steps for --method gram."),
+                layers: str = typer.Option(None, "--layers", help="--method gram: style layers, comma-separated "
+                                                                 "(default: the network's, e.g. relu1_1..relu5_1)."),
+                layer_sets: bool = typer.Option(False, "--layer-sets", help="--method gram: the lecture's figure, one "
+                                                "texture per growing layer set (first 1, 2, ... layers)."),
                 seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
                 out: str = OUT_OPT):
         """Synthesize a texture from a sample: Efros-Leung, Wei-Levoy, image quilting or Gram matching (Gatys).
@@ -69,10 +75,15 @@ def register(app: typer.Typer) -> None:
                 r = wei_levoy(img, size, window=window or 9, levels=levels, search=search, seed=seed, progress=bar)
             elif method == "quilting":
                 r = quilting(img, size, block=block, seed=seed, progress=bar)
+            elif layer_sets:
+                from ..recipes.style import texture_layer_sets
+                rs, fig = texture_layer_sets(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
+                                             steps=steps, seed=seed, layers=_layers(layers), progress=bar)
+                r = rs[-1]
             else:
                 r = synthesize_texture(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
-                                       steps=steps, seed=seed, progress=bar)
-        save_png(r.image, p)
+                                       steps=steps, seed=seed, layers=_layers(layers), progress=bar)
+        save_png(fig if method == "gram" and layer_sets else r.image, p)
         echo(f"wrote {p}  ({method}, {getattr(r, 'seconds', 0):.1f} s)")
         if r.stopped == "interrupted":
             echo("interrupted: wrote the partial texture")
@@ -84,7 +95,7 @@ def register(app: typer.Typer) -> None:
         styles = [s.strip() for s in style.split(",") if s.strip()]
         weights = [float(w) for w in styles_weights.split(",")] if styles_weights else None
         m = _style_model(model)
-        with cli_bar(f"style ({model})", cfg.steps * cfg.octaves) as bar:
+        with cli_bar(f"style ({m.name})", cfg.steps * cfg.octaves) as bar:
             r = style_transfer(m, content, styles, cfg, styles_weights=weights, progress=bar)
         p = out_path(out)
         save_png(r.image, p)
@@ -98,15 +109,17 @@ def register(app: typer.Typer) -> None:
                     fixed("style", typer.Argument(..., help="Style image(s): file or sample name (ihc, gravel, "
                                                             "hubble...); several comma-separated.")),
                     fixed("styles_weights", typer.Option(None, "--styles-weights", help="Weights of several styles, e.g. 0.7,0.3.")),
-                    fixed("model", typer.Option(DEFAULT_STYLE_MODEL, "--model", "-m",
+                    fixed("model", typer.Option(None, "--model", "-m",
                                                 help="vgg16-hed (offline VGG-16), mobilenet_v2 (softmax smoothing), "
-                                                     "vgg19 (Gatys's network, needs a download)")),
+                                                     "vgg19 (Gatys's network, needs a download once). Default: vgg19 "
+                                                     "if its weights are in the torch cache, else vgg16-hed.")),
                     fixed("out", OUT_OPT)], style,
                    "Neural style transfer (Gatys, Ecker & Bethge 2016) on the optimization engine.\n\n"
                    "Example: convlens style chelsea ihc --size 256 --steps 60 -o cat_ihc.png")
 
     fast = typer.Typer(help="Fast style transfer (Johnson et al. 2016): train a feed-forward network once, "
-                            "then stylize in one forward pass.", no_args_is_help=True)
+                            "then stylize in one forward pass.\n\nExample: convlens fast-style apply ihc chelsea "
+                            "-o cat_fast.png", no_args_is_help=True)
     app.add_typer(fast, name="fast-style")
 
     def train(cfg, style: str, images: str, out: str):

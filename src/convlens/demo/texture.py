@@ -53,7 +53,7 @@ def gram_textures(report, ctx):
     _, fig = texture_layer_sets(m, sample, size=size, sample_size=size, steps=steps, layers=layers)
     sec.figure(fig, "texture_gram.png", f"flower (256 px centre crop at {size} px), {steps} L-BFGS steps per "
                "layer set.", command=f"convlens texture flower --crop 256 --sample-size {size} --method gram "
-               f"--size {size} --steps {steps} -o gram.png   # all of relu1_1..relu5_1")
+               f"--layer-sets --layers {','.join(layers)} --size {size} --steps {steps} -o gram.png")
 
 
 def style(report, ctx):
@@ -67,7 +67,7 @@ def style(report, ctx):
                          "transformation of Wang et al. 2021 (before / after).")
     rows, labels = [], []
     runs = [("vgg16-hed", {}, "VGG-16 (HED)"), ("mobilenet_v2", {"smooth": "none"}, "MobileNetV2"),
-            ("mobilenet_v2", {"smooth": "softmax"}, "MobileNetV2+softmax")]
+            ("mobilenet_v2", {"smooth": "softmax"}, "+ softmax")]
     for content, sty in (("chelsea", "ihc"),):
         first = None
         for name, kw, label in runs:

@@ -52,6 +52,16 @@ DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_STYLE_MODEL = "vgg16-hed"
 
 
+def default_style_model() -> str:
+    """"vgg19" (Gatys's network) when torchvision's ImageNet VGG-19 weights are already in the torch
+    cache (a connected machine that fetched them once: ``load_model("vgg19")``), else the offline
+    "vgg16-hed"."""
+    import os
+    from ..models.offline import cache_dir
+    from torchvision.models import VGG19_Weights
+    return "vgg19" if (cache_dir() / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)).exists() else DEFAULT_STYLE_MODEL
+
+
 def gram(features: torch.Tensor, normalize: str = "positions") -> torch.Tensor:
     """Gram matrices of a layer's features: (N, C, H, W) -> (N, C, C), ``G = F F^T`` with F = C x HW.
 
@@ -422,5 +432,5 @@ def texture_layer_sets(model: Model, texture, config: TextureConfig | None = Non
     return out, fig
 
 
-__all__ = ["gram", "smooth_features", "StyleConfig", "StyleResult", "style_transfer", "TextureConfig",
+__all__ = ["gram", "smooth_features", "default_style_model", "StyleConfig", "StyleResult", "style_transfer", "TextureConfig",
            "synthesize_texture", "texture_layer_sets", "STYLE_LAYERS"]
