@@ -129,8 +129,12 @@ def _file_groups(paths, size, batch_size, workers, thumb):
         for i in range(0, len(paths), batch_size):
             yield [decode_file(str(p), size, thumb) for p in paths[i:i + batch_size]]
         return
+    # forkserver, not fork: a fork taken while onnxruntime / OpenMP pools hold their locks deadlocks the
+    # child (seen in the full test suite); the server process is clean, and started once per process.
+    ctx = "forkserver" if "forkserver" in torch.multiprocessing.get_all_start_methods() else None
     loader = torch.utils.data.DataLoader(_Files(paths, size, thumb), batch_size=batch_size, num_workers=workers,
-                                         collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=2)
+                                         collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=2,
+                                         multiprocessing_context=ctx)
     yield from loader
 
 
