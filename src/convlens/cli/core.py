@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         for n in names:
             tag = f"  (default, weights {DEFAULT_WEIGHTS[n]}, offline)" if n == DEFAULT_MODEL else ""
             echo(n + tag)
+        if not all_:
+            echo("vgg16-hed  (VGG-16 conv features from the HED edge detector, offline; no classifier: style/texture)")
 
     @app.command("layers")
     def layers_cmd(model: str = typer.Argument("mobilenet_v2", help="Model name."),

@@ -30,6 +30,7 @@ def predict(model: Model, images: torch.Tensor, topk: int = 5, *, backend: str |
     """
     from ..drivers.forward import thread_budget
     from ..drivers.onnx import Switch
+    from ..errors import ConvlensError
     from ..images import fit
 
     images = fit(images, model.input_size).to(model.device)
@@ -38,6 +39,9 @@ def predict(model: Model, images: torch.Tensor, topk: int = 5, *, backend: str |
     with thread_budget(threads), torch.inference_mode():
         logits = [switch.run(images[i:i + batch_size], lambda x: (model(x), {}))[0]
                   for i in range(0, images.shape[0], batch_size)]
+        if logits[0].ndim != 2:
+            raise ConvlensError(f"{model.name} outputs feature maps {tuple(logits[0].shape[1:])}, not class scores: "
+                                "predict needs a classifier such as mobilenet_v2")
         probs = torch.cat(logits).float().softmax(-1)
     p, i = probs.topk(min(topk, probs.shape[-1]), dim=-1)
     names = model.classes or [str(k) for k in range(probs.shape[-1])]
