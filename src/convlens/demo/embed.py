@@ -27,7 +27,7 @@ def _digits_store(ctx):
     if "embed_digits" not in ctx.cache:
         from ..embed import embed_images
         from ..embed.extract import digits_images
-        n = 300 if ctx.quick else 1000
+        n = 300 if ctx.quick else 700
         imgs, labels = digits_images(n, side=64)
         store = embed_images(ctx.model, imgs, out=ctx.out / "stores" / f"digits{n}", labels=labels, size=64,
                              batch_size=100)

@@ -129,12 +129,12 @@ def _file_groups(paths, size, batch_size, workers, thumb):
         for i in range(0, len(paths), batch_size):
             yield [decode_file(str(p), size, thumb) for p in paths[i:i + batch_size]]
         return
-    # forkserver, not fork: a fork taken while onnxruntime / OpenMP pools hold their locks deadlocks the
-    # child (seen in the full test suite); the server process is clean, and started once per process.
-    ctx = "forkserver" if "forkserver" in torch.multiprocessing.get_all_start_methods() else None
+    # forkserver, not fork: forking a process whose OpenMP / BLAS threads hold locks can deadlock the
+    # workers (seen in a long test session); the fork server is a fresh process that forks them cleanly
+    import multiprocessing
     loader = torch.utils.data.DataLoader(_Files(paths, size, thumb), batch_size=batch_size, num_workers=workers,
                                          collate_fn=_collate, worker_init_fn=_worker_init, prefetch_factor=2,
-                                         multiprocessing_context=ctx)
+                                         multiprocessing_context=multiprocessing.get_context("forkserver"))
     yield from loader
 
 
@@ -253,8 +253,9 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
     start = int(store.manifest["items_done"])
     if total is not None and start >= total:
         return store
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1)
+    if workers is None:  # worker start-up costs ~1 s: decode small jobs inline
+        n_left = (total - start) if total is not None else 0
+        workers = min(2, os.cpu_count() or 1) if n_left > 4 * batch_size else 0
     if kind == "files":
         groups = _file_groups(items[start:], size, batch_size, workers, thumb)
     else:

@@ -298,8 +298,8 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
                 threads: int | None = None, save: bool = True, progress=None) -> AnnIndex:
     """Build an approximate index and measure its recall@10 against exact search.
 
-    kind "hnsw" (``IndexHNSWFlat``, M links, the default: fastest at >= 0.95 recall in
-    benchmarks/bench_embed.py) or "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists), wrapped in an
+    kind "hnsw" (``IndexHNSWFlat``, M links, the default; benchmarks/bench_embed.py: recall@10 0.987 at
+    5.5x the exact query rate on 100k x 512; IVF not benchmarked against it) or "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists), wrapped in an
     ``IndexIDMap`` (ids = store rows). Recall is measured honestly: ``sample`` random store rows are
     held out of the index while it is measured, used as outside queries against the exact top-10
     of the other rows, and added afterwards. The search effort (efSearch / nprobe) is doubled until
