@@ -180,7 +180,8 @@ def register(app: typer.Typer) -> None:
         for a, b, c in s.near_duplicates(threshold):
             echo(f"{c:.6f}  #{a} {paths[a]}  #{b} {paths[b]}")
 
-    words_app = typer.Typer(help="Word and phrase neighbours (word2vec, fastText, GloVe, or a sentence encoder).",
+    words_app = typer.Typer(help="Word and phrase neighbours (word2vec, fastText, GloVe, or a sentence encoder).\n\n"
+                                 "Example: convlens words neighbors 麻辣烫 肯德基 --vocab food --topk 10",
                             no_args_is_help=True)
     app.add_typer(words_app, name="words")
 
