@@ -34,8 +34,8 @@ def _global(debug: bool = typer.Option(False, "--debug", help="Show full traceba
 
 
 def _register_all() -> None:
-    from . import adversarial, attribution, core, embed, inspect, synthesis, texture  # noqa: F401  (each registers on `app`)
-    for mod in (core, inspect, attribution, synthesis, embed, adversarial, texture):
+    from . import adversarial, attribution, core, embed, inspect, serve, synthesis, texture  # noqa: F401  (each registers on `app`)
+    for mod in (core, inspect, attribution, synthesis, embed, adversarial, texture, serve):
         mod.register(app)
 
 

@@ -1,0 +1,45 @@
+"""`convlens serve`: the local web explorer (FastAPI under uvicorn).
+
+    convlens serve                       # http://127.0.0.1:8000, the default model
+    convlens serve --model resnet18 --store photos.store --port 8080 --open
+"""
+from __future__ import annotations
+
+import typer
+
+from .common import MODEL_OPT, WEIGHTS_OPT, echo
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve_cmd(model: str = MODEL_OPT, weights: str = WEIGHTS_OPT,
+                  store: str = typer.Option(None, "--store", help="Embedding store folder for the projector (`convlens embed`)."),
+                  host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but localhost is reachable from other machines."),
+                  port: int = typer.Option(8000, "--port", help="TCP port."),
+                  workers: int = typer.Option(1, "--workers", help="Job pool size (each gets cores/workers torch threads)."),
+                  data_dir: str = typer.Option(None, "--data-dir", help="Folder for uploads, results and caches (default: a temporary folder)."),
+                  open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser.")):
+        """Start the local web explorer: every technique in a browser, offline.
+
+        Example: convlens serve --port 8000 --open
+        """
+        from pathlib import Path
+
+        import uvicorn
+
+        from ..errors import ConvlensError
+        from ..web import create_app
+        if workers < 1:
+            raise ConvlensError(f"--workers must be at least 1, got {workers}")
+        if store and not Path(store).is_dir():
+            raise ConvlensError(f"embedding store not found: {store}; make one with `convlens embed FOLDER -o STORE`")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            echo(f"warning: listening on {host}: anyone who can reach this machine can use the explorer")
+        app = create_app(model=model, weights=weights, store=store, data_dir=data_dir, workers=workers)
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+        echo(f"convlens explorer on {url}  (Ctrl-C to stop)")
+        if open_browser:
+            import threading
+            import webbrowser
+            threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+        uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -1,0 +1,157 @@
+"""The explorer's job pool: long work runs here, one queue, bounded workers, explicit thread budget.
+
+A job is ``fn(job) -> dict`` (a JSON-able result). Inside, ``fn`` reports with ``job.progress(done,
+total)`` and ``job.set_preview(png_bytes)``, and stops early when ``job.cancelled()`` is true,
+returning the best result it has (cancelling keeps what was finished). Finished results are cached
+by ``key`` (a hash of model, technique, parameters and input), so a repeated request is instant.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable
+
+from ..errors import ConvlensError
+
+
+def job_key(*parts: Any) -> str:
+    """A stable hash of the parts (dicts by sorted keys; bytes hashed as they are)."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
+        h.update(b"\x00")
+    return h.hexdigest()[:24]
+
+
+class Job:
+    """One unit of work and everything a client may ask about it."""
+
+    def __init__(self, key: str, label: str):
+        self.id = uuid.uuid4().hex[:16]
+        self.key, self.label = key, label
+        self.status = "queued"          # queued, running, done, error, cancelled
+        self.done, self.total = 0, None
+        self.result: dict | None = None
+        self.error: str | None = None
+        self.preview: bytes | None = None
+        self.version = 0                # bumped on every change; event streams wait on it
+        self.created = time.time()
+        self._cancel = threading.Event()
+        self._changed = threading.Condition()
+
+    def _bump(self) -> None:
+        with self._changed:
+            self.version += 1
+            self._changed.notify_all()
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """A ``progress(done, total)`` callback for the library functions."""
+        self.done, self.total = int(done), (int(total) if total is not None else self.total)
+        self._bump()
+
+    def set_preview(self, png: bytes) -> None:
+        self.preview = png
+        self._bump()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+        if self.status == "queued":
+            self.status = "cancelled"
+        self._bump()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def wait_change(self, version: int, timeout: float) -> int:
+        """Block until ``self.version != version`` (or timeout); returns the current version."""
+        with self._changed:
+            if self.version == version:
+                self._changed.wait(timeout)
+            return self.version
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "error", "cancelled")
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "label": self.label, "status": self.status, "done": self.done,
+                "total": self.total, "result": self.result, "error": self.error,
+                "has_preview": self.preview is not None, "version": self.version}
+
+
+class JobPool:
+    """``workers`` threads, each running torch with ``threads`` intra-op threads."""
+
+    def __init__(self, workers: int = 1, threads: int = 1, keep: int = 256):
+        self.workers, self.threads, self.keep = workers, threads, keep
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._by_key: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        self._counter = itertools.count()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convlens-job",
+                                        initializer=self._init_worker)
+
+    def _init_worker(self) -> None:
+        import torch
+        torch.set_num_threads(self.threads)
+
+    def submit(self, key: str, fn: Callable[[Job], dict], label: str = "") -> Job:
+        """Queue ``fn``; a finished job with the same key is returned at once (the cache)."""
+        with self._lock:
+            hit = self._by_key.get(key)
+            if hit is not None and (hit.status == "done" or not hit.finished):
+                return hit
+            job = Job(key, label)
+            self._jobs[job.id] = job
+            self._by_key[key] = job
+            while len(self._jobs) > self.keep:
+                old_id, old = next(iter(self._jobs.items()))
+                if not old.finished:
+                    break
+                self._jobs.pop(old_id)
+                if self._by_key.get(old.key) is old:
+                    self._by_key.pop(old.key)
+        self._pool.submit(self._run, job, fn)
+        return job
+
+    def _run(self, job: Job, fn: Callable[[Job], dict]) -> None:
+        if job.cancelled():
+            job.status = "cancelled"
+            job._bump()
+            return
+        job.status = "running"
+        job._bump()
+        try:
+            job.result = fn(job)
+            job.status = "cancelled" if job.cancelled() else "done"
+        except ConvlensError as e:
+            job.error, job.status = str(e), "error"
+        except Exception as e:  # noqa: BLE001 - a failed job must not take the server down
+            job.error, job.status = f"{type(e).__name__}: {e}", "error"
+        if job.status != "done":
+            with self._lock:  # only successful results are served from the cache
+                if self._by_key.get(job.key) is job:
+                    self._by_key.pop(job.key)
+        job._bump()
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.get(job_id)
+        job.cancel()
+        return job
+
+    def shutdown(self) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,1 @@
+"""One router per view of the explorer (listed in ``web.app.ROUTERS``)."""

@@ -1,0 +1,108 @@
+"""Shared endpoints: health, the model and its layers and classes, sample images, jobs and their events."""
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import Response, StreamingResponse
+
+from ..app import app_state
+from ..state import AppState
+
+router = APIRouter(prefix="/api", tags=["core"])
+
+
+def png_bytes(image) -> bytes:
+    """A (1, 3, H, W) tensor in [0, 1] or an (H, W, 3) uint8 array as PNG bytes."""
+    from PIL import Image
+
+    from ...images.io import to_uint8
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_response(image, cache: bool = True) -> Response:
+    headers = {"Cache-Control": "max-age=3600"} if cache else {}
+    return Response(png_bytes(image), media_type="image/png", headers=headers)
+
+
+@router.get("/health")
+def health(state: AppState = Depends(app_state)):
+    """Liveness, the server's model and its job pool size."""
+    return {"ok": True, "model": state.model_name, "weights": state.weights, "workers": state.workers,
+            "threads": state.threads, "store": state.store.name if state.store else None}
+
+
+@router.get("/model")
+def model_info(state: AppState = Depends(app_state)):
+    """The server's model: name, input size, layers (name, type, output shape) and class names."""
+    m = state.model()
+    layers = [{"name": li.name, "type": li.type, "shape": list(li.shape) if li.shape else None}
+              for li in m.layers()] if hasattr(m, "layers") else []
+    return {"name": state.model_name, "input_size": list(m.input_size), "layers": layers,
+            "classes": list(m.classes) if getattr(m, "classes", None) is not None else None}
+
+
+@router.get("/samples")
+def samples():
+    """The bundled sample images: name and description."""
+    from ...images.samples import SAMPLES
+    return [{"name": k, "description": v[1], "url": f"/api/samples/{k}.png"} for k, v in SAMPLES.items()]
+
+
+@router.get("/samples/{name}.png", response_class=Response)
+def sample_png(name: str):
+    """One bundled sample as PNG."""
+    from ...images.samples import sample_image
+    return png_response(sample_image(name))
+
+
+def _job(state: AppState, job_id: str):
+    try:
+        return state.jobs.get(job_id)
+    except KeyError:
+        raise HTTPException(404, f"no job '{job_id[:40]}'; it may have expired, submit it again") from None
+
+
+@router.get("/jobs/{job_id}")
+def job_status(job_id: str, state: AppState = Depends(app_state)):
+    """A job's status, progress and (when done) result."""
+    return _job(state, job_id).as_dict()
+
+
+@router.delete("/jobs/{job_id}")
+def job_cancel(job_id: str, state: AppState = Depends(app_state)):
+    """Cancel a job; an iterative technique stops and keeps its best result so far."""
+    job = _job(state, job_id)
+    job.cancel()
+    return job.as_dict()
+
+
+@router.get("/jobs/{job_id}/preview.png", response_class=Response)
+def job_preview(job_id: str, state: AppState = Depends(app_state)):
+    """The latest preview image of a running job."""
+    job = _job(state, job_id)
+    if job.preview is None:
+        raise HTTPException(404, "this job has no preview yet")
+    return Response(job.preview, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/jobs/{job_id}/events")
+async def job_events(job_id: str, state: AppState = Depends(app_state)):
+    """Server-sent events: one ``data: {job as JSON}`` line per change until the job finishes."""
+    job = _job(state, job_id)
+
+    async def stream():
+        version = -1
+        while True:
+            if job.version != version:
+                version = job.version
+                yield f"data: {json.dumps(job.as_dict())}\n\n"
+                if job.finished:
+                    return
+            await asyncio.to_thread(job.wait_change, version, 1.0)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})

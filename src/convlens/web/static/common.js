@@ -1,0 +1,62 @@
+// convlens explorer: shared helpers. Every view talks to the server only through /api (see /openapi.json).
+"use strict";
+const CL = {
+  views: [],  // {name, title, path, match(pathname) -> bool, render(main)} registered by each view's script
+
+  async api(path, opts = {}) {
+    const r = await fetch(path, opts);
+    const type = r.headers.get("content-type") || "";
+    const body = type.includes("application/json") ? await r.json() : await r.blob();
+    if (!r.ok) throw new Error((body && body.error) || `HTTP ${r.status}`);
+    return body;
+  },
+
+  // Follow a job's server-sent events; onUpdate(job) on each change; resolves with the finished job.
+  follow(jobId, onUpdate) {
+    return new Promise((resolve) => {
+      const es = new EventSource(`/api/jobs/${jobId}/events`);
+      es.onmessage = (e) => {
+        const job = JSON.parse(e.data);
+        onUpdate && onUpdate(job);
+        if (["done", "error", "cancelled"].includes(job.status)) { es.close(); resolve(job); }
+      };
+      es.onerror = async () => { es.close(); resolve(await CL.api(`/api/jobs/${jobId}`)); };
+    });
+  },
+
+  el(tag, attrs = {}, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else if (v !== undefined && v !== null && v !== false) e.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return e;
+  },
+
+  showError(where, err) {
+    where.querySelectorAll(".error").forEach((x) => x.remove());
+    where.prepend(CL.el("p", { class: "error" }, String(err.message || err)));
+  },
+
+  register(view) { CL.views.push(view); },
+
+  async route() {
+    const main = document.getElementById("view");
+    const nav = document.getElementById("nav");
+    nav.replaceChildren(...CL.views.map((v) =>
+      CL.el("a", { href: v.path, class: v.match(location.pathname) ? "active" : "" }, v.title)));
+    const view = CL.views.find((v) => v.match(location.pathname)) || CL.views[0];
+    main.replaceChildren();
+    if (!view) { main.append(CL.el("p", { class: "muted" }, "No views are installed.")); return; }
+    try { await view.render(main); } catch (err) { CL.showError(main, err); }
+  },
+};
+
+window.addEventListener("DOMContentLoaded", async () => {
+  try {
+    const h = await CL.api("/api/health");
+    document.getElementById("model-name").textContent = `model: ${h.model}`;
+  } catch (err) { /* the view shows its own errors */ }
+  CL.route();
+});

@@ -1,0 +1,118 @@
+"""The explorer's shared endpoints: health, model, samples, jobs (cache, cancel, events), JSON errors, safe paths."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from convlens.errors import ConvlensError  # noqa: E402
+from convlens.web import create_app  # noqa: E402
+from convlens.web.jobs import JobPool, job_key  # noqa: E402
+from convlens.web.state import safe_child  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    with TestClient(create_app(threads=1)) as c:
+        yield c
+
+
+def test_health_and_openapi(client):
+    h = client.get("/api/health").json()
+    assert h["ok"] and h["model"] == "mobilenet_v2"
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/api/jobs/{job_id}/events" in paths and "/api/samples" in paths
+
+
+def test_model_lists_layers_and_classes(client, offline_model):
+    info = client.get("/api/model").json()
+    assert [li["name"] for li in info["layers"]] == [li.name for li in offline_model.layers()]
+    assert info["classes"][285] == offline_model.classes[285]
+
+
+def test_sample_png_roundtrip(client):
+    import io
+
+    from PIL import Image
+
+    import convlens
+    r = client.get("/api/samples/chelsea.png")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    got = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB"))
+    want = convlens.images.io.to_uint8(convlens.sample_image("chelsea"))
+    assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("path", ["/api/samples/nosuch.png", "/api/jobs/nope", "/nosuchpage",
+                                  "/api/samples/..%2F..%2Fetc%2Fpasswd.png", "/static/../../etc/passwd"])
+def test_errors_are_json_with_a_message(client, path):
+    r = client.get(path)
+    assert r.status_code in (400, 404)
+    assert "root:" not in r.text
+    if not path.startswith("/static"):
+        assert r.json()["error"]
+
+
+def test_safe_child_refuses_escapes(tmp_path):
+    (tmp_path / "ok").mkdir()
+    assert safe_child(tmp_path, "ok") == (tmp_path / "ok").resolve()
+    outside = tmp_path.parent / "outside-target"
+    outside.mkdir(exist_ok=True)
+    (tmp_path / "link").symlink_to(outside)
+    for bad in ["..", "../etc", "/etc/passwd", "a/b", "%2e%2e", "", "link"]:
+        with pytest.raises(ConvlensError):
+            safe_child(tmp_path, bad)
+
+
+def test_job_pool_caches_by_key_and_cancels():
+    pool = JobPool(workers=1, threads=1)
+    calls = []
+    try:
+        key = job_key("model", {"a": 1})
+        j1 = pool.submit(key, lambda job: calls.append(1) or {"v": 42})
+        while not j1.finished:
+            time.sleep(0.01)
+        j2 = pool.submit(key, lambda job: calls.append(2) or {"v": 0})
+        assert j2 is j1 and j1.result == {"v": 42} and calls == [1]
+
+        started = threading.Event()
+
+        def slow(job):
+            started.set()
+            steps = 0
+            while not job.cancelled() and steps < 1000:
+                steps += 1
+                job.progress(steps, 1000)
+                time.sleep(0.005)
+            return {"steps": steps}
+        j3 = pool.submit(job_key("slow"), slow)
+        started.wait(5)
+        j3.cancel()
+        while not j3.finished:
+            time.sleep(0.01)
+        assert j3.status == "cancelled" and 0 < j3.result["steps"] < 1000  # kept what it had
+        j4 = pool.submit(job_key("slow"), slow)  # a cancelled job is not served from the cache
+        assert j4 is not j3
+        j4.cancel()
+    finally:
+        pool.shutdown()
+
+
+def test_job_events_stream_until_done(client):
+    state = client.app.state.convlens
+
+    def work(job):
+        for i in range(3):
+            job.progress(i + 1, 3)
+        return {"answer": 7}
+    job = state.jobs.submit(job_key("events-test"), work)
+    with client.stream("GET", f"/api/jobs/{job.id}/events") as r:
+        lines = [ln for ln in r.iter_lines() if ln.startswith("data: ")]
+    import json
+    last = json.loads(lines[-1][6:])
+    assert last["status"] == "done" and last["result"] == {"answer": 7} and last["done"] == 3

@@ -1,0 +1,79 @@
+"""Helpers for the explorer's tests: a live server on loopback and a headless Debian chromium.
+
+    with live_server(create_app()) as url: ...            # uvicorn in a thread on 127.0.0.1:<free port>
+    with chromium_page() as page: page.goto(url)          # Playwright driving /usr/bin/chromium
+
+Browser tests are skipped (with the reason) when chromium or Playwright is missing; `scripts/setup`
+installs both.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).parent / "artifacts"   # screenshots (git-ignored; the README's are in docs/img)
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--enable-unsafe-swiftshader"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def live_server(app, timeout: float = 30.0):
+    """Run ``app`` under uvicorn on 127.0.0.1 in a background thread; yields the base URL."""
+    import uvicorn
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    t0 = time.time()
+    while not server.started:
+        if time.time() - t0 > timeout or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1280, height: int = 900):
+    """A Playwright page in headless Debian chromium (skips the test if unavailable)."""
+    exe = chromium_path()
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (scripts/setup installs it with apt-get)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.js_errors = errors  # tests assert this stays empty
+            yield page
+        finally:
+            browser.close()
+
+
+def screenshot(page, name: str) -> Path:
+    """Save a screenshot under tests/artifacts/NAME.png (kept as a test artifact)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
