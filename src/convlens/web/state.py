@@ -78,6 +78,23 @@ class AppState:
                 self._models[key] = load_model(name, weights=None if str(weights).lower() == "none" else weights)
             return self._models[key]
 
+    def image(self, ref: str):
+        """The image a request names: a bundled sample (``chelsea``) or an upload id (``uploads/<id>.png``).
+
+        Returns (1, 3, H, W) float32 in [0, 1] at its own size; callers fit it to the model.
+        """
+        from ..images.samples import SAMPLES, sample_image
+        if ref in SAMPLES:
+            return sample_image(ref)
+        if isinstance(ref, str) and re.fullmatch(r"[0-9a-f]{16}", ref):
+            path = safe_child(self.folder("uploads"), f"{ref}.png", what="image id")
+            if path.exists():
+                from ..images import load_image
+                return load_image(path)
+        from ..errors import closest
+        raise ConvlensError(f"unknown image '{str(ref)[:60]}'; use a sample name ({closest(str(ref), SAMPLES)}) "
+                            "or the id returned by POST /api/images")
+
     def close(self) -> None:
         self.jobs.shutdown()
         if self._tmp is not None:
