@@ -34,29 +34,78 @@ def echo(msg: str) -> None:
     typer.echo(msg)
 
 
-def config_options(config_cls) -> list[inspect.Parameter]:
-    """``inspect.Parameter`` objects (Typer options) for every field of a config dataclass."""
-    params = []
+@dataclasses.dataclass
+class ConfigField:
+    """One parameter as both front doors see it (the CLI's ``--flag`` and the web form's input).
+
+    ``kind`` is int, float, str, bool or list (comma-separated on the CLI, ``item`` typed);
+    ``choices`` lists the allowed values of a ``Literal``; ``optional``: ``None`` is allowed.
+    """
+
+    name: str
+    kind: str
+    default: Any
+    help: str = ""
+    choices: list | None = None
+    optional: bool = False
+    item: str | None = None
+
+    def as_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        if isinstance(d["default"], tuple):
+            d["default"] = list(d["default"])
+        return d
+
+
+_KINDS = {int: "int", float: "float", str: "str", bool: "bool"}
+
+
+def config_fields(config_cls) -> list[ConfigField]:
+    """The fields of a config dataclass the user may set (``metadata={"cli": False}`` hides one).
+
+    The single field walk behind ``config_options`` (CLI) and ``config_schema`` (web form): a new
+    field appears in both at once.
+    """
+    out = []
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
         if f.metadata.get("cli") is False:
             continue
         default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else ...)
-        ann = hints[f.name]
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        ann, optional = hints[f.name], False
         origin = typing.get_origin(ann)
         if origin is typing.Union or str(origin) == "types.UnionType":
             args = [a for a in typing.get_args(ann) if a is not type(None)]
+            optional = len(args) < len(typing.get_args(ann))
             ann = args[0] if len(args) == 1 else str
+        choices, item = None, None
         if typing.get_origin(ann) is typing.Literal:
-            choices = typing.get_args(ann)
-            ann = str
-            help_ = f.metadata.get("help", "") + f" [one of: {', '.join(map(str, choices))}]"
+            choices, ann = list(typing.get_args(ann)), str
+        if (typing.get_origin(ann) or ann) in (tuple, list):
+            inner = (typing.get_args(ann) or (str,))[0]
+            kind, item = "list", _KINDS.get(inner, "str")
         else:
-            help_ = f.metadata.get("help", "")
-        if ann not in (int, float, str, bool):
-            ann = str
-            default = None if default is ... else (",".join(map(str, default)) if isinstance(default, (tuple, list)) else default)
+            kind = _KINDS.get(ann, "str")
+        out.append(ConfigField(f.name, kind, default, f.metadata.get("help", ""), choices, optional, item))
+    return out
+
+
+def config_schema(config_cls) -> list[dict]:
+    """JSON descriptions of a config's fields (name, kind, default, help, choices, optional, item)
+    for the web explorer's forms; the same walk as the CLI's ``config_options``."""
+    return [f.as_json() for f in config_fields(config_cls)]
+
+
+def config_options(config_cls) -> list[inspect.Parameter]:
+    """``inspect.Parameter`` objects (Typer options) for every field of a config dataclass."""
+    params = []
+    for f in config_fields(config_cls):
+        help_ = f.help + (f" [one of: {', '.join(map(str, f.choices))}]" if f.choices else "")
+        default = f.default
+        ann = {"int": int, "float": float, "bool": bool}.get(f.kind, str)
+        if f.kind == "list":
+            default = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
         flag = "--" + f.name.replace("_", "-")
         opt = typer.Option(default, flag, help=help_) if ann is not bool else typer.Option(
             default, f"{flag}/--no-{f.name.replace('_', '-')}", help=help_)
