@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from pathlib import Path
 from typing import Any, Callable
@@ -75,7 +76,7 @@ def config_fields(config_cls) -> list[ConfigField]:
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         ann, optional = hints[f.name], False
         origin = typing.get_origin(ann)
-        if origin is typing.Union or str(origin) == "types.UnionType":
+        if origin is typing.Union or origin is types.UnionType:  # Optional[X] and X | None
             args = [a for a in typing.get_args(ann) if a is not type(None)]
             optional = len(args) < len(typing.get_args(ann))
             ann = args[0] if len(args) == 1 else str

@@ -4,6 +4,12 @@ A job is ``fn(job) -> dict`` (a JSON-able result). Inside, ``fn`` reports with `
 total)`` and ``job.set_preview(png_bytes)``, and stops early when ``job.cancelled()`` is true,
 returning the best result it has (cancelling keeps what was finished). Finished results are cached
 by ``key`` (a hash of model, technique, parameters and input), so a repeated request is instant.
+
+Thread budget: each worker thread calls ``torch.set_num_threads(threads)`` once when it starts. With
+torch's OpenMP backend the intra-op thread count is per calling thread (OpenMP's ``nthreads-var``),
+so a worker's setting does not change the request threads' or another worker's (measured: the main
+thread keeps its own count while a worker runs with 1; docs/web.md). ``workers * threads`` should not
+exceed the cores: two pools of 2 threads on 2 cores oversubscribe and a pass gets many times slower.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..errors import ConvlensError
@@ -27,6 +34,10 @@ def job_key(*parts: Any) -> str:
         h.update(p if isinstance(p, bytes) else json.dumps(p, sort_keys=True, default=str).encode())
         h.update(b"\x00")
     return h.hexdigest()[:24]
+
+
+class QueueFull(ConvlensError):
+    """More jobs are waiting than the pool accepts; the client should retry later (HTTP 503)."""
 
 
 class Job:
@@ -42,6 +53,9 @@ class Job:
         self.preview: bytes | None = None
         self.version = 0                # bumped on every change; event streams wait on it
         self.created = time.time()
+        self.started: float | None = None
+        self.seconds: float | None = None   # run time of the work itself
+        self.threads: int | None = None     # torch threads the worker ran with
         self._cancel = threading.Event()
         self._changed = threading.Condition()
 
@@ -82,14 +96,15 @@ class Job:
     def as_dict(self) -> dict:
         return {"id": self.id, "label": self.label, "status": self.status, "done": self.done,
                 "total": self.total, "result": self.result, "error": self.error,
-                "has_preview": self.preview is not None, "version": self.version}
+                "has_preview": self.preview is not None, "version": self.version,
+                "seconds": self.seconds, "threads": self.threads}
 
 
 class JobPool:
     """``workers`` threads, each running torch with ``threads`` intra-op threads."""
 
-    def __init__(self, workers: int = 1, threads: int = 1, keep: int = 256):
-        self.workers, self.threads, self.keep = workers, threads, keep
+    def __init__(self, workers: int = 1, threads: int = 1, keep: int = 256, max_queued: int = 64):
+        self.workers, self.threads, self.keep, self.max_queued = workers, threads, keep, max_queued
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._by_key: dict[str, Job] = {}
         self._lock = threading.Lock()
@@ -107,6 +122,9 @@ class JobPool:
             hit = self._by_key.get(key)
             if hit is not None and (hit.status == "done" or not hit.finished):
                 return hit
+            if sum(j.status == "queued" for j in self._jobs.values()) >= self.max_queued:
+                raise QueueFull(f"{self.max_queued} jobs are already waiting; retry when some have finished "
+                                "(or start the server with more --workers)")
             job = Job(key, label)
             self._jobs[job.id] = job
             self._by_key[key] = job
@@ -125,20 +143,43 @@ class JobPool:
             job.status = "cancelled"
             job._bump()
             return
-        job.status = "running"
+        import torch
+        job.status, job.started, job.threads = "running", time.time(), torch.get_num_threads()
         job._bump()
+        t0 = time.perf_counter()
         try:
             job.result = fn(job)
             job.status = "cancelled" if job.cancelled() else "done"
+        except KeyboardInterrupt:  # cancelled before anything worth keeping was finished
+            job.status = "cancelled"
         except ConvlensError as e:
             job.error, job.status = str(e), "error"
         except Exception as e:  # noqa: BLE001 - a failed job must not take the server down
             job.error, job.status = f"{type(e).__name__}: {e}", "error"
+        job.seconds = time.perf_counter() - t0
         if job.status != "done":
             with self._lock:  # only successful results are served from the cache
                 if self._by_key.get(job.key) is job:
                     self._by_key.pop(job.key)
         job._bump()
+
+    def cached(self, key: str) -> Job | None:
+        """The finished, successful job with this key, if the cache holds one."""
+        with self._lock:
+            hit = self._by_key.get(key)
+            return hit if hit is not None and hit.status == "done" else None
+
+    def run_sync(self, fn: Callable[[], Any], timeout: float = 120.0) -> Any:
+        """Run a short ``fn()`` on a worker (same thread budget, same queue) and wait for its value."""
+        fut: Future = self._pool.submit(fn)
+        return fut.result(timeout)
+
+    def stats(self) -> dict:
+        """Pool size, thread budget, and how many jobs are queued, running, finished."""
+        with self._lock:
+            states = [j.status for j in self._jobs.values()]
+        return {"workers": self.workers, "threads": self.threads, "queued": states.count("queued"),
+                "running": states.count("running"), "kept": len(states), "max_queued": self.max_queued}
 
     def get(self, job_id: str) -> Job:
         job = self._jobs.get(job_id)

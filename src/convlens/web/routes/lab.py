@@ -1,0 +1,180 @@
+"""The image lab's endpoints: uploads, top-5, the technique registry, running a technique, results.
+
+    POST /api/images              multipart ``file`` -> {"id": 16 hex, ...}; stored as uploads/<id>.png
+    GET  /api/images/{id}.png     an upload
+    POST /api/predict             {"image": "chelsea" | id, "model": ...} -> top-5
+    GET  /api/techniques          every technique with its form fields (from the CLI's config dataclasses)
+    POST /api/run                 {"technique", "image", "params", "model"} -> {"job": id}; follow /api/jobs/{id}/events
+    GET  /api/results/{name}      a result image of a finished job
+
+Uploads are limited in bytes (413) and pixels (decompression bombs, 400), checked by content (the
+image decoder, not the name), re-encoded as PNG under a content-hash name: no request string ever
+becomes a path.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import re
+
+from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from ...errors import ConvlensError
+from ..app import app_state
+from ..jobs import QueueFull, job_key
+from ..state import AppState, safe_child
+
+router = APIRouter(prefix="/api", tags=["lab"])
+
+MAX_UPLOAD_BYTES = 12 * 1024 * 1024      # 12 MB
+MAX_UPLOAD_PIXELS = 40_000_000           # 40 megapixels (a phone photo is ~12)
+FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
+_ID = re.compile(r"^[0-9a-f]{16}$")
+_RESULT = re.compile(r"^[0-9a-f]{24}-[0-9]{1,3}\.png$")
+
+
+def limits(state: AppState) -> tuple[int, int]:
+    """(bytes, pixels) upload limits of this server (``state.upload_limits`` overrides the defaults)."""
+    return getattr(state, "upload_limits", None) or (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS)
+
+
+def decode_upload(data: bytes, max_pixels: int):
+    """Bytes -> (1, 3, H, W) tensor, if they are an image of an accepted format within ``max_pixels``."""
+    from PIL import Image
+
+    from ...images import load_image
+    try:
+        with Image.open(io.BytesIO(data)) as probe:   # reads the header only: no decoding yet
+            fmt, (w, h) = probe.format, probe.size
+    except Exception:  # noqa: BLE001 - anything PIL cannot identify is not an image
+        raise ConvlensError("the upload is not an image; send a PNG, JPEG, GIF, BMP, WebP or TIFF file") from None
+    if fmt not in FORMATS:
+        raise ConvlensError(f"image format {fmt} is not accepted; send PNG, JPEG, GIF, BMP, WebP or TIFF")
+    if w * h > max_pixels:
+        raise ConvlensError(f"the image is {w}x{h} = {w * h / 1e6:.0f} megapixels, above the limit of "
+                            f"{max_pixels / 1e6:.0f} (possible decompression bomb); downscale it first")
+    old = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt files
+        raise ConvlensError(f"the upload could not be decoded as {fmt} ({type(e).__name__}); send a valid image") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+    return load_image(img)
+
+
+@router.post("/images")
+async def upload_image(request: Request, file: UploadFile = File(..., description="an image file"),
+                       state: AppState = Depends(app_state)):
+    """Upload an image (multipart field ``file``). Returns its id (16 hex digits, a hash of the pixels)
+    for every other endpoint's ``image`` parameter. 413 if too many bytes, 400 if not an image or too
+    many pixels."""
+    max_bytes, max_pixels = limits(state)
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
+        raise HTTPException(413, f"upload too large: at most {max_bytes // (1024 * 1024)} MB")
+    data = await file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise HTTPException(413, f"upload too large: at most {max_bytes // (1024 * 1024)} MB")
+    if not data:
+        raise ConvlensError("the upload is empty; send an image file in the multipart field 'file'")
+    from starlette.concurrency import run_in_threadpool
+
+    from ...images.io import save_png, to_uint8
+    img = await run_in_threadpool(decode_upload, data, max_pixels)
+    arr = to_uint8(img)
+    image_id = hashlib.sha256(arr.tobytes() + repr(arr.shape).encode()).hexdigest()[:16]
+    path = safe_child(state.folder("uploads"), f"{image_id}.png", what="image id")
+    if not path.exists():
+        await run_in_threadpool(save_png, arr, path)
+    return {"id": image_id, "width": int(arr.shape[1]), "height": int(arr.shape[0]),
+            "url": f"/api/images/{image_id}.png"}
+
+
+@router.get("/images/{image_id}.png", response_class=FileResponse)
+def upload_png(image_id: str, state: AppState = Depends(app_state)):
+    """An uploaded image as stored (PNG)."""
+    if not _ID.match(image_id):
+        raise HTTPException(400, "an image id is 16 hex digits, as returned by POST /api/images")
+    path = safe_child(state.folder("uploads"), f"{image_id}.png", what="image id")
+    if not path.exists():
+        raise HTTPException(404, f"no upload '{image_id}'; upload it again with POST /api/images")
+    return FileResponse(path, media_type="image/png")
+
+
+class PredictRequest(BaseModel):
+    image: str = Field(..., max_length=100, description="a sample name (chelsea) or an upload id")
+    model: str | None = Field(None, max_length=100, description="model name (default: the server's)")
+    topk: int = Field(5, ge=1, le=20, description="how many classes")
+
+
+@router.post("/predict")
+def predict(req: PredictRequest, state: AppState = Depends(app_state)):
+    """The top classes of an image with their softmax probabilities (runs on the job pool's budget)."""
+    from ...models import predict as _predict
+    model = state.model(req.model)
+    image = state.image(req.image)
+    preds = state.jobs.run_sync(lambda: _predict(model, image, topk=req.topk)[0])
+    return {"image": req.image, "model": req.model or state.model_name,
+            "top": [{"index": p.index, "label": p.label, "prob": p.prob} for p in preds]}
+
+
+@router.get("/techniques")
+def list_techniques():
+    """Every technique of the lab: name, family, title, whether it streams previews, whether it needs an
+    input image, and its form fields (name, kind, default, help, choices), generated from the same
+    config dataclasses as the CLI's flags."""
+    from ..techniques import techniques
+    return [t.schema() for t in techniques().values()]
+
+
+class RunRequest(BaseModel):
+    technique: str = Field(..., max_length=60, description="a name from GET /api/techniques")
+    image: str | None = Field("chelsea", max_length=100, description="a sample name or an upload id")
+    params: dict = Field(default_factory=dict, description="form values; unknown names are refused")
+    model: str | None = Field(None, max_length=100, description="model name (default: the server's)")
+
+
+@router.post("/run")
+def run_technique(req: RunRequest, state: AppState = Depends(app_state)):
+    """Start a technique as a job. Returns ``{"job": id, "cached": bool}``; follow
+    ``/api/jobs/{id}/events`` (server-sent events) for progress and previews; the finished job's
+    ``result`` holds ``images`` (URLs) and ``figures`` (raw numbers). A repeated request with the same
+    model, technique, parameters and input is served from the cache at once."""
+    from .. import techniques as tech
+    t = tech.get(req.technique)
+    fixed, cfg = t.parse(req.params)
+    model_name = req.model or state.model_name
+    model = state.model(model_name)
+    t.check(model, fixed)
+    image = state.image(req.image) if t.needs_image else None
+    key = job_key(model_name, state.weights, t.name, fixed, dataclasses.asdict(cfg) if cfg else None,
+                  req.image if t.needs_image else None)
+
+    def work(job):
+        ctx = tech.Ctx(state=state, model=model, image=image, params=fixed, config=cfg, job=job, key=key)
+        out = t.run(ctx)
+        return {"technique": t.name, "family": t.family, "title": t.title, "images": ctx.images,
+                "figures": tech.jsonable(out.get("figures", {}))}
+    cached = state.jobs.cached(key) is not None
+    try:
+        job = state.jobs.submit(key, work, label=f"{t.name} on {req.image if t.needs_image else model_name}")
+    except QueueFull as e:
+        raise HTTPException(503, str(e)) from None
+    return {"job": job.id, "status": job.status, "cached": cached}
+
+
+@router.get("/results/{name}", response_class=FileResponse)
+def result_png(name: str, state: AppState = Depends(app_state)):
+    """A result image of a job (the URLs in a finished job's ``result.images``)."""
+    if not _RESULT.match(name):
+        raise HTTPException(400, "a result name looks like <24 hex>-<n>.png, as listed in a job's result")
+    path = safe_child(state.folder("results"), name, what="result name")
+    if not path.exists():
+        raise HTTPException(404, f"no result '{name}'; run the technique again")
+    return FileResponse(path, media_type="image/png")
