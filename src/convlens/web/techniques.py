@@ -124,8 +124,10 @@ class Technique:
         return {"name": self.name, "family": self.family, "title": self.title, "iterative": self.iterative,
                 "needs_image": self.needs_image, "fields": [f.as_json() for f in self.fields()]}
 
-    def check(self, model, fixed: dict) -> None:
-        """Refuse unknown classes and layers before a job is queued (400 at once, not a failed job)."""
+    def check(self, model, fixed: dict, state=None) -> None:
+        """Refuse unknown classes, layers and images before a job is queued (400 at once, not a failed job)."""
+        if self.name == "style" and state is not None:
+            _style_image(state, fixed.get("style"))
         tgt = fixed.get("target")
         if tgt not in (None, ""):
             for part in (str(tgt).split(",") if self.name == "classviz" else [tgt]):
@@ -528,11 +530,16 @@ def _texture(ctx: Ctx) -> dict:
                         "stopped": _stopped(ctx, r.stopped)}}
 
 
+def _style_image(state, ref) -> torch.Tensor:
+    """A style sample (hubble, ihc, colorwheel), a bundled sample or an upload id; never a path."""
+    from ..texture.samples import STYLE_SAMPLES, texture_image
+    return texture_image(ref) if ref in STYLE_SAMPLES else state.image(ref)
+
+
 def _style(ctx: Ctx) -> dict:
     from ..recipes.style import style_transfer
     p = ctx.params
-    from ..texture.samples import STYLE_SAMPLES, texture_image
-    style_img = texture_image(p["style"]) if p["style"] in STYLE_SAMPLES else ctx.state.image(p["style"])
+    style_img = _style_image(ctx.state, p["style"])
     m = _style_model(ctx, p["model"])
     r = style_transfer(m, ctx.image, [style_img], ctx.config, progress=ctx.progress, callback=ctx.callback)
     ctx.save(r.image, f"{p['style']} style on the input ({m.name})")

@@ -49,6 +49,9 @@ def decode_upload(data: bytes, max_pixels: int):
     try:
         with Image.open(io.BytesIO(data)) as probe:   # reads the header only: no decoding yet
             fmt, (w, h) = probe.format, probe.size
+    except Image.DecompressionBombError:              # PIL refuses giant headers itself
+        raise ConvlensError(f"the image has far more than {max_pixels / 1e6:.0f} megapixels (possible decompression "
+                            "bomb); downscale it first") from None
     except Exception:  # noqa: BLE001 - anything PIL cannot identify is not an image
         raise ConvlensError("the upload is not an image; send a PNG, JPEG, GIF, BMP, WebP or TIFF file") from None
     if fmt not in FORMATS:
@@ -151,7 +154,7 @@ def run_technique(req: RunRequest, state: AppState = Depends(app_state)):
     fixed, cfg = t.parse(req.params)
     model_name = req.model or state.model_name
     model = state.model(model_name)
-    t.check(model, fixed)
+    t.check(model, fixed, state)
     image = state.image(req.image) if t.needs_image else None
     key = job_key(model_name, state.weights, t.name, fixed, dataclasses.asdict(cfg) if cfg else None,
                   req.image if t.needs_image else None)
