@@ -28,14 +28,16 @@
 
   async function showTop5() {
     const box = document.getElementById("lab-top5");
+    const image = lab.image;
     box.replaceChildren(el("p", { class: "muted" }, "predicting…"));
     try {
       const r = await CL.api("/api/predict", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ image: lab.image }) });
+        body: JSON.stringify({ image }) });
+      if (image !== lab.image) return;  // a newer image was picked meanwhile: its answer wins
       box.replaceChildren(el("table", {}, el("tr", {}, el("th", {}, "class"), el("th", {}, "probability")),
         r.top.map((p) => el("tr", {}, el("td", {}, `${p.label} (${p.index})`),
           el("td", {}, el("span", { class: "lab-bar", style: `width:${Math.round(120 * p.prob)}px` }), ` ${(100 * p.prob).toFixed(1)}%`)))));
-    } catch (err) { CL.showError(box, err); }
+    } catch (err) { if (image === lab.image) CL.showError(box, err); }
   }
 
   async function upload(blob, name) {

@@ -1,0 +1,114 @@
+"""The image lab in headless Debian chromium: pick a sample, see the top-5, run saliency and see the
+overlay drawn, run a class visualization and see previews stream, cancel one and see the kept result,
+upload a file. Screenshots go to tests/artifacts/ (the README's copy is docs/img/web-lab.png)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+from PIL import Image  # noqa: E402
+
+from convlens.web import create_app  # noqa: E402
+
+from web_helpers import chromium_page, live_server, screenshot  # noqa: E402
+
+ALL_RESULTS_DRAWN = """() => {
+  const imgs = [...document.querySelectorAll('#lab-results img.result')];
+  return imgs.length >= %d && imgs.every((i) => i.complete && i.naturalWidth > 0);
+}"""
+
+
+@pytest.fixture(scope="module")
+def server(offline_model):
+    app = create_app(threads=1)
+    app.state.convlens._models[("mobilenet_v2", "default")] = offline_model
+    with live_server(app) as url:
+        yield url
+
+
+def _drawn_fraction(page, selector: str) -> float:
+    """Fraction of non-white pixels of an <img>, read back through a canvas (proves pixels were drawn)."""
+    return page.evaluate("""(sel) => {
+      const img = document.querySelector(sel);
+      const c = document.createElement('canvas'); c.width = img.naturalWidth; c.height = img.naturalHeight;
+      const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+      const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] < 250 || d[i + 1] < 250 || d[i + 2] < 250) n++;
+      return n / (d.length / 4);
+    }""", selector)
+
+
+def test_lab_saliency_previews_cancel(server):
+    with chromium_page() as page:
+        page.goto(server + "/")
+        page.wait_for_selector("#lab-samples img[data-name=coffee]")
+        page.click("#lab-samples img[data-name=coffee]")
+        page.wait_for_function("document.querySelector('#lab-top5 table') !== null", timeout=60000)
+        assert "espresso" in page.inner_text("#lab-top5")
+
+        # saliency: the overlay appears and its pixels are drawn
+        page.select_option("#lab-technique", "saliency")
+        page.click("#lab-run")
+        page.wait_for_function(ALL_RESULTS_DRAWN % 3, timeout=60000)
+        assert "espresso" in page.inner_text("#lab-results")
+        overlay = "#lab-results figure:nth-child(2) img"
+        assert page.eval_on_selector(overlay, "i => i.naturalWidth") > 200
+        assert _drawn_fraction(page, overlay) > 0.5
+        screenshot(page, "web-lab-saliency")
+
+        # class visualization: previews stream while it runs (distinct images), then the result
+        page.select_option("#lab-technique", "classviz")
+        page.fill("#lab-f-target", "flamingo")
+        page.fill("#lab-f-steps", "24")
+        page.fill("#lab-f-size", "96")
+        page.click("#lab-run")
+        page.wait_for_function("document.getElementById('lab-status').textContent.startsWith('done')", timeout=120000)
+        page.wait_for_function(ALL_RESULTS_DRAWN % 1, timeout=30000)
+        previews = page.evaluate("CL_LAB.previews")
+        assert len(set(previews)) >= 2, len(previews)
+        assert "flamingo" in page.inner_text("#lab-results")
+        assert page.eval_on_selector("#lab-results canvas.lab-curve", "c => c.width") == 320
+        screenshot(page, "web-lab-classviz")
+
+        # cancel a long one: the best image so far is kept and shown
+        page.fill("#lab-f-steps", "2000")
+        page.fill("#lab-f-target", "goldfish")
+        page.click("#lab-run")
+        page.wait_for_function("CL_LAB.previews.length >= 8", timeout=60000)
+        page.click("#lab-cancel")
+        page.wait_for_function("document.getElementById('lab-status').textContent.startsWith('cancelled')",
+                               timeout=60000)
+        page.wait_for_function(ALL_RESULTS_DRAWN % 1, timeout=30000)
+        assert "best result so far" in page.inner_text("#lab-results")
+        assert "goldfish" in page.inner_text("#lab-results")
+        assert _drawn_fraction(page, "#lab-results img.result") > 0.5
+        screenshot(page, "web-lab-cancelled")
+        assert page.js_errors == []
+
+
+def test_lab_upload_and_errors(server, tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(tmp_path / "mine.png")
+    (tmp_path / "fake.png").write_text("not an image")
+    with chromium_page() as page:
+        page.goto(server + "/lab")
+        page.wait_for_selector("#lab-file")
+        page.set_input_files("#lab-file", str(tmp_path / "fake.png"))
+        page.wait_for_selector("#lab-input .error")
+        assert "not an image" in page.inner_text("#lab-input .error")
+        page.set_input_files("#lab-file", str(tmp_path / "mine.png"))
+        page.wait_for_function("/uploaded 64×48/.test(document.getElementById('lab-upload-status').textContent)",
+                               timeout=30000)
+        page.wait_for_function("document.getElementById('lab-current').naturalWidth === 64")
+        assert "image=" in page.url
+        # an unknown class comes back as a readable error, and the page keeps working
+        page.select_option("#lab-technique", "saliency")
+        page.fill("#lab-f-target", "no such class")
+        page.click("#lab-run")
+        page.wait_for_selector("#lab-run-box .error")
+        assert "unknown class" in page.inner_text("#lab-run-box .error")
+        page.fill("#lab-f-target", "")
+        page.click("#lab-run")
+        page.wait_for_function(ALL_RESULTS_DRAWN % 3, timeout=60000)
+        assert page.js_errors == []
