@@ -51,6 +51,7 @@ class Job:
         self.result: dict | None = None
         self.error: str | None = None
         self.preview: bytes | None = None
+        self.preview_version = 0        # bumped only when a new preview arrives
         self.version = 0                # bumped on every change; event streams wait on it
         self.created = time.time()
         self.started: float | None = None
@@ -71,6 +72,7 @@ class Job:
 
     def set_preview(self, png: bytes) -> None:
         self.preview = png
+        self.preview_version += 1
         self._bump()
 
     def cancel(self) -> None:
@@ -96,7 +98,8 @@ class Job:
     def as_dict(self) -> dict:
         return {"id": self.id, "label": self.label, "status": self.status, "done": self.done,
                 "total": self.total, "result": self.result, "error": self.error,
-                "has_preview": self.preview is not None, "version": self.version,
+                "has_preview": self.preview is not None, "preview_version": self.preview_version,
+                "version": self.version,
                 "seconds": self.seconds, "threads": self.threads}
 
 

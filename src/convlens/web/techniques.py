@@ -75,7 +75,7 @@ class Ctx:
     def callback(self, info) -> None:
         """Per-step hook of the optimization loop: a preview image at most every 0.25 s."""
         now = time.monotonic()
-        if now - self._last_preview >= 0.25 or info.step == 1:
+        if now - self._last_preview >= 0.25 or info.step in (1, info.total):
             self._last_preview = now
             from .routes.core import png_bytes
             img = info.image

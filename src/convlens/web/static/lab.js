@@ -124,9 +124,9 @@
 
   function showPreview(job) {
     const img = document.getElementById("lab-preview");
-    if (!job.has_preview || img.dataset.version === String(job.version)) return;
-    img.dataset.version = String(job.version);
-    img.src = `/api/jobs/${job.id}/preview.png?v=${job.version}`;
+    if (!job.has_preview || img.dataset.version === String(job.preview_version)) return;
+    img.dataset.version = String(job.preview_version);
+    img.src = `/api/jobs/${job.id}/preview.png?v=${job.preview_version}`;
   }
 
   function showProgress(job) {

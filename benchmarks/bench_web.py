@@ -1,0 +1,109 @@
+"""The explorer's overhead: a saliency request through a live server against the library call.
+
+A real uvicorn on 127.0.0.1 (one worker with the process's 2 torch threads), driven over HTTP with
+httpx: POST /api/run, follow the job's server-sent events to "done", GET the overlay PNG. The peer
+is the direct library call in the same process and run, producing the same outputs (the saliency
+map, its overlay and heat map written as PNGs, as the server does); a second row compares with the
+bare ``convlens.saliency`` call. Requests and direct calls alternate (medians), each request with a
+new target class so the cache is not hit. The last row is a repeated request (served from the cache)
+against a fresh one.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .common import Row
+
+
+def _live(app):
+    import socket
+
+    import uvicorn
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    return server, thread, f"http://127.0.0.1:{port}"
+
+
+def run(quick: bool) -> list[Row]:
+    import httpx
+    import torch
+
+    import convlens
+    from convlens.images import fit, save_png
+    from convlens.web import create_app
+
+    threads = torch.get_num_threads()
+    model = convlens.load_model("mobilenet_v2")
+    img = fit(convlens.sample_image("chelsea"), model.input_size)
+    app = create_app(workers=1, threads=threads)
+    app.state.convlens._models[("mobilenet_v2", "default")] = model
+    server, thread, url = _live(app)
+    out = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    n = 5 if quick else 15
+    targets = iter(range(100, 1000, 7))
+
+    def request(target):
+        with http.stream("POST", "/api/run", json={"technique": "saliency", "image": "chelsea",
+                                                   "params": {"target": target}}) as r:
+            job = json.loads(r.read())["job"]
+        last = None
+        with http.stream("GET", f"/api/jobs/{job}/events") as ev:
+            for line in ev.iter_lines():
+                if line.startswith("data: "):
+                    last = json.loads(line[6:])
+        assert last["status"] == "done", last
+        png = http.get(last["result"]["images"][1]["url"]).content
+        assert png[:4] == b"\x89PNG"
+
+    def direct(target):
+        r = convlens.saliency(model, img, target)
+        save_png(img, out / "in.png")
+        save_png(r.overlay(0), out / "overlay.png")
+        save_png(r.heatmap(0), out / "map.png")
+
+    def bare(target):
+        convlens.saliency(model, img, target)
+
+    def timed(fn, *a):
+        t = time.perf_counter()
+        fn(*a)
+        return time.perf_counter() - t
+
+    try:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            request(next(targets)), direct(99), bare(99)  # warm-up: model, routes, matplotlib
+            ts = {"server": [], "direct": [], "bare": []}
+            for _ in range(n):
+                ts["server"].append(timed(request, next(targets)))
+                ts["direct"].append(timed(direct, next(targets)))
+                ts["bare"].append(timed(bare, next(targets)))
+            fresh_target = next(targets)
+            fresh = timed(request, fresh_target)
+            cached = sorted(timed(request, fresh_target) for _ in range(n))[n // 2]
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        import shutil
+        shutil.rmtree(out, ignore_errors=True)
+    med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in ts.items()}
+    overhead = med["server"] / med["direct"] - 1
+    return [
+        Row("web: saliency request, end to end (mobilenet_v2 224px)", med["server"], med["direct"], "ms",
+            "library call + same PNGs", "overhead < 15%", higher_is_better=False,
+            note=f"overhead {100 * overhead:+.0f}%; live uvicorn on loopback, SSE, {threads} threads"),
+        Row("web: saliency request vs the bare library call", med["server"], med["bare"], "ms",
+            "convlens.saliency only", "", higher_is_better=False,
+            note="includes rendering the overlay and heat map PNGs"),
+        Row("web: repeated request (cache hit)", cached * 1e3, fresh * 1e3, "ms", "fresh request", "instant",
+            higher_is_better=False, note="same model, technique, parameters and input"),
+    ]
