@@ -100,8 +100,10 @@ def test_l2_rerank_returns_distances(vec_store):
 
 
 def test_auto_kind_rule():
-    assert auto_kind(10_000, 512) == "hnsw"          # 21 MB of HNSW
-    assert auto_kind(1_000_000, 512) == "ivfpq"      # 2.3 GB of HNSW: IVF-PQ (72 MB)
+    gb = 1024 ** 3
+    assert auto_kind(1_000_000, 512, ram=16 * gb) == "hnsw"     # 2.3 GB of HNSW: fits in a quarter of 16 GB
+    assert auto_kind(1_000_000, 512, ram=8 * gb) == "ivfpq"     # not in a quarter of 8 GB: IVF-PQ (72 MB)
+    assert auto_kind(100_000_000, 512) == "ivfpq"
     with pytest.raises(ConvlensError, match="choose auto, hnsw, ivf, ivfpq"):
         build_index(EmbeddingStore.__new__(EmbeddingStore), kind="lsh")
 

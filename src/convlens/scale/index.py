@@ -12,26 +12,44 @@ rows, save); this module holds what is specific to large stores:
 * ``mmap_flag``: FAISS's read flag that memory-maps an index's codes (``IO_FLAG_MMAP_IFC`` when the
   FAISS build has it, else ``IO_FLAG_MMAP``): IVF inverted lists are mapped, HNSW is read in RAM
   (FAISS cannot map its graph).
-* ``auto_kind``: the measured rule for the default kind (docs/scaling.md).
+* ``auto_kind``: the measured rule for the default kind (docs/scaling.md): HNSW while it fits in a
+  quarter of RAM, IVF-PQ beyond.
 * ``synthetic_vectors``: the benchmark's data, clustered on a low-dimensional manifold.
 """
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 
 from ..errors import ConvlensError
 
 KINDS = ("auto", "hnsw", "ivf", "ivfpq")
-# kind="auto": HNSW keeps the raw vectors and a graph in RAM (n * (4 d + 8 M) bytes) and builds
-# ~15x slower than IVF-PQ here (docs/scaling.md); it is used while that stays small.
-AUTO_HNSW_MAX_BYTES = 256 * 1024 ** 2
+# kind="auto", from benchmarks/bench_scale.py (docs/scaling.md): at the same recall@10 >= 0.95 HNSW
+# answers ~10x more queries/s than IVF-PQ + re-ranking and builds in similar time, but it holds
+# the raw vectors and its graph in RAM (n * (4 d + 8 M) bytes: 2.3 GB for 1M x 512) and FAISS
+# cannot memory-map it; IVF-PQ takes 72 bytes per 512-d vector and is mapped. So: HNSW while it
+# takes at most this fraction of the machine's memory, IVF-PQ beyond.
+AUTO_HNSW_RAM_FRACTION = 0.25
 
 
-def auto_kind(n: int, d: int, M: int = 32) -> str:
-    """"hnsw" while the HNSW index would take at most ``AUTO_HNSW_MAX_BYTES`` of RAM, else "ivfpq"."""
-    return "hnsw" if n * (4 * d + 8 * M) <= AUTO_HNSW_MAX_BYTES else "ivfpq"
+def physical_memory() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 1024 ** 3
+
+
+def hnsw_bytes(n: int, d: int, M: int = 32) -> int:
+    """HNSW's resident size: the float32 vectors plus ~2 M int32 links per vector (level 0)."""
+    return n * (4 * d + 8 * M)
+
+
+def auto_kind(n: int, d: int, M: int = 32, ram: int | None = None) -> str:
+    """"hnsw" while it takes at most ``AUTO_HNSW_RAM_FRACTION`` of ``ram`` (default: this machine's), else "ivfpq"."""
+    ram = physical_memory() if ram is None else ram
+    return "hnsw" if hnsw_bytes(n, d, M) <= AUTO_HNSW_RAM_FRACTION * ram else "ivfpq"
 
 
 def mmap_flag() -> int:
@@ -65,27 +83,32 @@ def ivfpq_index(d: int, n: int, metric_type: int, nlist: int | None = None, m: i
     return index, {"nlist": int(nlist), "m": m, "nbits": nbits, "train_size": train_size}, train_size
 
 
-def rerank(store, q: np.ndarray, cand: np.ndarray, k: int, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def rerank(store, q: np.ndarray, cand: np.ndarray, k: int, metric: str, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """Exact scores of candidate rows ``cand`` (m, c) (-1 = none) read from the store; the best ``k``
     per query under the store's metric contract (cosine similarity desc, L2 distance asc)."""
     m, c = cand.shape
     ok = cand >= 0
     flat = np.unique(cand[ok])
-    vec = store.take(flat).astype(np.float32)
-    pos = np.searchsorted(flat, np.where(ok, cand, flat[0] if len(flat) else 0))
+    if not len(flat):
+        return np.full((m, k), -1, np.int64), np.full((m, k), np.nan, np.float32)
+    vec = np.ascontiguousarray(store.take(flat), dtype=np.float32)  # only the candidates' rows are read
+    pos = np.searchsorted(flat, np.where(ok, cand, flat[0]))
+    s = np.empty((m, c), np.float32)
     if metric == "cosine":
         qn = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
-        vn = vec / np.maximum(np.linalg.norm(vec.astype(np.float64), axis=1), 1e-30)[:, None].astype(np.float32)
-        s = np.einsum("md,mcd->mc", qn, vn[pos]) if len(flat) else np.zeros((m, c), np.float32)
+        inv = 1.0 / np.maximum(np.sqrt(np.einsum("ij,ij->i", vec, vec)), 1e-30)
+        for a in range(0, m, chunk):
+            s[a:a + chunk] = np.einsum("md,mcd->mc", qn[a:a + chunk], vec[pos[a:a + chunk]]) * inv[pos[a:a + chunk]]
         key = np.where(ok, -s, np.inf)
     else:
-        diff = vec[pos] - q[:, None, :] if len(flat) else np.zeros((m, c, q.shape[1]), np.float32)
-        s = np.sqrt(np.maximum((diff.astype(np.float64) ** 2).sum(-1), 0)).astype(np.float32)
+        for a in range(0, m, chunk):
+            diff = vec[pos[a:a + chunk]] - q[a:a + chunk, None, :]
+            s[a:a + chunk] = np.sqrt(np.einsum("mcd,mcd->mc", diff, diff))
         key = np.where(ok, s, np.inf)
     order = np.argsort(key, axis=1, kind="stable")[:, :k]
     idx = np.take_along_axis(np.where(ok, cand, -1), order, 1)
-    sc = np.take_along_axis(s, order, 1).astype(np.float32)
-    return idx.astype(np.int64), sc
+    sc = np.take_along_axis(s, order, 1)
+    return idx.astype(np.int64), sc.astype(np.float32)
 
 
 def synthetic_vectors(n: int, d: int = 512, *, intrinsic: int = 32, centres: int = 1000, noise: float = 0.05,

@@ -77,7 +77,7 @@ class Pool:
 
     def map_kwargs(self, ray) -> dict:
         return {"compute": ray.data.ActorPoolStrategy(size=self.actors), "num_cpus": self.threads,
-                "num_gpus": self.gpus, "max_restarts": 0}
+                "num_gpus": self.gpus}
 
 
 def plan_pool(ray, workers: int | None = None, threads: int | None = None) -> Pool:
