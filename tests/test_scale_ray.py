@@ -93,11 +93,14 @@ def test_ray_reads_a_uri_and_resumes_a_local_store(ray_local, model, folder, tmp
     assert uri.column("path")[0] == "file://" + str(convlens.list_images(folder)[0])
     assert uri.labels() == local.labels()
     np.testing.assert_allclose(uri.vectors(), local.vectors(), atol=1e-5, rtol=0)
-    # a local run interrupted after 8 items, finished by Ray: the same store as the uninterrupted one
-    part = convlens.embed_images(model, convlens.list_images(folder)[:8], out=tmp_path / "mix", batch_size=4,
-                                 shard_size=8, workers=0, size=112)
-    part.manifest["total"] = None
-    part._write_manifest()
+    # a local run interrupted (Ctrl-C) after 8 items, finished by Ray: the same store as the uninterrupted one
+    def stop(done, total):
+        if done >= 8:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        convlens.embed_images(model, folder, out=tmp_path / "mix", batch_size=4, shard_size=8, workers=0, size=112,
+                              progress=stop)
+    assert EmbeddingStore.open(tmp_path / "mix").manifest["items_done"] == 8
     mixed = embed_images_ray(model, folder, out=tmp_path / "mix", batch_size=4, shard_size=8, size=112, workers=2)
     _same_store(local, EmbeddingStore.open(mixed.path))
 
