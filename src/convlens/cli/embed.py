@@ -16,6 +16,17 @@ import typer
 from .common import MODEL_OPT, WEIGHTS_OPT, config_command, echo, fixed, get_model, out_path
 
 STORE_ARG = typer.Argument(..., help="An embedding store folder (made by `convlens embed`).")
+ENGINE_OPT = typer.Option("local", "--engine", help="local (this process) or ray (Ray Data actor pool; "
+                                                     "pip install 'convlens[ray]').")
+ADDRESS_OPT = typer.Option(None, "--address", help="--engine ray: 'auto' or ray://HOST:PORT (default: local mode).")
+THREADS_OPT = typer.Option(None, "--threads", help="Thread budget (with --engine ray: per actor).")
+
+
+def check_engine(engine: str) -> str:
+    from ..errors import ConvlensError
+    if engine not in ("local", "ray"):
+        raise ConvlensError(f"unknown engine '{engine}'; use local or ray")
+    return engine
 
 
 def _images_source(source: str, n: int, seed: int):
@@ -40,15 +51,17 @@ def register(app: typer.Typer) -> None:
                   layer: str = typer.Option(None, "--layer", "-l", help="Layer (default: the classifier's input, "
                                                                         "global-average-pooled if spatial)."),
                   batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
-                  workers: int = typer.Option(None, "--workers", help="Decoding processes (default min(2, cores))."),
+                  workers: int = typer.Option(None, "--workers", help="Decoding processes (default min(2, cores)); "
+                                                                       "with --engine ray: actors (default: CPUs / threads)."),
                   shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard."),
                   dtype: str = typer.Option("float32", "--dtype", help="float32 or float16 shards."),
                   overwrite: bool = typer.Option(False, "--overwrite", help="Start the store again."),
                   n: int = typer.Option(300, "--n", help="Images of 'samples' / 'digits'."),
-                  seed: int = typer.Option(0, "--seed", help="Seed of the sample set.")):
+                  seed: int = typer.Option(0, "--seed", help="Seed of the sample set."),
+                  engine: str = ENGINE_OPT, address: str = ADDRESS_OPT, threads: int = THREADS_OPT):
         """Embed every image of a folder into a resumable store (vectors, metadata, thumbnails).
 
-        Example: convlens embed photos/ --out photos.emb
+        Example: convlens embed photos/ --out photos.emb   (--engine ray [--address auto] for Ray)
         """
         from ..embed import embed_images
         from ..progress import cli_bar
@@ -59,8 +72,15 @@ def register(app: typer.Typer) -> None:
             src, labels = src
         total = len(src) if hasattr(src, "__len__") and not isinstance(src, str) else None
         with cli_bar(f"embed {m.name}", total=total) as bar:
-            store = embed_images(m, src, layer, out=out, batch_size=batch_size, workers=workers, labels=labels,
-                                 shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar)
+            if check_engine(engine) == "ray":
+                from ..scale import embed_images_ray
+                store = embed_images_ray(m, src, layer, out=out, batch_size=batch_size, labels=labels,
+                                         shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
+                                         address=address, workers=workers, threads=threads)
+            else:
+                store = embed_images(m, src, layer, out=out, batch_size=batch_size, workers=workers, labels=labels,
+                                     shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
+                                     threads=threads)
         rep = store.report()
         echo(f"{store}: {rep.summary()}")
         for s in rep.skipped[:10]:
@@ -74,19 +94,29 @@ def register(app: typer.Typer) -> None:
                       image: List[str] = typer.Option(None, "--image", help="Image file(s) to query."),
                       k: int = typer.Option(10, "--k", "-k", help="Neighbours per query."),
                       metric: str = typer.Option("cosine", "--metric", help="cosine (similarity) or l2 (distance)."),
-                      ann: bool = typer.Option(False, "--ann", help="Use the store's approximate index."),
+                      ann: bool = typer.Option(False, "--ann", help="Require the store's approximate index (error if none)."),
+                      exact: bool = typer.Option(False, "--exact", help="Exact search even when the store has an index."),
                       out: str = typer.Option(None, "--out", "-o", help="Write the figure (query column + rows).")):
-        """Nearest neighbours of store rows or image files; prints rank, row, score, path.
+        """Nearest neighbours of store rows or image files; prints rank, row, score, path. Uses the
+        store's index (`convlens index`) when it has one for the metric; --exact bypasses it.
 
         Example: convlens neighbors photos.emb --index 0 --k 10 -o nn.png
         """
         from ..embed import EmbeddingStore
+        from ..embed.search import has_index
         from ..errors import ConvlensError
         s = EmbeddingStore.open(store)
         if bool(index) == bool(image):
             raise ConvlensError("give --index N or --image FILE (not both)")
+        if ann and exact:
+            raise ConvlensError("--ann and --exact contradict each other; give one")
         q = list(index) if index else list(image)
-        nb = s.neighbors(q, k=k, metric=metric, index=True if ann else None)
+        use = ann or (not exact and has_index(s, metric))
+        nb = s.neighbors(q, k=k, metric=metric, index=True if use else None)
+        if use:
+            from ..embed.search import load_index
+            a = load_index(s, metric)
+            echo(f"({a.kind} index, recall@10 {a.recall_at_10:.3f} at build time; --exact for exact search)")
         paths = s.column("path")
         for r, qq in enumerate(q):
             echo(f"query {qq}:")
@@ -155,16 +185,29 @@ def register(app: typer.Typer) -> None:
 
     @app.command("index")
     def index_cmd(store: str = STORE_ARG, metric: str = typer.Option("cosine", "--metric", help="cosine or l2."),
-                  kind: str = typer.Option("hnsw", "--kind", help="hnsw or ivf (FAISS)."),
-                  target: float = typer.Option(0.95, "--target-recall", help="Raise the search effort to this recall@10.")):
-        """Build (or update) the approximate FAISS index beside a store; prints its recall@10.
+                  kind: str = typer.Option("auto", "--kind", help="auto (HNSW while it fits in a quarter of RAM, else IVF-PQ), "
+                                                                  "hnsw, ivf or ivfpq (FAISS)."),
+                  target: float = typer.Option(0.95, "--target-recall", help="Raise the search effort to this recall@10."),
+                  sample: int = typer.Option(200, "--queries", help="Held-out store rows the recall is measured on."),
+                  nlist: int = typer.Option(None, "--nlist", help="IVF cells (default ~2 sqrt(N), at most 4096)."),
+                  pq_m: int = typer.Option(None, "--pq-m", help="IVF-PQ sub-quantizers (default dim / 8)."),
+                  rerank: int = typer.Option(8, "--rerank", help="IVF-PQ: re-score rerank x k candidates exactly."),
+                  chunk_rows: int = typer.Option(65536, "--chunk-rows", help="Rows added per chunk (bounds the RAM)."),
+                  threads: int = THREADS_OPT):
+        """Build (or update) the approximate FAISS index beside a store; prints its recall@10 vs exact
+        search on held-out rows. `convlens neighbors` uses it from then on (--exact bypasses it).
 
-        Example: convlens index photos.emb
+        Example: convlens index photos.emb --kind ivfpq
         """
         from ..embed import EmbeddingStore, build_index
-        a = build_index(EmbeddingStore.open(store), metric, kind, target_recall=target)
-        echo(f"{kind} index over {a.index.ntotal} vectors: recall@10 {a.recall_at_10:.3f} vs exact "
-             f"(effort {a.params['effort']}), built in {a.build_seconds:.1f}s")
+        from ..progress import cli_bar
+        s = EmbeddingStore.open(store)
+        with cli_bar("index", total=len(s)) as bar:
+            a = build_index(s, metric, kind, target_recall=target, sample=sample, nlist=nlist, pq_m=pq_m,
+                            rerank=rerank, chunk_rows=chunk_rows, threads=threads, progress=bar)
+        extra = ", ".join(f"{k} {v}" for k, v in a.params.items() if k not in ("effort", "chunk_rows"))
+        echo(f"{a.kind} index ({extra}) over {a.index.ntotal} vectors: recall@10 {a.recall_at_10:.3f} vs exact "
+             f"on {min(len(s) // 2, sample)} held-out rows (effort {a.params['effort']}), built in {a.build_seconds:.1f}s")
 
     @app.command("duplicates")
     def dup_cmd(store: str = STORE_ARG, threshold: float = typer.Option(0.95, "--threshold", help="Cosine at or above.")):

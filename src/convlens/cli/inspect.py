@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 
 from .common import MODEL_OPT, WEIGHTS_OPT, echo, get_image, get_model, out_path
+from .embed import ADDRESS_OPT, ENGINE_OPT, THREADS_OPT, check_engine
 
 
 def _images_arg(source: str, n: int, seed: int):
@@ -91,7 +92,9 @@ def register(app: typer.Typer) -> None:
                     seed: int = typer.Option(0, "--seed", help="Seed of the sample set's crops."),
                     batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
                     state: str = typer.Option(None, "--state", help="Checkpoint file: resumes the pass if it exists, "
-                                                                   "saved after every batch.")):
+                                                                   "saved after every batch."),
+                    engine: str = ENGINE_OPT, address: str = ADDRESS_OPT, threads: int = THREADS_OPT,
+                    workers: int = typer.Option(None, "--workers", help="--engine ray: actors (default: CPUs / threads).")):
         """Maximally activating patches: per channel, the k strongest units and their receptive fields.
 
         Example: convlens patches samples --layer features.6 --channels 0,5,17 --k 9 -o patches.png
@@ -99,16 +102,23 @@ def register(app: typer.Typer) -> None:
         from ..inspect import max_activating_patches
         from ..progress import cli_bar
         m = get_model(model, weights)
-        data = _images_arg(images, n, seed)
+        ray = check_engine(engine) == "ray"
+        data = images if ray else _images_arg(images, n, seed)
         try:
-            with cli_bar(f"patches {layer}", total=len(data)) as bar:
-                p = max_activating_patches(m, data, layer, channels, k, per_image=whole, batch_size=batch_size,
-                                           progress=bar, state=state)
+            with cli_bar(f"patches {layer}", total=None if ray else len(data)) as bar:
+                if ray:
+                    from ..scale import max_activating_patches_ray
+                    p = max_activating_patches_ray(m, data, layer, channels, k, per_image=whole, batch_size=batch_size,
+                                                   progress=bar, state=state, address=address, workers=workers,
+                                                   threads=threads)
+                else:
+                    p = max_activating_patches(m, data, layer, channels, k, per_image=whole, batch_size=batch_size,
+                                               progress=bar, state=state, threads=threads)
         except KeyboardInterrupt as e:  # write the patches of the images seen so far
             from ..inspect.patches import Patches
             part = getattr(e, "partial", None)
             if isinstance(part, Patches):
-                echo(f"interrupted after {part.top.n_images} of {len(data)} images -> "
+                echo(f"interrupted after {part.top.n_images} of {part.top.total} images -> "
                      f"{part.save(out_path(out), whole=whole)}")
             raise
         path = p.save(out_path(out), whole=whole)

@@ -71,9 +71,17 @@ def decode_file(path: str, size: tuple[int, int], thumb: int = THUMB) -> dict:
     Returns {"ok": True, "rgb": uint8 (H, W, 3), "hash", "width", "height", "thumbnail"} or
     {"ok": False, "reason": ...}; never raises for a bad file.
     """
-    from PIL import Image, ImageOps
     try:
         data = Path(path).read_bytes()
+    except Exception as e:  # noqa: BLE001 - unreadable files go to the skip list
+        return {"ok": False, "reason": f"{type(e).__name__}: {str(e)[:100]}"}
+    return decode_bytes(data, size, thumb)
+
+
+def decode_bytes(data: bytes, size: tuple[int, int], thumb: int = THUMB) -> dict:
+    """``decode_file`` on a file's bytes (any file system: the Ray engine reads URIs with pyarrow / fsspec)."""
+    from PIL import Image, ImageOps
+    try:
         h = hashlib.sha1(data).hexdigest()
         im = Image.open(io.BytesIO(data))
         W0, H0 = im.size
@@ -88,7 +96,7 @@ def decode_file(path: str, size: tuple[int, int], thumb: int = THUMB) -> dict:
             im.seek(0)
         if im.mode not in ("RGB", "L"):
             from ..images.io import _from_pil, to_uint8  # alpha, 16-bit, palette...: the foundation's rules
-            im = Image.fromarray(to_uint8(_from_pil(im, (1.0, 1.0, 1.0), str(path))))
+            im = Image.fromarray(to_uint8(_from_pil(im, (1.0, 1.0, 1.0), "<image>")))
         im = im.convert("RGB")
         s = max(th / im.height, tw / im.width)
         nh, nw = max(th, round(im.height * s)), max(tw, round(im.width * s))
@@ -97,7 +105,23 @@ def decode_file(path: str, size: tuple[int, int], thumb: int = THUMB) -> dict:
         rgb = np.asarray(im.crop((left, top, left + tw, top + th)))
         return {"ok": True, "rgb": rgb, "hash": h, "width": W0, "height": H0, "thumbnail": _thumb_bytes(rgb, thumb)}
     except Exception as e:  # noqa: BLE001 - unreadable files go to the skip list
-        return {"ok": False, "reason": f"{type(e).__name__}: {str(e)[:100]}"}
+        import re
+        msg = re.sub(r" at 0x[0-9a-fA-F]+", "", str(e))  # no memory addresses: the same file gives the same reason
+        return {"ok": False, "reason": f"{type(e).__name__}: {msg[:100]}"}
+
+
+def rgb_batch(group: list[dict]) -> torch.Tensor:
+    """Decoded items' uint8 (H, W, 3) crops -> a float (B, 3, H, W) batch in [0, 1]."""
+    return torch.from_numpy(np.stack([g["rgb"] for g in group])).permute(0, 3, 1, 2).float().div_(255)
+
+
+def embed_batch(model: Model, x: torch.Tensor, layer: str, threads: int | None = None,
+                backend: str | None = None) -> np.ndarray:
+    """One forward of a preprocessed batch to ``layer`` (``batched_forward``), pooled: (B, dim) float32."""
+    from ..drivers import batched_forward
+    batch = next(iter(batched_forward(model, x, layer, batch_size=len(x), size=None, threads=threads,
+                                      backend=backend)))
+    return pool(batch.activations[layer]).cpu().numpy().astype(np.float32)
 
 
 def _worker_init(_):
@@ -232,24 +256,9 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
     """
     if not isinstance(model, Model):
         raise ConvlensError("embed_images needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
-    if dtype not in ("float32", "float16"):
-        raise ConvlensError(f"dtype must be float32 or float16, got {dtype}")
-    from ..drivers import batched_forward
-    layer = layer or default_layer(model)
-    model.module(layer)  # unknown layer -> error listing the closest names
     kind, items, names, labels, total = _resolve_source(source, labels)
-    size = tuple(model.input_size) if size is None else ((size, size) if isinstance(size, int) else tuple(size))
-    shape = model.layer_info(layer).shape  # from the model's cached shape pass: no extra forward
-    dim = int(shape[0]) if len(shape) in (1, 3) else int(np.prod(shape))
-    identity = {"model": model.name, "weights": str(getattr(model, "weights", None)), "layer": layer,
-                "pooling": "global average" , "dim": dim, "dtype": dtype, "version": 1,
-                "preprocessing": {"size": list(size), "resize": "shorter side to size, centre crop, bilinear "
-                                  "(antialiased); JPEG decoded in draft mode", "mean": model.mean.flatten().tolist(),
-                                  "std": model.std.flatten().tolist()}}
-    if out is None:
-        out = tempfile.mkdtemp(prefix="convlens-embed-")
-    store = EmbeddingStore.create_or_resume(out, identity, resume=resume, overwrite=overwrite,
-                                            shard_size=shard_size, extra={"seed": int(seed), "total": total})
+    store, layer, size = open_store(model, layer, out, size=size, dtype=dtype, resume=resume, overwrite=overwrite,
+                                    shard_size=shard_size, seed=seed, total=total)
     start = int(store.manifest["items_done"])
     if total is not None and start >= total:
         return store
@@ -260,54 +269,102 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
         groups = _file_groups(items[start:], size, batch_size, workers, thumb)
     else:
         groups = _image_groups(itertools.islice(iter(items), start, None), size, batch_size, thumb)
-
-    pending_vec: list[np.ndarray] = []
-    pending = {c: [] for c in ("item", "path", "hash", "width", "height", "label", "thumbnail")}
-    skipped: list[dict] = []
-    done = start
-
-    def commit():
-        nonlocal pending_vec, skipped
-        vec = np.concatenate(pending_vec) if pending_vec else np.zeros((0, dim), np.float32)
-        store.commit_shard(vec, pending, done, skipped)
-        pending_vec, skipped = [], []
-        for c in pending:
-            pending[c] = []
-
+    writer = StoreWriter(store, names, labels)
     try:
         for group in groups:
-            ok = [(j, g) for j, g in enumerate(group) if g["ok"]]
-            for j, g in enumerate(group):
-                if not g["ok"]:
-                    item = done + j
-                    skipped.append({"item": item, "path": names[item] if item < len(names) else f"<item {item}>",
-                                    "reason": g["reason"]})
+            ok = [g for g in group if g["ok"]]
+            vec = None
             if ok:
-                if kind == "files":
-                    x = torch.from_numpy(np.stack([g["rgb"] for _, g in ok])).permute(0, 3, 1, 2).float().div_(255)
-                else:
-                    x = torch.cat([g["tensor"] for _, g in ok])
-                batch = next(iter(batched_forward(model, x, layer, batch_size=len(x), size=None, threads=threads)))
-                pending_vec.append(pool(batch.activations[layer]).cpu().numpy().astype(np.float32))
-                for j, g in ok:
-                    item = done + j
-                    pending["item"].append(item)
-                    pending["path"].append(names[item] if item < len(names) else f"<item {item}>")
-                    pending["hash"].append(g["hash"])
-                    pending["width"].append(g["width"])
-                    pending["height"].append(g["height"])
-                    pending["label"].append(None if labels is None or labels[item] is None else str(labels[item]))
-                    pending["thumbnail"].append(g["thumbnail"])
-            done += len(group)
-            if sum(len(v) for v in pending_vec) >= shard_size:
-                commit()
-            call(progress, done, total)
+                x = rgb_batch(ok) if kind == "files" else torch.cat([g["tensor"] for g in ok])
+                vec = embed_batch(model, x, layer, threads)
+            writer.add_group(group, vec)
+            call(progress, writer.done, total)
     except KeyboardInterrupt:
-        if pending_vec or skipped:
-            commit()
+        writer.flush()
         raise
-    if pending_vec or skipped or store.manifest["items_done"] != done:
-        commit()
-    store.manifest["total"] = done
-    store._write_manifest()
-    return store
+    return writer.close()
+
+
+def open_store(model: Model, layer: str | None, out, *, size=None, dtype: str = "float32", resume: bool = True,
+               overwrite: bool = False, shard_size: int = 1024, seed: int = 0, total: int | None = None,
+               engine: str | None = None) -> tuple[EmbeddingStore, str, tuple[int, int]]:
+    """Create or resume the store of an extraction: (store, layer, (H, W)). The identity written
+    (model, weights, layer, pooling, preprocessing, dim, dtype) is the same for every engine, so
+    a store started by one engine can be resumed by another."""
+    if dtype not in ("float32", "float16"):
+        raise ConvlensError(f"dtype must be float32 or float16, got {dtype}")
+    layer = layer or default_layer(model)
+    model.module(layer)  # unknown layer -> error listing the closest names
+    size = tuple(model.input_size) if size is None else ((size, size) if isinstance(size, int) else tuple(size))
+    shape = model.layer_info(layer).shape  # from the model's cached shape pass: no extra forward
+    dim = int(shape[0]) if len(shape) in (1, 3) else int(np.prod(shape))
+    identity = {"model": model.name, "weights": str(getattr(model, "weights", None)), "layer": layer,
+                "pooling": "global average" , "dim": dim, "dtype": dtype, "version": 1,
+                "preprocessing": {"size": list(size), "resize": "shorter side to size, centre crop, bilinear "
+                                  "(antialiased); JPEG decoded in draft mode", "mean": model.mean.flatten().tolist(),
+                                  "std": model.std.flatten().tolist()}}
+    if out is None:
+        out = tempfile.mkdtemp(prefix="convlens-embed-")
+    extra = {"seed": int(seed), "total": total, **({"engine": engine} if engine else {})}
+    store = EmbeddingStore.create_or_resume(out, identity, resume=resume, overwrite=overwrite,
+                                            shard_size=shard_size, extra=extra)
+    return store, layer, size
+
+
+class StoreWriter:
+    """Appends groups of processed items to a store in stream order and commits a shard every
+    ``shard_size`` vectors at a group boundary (what makes a resumed or distributed run write the
+    same shards as an uninterrupted local one). Items are numbered from the store's ``items_done``."""
+
+    def __init__(self, store: EmbeddingStore, names: Sequence[str], labels: Sequence | None):
+        self.store, self.names, self.labels = store, names, labels
+        self.done = int(store.manifest["items_done"])
+        self.shard_size = int(store.manifest["shard_size"])
+        self._reset()
+
+    def _reset(self):
+        self.vec: list[np.ndarray] = []
+        self.meta = {c: [] for c in ("item", "path", "hash", "width", "height", "label", "thumbnail")}
+        self.skipped: list[dict] = []
+
+    def _name(self, item: int) -> str:
+        return self.names[item] if item < len(self.names) else f"<item {item}>"
+
+    def add_group(self, group: list[dict], vectors: np.ndarray | None) -> None:
+        """``group``: one dict per item (ok, hash, width, height, thumbnail, or ok False + reason);
+        ``vectors``: (number of ok items, dim), in the group's order."""
+        j_ok = 0
+        for j, g in enumerate(group):
+            item = self.done + j
+            if not g["ok"]:
+                self.skipped.append({"item": item, "path": self._name(item), "reason": g["reason"]})
+                continue
+            m = self.meta
+            m["item"].append(item)
+            m["path"].append(self._name(item))
+            m["hash"].append(g["hash"])
+            m["width"].append(g["width"])
+            m["height"].append(g["height"])
+            lab = None if self.labels is None else self.labels[item]
+            m["label"].append(None if lab is None else str(lab))
+            m["thumbnail"].append(g["thumbnail"])
+            j_ok += 1
+        if j_ok:
+            self.vec.append(np.asarray(vectors, np.float32))
+        self.done += len(group)
+        if sum(len(v) for v in self.vec) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit what is pending (a shard, possibly empty: it records ``items_done`` and skips)."""
+        if not (self.vec or self.skipped or self.store.manifest["items_done"] != self.done):
+            return
+        vec = np.concatenate(self.vec) if self.vec else np.zeros((0, self.store.dim), np.float32)
+        self.store.commit_shard(vec, self.meta, self.done, self.skipped)
+        self._reset()
+
+    def close(self) -> EmbeddingStore:
+        self.flush()
+        self.store.manifest["total"] = self.done
+        self.store._write_manifest()
+        return self.store

@@ -222,11 +222,12 @@ def neighbors(store: EmbeddingStore, query, k: int = 10, metric: str = "cosine",
 
 @dataclass
 class AnnIndex:
-    """A FAISS index over a store (HNSW by default), saved beside it as ``index-<metric>.faiss``.
+    """A FAISS index over a store (HNSW, IVF or IVF-PQ), saved beside it as ``index-<metric>.faiss``.
 
     ``recall_at_10``: measured against exact search at build time on ``sample`` store rows;
     ``search(q, k)`` -> (indices, scores) under the store's metric contract; ``update()`` adds
-    vectors committed after the build.
+    vectors committed after the build. ``params["rerank"]`` (IVF-PQ): candidates per result
+    re-scored exactly from the store. ``mmapped``: the index's codes are memory-mapped (read-only).
     """
 
     store: EmbeddingStore
@@ -236,12 +237,18 @@ class AnnIndex:
     params: dict
     recall_at_10: float | None = None
     build_seconds: float = 0.0
+    mmapped: bool = False
 
     def search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        q = np.ascontiguousarray(q, dtype=np.float32)
+        q0 = np.ascontiguousarray(q, dtype=np.float32)
+        q = q0
         if self.metric == "cosine":
             q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-30)
-        s, i = self.index.search(q, k)
+        r = int(self.params.get("rerank") or 0)
+        s, i = self.index.search(q, k * r if r > 1 else k)
+        if r > 1:
+            from ..scale.index import rerank
+            return rerank(self.store, q0, i, k, self.metric)
         if self.metric == "l2":
             s = np.sqrt(np.maximum(s, 0))
         return i.astype(np.int64), s.astype(np.float32)
@@ -256,7 +263,9 @@ class AnnIndex:
     def update(self, save: bool = True) -> int:
         """Add the store rows the index does not hold yet (new shards); returns how many."""
         n0 = self.index.ntotal
-        for start, vec, norms in self.store.blocks():
+        if self.mmapped and n0 < len(self.store):
+            raise ConvlensError("this index is memory-mapped (read-only); load it with load_index(..., mmap=False) to update it")
+        for start, vec, norms in self.store.blocks(int(self.params.get("chunk_rows", 65536))):
             stop = start + len(vec)
             if stop <= n0:
                 continue
@@ -268,7 +277,7 @@ class AnnIndex:
 
     def set_effort(self, effort: int) -> None:
         import faiss
-        inner = faiss.downcast_index(self.index.index)
+        inner = faiss.downcast_index(self.index.index if hasattr(self.index, "id_map") else self.index)
         if self.kind == "hnsw":
             inner.hnsw.efSearch = int(effort)
         else:
@@ -295,20 +304,31 @@ def recall_at_k(approx: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
 
 def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw", *, M: int = 32,
                 ef_construction: int = 80, target_recall: float = 0.95, sample: int = 200, seed: int = 0,
-                threads: int | None = None, save: bool = True, progress=None) -> AnnIndex:
+                threads: int | None = None, save: bool = True, progress=None, nlist: int | None = None,
+                pq_m: int | None = None, nbits: int | None = None, rerank: int = 8, train_size: int | None = None,
+                chunk_rows: int = 65536) -> AnnIndex:
     """Build an approximate index and measure its recall@10 against exact search.
 
     kind "hnsw" (``IndexHNSWFlat``, M links, the default; benchmarks/bench_embed.py: recall@10 0.987 at
-    5.5x the exact query rate on 100k x 512; IVF not benchmarked against it) or "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists), wrapped in an
-    ``IndexIDMap`` (ids = store rows). Recall is measured honestly: ``sample`` random store rows are
+    5.5x the exact query rate on 100k x 512), "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists), "ivfpq"
+    (``IndexIVFPQ``, ``nlist`` cells, ``pq_m`` x ``nbits`` codes, the ``rerank x k`` best candidates
+    re-scored exactly from the store: for stores too large for RAM, see ``convlens.scale.index``) or
+    "auto" (``scale.index.auto_kind``: HNSW while it fits in a quarter of RAM, else IVF-PQ), wrapped in an
+    ``IndexIDMap`` (ids = store rows). IVF kinds are trained on a random sample (``train_size``
+    rows); vectors are added ``chunk_rows`` at a time from the memory-mapped shards, so the build
+    holds the index plus one chunk. Recall is measured honestly: ``sample`` random store rows are
     held out of the index while it is measured, used as outside queries against the exact top-10
     of the other rows, and added afterwards. The search effort (efSearch / nprobe) is doubled until
     recall@10 reaches ``target_recall`` (or the effort hits its cap); effort and recall are saved.
+    ``progress(rows_added, n)`` after each chunk.
     """
     import faiss
+    from ..scale.index import KINDS, auto_kind, ivfpq_index
     check_metric(metric)
-    if kind not in ("hnsw", "ivf"):
-        raise ConvlensError(f"unknown index kind '{kind}'; choose hnsw or ivf")
+    if kind not in KINDS:
+        raise ConvlensError(f"unknown index kind '{kind}'; choose {', '.join(KINDS)}")
+    if kind == "auto":
+        kind = auto_kind(len(store), store.dim, M)
     if threads:
         faiss.omp_set_num_threads(int(threads))
     t0 = time.perf_counter()
@@ -322,29 +342,38 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
         inner.hnsw.efConstruction = ef_construction
         params = {"M": M, "ef_construction": ef_construction}
     else:
-        nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))
-        quant = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
-        inner = faiss.IndexIVFFlat(quant, d, nlist, fm)
-        train = store.take(np.sort(rng.choice(n, size=min(n, 256 * nlist), replace=False)))
+        if kind == "ivf":
+            nlist = nlist or max(1, min(n // 39, int(4 * np.sqrt(n))))
+            quant = faiss.IndexFlatIP(d) if metric == "cosine" else faiss.IndexFlatL2(d)
+            inner = faiss.IndexIVFFlat(quant, d, nlist, fm)
+            inner.__dict__["_quant"] = quant
+            params, n_train = {"nlist": nlist}, min(n, train_size or 256 * nlist)
+        else:
+            inner, params, n_train = ivfpq_index(d, n, fm, nlist, pq_m, nbits, train_size)
+            params["rerank"] = int(rerank)
+        train = store.take(np.sort(rng.choice(n, size=n_train, replace=False)))
         if metric == "cosine":
             train /= np.maximum(np.linalg.norm(train, axis=1, keepdims=True), 1e-30)
         inner.train(train)
-        params = {"nlist": nlist}
+        del train
+    params["chunk_rows"] = int(chunk_rows)
     index = faiss.IndexIDMap(inner)
     index.__dict__["_inner"] = inner  # keep the wrapped index alive
     ann = AnnIndex(store, index, metric, kind, params)
     held = np.sort(rng.choice(n, size=min(n // 2, sample), replace=False))
     is_held = np.zeros(n, bool)
     is_held[held] = True
-    for start, vec, norms in store.blocks():
+    for start, vec, norms in store.blocks(int(chunk_rows)):
         keep = ~is_held[start:start + len(vec)]
         ids = np.arange(start, start + len(vec))[keep]
         ann.index.add_with_ids(ann._unit(np.asarray(vec)[keep], np.asarray(norms)[keep]), ids)
+        if progress:
+            progress(start + len(vec), n)
     q = store.take(held)
     ex_all, _ = exact_search(store, q, min(n, 10 + len(held) + 1), metric, held, threads=threads)
     ex_i = np.stack([[j for j in r if not is_held[j]][:10] for r in ex_all])
     effort = 16 if kind == "hnsw" else 1
-    cap = 1024 if kind == "hnsw" else params["nlist"]
+    cap = 1024 if kind == "hnsw" else min(params["nlist"], 1024)
     while True:
         ann.set_effort(effort)
         ann.recall_at_10 = recall_at_k(ann.search(q, 10)[0], ex_i, 10)
@@ -358,16 +387,29 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     return ann
 
 
-def load_index(store: EmbeddingStore, metric: str = "cosine") -> AnnIndex:
-    """The saved index of a store (new shards are added to it first)."""
+def has_index(store, metric: str = "cosine") -> bool:
+    return getattr(store, "path", None) is not None and (store.path / f"index-{metric}.faiss").exists()
+
+
+def load_index(store: EmbeddingStore, metric: str = "cosine", mmap: bool = True) -> AnnIndex:
+    """The saved index of a store (new shards are added to it first). ``mmap``: memory-map the
+    index's codes where FAISS can (IVF inverted lists; ``scale.index.mmap_flag``), so a large index
+    costs page cache, not process memory; a stale index is updated in RAM, saved, then mapped."""
     import faiss
     path = store.path / f"index-{metric}.faiss"
     if not path.exists():
         raise ConvlensError(f"no {metric} index in {store.path}; build one with store.build_index(metric='{metric}') "
                             "or `convlens index STORE`")
     info = json.loads((store.path / f"index-{metric}.json").read_text())
-    ann = AnnIndex(store, faiss.read_index(str(path)), metric, info["kind"], info["params"], info["recall_at_10"],
-                   info.get("build_seconds", 0.0))
+    if mmap and info.get("count", 0) < len(store):
+        load_index(store, metric, mmap=False)  # adds the new shards and saves
+        info = json.loads((store.path / f"index-{metric}.json").read_text())
+    flag = 0
+    if mmap and info["kind"] != "hnsw":
+        from ..scale.index import mmap_flag
+        flag = mmap_flag()
+    ann = AnnIndex(store, faiss.read_index(str(path), flag), metric, info["kind"], info["params"], info["recall_at_10"],
+                   info.get("build_seconds", 0.0), mmapped=bool(flag))
     if "effort" in ann.params:
         ann.set_effort(ann.params["effort"])
     if ann.index.ntotal < len(store):

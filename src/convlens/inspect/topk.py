@@ -136,6 +136,56 @@ def select_topk(vals: torch.Tensor, keys: torch.Tensor, k: int) -> tuple[torch.T
     return _order(vals, keys)
 
 
+def batch_candidates(a: torch.Tensor, layer: str, idx: torch.Tensor, all_ch: bool, start, k: int,
+                     per_image: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """One batch's top-k candidates: (values (C, <=k), stream-order keys (C, <=k), (H, W)).
+
+    ``a``: the layer's (B, C_all, H, W) activations of images ``start`` .. ``start + B - 1`` of
+    the stream (or, ``start`` a (B,) tensor, of those stream positions); ``idx``: the tracked channels. Keys are ``image * H*W + y*W + x``, so the top-k of
+    the union of any partition of the stream equals the top-k of the whole stream: the merge is
+    exact whatever the order batches arrive in (the Ray engine merges batches from many workers).
+    """
+    a = a.float().cpu()
+    if a.ndim != 4:
+        raise ConvlensError(f"layer '{layer}' gave shape {tuple(a.shape)}, not (N, C, H, W)")
+    B, _, H, W = a.shape
+    if not all_ch:
+        a = a.index_select(1, idx)
+    C = a.shape[1]
+    img = torch.as_tensor(start, dtype=torch.long).view(-1) if isinstance(start, torch.Tensor) \
+        else torch.arange(start, start + B)
+    if per_image:
+        v, pos = a.flatten(2).max(dim=2)                     # (B, C): first max in row-major order
+        vals = v.t().contiguous()                            # (C, B)
+        keys = (img.view(1, B) * (H * W) + pos.t())
+    else:
+        vals = a.transpose(0, 1).reshape(C, B * H * W)       # (C, B*H*W) in stream order
+        keys = (img.view(B, 1) * (H * W) + torch.arange(H * W).view(1, -1)).view(1, -1).expand(C, -1)
+    sel_v, sel_k = select_topk(vals, keys.expand(C, -1), k)
+    return sel_v, sel_k, (H, W)
+
+
+def merge_candidates(state: "TopActivations", sel_v: torch.Tensor, sel_k: torch.Tensor, hw: tuple[int, int],
+                     n_images: int) -> None:
+    """Merge one batch's candidates (from ``batch_candidates``, map size ``hw``) into ``state`` in one
+    step; ``n_images``: the images covered afterwards."""
+    if state.map_size is None:
+        state.map_size = tuple(hw)
+    elif tuple(state.map_size) != tuple(hw):
+        raise ConvlensError(f"layer '{state.layer}' map is {hw[0]}x{hw[1]} for this batch but {state.map_size} "
+                            "before; images of different sizes: use size='model' or resize them")
+    H, W = state.map_size
+    mv, mk = select_topk(torch.cat([state.values, sel_v], 1), torch.cat([state._keys(), sel_k], 1), state.k)
+    valid = mk != _BIG
+    img = torch.where(valid, mk // (H * W), torch.full_like(mk, -1))
+    rem = mk % (H * W)
+    posn = torch.stack([rem // W, rem % W], -1)
+    posn = torch.where(valid[..., None], posn, torch.full_like(posn, -1))
+    # one C-level call: an interrupt cannot leave the state half-updated
+    state.__dict__.update(values=mv, image_index=img, positions=posn, n_images=int(n_images))
+
+
+
 def resolve_channels(model: Model, layer: str, channels) -> list[int]:
     info = model.layer_info(layer)
     if len(info.shape) != 3:
@@ -248,35 +298,9 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
             progress(state.n_images, total)
         for batch in batched_forward(model, stream, layer, batch_size=batch_size, size=size,
                                      threads=threads, channels_last=channels_last, backend=backend):
-            a = batch.activations[layer].float().cpu()
-            if a.ndim != 4:
-                raise ConvlensError(f"layer '{layer}' gave shape {tuple(a.shape)}, not (N, C, H, W)")
-            B, _, H, W = a.shape
-            if state.map_size is None:
-                state.map_size = (H, W)
-            elif tuple(state.map_size) != (H, W):
-                raise ConvlensError(f"layer '{layer}' map is {H}x{W} for this batch but {state.map_size} before; "
-                                    "images of different sizes: use size='model' or resize them")
-            if not all_ch:
-                a = a.index_select(1, idx)
             start = base + batch.start
-            if per_image:
-                v, pos = a.flatten(2).max(dim=2)                     # (B, C): first max in row-major order
-                vals = v.t().contiguous()                            # (C, B)
-                keys = (torch.arange(start, start + B).view(1, B) * (H * W) + pos.t())
-            else:
-                vals = a.transpose(0, 1).reshape(len(chans), B * H * W)  # (C, B*H*W) in stream order
-                keys = (torch.arange(B * H * W) + start * H * W).view(1, -1).expand(len(chans), -1)
-            keys = keys.expand(len(chans), -1)
-            sel_v, sel_k = select_topk(vals, keys, k)
-            mv, mk = select_topk(torch.cat([state.values, sel_v], 1), torch.cat([state._keys(), sel_k], 1), k)
-            valid = mk != _BIG
-            img = torch.where(valid, mk // (H * W), torch.full_like(mk, -1))
-            rem = mk % (H * W)
-            posn = torch.stack([rem // W, rem % W], -1)
-            posn = torch.where(valid[..., None], posn, torch.full_like(posn, -1))
-            # one C-level call: an interrupt cannot leave the state half-updated
-            state.__dict__.update(values=mv, image_index=img, positions=posn, n_images=start + B)
+            sel_v, sel_k, hw = batch_candidates(batch.activations[layer], layer, idx, all_ch, start, k, per_image)
+            merge_candidates(state, sel_v, sel_k, hw, start + len(batch))
             if path is not None:
                 state.save(path)
             if on_batch is not None:
