@@ -178,7 +178,7 @@ def test_predict_equals_library(client, offline_model):
     top = client.post("/api/predict", json={"image": "coffee"}).json()["top"]
     want = convlens.predict(offline_model, convlens.sample_image("coffee"), topk=5)[0]
     assert [t["index"] for t in top] == [p.index for p in want]
-    assert np.allclose([t["prob"] for t in top], [p.prob for p in want], atol=1e-6)
+    assert np.allclose([t["prob"] for t in top], [p.prob for p in want], atol=1e-4)
     assert abs(sum(t["prob"] for t in top) - sum(p.prob for p in want)) < 1e-5
 
 
