@@ -359,3 +359,46 @@ def test_worker_threads_run_with_the_budget_and_leave_the_caller_alone():
     finally:
         pool.shutdown()
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("technique,params,image,preview", [
+    ("classviz", {"target": "robin", "steps": 3, "size": 48}, "chelsea", True),
+    ("neuronviz", {"layer": "features.6", "channel": "2", "steps": 3, "size": 48}, "chelsea", True),
+    ("deepdream", {"layer": "features.6", "steps": 2, "octaves": 2, "max_size": 96}, "chelsea", True),
+    ("inversion", {"layer": "features.3", "steps": 3, "size": 64}, "chelsea", True),
+    ("texture", {"method": "gram", "size": 48, "sample_size": 48, "steps": 3}, "gravel", True),
+    ("pgd", {"steps": 3, "early_stop": False}, "chelsea", False),
+    ("smoothgrad", {"samples": 3}, "chelsea", False),
+    ("integrated_gradients", {"steps": 4}, "chelsea", False),
+    ("unrecognizable", {"target": "robin", "steps": 3, "size": 48}, "chelsea", False),
+])
+def test_iterative_techniques_stream_progress(client, technique, params, image, preview):
+    j = run(client, technique, params, image)
+    assert j["status"] == "done", j
+    assert j["total"] and j["done"] == j["total"] and j["result"]["images"]
+    assert j["has_preview"] == preview
+    for im in j["result"]["images"]:
+        assert fetch_png(client, im["url"]).shape[:2] == (im["height"], im["width"])
+
+
+@pytest.mark.parametrize("technique,params,image", [
+    ("deepdream", {"layer": "features.6", "steps": 2000, "octaves": 1, "max_size": 160}, "chelsea"),
+    ("pgd", {"steps": 2000, "early_stop": False, "eps": "8/255"}, "chelsea"),
+    ("texture", {"method": "efros-leung", "size": 96, "sample_size": 40}, "brick"),
+])
+def test_cancel_keeps_partial_work_in_every_family(client, technique, params, image):
+    r = client.post("/api/run", json={"technique": technique, "image": image, "params": params}).json()
+    t0 = time.time()
+    while client.get(f"/api/jobs/{r['job']}").json()["done"] < 2:
+        assert time.time() - t0 < 60
+        time.sleep(0.02)
+    client.delete(f"/api/jobs/{r['job']}")
+    j = wait(client, r["job"])
+    assert j["status"] == "cancelled" and j["result"] is not None, j
+    assert 2 <= j["done"] < j["total"]
+    kept = fetch_png(client, j["result"]["images"][-1]["url"])
+    assert kept.std() > 3   # an actual (partial) picture
+    if technique == "pgd":
+        assert j["result"]["figures"]["interrupted"] and j["result"]["figures"]["steps"] < 2000
+    else:
+        assert j["result"]["figures"]["stopped"] == "cancelled"
