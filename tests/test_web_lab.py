@@ -125,7 +125,9 @@ def test_image_names_never_reach_the_filesystem(client, bad):
     for r in (client.get(f"/api/images/{bad}.png"), client.get(f"/api/results/{bad}"),
               client.post("/api/predict", json={"image": bad}),
               client.post("/api/run", json={"technique": "saliency", "image": bad}),
-              client.post("/api/run", json={"technique": "style", "image": "chelsea", "params": {"style": bad}})):
+              client.post("/api/run", json={"technique": "style", "image": "chelsea", "params": {"style": bad}}),
+              client.post("/api/run", json={"technique": "fast_style", "image": "chelsea", "params": {"style": bad}}),
+              client.post("/api/run", json={"technique": "saliency", "image": "chelsea", "model": bad})):
         assert r.status_code in (400, 404, 422), (bad, r.status_code, r.text)
         assert "root:" not in r.text
         if r.headers.get("content-type", "").startswith("application/json"):
@@ -157,6 +159,10 @@ def test_web_forms_and_cli_flags_come_from_one_field_walk(client):
     assert viz["preset"]["choices"] == ["robust", "simonyan", "yosinski"] and viz["steps"]["default"] == 256
     assert viz["lr"]["kind"] == "float" and viz["lr"]["optional"] and "code_clip" not in viz  # cli=False hides it
     assert inspect.signature  # (keeps the import used)
+    api = client.get("/openapi.json").json()["paths"]
+    for path, method in [("/api/images", "post"), ("/api/images/{image_id}.png", "get"), ("/api/predict", "post"),
+                         ("/api/techniques", "get"), ("/api/run", "post"), ("/api/results/{name}", "get")]:
+        assert api[path][method]["description"], path   # every endpoint documented in the schema
 
 
 def test_a_new_config_field_reaches_cli_and_web(client):
