@@ -408,3 +408,28 @@ def test_cancel_keeps_partial_work_in_every_family(client, technique, params, im
         assert j["result"]["figures"]["interrupted"] and j["result"]["figures"]["steps"] < 2000
     else:
         assert j["result"]["figures"]["stopped"] == "cancelled"
+
+
+def test_evicted_jobs_take_their_result_files_along(tmp_path):
+    from convlens.web.jobs import JobPool, job_key
+    pool = JobPool(workers=1, threads=1, keep=2)
+    try:
+        def work(i):
+            def fn(job):
+                f = tmp_path / f"{i}.png"
+                f.write_bytes(b"x")
+                job.files.append(f)
+                return {}
+            return fn
+        jobs = []
+        for i in range(4):
+            jobs.append(pool.submit(job_key("evict", i), work(i)))
+            while not jobs[-1].finished:
+                time.sleep(0.01)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["2.png", "3.png"]  # the pool keeps 2 jobs
+        for old in jobs[:2]:
+            with pytest.raises(KeyError):
+                pool.get(old.id)
+        assert pool.cached(job_key("evict", 3)) is jobs[3]
+    finally:
+        pool.shutdown()
