@@ -433,3 +433,15 @@ def test_evicted_jobs_take_their_result_files_along(tmp_path):
         assert pool.cached(job_key("evict", 3)) is jobs[3]
     finally:
         pool.shutdown()
+
+
+def test_optional_number_fields_are_numbers_on_the_cli_too(tmp_path, capsys):
+    """``X | None`` fields were strings on the CLI before the shared walk (``--max-size 64`` crashed)."""
+    from convlens.cli.common import config_fields
+    from convlens.cli.main import run as cli
+    from convlens.recipes import DreamConfig, VizConfig
+    kinds = {f.name: (f.kind, f.optional) for f in config_fields(DreamConfig) + config_fields(VizConfig)}
+    assert kinds["max_size"] == ("int", True) and kinds["blur_sigma"] == ("float", True)
+    out = tmp_path / "d.png"
+    assert cli(["dream", "chelsea", "--max-size", "64", "--steps", "1", "--octaves", "1", "-o", str(out)]) == 0
+    assert max(Image.open(out).size) == 64
