@@ -445,3 +445,22 @@ def test_optional_number_fields_are_numbers_on_the_cli_too(tmp_path, capsys):
     out = tmp_path / "d.png"
     assert cli(["dream", "chelsea", "--max-size", "64", "--steps", "1", "--octaves", "1", "-o", str(out)]) == 0
     assert max(Image.open(out).size) == 64
+
+
+def test_symlinks_planted_in_the_data_folders_do_not_escape(client, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(png(np.zeros((4, 4, 3), np.uint8)))
+    state = client.app.state.convlens
+    up = state.folder("uploads") / "00000000000000aa.png"
+    res = state.folder("results") / ("0" * 24 + "-0.png")
+    up.symlink_to(secret)
+    res.symlink_to(secret)
+    try:
+        for url in ("/api/images/00000000000000aa.png", f"/api/results/{'0' * 24}-0.png"):
+            r = client.get(url)
+            assert r.status_code == 400 and "outside" in r.json()["error"]
+        r = client.post("/api/predict", json={"image": "00000000000000aa"})
+        assert r.status_code == 400
+    finally:
+        up.unlink()
+        res.unlink()
