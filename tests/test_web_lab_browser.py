@@ -101,7 +101,10 @@ def test_lab_upload_and_errors(server, tmp_path):
         page.wait_for_function("/uploaded 64×48/.test(document.getElementById('lab-upload-status').textContent)",
                                timeout=30000)
         page.wait_for_function("document.getElementById('lab-current').naturalWidth === 64")
-        assert "image=" in page.url
+        assert "image=" in page.url and "technique=" in page.url
+        page.select_option("#lab-technique", "grad_cam")
+        assert page.url.endswith("technique=grad_cam")
+        reopened = page.url
         # an unknown class comes back as a readable error, and the page keeps working
         page.select_option("#lab-technique", "saliency")
         page.fill("#lab-f-target", "no such class")
@@ -111,6 +114,10 @@ def test_lab_upload_and_errors(server, tmp_path):
         page.fill("#lab-f-target", "")
         page.click("#lab-run")
         page.wait_for_function(ALL_RESULTS_DRAWN % 3, timeout=60000)
+        # the URL is a bookmark: it reopens the same image and technique
+        page.goto(reopened)
+        page.wait_for_function("document.getElementById('lab-current').naturalWidth === 64")
+        assert page.eval_on_selector("#lab-technique", "s => s.value") == "grad_cam"
         assert page.js_errors == []
 
 
@@ -138,7 +145,8 @@ def test_lab_webcam_capture_with_a_fake_camera(server):
                                    timeout=30000)
             page.wait_for_function("document.getElementById('lab-current').naturalWidth > 0")
             assert page.locator(".lab-webcam").count() == 0         # the camera was released
-            assert "/lab?image=" in page.url and len(page.url.split("image=")[1]) == 16
+            import re
+            assert re.search(r"/lab\?image=[0-9a-f]{16}&", page.url), page.url
             page.wait_for_function("document.querySelector('#lab-top5 table') !== null")
             assert errors == []
         finally:
