@@ -101,7 +101,10 @@ def test_lab_upload_and_errors(server, tmp_path):
         page.wait_for_function("/uploaded 64×48/.test(document.getElementById('lab-upload-status').textContent)",
                                timeout=30000)
         page.wait_for_function("document.getElementById('lab-current').naturalWidth === 64")
-        assert "image=" in page.url
+        assert "image=" in page.url and "technique=" in page.url
+        page.select_option("#lab-technique", "grad_cam")
+        assert page.url.endswith("technique=grad_cam")
+        reopened = page.url
         # an unknown class comes back as a readable error, and the page keeps working
         page.select_option("#lab-technique", "saliency")
         page.fill("#lab-f-target", "no such class")
@@ -111,4 +114,40 @@ def test_lab_upload_and_errors(server, tmp_path):
         page.fill("#lab-f-target", "")
         page.click("#lab-run")
         page.wait_for_function(ALL_RESULTS_DRAWN % 3, timeout=60000)
+        # the URL is a bookmark: it reopens the same image and technique
+        page.goto(reopened)
+        page.wait_for_function("document.getElementById('lab-current').naturalWidth === 64")
+        assert page.eval_on_selector("#lab-technique", "s => s.value") == "grad_cam"
         assert page.js_errors == []
+
+
+def test_lab_webcam_capture_with_a_fake_camera(server):
+    """Chromium's fake media device stands in for a webcam: capture uploads a frame as the input."""
+    import web_helpers
+    exe = web_helpers.chromium_path()
+    if exe is None:
+        pytest.skip("Debian's chromium is not installed (scripts/setup installs it with apt-get)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    args = web_helpers.CHROMIUM_ARGS + ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=args, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server + "/lab")
+            page.wait_for_selector("#lab-top5 table")
+            page.click("#lab-webcam")
+            page.wait_for_function("(() => { const v = document.querySelector('.lab-webcam video');"
+                                   " return v && v.videoWidth > 0; })()", timeout=30000)
+            page.click(".lab-webcam button")
+            page.wait_for_function("/uploaded \\d+×\\d+/.test(document.getElementById('lab-upload-status').textContent)",
+                                   timeout=30000)
+            page.wait_for_function("document.getElementById('lab-current').naturalWidth > 0")
+            assert page.locator(".lab-webcam").count() == 0         # the camera was released
+            import re
+            assert re.search(r"/lab\?image=[0-9a-f]{16}&", page.url), page.url
+            page.wait_for_function("document.querySelector('#lab-top5 table') !== null")
+            assert errors == []
+        finally:
+            browser.close()

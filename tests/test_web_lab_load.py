@@ -132,8 +132,9 @@ def test_serve_warns_beyond_localhost(monkeypatch, capsys, host, warned):
     from convlens.cli.main import run
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append(kw))
-    assert run(["serve", "--host", host, "--port", "8123"]) == 0
+    assert run(["serve", "--host", host, "--port", "8123", "--workers", "2", "--worker-threads", "1"]) == 0
     out = capsys.readouterr().out
+    assert "2 worker(s) x 1 torch thread(s)" in out
     assert calls and calls[0]["host"] == host and calls[0]["port"] == 8123
     assert ("warning" in out) == warned, out
     assert "http://" in out and ":8123/" in out

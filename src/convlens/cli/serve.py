@@ -17,6 +17,7 @@ def register(app: typer.Typer) -> None:
                   host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but localhost is reachable from other machines."),
                   port: int = typer.Option(8000, "--port", help="TCP port."),
                   workers: int = typer.Option(1, "--workers", help="Job pool size (each gets cores/workers torch threads)."),
+                  threads: int = typer.Option(None, "--worker-threads", help="Torch threads per worker (default: cores // workers; keep workers x threads <= cores)."),
                   data_dir: str = typer.Option(None, "--data-dir", help="Folder for uploads, results and caches (default: a temporary folder)."),
                   open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser.")):
         """Start the local web explorer: every technique in a browser, offline.
@@ -31,13 +32,17 @@ def register(app: typer.Typer) -> None:
         from ..web import create_app
         if workers < 1:
             raise ConvlensError(f"--workers must be at least 1, got {workers}")
+        if threads is not None and threads < 1:
+            raise ConvlensError(f"--worker-threads must be at least 1, got {threads}")
         if store and not Path(store).is_dir():
             raise ConvlensError(f"embedding store not found: {store}; make one with `convlens embed FOLDER -o STORE`")
         if host not in ("127.0.0.1", "localhost", "::1"):
             echo(f"warning: listening on {host}: anyone who can reach this machine can use the explorer")
-        app = create_app(model=model, weights=weights, store=store, data_dir=data_dir, workers=workers)
+        app = create_app(model=model, weights=weights, store=store, data_dir=data_dir, workers=workers, threads=threads)
+        st = app.state.convlens
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-        echo(f"convlens explorer on {url}  (Ctrl-C to stop)")
+        echo(f"convlens explorer on {url}  (model {model}; {st.workers} worker(s) x {st.threads} torch thread(s); "
+             "Ctrl-C to stop)")
         if open_browser:
             import threading
             import webbrowser

@@ -52,6 +52,7 @@ class Job:
         self.error: str | None = None
         self.preview: bytes | None = None
         self.preview_version = 0        # bumped only when a new preview arrives
+        self.files: list = []           # result files (Paths) removed when the job leaves the pool
         self.version = 0                # bumped on every change; event streams wait on it
         self.created = time.time()
         self.started: float | None = None
@@ -138,6 +139,9 @@ class JobPool:
                 self._jobs.pop(old_id)
                 if self._by_key.get(old.key) is old:
                     self._by_key.pop(old.key)
+                if old.key not in self._by_key:   # no newer job shares these files: remove them
+                    for f in old.files:
+                        f.unlink(missing_ok=True)
         self._pool.submit(self._run, job, fn)
         return job
 

@@ -98,7 +98,8 @@ class Ctx:
             image = np.asarray(image.convert("RGB"))
         arr = to_uint8(image)
         name = f"{self.key}-{len(self.images)}.png"
-        save_png(arr, safe_child(self.state.folder("results"), name, what="result name"))
+        path = save_png(arr, safe_child(self.state.folder("results"), name, what="result name"))
+        self.job.files.append(path)
         entry = {"url": f"/api/results/{name}", "label": label, "width": int(arr.shape[1]), "height": int(arr.shape[0])}
         self.images.append(entry)
         return entry

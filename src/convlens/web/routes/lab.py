@@ -118,11 +118,12 @@ class PredictRequest(BaseModel):
 
 @router.post("/predict")
 def predict(req: PredictRequest, state: AppState = Depends(app_state)):
-    """The top classes of an image with their softmax probabilities (runs on the job pool's budget)."""
+    """The top classes of an image with their softmax probabilities. One forward pass, run in the
+    request's thread with a 1-thread torch budget, so it answers even while long jobs hold the workers."""
     from ...models import predict as _predict
     model = state.model(req.model)
     image = state.image(req.image)
-    preds = state.jobs.run_sync(lambda: _predict(model, image, topk=req.topk)[0])
+    preds = _predict(model, image, topk=req.topk, threads=1, backend="torch")[0]
     return {"image": req.image, "model": req.model or state.model_name,
             "top": [{"index": p.index, "label": p.label, "prob": p.prob} for p in preds]}
 

@@ -22,8 +22,15 @@
     cur.src = url;
     cur.alt = ref;
     document.getElementById("lab-current-name").textContent = ref;
-    history.replaceState(null, "", `${location.pathname}?image=${encodeURIComponent(ref)}`);
+    syncUrl();
     await showTop5();
+  }
+
+  function syncUrl() {  // the view is bookmarkable: /lab?image=coffee&technique=grad_cam
+    const sel = document.getElementById("lab-technique");
+    const q = new URLSearchParams({ image: lab.image });
+    if (sel && sel.value) q.set("technique", sel.value);
+    history.replaceState(null, "", `${location.pathname}?${q}`);
   }
 
   async function showTop5() {
@@ -102,6 +109,7 @@
     form.replaceChildren(...shown.map(fieldInput));
     if (more.length) form.append(el("details", {}, el("summary", {}, `${more.length} more parameters`), more.map(fieldInput)));
     document.getElementById("lab-needs").textContent = t.needs_image ? "" : "(this technique does not use the input image)";
+    syncUrl();
   }
 
   function formParams() {
