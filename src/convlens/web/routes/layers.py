@@ -422,7 +422,7 @@ def unit_filters_figure(model, layer: str, channel: int):
     """The weights of the conv producing ``layer``'s channel ``channel``, one figure (see
     ``convlens.filters`` for the scale): a first layer as one RGB tile, a depthwise conv as its one
     kernel, deeper convs as a grid of per-input-channel kernels (grey, 0.5 + w / 2max|w|), the
-    strongest inputs framed; 1x1 kernels as one square per input."""
+    strongest inputs framed; 1x1 kernels as one square per input. Returns (figure, tile boxes)."""
     from ...inspect.draw import compose, near_square
     conv = producing_conv(model, layer)
     if conv is None:
@@ -437,10 +437,9 @@ def unit_filters_figure(model, layer: str, channel: int):
     shown = f" (the conv producing '{layer}')" if conv != layer else ""
     if in_g == 3 and mod.groups == 1:
         f = max(1, 160 // max(kh, kw))
-        fig, _ = compose([tiles], 1, 1, tile=(kh * f, kw * f), title=f"{mname} {conv}{shown}: filter {channel}",
+        return compose([tiles], 1, 1, tile=(kh * f, kw * f), title=f"{mname} {conv}{shown}: filter {channel}",
                          notes=[f"RGB: the weights on the input's R, G, B ({kh}x{kw}); 0 = mid-grey, "
                                 f"scale 0.5 + w / 2max|w| (max|w| = {s:.3g})."])
-        return fig
     per_out = mod.out_channels // mod.groups
     base = (channel // per_out) * in_g
     norms = w.flatten(1).norm(dim=1)
@@ -453,10 +452,9 @@ def unit_filters_figure(model, layer: str, channel: int):
              f"red frame: the {len(strongest)} inputs with the largest weight norm."]
     if n < in_g:
         notes.append(f"Showing inputs {base}..{base + n - 1} of {in_g}.")
-    fig, _ = compose([tiles[i][None] for i in range(n)], rows, cols, tile=(t, t), pad=1 if kh * kw == 1 else 2,
+    return compose([tiles[i][None] for i in range(n)], rows, cols, tile=(t, t), pad=1 if kh * kw == 1 else 2,
                      title=f"{mname} {conv}{shown}: filter {channel}, {in_g}x{kh}x{kw}", notes=notes,
                      highlight=[i in strongest for i in range(n)])
-    return fig
 
 
 @router.get("/{layer}/channels/{channel}/filters.png", response_class=Response)
@@ -464,7 +462,7 @@ def unit_filters(layer: str, channel: int, state: AppState = Depends(app_state),
     """The filter weights of the unit: the conv producing the layer's channel (RGB for a first layer,
     a per-input-channel grid of kernels deeper)."""
     name, m, li, c = _unit(state, model, layer, channel)
-    return _cached_png(state, ("filters", name, layer, c), lambda: png_bytes(unit_filters_figure(m, layer, c)))
+    return _cached_png(state, ("filters", name, layer, c), lambda: png_bytes(unit_filters_figure(m, layer, c)[0]))
 
 
 @router.get("/{layer}/channels/{channel}/guided.png", response_class=Response)

@@ -153,8 +153,8 @@
         u.conv.strongest_inputs.map((x) => `c${x.input} (${x.norm.toFixed(3)})`).join(", ")) : "");
     card(`Guided backprop on ${s.image}`, picture(`${base}/channels/${c}/guided.png${q}`, "unit-guided", "guided backprop"),
       el("p", { class: "muted" }, "The gradient of the channel's summed activation, passed back through positive ReLU paths only (Springenberg et al. 2015)."));
-    patchesCard(card, base, s, c);
     vizCard(card, base, c);
+    patchesCard(card, base, s, c);
   }
 
   function progressLine() {
