@@ -114,6 +114,7 @@ def test_report_uses_the_explorer_colours(tmp_path):
     ("convlens sanity guided chelsea -o s.png", "/lab?image=chelsea&technique=sanity"),
     ("convlens classviz --target 'flamingo,pelican' --preset robust -o r.png", "/lab?technique=classviz"),
     ("convlens embed samples:64 --out s.emb && convlens project s.emb --method tsne -o map.png", "/projector"),
+    ("convlens predict chelsea coffee --topk 5", "/lab?image=chelsea"),
     ("convlens linear-demo -o dims.png", None),
     ("convlens layers mobilenet_v2 --rf", None),
     ("not a 'command", None),

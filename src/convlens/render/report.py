@@ -79,7 +79,7 @@ DEFAULT_MODEL = "mobilenet_v2"
 LAYER_VIEWS = {"activations", "filters", "patches"}          # figures reproduced by the layer browser
 LAB_TECHNIQUES = {"saliency", "smoothgrad", "guided", "deconvnet", "gradcam", "ig", "occlusion", "grabcut",
                   "sanity", "classviz", "neuronviz", "facets", "dream", "invert", "fgsm", "pgd", "fool",
-                  "unrecognizable", "texture", "style", "fast-style", "predict"}
+                  "unrecognizable", "texture", "style", "fast-style"}
 PROJECTOR = {"embed", "project", "neighbors", "similar-why"}
 
 
@@ -142,10 +142,11 @@ def explorer_view(command: str | None) -> str | None:
             channel = channel or "0"
         path = f"/layers/{quote(layer)}" + (f"/{int(channel)}" if channel.isdigit() else "")
         return f"{path}?{urlencode(q)}"
-    if verb in LAB_TECHNIQUES:
+    if verb in LAB_TECHNIQUES or verb == "predict":   # the lab shows every image's top-5
         q = {"image": image} if image else {}
-        q["technique"] = verb
-        return f"/lab?{urlencode(q)}"
+        if verb != "predict":
+            q["technique"] = verb
+        return f"/lab?{urlencode(q)}" if q else "/lab"
     if verb in PROJECTOR:
         return "/projector"
     return None
