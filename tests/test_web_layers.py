@@ -300,3 +300,17 @@ def test_any_model_resnet18(resnet_client):
     assert np.array_equal(decode(c.get("/api/layers/conv1/channels/0/filters.png")), np.asarray(fig.convert("RGB")))
     assert decode(c.get("/api/layers/layer3/channels/4/guided.png?image=astronaut")).std() > 1
     assert c.get("/api/layers/features.6/activations").json()["error"].startswith("unknown layer 'features.6'")
+
+
+def test_stage_layers_and_producing_conv_found_from_any_model():
+    from convlens.inspect.stages import default_layer, producing_conv, stage_layers
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(),            # 16x16
+                              torch.nn.Conv2d(4, 6, 3, stride=2, padding=1), torch.nn.ReLU(),  # 8x8
+                              torch.nn.Conv2d(6, 8, 3, stride=2, padding=1), torch.nn.ReLU(),  # 4x4
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    m = convlens.Model.wrap(net, input_size=16, classes=["a", "b", "c"])
+    assert stage_layers(m) == ["1", "3", "5"] and default_layer(m) == "3"   # the ReLU ending each resolution
+    assert [producing_conv(m, s) for s in stage_layers(m)] == ["0", "2", "4"]
+    a = convlens.load_model("alexnet", weights=None)
+    assert stage_layers(a) == ["features.1", "features.4", "features.11", "features.12"]
+    assert producing_conv(a, "features.11") == "features.10"
