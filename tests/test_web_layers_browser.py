@@ -28,6 +28,7 @@ def test_grid_click_unit_view(url):
         page.goto(f"{url}/layers?image=chelsea&n=24&k=6")
         assert drawn(page, "#layers-grid") > 300
         assert "/layers/features.6?" in page.url                      # the default layer lands in the URL
+        page.wait_for_function("[...document.querySelectorAll('.lb-samples img, img.lb-input')].every((i) => i.complete && i.naturalWidth > 0)")
         layout = page.evaluate("fetch('/api/layers/features.6/activations?image=chelsea').then(r => r.json())")
         L = layout["layout"]
         screenshot(page, "web-layers-grid")
@@ -45,6 +46,12 @@ def test_grid_click_unit_view(url):
         for sel in ("#unit-filters", "#unit-guided", "#unit-map"):
             assert drawn(page, sel) > 100, sel
         assert drawn(page, "#unit-patches", 180_000) > 300              # the patch job ran and its figure loaded
+        page.check("text=strongest position only")                     # guided backprop of the strongest unit
+        page.wait_for_function("document.querySelector('#unit-guided') && document.querySelector('#unit-guided').src.endsWith('unit=max')")
+        assert drawn(page, "#unit-guided") > 100
+        page.uncheck("text=strongest position only")
+        page.wait_for_function("document.querySelector('#unit-guided') && document.querySelector('#unit-guided').src.endsWith('unit=sum')")
+        assert drawn(page, "#unit-guided") > 100
         page.fill("input[type=number]", "24")
         page.click("#viz-start")
         assert drawn(page, "#unit-viz", 120_000) > 0                    # a preview (then the result) is shown
@@ -63,6 +70,9 @@ def test_bookmarked_unit_url_and_layer_switch(url):
         assert drawn(page, "#unit-filters") > 100 and drawn(page, "#unit-guided") > 100
         assert "On coffee" in page.locator(".lb-stats").inner_text()
         page.goto(f"{url}/layers/features.13?image=coffee")
+        assert drawn(page, "#layers-grid") > 300
+        page.select_option("#grid-scale", "channel")                    # each map to its own max
+        page.wait_for_function("document.querySelector('#layers-grid').src.endsWith('scale=channel')")
         assert drawn(page, "#layers-grid") > 300
         page.select_option("#layer-select", "features.3")               # the layer picker navigates
         page.wait_for_url("**/layers/features.3?image=coffee")

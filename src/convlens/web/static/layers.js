@@ -14,13 +14,14 @@
     .lb-grid-wrap img { display: block; max-width: 100%; border: 1px solid var(--line); }
     .lb-hover { position: absolute; pointer-events: none; border: 2px solid var(--accent); display: none; }
     .lb-tip { min-height: 1.4em; }
-    .lb-crumbs a, .lb-links a { color: var(--accent); text-decoration: none; margin-right: 8px; }
+    .lb-crumbs a, a.lb-links { color: var(--accent); text-decoration: none; margin-right: 8px; }
     .lb-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 12px; }
     .lb-cards .card img { max-width: 100%; display: block; }
     .lb-cards h3 { margin: 0 0 6px; font-size: 15px; }
     .lb-stats { font-variant-numeric: tabular-nums; }
     .thumbs.lb-samples img { width: 48px; height: 48px; }
     .lb-cards .card.wide { grid-column: 1 / -1; }
+    img.lb-input { width: 224px; height: 224px; object-fit: cover; border: 1px solid var(--line); }
   `;
   document.head.append(style);
 
@@ -95,7 +96,13 @@
     const hover = el("div", { class: "lb-hover" });
     const img = el("img", { id: "layers-grid", alt: `activations of ${s.image} at ${s.layer}`,
       src: `/api/layers/${encodeURIComponent(s.layer)}/activations.png${q}` });
+    const scale = el("select", { id: "grid-scale", onchange: (e) => {
+      img.src = `/api/layers/${encodeURIComponent(s.layer)}/activations.png${q}&scale=${e.target.value}`; } },
+      el("option", { value: "layer" }, "one scale for the layer"), el("option", { value: "channel" }, "each map to its own max"));
     const wrap = el("div", { class: "lb-grid-wrap" }, img, hover);
+    const isSample = (samples || []).some((x) => x.name === s.image);
+    const input = isSample ? el("img", { src: `/api/samples/${encodeURIComponent(s.image)}.png`, alt: s.image,
+      class: "lb-input", title: `${s.image}, as the model sees it: resized and centre-cropped` }) : "";
     const channelAt = (e) => {
       const r = img.getBoundingClientRect();
       const f = L.width / r.width;
@@ -118,10 +125,10 @@
     wrap.addEventListener("click", (e) => { const h = channelAt(e); if (h) go(href({ ...s, channel: h.c })); });
     main.append(el("div", { class: "card" },
       el("h2", {}, `${s.layer}: ${stats.channels} channels of ${stats.size.join("×")}`),
-      el("p", { class: "muted" }, `${info ? info.type : ""} · activations of ${s.image}, channel order, one scale for the layer ` +
+      el("p", { class: "muted" }, `${info ? info.type : ""} · activations of ${s.image}, channel order ` +
         (stats.signed ? "(red > 0, blue < 0)" : "(black = 0, white = strong)") + ". Strongest by mean: ",
         stats.strongest.map((c) => link(href({ ...s, channel: c }), `c${c}`, { class: "lb-links" })).flatMap((a) => [a, " "])),
-      tip, wrap));
+      el("label", {}, "Scale ", scale), tip, el("div", { class: "row" }, input, wrap)));
   }
 
   // --- one unit -----------------------------------------------------------------------------------
@@ -151,8 +158,12 @@
     card("Filter weights", picture(`${base}/channels/${c}/filters.png`, "unit-filters", "filter weights"),
       u.conv ? el("p", { class: "muted" }, "Strongest inputs: " +
         u.conv.strongest_inputs.map((x) => `c${x.input} (${x.norm.toFixed(3)})`).join(", ")) : "");
-    card(`Guided backprop on ${s.image}`, picture(`${base}/channels/${c}/guided.png${q}`, "unit-guided", "guided backprop"),
-      el("p", { class: "muted" }, "The gradient of the channel's summed activation, passed back through positive ReLU paths only (Springenberg et al. 2015)."));
+    const guided = el("div", {}, picture(`${base}/channels/${c}/guided.png${q}`, "unit-guided", "guided backprop"));
+    card(`Guided backprop on ${s.image}`, guided,
+      el("label", {}, el("input", { type: "checkbox", onchange: (e) => guided.replaceChildren(
+        picture(`${base}/channels/${c}/guided.png${q}&unit=${e.target.checked ? "max" : "sum"}`, "unit-guided", "guided backprop")) }),
+        " strongest position only (Zeiler & Fergus) instead of the whole channel"),
+      el("p", { class: "muted" }, "The gradient of the channel's activation, passed back through positive ReLU paths only (Springenberg et al. 2015)."));
     vizCard(card, base, c);
     patchesCard(card, base, s, c);
   }
