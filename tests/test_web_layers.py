@@ -172,7 +172,8 @@ def test_patches_job_equals_library(client, offline_model):
         assert png.content == png_bytes(want.render())
 
 
-def test_patches_over_a_named_folder(client, offline_model):
+def test_patches_over_a_named_folder(client, offline_model, monkeypatch):
+    monkeypatch.delenv("CONVLENS_IMAGES", raising=False)
     srcs = [s["name"] for s in client.get("/api/layers/sources").json()]
     assert srcs == ["samples", "mine"]
     job = wait(client, client.post("/api/layers/features.3/patches?source=mine&k=3").json()["job"])
@@ -249,7 +250,8 @@ def test_bad_job_parameters(client):
     assert "out of range" in client.post("/api/layers/features.6/channels/99/visualize").json()["error"]
 
 
-def test_symlinked_image_folder_is_not_a_source(client, tmp_path):
+def test_symlinked_image_folder_is_not_a_source(client, tmp_path, monkeypatch):
+    monkeypatch.delenv("CONVLENS_IMAGES", raising=False)
     outside = tmp_path / "outside"
     outside.mkdir()
     Image.fromarray(to_uint8(sample_image("rocket"))).save(outside / "r.png")
@@ -314,3 +316,17 @@ def test_stage_layers_and_producing_conv_found_from_any_model():
     a = convlens.load_model("alexnet", weights=None)
     assert stage_layers(a) == ["features.1", "features.4", "features.11", "features.12"]
     assert producing_conv(a, "features.11") == "features.10"
+
+
+def test_image_folder_given_at_server_start(client, tmp_path, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("china", "flower"):
+        Image.fromarray(to_uint8(sample_image(name))).save(photos / f"{name}.jpg")
+    monkeypatch.setenv("CONVLENS_IMAGES", str(photos))
+    srcs = {s["name"]: s["description"] for s in client.get("/api/layers/sources").json()}
+    assert srcs["photos"] == "2 images"
+    job = wait(client, client.post("/api/layers/features.1/patches?source=photos&k=2").json()["job"])
+    assert job["status"] == "done" and job["result"]["n_images"] == 2
+    got = client.get("/api/layers/features.1/channels/0/patches?source=photos&k=2").json()
+    assert {p["image"] for p in got["patches"]} <= {"china.jpg", "flower.jpg"}
