@@ -24,11 +24,41 @@ def predictions(report, ctx):
     sec.table(["image", "top-1", "top-2", "top-3", "top-4", "top-5"], rows)
 
 
+def stage_strip(m, image: str = "chelsea"):
+    """The network at a glance: the image, then each resolution stage's last block (found from the
+    model, ``inspect.stages.stage_layers``) as its mean activation map over channels, labelled with
+    channels x size and receptive field."""
+    import torch
+
+    from ..images import sample_image
+    from ..inspect.stages import stage_layers
+    from ..probe import Probe, receptive_field
+    from ..render import heatmap
+    stages = stage_layers(m)
+    img = sample_image(image, m.input_size)
+    with Probe(m, stages, detach=True) as p, torch.inference_mode():
+        p.run(img)
+        maps = {s: p[s][0].float() for s in stages}
+    tiles, labels = [img], [f"{image} {m.input_size[0]}px"]
+    for s in stages:
+        a = maps[s]
+        rf = receptive_field(m, s).size[0]
+        tiles.append(heatmap(a.mean(0), "minmax", size=m.input_size))
+        labels.append(f"{s} {a.shape[0]}x{a.shape[1]}x{a.shape[2]} rf {rf}")
+    return stages, grid(tiles, labels, ncol=len(tiles), tile=160, upscale="bilinear", label_size=10)
+
+
 def layer_table(report, ctx):
     from ..probe import receptive_field
     m = ctx.model
     sec = report.section("Layers", f"The addressable layers of {m.name}: dotted name, type, output shape at "
                          f"{m.input_size[0]} px, parameters, and each top-level block's exact receptive field.")
+    stages, fig = stage_strip(m)
+    sec.figure(fig, "stages.png", f"{m.name} at a glance: the last block of each resolution stage (found from the "
+               "model, as the explorer's layer browser picks its default layers) and its mean activation over "
+               "channels on the cat; label: layer, channels x height x width, receptive field in px. The full "
+               "layer table is folded below.", command=f"convlens layers {m.name} --rf",
+               explorer=f"/layers/{stages[len(stages) // 2]}?image=chelsea")
     rows = []
     for li in m.layers():
         if li.name.count(".") > 1 and not ctx.quick and li.type not in ("Conv2d",):
@@ -38,7 +68,6 @@ def layer_table(report, ctx):
             r = receptive_field(m, li.name)
             rf = f"{r.size[0]} px, stride {r.stride[0]}, offset {r.offset[0]}"
         rows.append([li.name, li.type, "x".join(map(str, li.shape)), f"{li.params:,}", rf])
-    sec.command(f"convlens layers {m.name} --rf")
     sec.table(["name", "type", "output", "params", "receptive field"], rows)
 
 

@@ -8,33 +8,148 @@
 
 Sections are written as they are added (``write`` may be called after each), so an interrupted
 run still leaves a valid report with everything finished so far.
+
+The page has the explorer's look (the colours of ``web/static/style.css``): a contents strip of
+thumbnails (each section's first picture) at the top, every section a card that opens with a
+picture, tables longer than ``FOLD_ROWS`` folded under ``<details>``, and under each figure an
+"open in explorer" link to the view of ``convlens serve`` that reproduces it (found from the
+figure's command by ``explorer_view``, or given as ``figure(..., explorer="/layers/...")``).
+The links point at ``explorer_url``: by default ``$CONVLENS_EXPLORER_URL`` or, unset,
+``http://127.0.0.1:8000`` (what ``convlens serve`` prints); ``explorer_url=""`` or
+``CONVLENS_EXPLORER_URL=off`` leaves them out.
 """
 from __future__ import annotations
 
 import html
+import os
+import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 from ..images.io import save_png, write_atomic
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
-h1{margin-bottom:.2em} h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
-figure{margin:1em 0} figure img{max-width:100%;image-rendering:auto;border:1px solid #eee}
-figcaption{color:#555;font-size:.92em;margin-top:.3em}
-code,pre{background:#f5f5f7;border-radius:4px;padding:.1em .35em;font-size:.9em}
-pre{padding:.5em .8em;overflow-x:auto}
-table{border-collapse:collapse;font-size:.9em;margin:.8em 0} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
-th{background:#f5f5f7} .meta{color:#666;font-size:.9em}
-nav.strip{display:flex;flex-wrap:wrap;gap:.5em;margin:1em 0 2em}
-nav.strip a{display:flex;flex-direction:column;align-items:center;width:112px;text-decoration:none;color:#333;font-size:.78em;text-align:center}
-nav.strip img{width:104px;height:72px;object-fit:cover;border:1px solid #ddd;border-radius:4px;background:#f5f5f7}
-nav.strip span.blank{display:block;width:104px;height:72px;border:1px solid #ddd;border-radius:4px;background:#f5f5f7}
-details{margin:.8em 0} summary{cursor:pointer;color:#444}
+EXPLORER_ENV = "CONVLENS_EXPLORER_URL"
+EXPLORER_DEFAULT = "http://127.0.0.1:8000"
+_STYLE_CSS = Path(__file__).resolve().parent.parent / "web" / "static" / "style.css"
+_FALLBACK_ROOT = ":root{--bg:#fafaf8;--fg:#1d1d1f;--muted:#6e6e73;--line:#e2e2e0;--accent:#c2410c;--card:#fff}"
+
+
+def _explorer_colours() -> str:
+    """The ``:root { --bg ... }`` block of the explorer's stylesheet: one palette for page and report."""
+    try:
+        m = re.search(r":root\s*\{[^}]*\}", _STYLE_CSS.read_text())
+        return m.group(0) if m else _FALLBACK_ROOT
+    except OSError:
+        return _FALLBACK_ROOT
+
+
+CSS = _explorer_colours() + """
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:var(--bg);color:var(--fg)}
+header.top{display:flex;align-items:baseline;gap:16px;padding:10px 24px;border-bottom:1px solid var(--line);background:var(--card)}
+header.top .brand{font-weight:700;color:var(--accent);font-size:18px}
+header.top h1{font-size:18px;margin:0;font-weight:600}
+main{max-width:1240px;margin:0 auto;padding:8px 24px 40px}
+a{color:var(--accent)}
+section{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:2px 20px 14px;margin:18px 0}
+h2{font-size:20px;margin:14px 0 4px}
+figure{margin:1em 0} figure img{max-width:100%;image-rendering:auto;border:1px solid var(--line);border-radius:3px}
+figcaption{color:var(--muted);font-size:.92em;margin-top:.3em}
+figcaption a.explorer{margin-left:.6em;white-space:nowrap;font-size:.92em;text-decoration:none}
+figcaption a.explorer:hover{text-decoration:underline}
+code,pre{background:#f3f3f0;border-radius:4px;padding:.1em .35em;font-size:.88em}
+pre{padding:.45em .8em;overflow-x:auto;margin:.4em 0}
+table{border-collapse:collapse;font-size:.9em;margin:.8em 0} td,th{border-bottom:1px solid var(--line);padding:.25em .7em;text-align:left}
+th{background:#f3f3f0} .meta{color:var(--muted);font-size:.85em}
+nav.strip{display:grid;grid-template-columns:repeat(auto-fill,minmax(118px,1fr));gap:10px;margin:16px 0 8px}
+nav.strip a{display:flex;flex-direction:column;align-items:center;text-decoration:none;color:var(--fg);font-size:.78em;text-align:center;line-height:1.25}
+nav.strip img,nav.strip span.blank{display:block;width:112px;height:76px;object-fit:cover;border:2px solid var(--line);border-radius:5px;background:#f3f3f0;margin-bottom:3px}
+nav.strip a:hover img,nav.strip a:hover span.blank{border-color:var(--accent)}
+details{margin:.8em 0} summary{cursor:pointer;color:var(--muted)}
+p.note{color:var(--muted);font-size:.88em;margin:4px 0 0}
 """
 
 # Tables longer than this are folded under <details> so pictures stay first.
 FOLD_ROWS = 12
+
+
+DEFAULT_MODEL = "mobilenet_v2"
+LAYER_VIEWS = {"activations", "filters", "patches"}          # figures reproduced by the layer browser
+LAB_TECHNIQUES = {"saliency", "smoothgrad", "guided", "deconvnet", "gradcam", "ig", "occlusion", "grabcut",
+                  "sanity", "classviz", "neuronviz", "facets", "dream", "invert", "fgsm", "pgd", "fool",
+                  "unrecognizable", "texture", "style", "fast-style"}
+PROJECTOR = {"embed", "project", "neighbors", "similar-why"}
+
+
+def _options(args: list[str]) -> tuple[list[str], dict[str, str]]:
+    pos, opts, i = [], {}, 0
+    while i < len(args):
+        a = args[i]
+        if a.startswith("--"):
+            key, eq, val = a[2:].partition("=")
+            if eq:
+                opts[key] = val
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                opts[key] = args[i + 1]
+                i += 1
+            else:
+                opts[key] = ""
+        elif a.startswith("-") and len(a) == 2:
+            i += 1  # a short option with a value (-o out.png)
+        else:
+            pos.append(a)
+        i += 1
+    return pos, opts
+
+
+def explorer_view(command: str | None) -> str | None:
+    """The explorer path (with query) that reproduces the figure of a ``convlens ...`` command, or None.
+
+    Layer figures (``activations``, ``filters``, ``patches``, ``guided --layer``) open the layer browser
+    (``/layers/<layer>[/<channel>]?image=...``); image techniques open the lab
+    (``/lab?image=<sample>&technique=<name>``); embedding figures the projector. Commands for another
+    model than the default, or with no explorer view, give None.
+    """
+    if not command:
+        return None
+    from ..images.samples import SAMPLES
+    text = re.split(r"&&|\(|;", command)[0]
+    try:
+        args = shlex.split(text)
+    except ValueError:
+        return None
+    if len(args) < 2 or args[0] != "convlens":
+        return None
+    verb, (pos, opts) = args[1], _options(args[2:])
+    if opts.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
+        return None
+    image = next((p for p in pos if p in SAMPLES), None)
+    layer = opts.get("layer")
+    if verb in LAYER_VIEWS or (verb == "guided" and layer):
+        if not layer:
+            return None
+        q = {"image": image or "chelsea"}
+        channel = (opts.get("channels") or opts.get("channel") or "").split(",")[0]
+        if verb == "patches":
+            m = re.fullmatch(r"samples:(\d+)", pos[0]) if pos else None
+            if m:
+                q["n"] = m.group(1)
+            if opts.get("k"):
+                q["k"] = opts["k"]
+        elif verb == "filters":
+            channel = channel or "0"
+        path = f"/layers/{quote(layer)}" + (f"/{int(channel)}" if channel.isdigit() else "")
+        return f"{path}?{urlencode(q)}"
+    if verb in LAB_TECHNIQUES or verb == "predict":   # the lab shows every image's top-5
+        q = {"image": image} if image else {}
+        if verb != "predict":
+            q["technique"] = verb
+        return f"/lab?{urlencode(q)}" if q else "/lab"
+    if verb in PROJECTOR:
+        return "/projector"
+    return None
 
 
 @dataclass
@@ -54,13 +169,22 @@ class Section:
         self.parts.append(f"<p>{html.escape(text)}</p>")
         return self
 
-    def figure(self, image, filename: str, caption: str = "", command: str | None = None) -> Path:
-        """Save ``image`` (PIL / tensor) as ``filename`` in the report folder and show it."""
+    def figure(self, image, filename: str, caption: str = "", command: str | None = None,
+               explorer: str | None = None) -> Path:
+        """Save ``image`` (PIL / tensor) as ``filename`` in the report folder and show it.
+
+        ``explorer``: the explorer view reproducing it (a path such as ``/layers/features.6/3?image=chelsea``);
+        default: found from ``command`` (``explorer_view``); "" for none.
+        """
         path = save_png(image, self.report.folder / filename)
         self.thumbnail = self.thumbnail or path.name
         cmd = f"<pre>$ {html.escape(command)}</pre>" if command else ""
+        view = explorer_view(command) if explorer is None else explorer
+        base = self.report.explorer_url if self.report is not None else ""
+        link = (f' <a class="explorer" href="{html.escape(base + view)}" title="needs convlens serve running">'
+                "open in explorer &#8599;</a>") if (view and base) else ""
         self.parts.append(f'<figure><img loading="lazy" src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
-                          f"<figcaption>{html.escape(caption)}</figcaption>{cmd}</figure>")
+                          f"<figcaption>{html.escape(caption)}{link}</figcaption>{cmd}</figure>")
         return path
 
     def command(self, command: str) -> "Section":
@@ -80,8 +204,15 @@ class Section:
     def html(self) -> str:
         intro = f"<p>{html.escape(self.intro)}</p>" if self.intro else ""
         meta = f'<p class="meta">{html.escape(self.meta)}</p>' if self.meta else ""
-        return (f'<section id="{self.anchor}"><h2>{html.escape(self.title)}</h2>{intro}{"".join(self.parts)}'
+        return (f'<section id="{self.anchor}"><h2>{html.escape(self.title)}</h2>{intro}{"".join(self.ordered())}'
                 f"{meta}</section>")
+
+    def ordered(self) -> list[str]:
+        """The parts with pictures first: a section opens with its first figure, whatever was added before it."""
+        first = next((i for i, p in enumerate(self.parts) if p.startswith("<figure>")), None)
+        if not first:
+            return list(self.parts)
+        return [self.parts[first], *self.parts[:first], *self.parts[first + 1:]]
 
     def strip_entry(self) -> str:
         pic = (f'<img src="{html.escape(self.thumbnail)}" alt="">' if self.thumbnail
@@ -92,10 +223,14 @@ class Section:
 class Report:
     """An HTML report in ``folder`` (created), with sections added in order."""
 
-    def __init__(self, folder, title: str = "convlens report", subtitle: str = ""):
+    def __init__(self, folder, title: str = "convlens report", subtitle: str = "", explorer_url: str | None = None):
+        """``explorer_url``: base of the "open in explorer" links (default ``$CONVLENS_EXPLORER_URL``, else
+        http://127.0.0.1:8000); "" or "off" leaves the links out."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.title, self.subtitle = title, subtitle
+        url = os.environ.get(EXPLORER_ENV, EXPLORER_DEFAULT) if explorer_url is None else explorer_url
+        self.explorer_url = "" if url.strip().lower() in ("", "off", "none", "0") else url.strip().rstrip("/")
         self.sections: list[Section] = []
 
     def section(self, title: str, intro: str = "") -> Section:
@@ -107,8 +242,13 @@ class Report:
         nav = '<nav class="strip">' + "".join(s.strip_entry() for s in self.sections) + "</nav>"
         body = "".join(s.html() for s in self.sections)
         sub = f'<p class="meta">{html.escape(self.subtitle)}</p>' if self.subtitle else ""
-        return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
-                f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>{sub}{nav}{body}</body></html>")
+        note = (f'<p class="note">"open in explorer" links need <code>convlens serve</code> running at '
+                f"{html.escape(self.explorer_url)} (set {EXPLORER_ENV} to change it, or to off to hide them).</p>"
+                if self.explorer_url else "")
+        return (f"<!doctype html><html><head><meta charset='utf-8'><meta name='viewport' "
+                f"content='width=device-width, initial-scale=1'><title>{html.escape(self.title)}</title>"
+                f"<style>{CSS}</style></head><body><header class=\"top\"><span class=\"brand\">convlens</span>"
+                f"<h1>{html.escape(self.title)}</h1></header><main>{sub}{note}{nav}{body}</main></body></html>")
 
     def write(self) -> Path:
         return write_atomic(self.folder / "index.html", self.html())
