@@ -22,6 +22,7 @@ STATIC = Path(__file__).parent / "static"
 # One module per view under web/routes/, each with a module-level ``router`` (an APIRouter).
 ROUTERS = [
     "core",
+    "projector",
 ]
 # Top-level page paths served by the single-page app (static/index.html routes on location.pathname).
 PAGES = {"lab", "layers", "projector", "words"}
