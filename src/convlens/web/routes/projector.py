@@ -327,9 +327,11 @@ def atlas_png(store, atlas: int, cell: int = 32) -> bytes:
 
 @router.get("/projector/atlas.png", response_class=Response)
 def projector_atlas(store: str | None = StoreParam, atlas: int = Query(..., ge=0, description="atlas number: rows atlas*256 .."),
-                    cell: Literal[32, 64] = Query(32, description="cell size in px (32 or 64)"),
+                    cell: int = Query(32, description="cell size in px: 32 or 64"),
                     state: AppState = Depends(app_state)):
     """One thumbnail atlas (PNG, 16 x 16 cells, rows ``atlas*256 .. atlas*256+255``), cached on disk."""
+    if cell not in CELLS:
+        raise ConvlensError(f"cell must be 32 or 64 (px), got {cell}")
     s = open_store(state, store)
     n_atlas = -(-len(s) // PER_ATLAS)
     if atlas >= n_atlas:
