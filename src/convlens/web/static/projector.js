@@ -308,7 +308,7 @@
     P.paramsBox = CL.el("pre", { class: "params" }, "");
     P.colourSel = CL.el("select", { name: "colour" }, CL.el("option", { value: "" }, "none"),
       ["label", "folder", "width", "height"].map((c) => CL.el("option", { value: c }, c)));
-    P.colourSel.value = q.get("colour") || "label";
+    P.colourSel.value = q.has("colour") ? q.get("colour") : "label";
     P.legend = CL.el("div", { class: "legend" });
     P.modeSel = CL.el("div", {}, ["pan", "lasso"].map((m) => CL.el("label", { style: "display:inline;margin-right:8px" },
       CL.el("input", { type: "radio", name: "mode", value: m, checked: m === "pan", onchange: () => setMode(m) }), m === "pan" ? "zoom / pan" : "lasso")));
@@ -859,6 +859,7 @@
   });
   P.zoom = (factor) => { const v = P.view, cx = P.W / 2, cy = P.H / 2; v.tx = cx - (cx - v.tx) * factor; v.ty = cy - (cy - v.ty) * factor; v.scale *= factor; requestDraw(); };
   P.focusPoint = focusPoint;
+  P.requestDraw = requestDraw;
 
   CL.register({ name: "projector", title: "Projector", path: "/projector", match: (p) => p.startsWith("/projector"), render: renderProjector });
 
