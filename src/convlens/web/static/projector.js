@@ -68,18 +68,30 @@
   const VS_HEAD = `uniform vec2 u_res; uniform float u_scale; uniform vec2 u_trans;
     vec4 clip(vec2 p) { return vec4(p.x / u_res.x * 2.0 - 1.0, 1.0 - p.y / u_res.y * 2.0, 0.0, 1.0); }`;
 
+  function softwareWebGL(gl) {  // SwiftShader / llvmpipe: WebGL emulated on the CPU
+    const ext = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = ext ? gl.getParameter(ext.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+    return /swiftshader|llvmpipe|software|softpipe/i.test(String(name));
+  }
+
+  // WebGL: points (gl.POINTS) and thumbnails (textured quads, one buffer per atlas). On a software
+  // WebGL (no GPU) rasterizing 100k point sprites costs ~60 ms a frame, so the points are then drawn
+  // by the Canvas2D renderer on a canvas underneath (`under`) and WebGL draws only the thumbnails.
   class GLRenderer {
-    constructor(canvas) {
-      const gl = canvas.getContext("webgl", { alpha: false, preserveDrawingBuffer: true, antialias: true });
+    constructor(canvas, under) {
+      const gl = canvas.getContext("webgl", { alpha: !!under, premultipliedAlpha: true, preserveDrawingBuffer: true, antialias: false });
       if (!gl) throw new Error("no WebGL");
       this.kind = "webgl";
       this.gl = gl;
       this.canvas = canvas;
+      this.software = softwareWebGL(gl);
+      this.under = under ? new Canvas2DRenderer(under) : null;
+      if (this.under) this.kind = "webgl+2d";
       this.points = program(gl, `attribute vec2 a_pos; attribute vec4 a_col; ${VS_HEAD}
         uniform float u_size; varying vec4 v_col;
         void main() { gl_Position = clip(a_pos * u_scale + u_trans); gl_PointSize = u_size; v_col = a_col; }`,
       `precision mediump float; varying vec4 v_col;
-        void main() { vec2 d = gl_PointCoord - 0.5; if (dot(d, d) > 0.25) discard; gl_FragColor = v_col; }`);
+        void main() { vec2 d = gl_PointCoord - 0.5; if (dot(d, d) > 0.25) discard; gl_FragColor = vec4(v_col.rgb * v_col.a, v_col.a); }`);
       this.thumbs = program(gl, `attribute vec2 a_center; attribute vec2 a_corner; attribute vec2 a_uv; attribute vec4 a_col;
         ${VS_HEAD} uniform float u_thumb; varying vec2 v_uv; varying vec2 v_local; varying vec4 v_col;
         void main() { gl_Position = clip(a_center * u_scale + u_trans + a_corner * u_thumb);
@@ -88,17 +100,19 @@
         varying vec2 v_uv; varying vec2 v_local; varying vec4 v_col;
         void main() {
           if (u_border > 0.0 && (v_local.x < u_border || v_local.y < u_border || v_local.x > 1.0 - u_border || v_local.y > 1.0 - u_border)) {
-            gl_FragColor = vec4(v_col.rgb, v_col.a); return; }
+            gl_FragColor = vec4(v_col.rgb * v_col.a, v_col.a); return; }
           vec4 c = texture2D(u_tex, v_uv); if (c.a < 0.01) discard;
-          gl_FragColor = vec4(c.rgb, c.a * v_col.a); }`);
+          float a = c.a * v_col.a; gl_FragColor = vec4(c.rgb * a, a); }`);
       this.posBuf = gl.createBuffer();
       this.colBuf = gl.createBuffer();
       this.atlases = new Map();   // key -> {tex, buf, count}
       this.n = 0;
     }
-    resize(w, h) { this.canvas.width = w; this.canvas.height = h; this.gl.viewport(0, 0, w, h); }
+    resize(w, h) { this.canvas.width = w; this.canvas.height = h; this.gl.viewport(0, 0, w, h); if (this.under) this.under.resize(w, h); }
+    composite(ctx) { if (this.under) ctx.drawImage(this.under.canvas, 0, 0); ctx.drawImage(this.canvas, 0, 0); }
     setPoints(world) {
       const gl = this.gl;
+      if (this.under) this.under.setPoints(world);
       gl.bindBuffer(gl.ARRAY_BUFFER, this.posBuf);
       gl.bufferData(gl.ARRAY_BUFFER, world, gl.STATIC_DRAW);
       this.n = world.length / 2;
@@ -110,6 +124,7 @@
       gl.bindBuffer(gl.ARRAY_BUFFER, this.colBuf);
       gl.bufferData(gl.ARRAY_BUFFER, rgba, gl.STATIC_DRAW);
       this.rgba = rgba;
+      if (this.under) this.under.setColours(rgba);
       for (const a of this.atlases.values()) this.fillQuads(a);
     }
     dropAtlases() {
@@ -149,11 +164,16 @@
     }
     draw(v) {  // v: {scale, tx, ty (device px), pointSize, thumbPx, atlases: [keys], border}
       const gl = this.gl;
-      gl.clearColor(BG[0] / 255, BG[1] / 255, BG[2] / 255, 1);
+      if (this.under) { this.under.draw({ ...v, atlases: [] }); gl.clearColor(0, 0, 0, 0); }
+      else gl.clearColor(BG[0] / 255, BG[1] / 255, BG[2] / 255, 1);
       gl.clear(gl.COLOR_BUFFER_BIT);
       gl.enable(gl.BLEND);
-      gl.blendFunc(gl.SRC_ALPHA, gl.ONE_MINUS_SRC_ALPHA);
-      const P = this.points;
+      gl.blendFunc(gl.ONE, gl.ONE_MINUS_SRC_ALPHA);  // premultiplied colours
+      if (!this.under) this.drawPoints(v);
+      return this.drawThumbs(v);
+    }
+    drawPoints(v) {
+      const gl = this.gl, P = this.points;
       gl.useProgram(P.p);
       gl.uniform2f(P.loc.u_res, this.canvas.width, this.canvas.height);
       gl.uniform1f(P.loc.u_scale, v.scale);
@@ -168,6 +188,9 @@
       gl.drawArrays(gl.POINTS, 0, this.n);
       gl.disableVertexAttribArray(P.loc.a_pos);
       gl.disableVertexAttribArray(P.loc.a_col);
+    }
+    drawThumbs(v) {
+      const gl = this.gl;
       let drawn = 0;
       if (v.atlases.length) {
         const T = this.thumbs;
@@ -224,6 +247,7 @@
     }
     addAtlas(key, atlas) { this.atlases.set(key, atlas); }
     dropAtlases() { this.atlases.clear(); }
+    composite(ctx) { ctx.drawImage(this.canvas, 0, 0); }
     draw(v) {
       const { ctx, u32, world, packed } = this;
       const W = this.canvas.width, H = this.canvas.height;
@@ -335,8 +359,16 @@
     const want = qs().get("renderer");
     try {
       if (want === "canvas2d") throw new Error("canvas2d requested");
-      P.renderer = new GLRenderer(P.canvas);
+      // auto: WebGL; on a software WebGL (no GPU) the points go to a 2D canvas underneath
+      const probe = document.createElement("canvas").getContext("webgl");
+      if (!probe) throw new Error("no WebGL");
+      const hybrid = want !== "webgl" && softwareWebGL(probe);
+      probe.getExtension("WEBGL_lose_context")?.loseContext();
+      let under = null;
+      if (hybrid) { under = CL.el("canvas", { class: "under" }); P.canvas.before(under); }
+      P.renderer = new GLRenderer(P.canvas, under);
     } catch (e) {
+      P.stage.querySelectorAll("canvas.under").forEach((c) => c.remove());
       P.canvas.replaceWith(P.canvas = CL.el("canvas", { class: "main", "data-testid": "projector-canvas" }));
       P.renderer = new Canvas2DRenderer(P.canvas);
     }
@@ -472,10 +504,10 @@
     P.renderer.setPoints(world);
     P.loaded = new Map(); P.pending = new Set();
     applyColours();
-    fitView();
     const area = (P.W / P.dpr) * (P.H / P.dpr);
     P.baseThumb = Math.max(12, Math.min(64, Math.sqrt(area / Math.max(1, n)) * 0.9));
     P.basePoint = n < 1000 ? 7 : n < 20000 ? 5 : 3;
+    fitView();
     renderSide();
     requestDraw();
   }
@@ -507,7 +539,7 @@
   }
 
   function fitView() {
-    const s = Math.min(P.W, P.H) * 0.9;
+    const s = Math.min(P.W, P.H) * 0.96 - (P.baseThumb || 0) * P.dpr;  // room for the edge thumbnails
     P.view = { scale: s, tx: P.W / 2 - 0.5 * s, ty: P.H / 2 - 0.5 * s, base: s };
   }
 
@@ -804,7 +836,8 @@
       if (done.status !== "done") throw new Error(done.error || done.status);
       if (P.focus !== a) return;
       box.replaceChildren(CL.el("h3", {}, `Why #${a} ~ #${b}`),
-        CL.el("img", { src: done.result.image, alt: "why similar", "data-testid": "why-image" }),
+        CL.el("a", { href: done.result.image, target: "_blank", title: "full size" },
+          CL.el("img", { src: done.result.image, alt: "why similar", "data-testid": "why-image" })),
         CL.el("div", { class: "muted" }, `cosine ${done.result.cosine.toFixed(4)}, Grad-CAM of the cosine at ${done.result.layer}`));
     } catch (err) { CL.showError(box, err); }
   }
@@ -813,7 +846,7 @@
     const c = document.createElement("canvas");
     c.width = P.W; c.height = P.H;
     const ctx = c.getContext("2d");
-    ctx.drawImage(P.canvas, 0, 0);
+    P.renderer.composite(ctx);
     ctx.drawImage(P.overlay, 0, 0);
     c.toBlob((blob) => {
       const a = CL.el("a", { href: URL.createObjectURL(blob), download: `projector-${P.store}-${P.form.method.value}.png` });
@@ -827,7 +860,8 @@
     const c = document.createElement("canvas");
     c.width = P.canvas.width; c.height = P.canvas.height;
     const ctx = c.getContext("2d");
-    ctx.drawImage(P.canvas, 0, 0);
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
+    P.renderer.composite(ctx);
     const d = ctx.getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let k = 0; k < d.length; k += 4) if (d[k] !== BG[0] || d[k + 1] !== BG[1] || d[k + 2] !== BG[2]) n++;
@@ -837,7 +871,8 @@
     const c = document.createElement("canvas");
     c.width = P.canvas.width; c.height = P.canvas.height;
     const ctx = c.getContext("2d");
-    ctx.drawImage(P.canvas, 0, 0);
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
+    P.renderer.composite(ctx);
     return [...ctx.getImageData(Math.round(x * P.dpr), Math.round(y * P.dpr), 1, 1).data.slice(0, 3)];
   };
   P.allThumbsLoaded = () => P.visible <= THUMB_LIMIT && P.fetching === 0 && P.thumbsDrawn > 0;
