@@ -276,3 +276,12 @@ def test_umap_map_through_the_api(client, stores):
     s = EmbeddingStore.open(stores["photos"])
     np.testing.assert_array_equal(got, s.load_array("projection-umap"))
     assert res["params"]["n_neighbors"] == 5 and np.isfinite(got).all()
+
+
+def test_a_server_without_stores_says_how_to_get_one(tmp_path):
+    with TestClient(create_app(data_dir=tmp_path, threads=1)) as c:
+        assert c.get("/api/projector/stores").json()["stores"] == []
+        r = c.get("/api/projector/info")
+        assert r.status_code == 404 and "--store" in r.json()["error"] and "convlens embed" in r.json()["error"]
+        r = c.post("/api/projector/project", json={"method": "pca"})
+        assert r.status_code == 404 and "--store" in r.json()["error"]
