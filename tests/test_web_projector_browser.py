@@ -33,8 +33,8 @@ def _open(page, url, query=""):
     page.wait_for_function("CLProjector.allThumbsLoaded()", timeout=60000)
 
 
-def _canvas_box(page):
-    return page.locator("[data-testid=projector-canvas]").bounding_box()
+def _stage_box(page):
+    return page.locator("[data-testid=projector-stage]").bounding_box()
 
 
 def test_projector_draws_and_a_click_lists_the_librarys_neighbours(url, stores):  # noqa: F811
@@ -49,7 +49,7 @@ def test_projector_draws_and_a_click_lists_the_librarys_neighbours(url, stores):
         i = 39
         x, y = page.evaluate(f"CLProjector.toScreen({i})")
         assert page.evaluate(f"CLProjector.pixelAt({x}, {y})") != [255, 255, 255]
-        box = _canvas_box(page)
+        box = _stage_box(page)
         page.mouse.click(box["x"] + x, box["y"] + y)
         page.wait_for_function(f"CLProjector.focus === {i} && document.querySelectorAll('.nbrow').length === 10")
         rows = page.locator(".nbrow")
@@ -108,7 +108,7 @@ def test_zoom_fetches_only_the_visible_atlases_and_lasso_selects_the_points_insi
         assert page.evaluate("CLProjector.thumbsDrawn") == N_RAW
         # centre point 5 (atlas 0) at a zoom where only it is visible: the sharper 64 px atlas is
         # fetched for atlas 0 only
-        box = _canvas_box(page)
+        box = _stage_box(page)
         atlases.clear()
         page.evaluate("""(() => { const P = CLProjector, v = P.view, i = 5;
             v.scale = v.base * 400; v.tx = P.W / 2 - P.world[2 * i] * v.scale; v.ty = P.H / 2 - P.world[2 * i + 1] * v.scale;
@@ -118,11 +118,25 @@ def test_zoom_fetches_only_the_visible_atlases_and_lasso_selects_the_points_insi
         assert atlases and all("atlas=0" in u and "cell=64" in u for u in atlases), atlases
         page.locator("button", has_text="Reset view").click()
         # a real wheel event zooms in around the cursor
-        box = _canvas_box(page)
+        box = _stage_box(page)
         s0 = page.evaluate("CLProjector.view.scale")
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         page.mouse.wheel(0, -400)
         page.wait_for_function(f"CLProjector.view.scale > {s0} * 1.5")
+        # a mouse drag pans by exactly the drag (the drawing moves with a CSS shift, then is redrawn centred)
+        page.locator("button", has_text="Reset view").click()
+        tx0, ty0 = page.evaluate("[CLProjector.view.tx, CLProjector.view.ty]")
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        page.mouse.move(cx + 60, cy + 30, steps=6)
+        page.mouse.up()
+        tx1, ty1 = page.evaluate("[CLProjector.view.tx, CLProjector.view.ty]")
+        dpr = page.evaluate("CLProjector.dpr")
+        assert abs(tx1 - tx0 - 60 * dpr) < 1e-6 and abs(ty1 - ty0 - 30 * dpr) < 1e-6
+        page.wait_for_function("document.querySelector('[data-testid=projector-canvas]').style.transform === ''")
+        x, y = page.evaluate("CLProjector.toScreen(0)")
+        assert page.evaluate(f"CLProjector.pixelAt({x}, {y})") != [255, 255, 255]
         # lasso: drag a rectangle over the left half of the view
         page.locator("button", has_text="Reset view").click()
         page.locator("input[name=mode][value=lasso]").check()

@@ -109,7 +109,7 @@
       this.n = 0;
     }
     resize(w, h) { this.canvas.width = w; this.canvas.height = h; this.gl.viewport(0, 0, w, h); if (this.under) this.under.resize(w, h); }
-    composite(ctx) { if (this.under) ctx.drawImage(this.under.canvas, 0, 0); ctx.drawImage(this.canvas, 0, 0); }
+    composite(ctx, m, w, h) { if (this.under) this.under.composite(ctx, m, w, h); ctx.drawImage(this.canvas, m, m, w, h, 0, 0, w, h); }
     setPoints(world) {
       const gl = this.gl;
       if (this.under) this.under.setPoints(world);
@@ -247,7 +247,7 @@
     }
     addAtlas(key, atlas) { this.atlases.set(key, atlas); }
     dropAtlases() { this.atlases.clear(); }
-    composite(ctx) { ctx.drawImage(this.canvas, 0, 0); }
+    composite(ctx, m, w, h) { ctx.drawImage(this.canvas, m, m, w, h, 0, 0, w, h); }  // the stage's window
     draw(v) {
       const { ctx, u32, world, packed } = this;
       const W = this.canvas.width, H = this.canvas.height;
@@ -347,7 +347,7 @@
       CL.el("h3", { style: "margin-top:8px" }, "Export"),
       CL.el("div", {}, P.csvLink), CL.el("div", {}, CL.el("a", { href: "#", onclick: (e) => { e.preventDefault(); exportPng(); } }, "view (PNG)")));
 
-    P.stage = CL.el("div", { class: "stage pan" });
+    P.stage = CL.el("div", { class: "stage pan", "data-testid": "projector-stage" });
     P.canvas = CL.el("canvas", { class: "main", "data-testid": "projector-canvas" });
     P.overlay = CL.el("canvas", { class: "overlay" });
     P.tip = CL.el("div", { class: "tip" });
@@ -526,6 +526,9 @@
     P.gridStart = counts; P.gridOrder = order;
   }
 
+  // The drawing canvases are larger than the stage by a margin M on each side: a pan moves them with a
+  // CSS transform (the compositor's work, no redraw) until the offset nears M or the pan pauses, then
+  // one redraw re-centres them. Zooming redraws every frame. The overlay (rings, lasso) is stage-sized.
   function sizeCanvas() {
     const r = P.stage.getBoundingClientRect();
     P.dpr = window.devicePixelRatio || 1;
@@ -533,9 +536,37 @@
     if (W === P.W && H === P.H) return;
     const old = P.W ? { W: P.W, H: P.H } : null;
     P.W = W; P.H = H;
-    P.renderer.resize(W, H);
+    const M = P.M = Math.round(0.3 * Math.max(W, H));
+    P.renderer.resize(W + 2 * M, H + 2 * M);
+    for (const c of drawCanvases()) {
+      Object.assign(c.style, { left: `${-M / P.dpr}px`, top: `${-M / P.dpr}px`, width: `${(W + 2 * M) / P.dpr}px`,
+        height: `${(H + 2 * M) / P.dpr}px`, transform: "" });
+    }
     P.overlay.width = W; P.overlay.height = H;
     if (P.view && old) { P.view.tx += (W - old.W) / 2; P.view.ty += (H - old.H) / 2; }
+  }
+
+  function drawCanvases() { return P.renderer.under ? [P.renderer.under.canvas, P.canvas] : [P.canvas]; }
+
+  function setShift(dx, dy) {  // device px
+    const t = dx || dy ? `translate(${dx / P.dpr}px, ${dy / P.dpr}px)` : "";
+    for (const c of drawCanvases()) c.style.transform = t;
+  }
+
+  let settleTimer = null;
+  function panBy(dx, dy) {  // device px; returns true when the frame needed no redraw
+    const v = P.view, r = P.rendered;
+    v.tx += dx; v.ty += dy;
+    const ox = r ? v.tx - r.tx : 0, oy = r ? v.ty - r.ty : 0;
+    clearTimeout(settleTimer);
+    if (r && r.scale === v.scale && Math.abs(ox) < 0.9 * P.M && Math.abs(oy) < 0.9 * P.M) {
+      setShift(ox, oy);
+      drawOverlay(P.thumbPx);
+      settleTimer = setTimeout(requestDraw, 200);
+      return true;
+    }
+    requestDraw();
+    return false;
   }
 
   function fitView() {
@@ -543,7 +574,7 @@
     P.view = { scale: s, tx: P.W / 2 - 0.5 * s, ty: P.H / 2 - 0.5 * s, base: s };
   }
 
-  function toScreen(i) {  // CSS px relative to the canvas
+  function toScreen(i) {  // CSS px relative to the stage
     const v = P.view;
     return [(P.world[2 * i] * v.scale + v.tx) / P.dpr, (P.world[2 * i + 1] * v.scale + v.ty) / P.dpr];
   }
@@ -556,16 +587,19 @@
     requestAnimationFrame(() => { drawQueued = false; draw(); });
   }
 
-  function visibleRange() {  // indices of points on screen (bounded work: one pass over the coordinates)
-    const v = P.view, W = P.W, H = P.H, w = P.world;
+  function visibleRange() {  // points on the stage and in the margin around it (one pass over the coordinates)
+    const v = P.view, W = P.W, H = P.H, w = P.world, m = P.M;
     const x0 = -v.tx / v.scale, x1 = (W - v.tx) / v.scale, y0 = -v.ty / v.scale, y1 = (H - v.ty) / v.scale;
-    let count = 0;
-    const atl = new Set(), per = P.info.atlas.per_atlas;
+    const mx0 = (-m - v.tx) / v.scale, mx1 = (W + m - v.tx) / v.scale, my0 = (-m - v.ty) / v.scale, my1 = (H + m - v.ty) / v.scale;
+    let count = 0, inMargin = 0;
+    const atl = new Set(), region = new Set(), per = P.info.atlas.per_atlas;
     for (let i = 0; i < P.n; i++) {
       const x = w[2 * i], y = w[2 * i + 1];
+      if (x < mx0 || x > mx1 || y < my0 || y > my1) continue;
+      if (++inMargin <= 3 * THUMB_LIMIT) region.add(Math.floor(i / per));
       if (x >= x0 && x <= x1 && y >= y0 && y <= y1) { count++; if (count <= THUMB_LIMIT) atl.add(Math.floor(i / per)); }
     }
-    return { count, atlases: [...atl].sort((a, b) => a - b) };
+    return { count, atlases: [...atl].sort((a, b) => a - b), region: [...region].sort((a, b) => a - b) };
   }
 
   function draw() {
@@ -577,11 +611,15 @@
     const cell = thumbPx > 40 ? 64 : 32;
     const useThumbs = P.thumbs !== false && vis.count <= THUMB_LIMIT;
     const keys = useThumbs ? vis.atlases.map((a) => `${cell}:${a}`) : [];
-    if (useThumbs) for (const a of vis.atlases) requestAtlas(a, cell);
-    // while a sharper atlas loads, draw the other cell size when it is there
-    const drawKeys = keys.map((k) => (P.loaded.has(k) ? k : `${k.startsWith("64") ? 32 : 64}:${k.split(":")[1]}`)).filter((k) => P.loaded.has(k));
-    const drawn = P.renderer.draw({ scale: v.scale, tx: v.tx, ty: v.ty, pointSize: Math.min(14, P.basePoint * Math.pow(zoom, 0.3)) * P.dpr,
+    if (useThumbs) for (const a of vis.atlases) requestAtlas(a, cell);  // fetched: what the stage shows
+    // drawn: every loaded atlas of the stage and its margin (the other cell size while a sharper one loads)
+    const other = cell === 64 ? 32 : 64;
+    const drawKeys = !useThumbs ? [] : vis.region.map((a) => (P.loaded.has(`${cell}:${a}`) ? `${cell}:${a}` : `${other}:${a}`)).filter((k) => P.loaded.has(k));
+    P.rendered = { tx: v.tx, ty: v.ty, scale: v.scale };
+    setShift(0, 0);
+    const drawn = P.renderer.draw({ scale: v.scale, tx: v.tx + P.M, ty: v.ty + P.M, pointSize: Math.min(14, P.basePoint * Math.pow(zoom, 0.3)) * P.dpr,
       thumbPx, atlases: drawKeys, border: P.colour && P.colour.kind === "category" ? 0.08 : 0 });
+    P.thumbPx = thumbPx;
     drawOverlay(thumbPx);
     const dt = performance.now() - t0;
     P.frames.push(dt);
@@ -673,7 +711,7 @@
 
   function wireMouse() {
     P.mode = "pan";
-    let drag = null;
+    let drag = null, dragPrev = null;
     const pos = (e) => { const r = P.stage.getBoundingClientRect(); return [(e.clientX - r.left) * P.dpr, (e.clientY - r.top) * P.dpr]; };
     P.stage.addEventListener("wheel", (e) => {
       if (!P.view) return;
@@ -687,18 +725,20 @@
       if (!P.view || e.button !== 0) return;
       const [x, y] = pos(e);
       drag = { x, y, x0: x, y0: y, moved: false };
+      dragPrev = [x, y];
       if (P.mode === "lasso") P.lasso = [[x, y]];
     });
     window.addEventListener("mousemove", (e) => {
       if (!P.view) return;
       const [x, y] = pos(e);
       if (drag) {
+        if (!dragPrev) dragPrev = [drag.x, drag.y];
         if (Math.abs(x - drag.x0) + Math.abs(y - drag.y0) > 3 * P.dpr) drag.moved = true;
         if (P.mode === "lasso") P.lasso.push([x, y]);
-        else { P.view.tx += x - drag.x; P.view.ty += y - drag.y; }
         drag.x = x; drag.y = y;
         hideTip();
-        requestDraw();
+        if (P.mode !== "lasso") panBy(x - dragPrev[0], y - dragPrev[1]); else requestDraw();
+        dragPrev = [x, y];
         return;
       }
       if (e.target !== P.overlay && e.target !== P.canvas && !P.stage.contains(e.target)) return;
@@ -846,7 +886,9 @@
     const c = document.createElement("canvas");
     c.width = P.W; c.height = P.H;
     const ctx = c.getContext("2d");
-    P.renderer.composite(ctx);
+    draw();  // re-centred, no CSS shift
+    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
+    P.renderer.composite(ctx, P.M, P.W, P.H);
     ctx.drawImage(P.overlay, 0, 0);
     c.toBlob((blob) => {
       const a = CL.el("a", { href: URL.createObjectURL(blob), download: `projector-${P.store}-${P.form.method.value}.png` });
@@ -856,23 +898,24 @@
 
   // ------------------------------------------------------------ hooks for tests and benchmarks
   P.toScreen = toScreen;
-  P.drawnPixels = () => {  // pixels of the main canvas that differ from the background
+  function stagePixels() {  // what the stage shows (drawing canvases only), redrawn without a CSS shift
+    draw();
     const c = document.createElement("canvas");
-    c.width = P.canvas.width; c.height = P.canvas.height;
+    c.width = P.W; c.height = P.H;
     const ctx = c.getContext("2d");
     ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
-    P.renderer.composite(ctx);
+    P.renderer.composite(ctx, P.M, P.W, P.H);
+    return ctx;
+  }
+  P.drawnPixels = () => {  // pixels of the stage's drawing that differ from the background
+    const ctx = stagePixels(), c = ctx.canvas;
     const d = ctx.getImageData(0, 0, c.width, c.height).data;
     let n = 0;
     for (let k = 0; k < d.length; k += 4) if (d[k] !== BG[0] || d[k + 1] !== BG[1] || d[k + 2] !== BG[2]) n++;
     return n;
   };
-  P.pixelAt = (x, y) => {  // CSS px -> [r, g, b] of the main canvas
-    const c = document.createElement("canvas");
-    c.width = P.canvas.width; c.height = P.canvas.height;
-    const ctx = c.getContext("2d");
-    ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
-    P.renderer.composite(ctx);
+  P.pixelAt = (x, y) => {  // CSS px on the stage -> [r, g, b] drawn there
+    const ctx = stagePixels();
     return [...ctx.getImageData(Math.round(x * P.dpr), Math.round(y * P.dpr), 1, 1).data.slice(0, 3)];
   };
   P.allThumbsLoaded = () => P.visible <= THUMB_LIMIT && P.fetching === 0 && P.thumbsDrawn > 0;
@@ -884,7 +927,23 @@
       if (last !== null) intervals.push(t - last);
       last = t;
       if (k++ >= frames) { resolve({ intervals, draws }); return; }
-      P.view.tx += dx * P.dpr * (k % 120 < 60 ? 1 : -1);
+      const t0 = performance.now();
+      panBy(dx * P.dpr * (k % 120 < 60 ? 1 : -1), 0);  // as a mouse drag does (a redraw, when needed, in the next frame)
+      draws.push(performance.now() - t0);
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  });
+  // zoom in and out around the centre by `factor` a frame: every frame is a full redraw
+  P.benchZoom = (frames, factor = 1.01) => new Promise((resolve) => {
+    const intervals = [], draws = [];
+    let last = null, k = 0;
+    const step = (t) => {
+      if (last !== null) intervals.push(t - last);
+      last = t;
+      if (k++ >= frames) { resolve({ intervals, draws }); return; }
+      const f = k % 120 < 60 ? factor : 1 / factor, v = P.view, cx = P.W / 2, cy = P.H / 2;
+      v.tx = cx - (cx - v.tx) * f; v.ty = cy - (cy - v.ty) * f; v.scale *= f;
       const t0 = performance.now();
       draw();
       draws.push(performance.now() - t0);
