@@ -804,11 +804,11 @@
     if (!sel) { P.selInfo.replaceChildren("No selection."); return; }
     const counts = {};
     for (const i of sel) { const l = labelOf(i) || "(none)"; counts[l] = (counts[l] || 0) + 1; }
-    const top = Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([l, c]) => `${l} ${c}`).join(", ");
+    const top = !P.colour ? "" : ": " + Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([l, c]) => `${l} ${c}`).join(", ");
     const csv = "index,x,y,label\n" + sel.map((i) => `${i},${P.xy[2 * i]},${P.xy[2 * i + 1]},"${(labelOf(i) || "").replace(/"/g, '""')}"`).join("\n") + "\n";
     const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
     P.selInfo.replaceChildren(
-      CL.el("div", { "data-testid": "selection-count" }, `${sel.length} selected: ${top}`),
+      CL.el("div", { "data-testid": "selection-count" }, `${sel.length} selected${top}`),
       CL.el("div", { class: "selthumbs" }, sel.slice(0, 24).map((i) => CL.el("img", { src: thumbUrl(i), title: `#${i}`, onclick: () => focusPoint(i) }))),
       CL.el("a", { href: url, download: "selection.csv" }, "selection (CSV)"), " ",
       CL.el("button", { type: "button", onclick: () => setSelection(null) }, "clear"));
