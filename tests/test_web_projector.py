@@ -285,3 +285,12 @@ def test_a_server_without_stores_says_how_to_get_one(tmp_path):
         assert r.status_code == 404 and "--store" in r.json()["error"] and "convlens embed" in r.json()["error"]
         r = c.post("/api/projector/project", json={"method": "pca"})
         assert r.status_code == 404 and "--store" in r.json()["error"]
+
+
+def test_every_projector_endpoint_is_documented_in_openapi(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    ours = {p: ops for p, ops in paths.items() if p.startswith(("/api/projector", "/api/words"))}
+    assert len(ours) == 13
+    for p, ops in ours.items():
+        for op in ops.values():
+            assert len(op.get("description", "")) > 30, p  # the docstring
