@@ -146,26 +146,47 @@ def test_neighbours_in_the_original_space_equal_store_neighbors_and_in_the_map_b
     np.testing.assert_allclose([n["score"] for n in r["neighbors"]], np.sort(d)[:4], atol=1e-5)
 
 
-def test_atlas_cells_show_the_thumbnails(client, stores):
+def _order(client, store="photos"):
+    _project(client, store=store, method="pca")
+    r = client.get(f"/api/projector/order.bin?store={store}&method=pca")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/octet-stream"
+    return np.frombuffer(r.content, "<u4")
+
+
+def test_atlas_cells_show_the_thumbnails_in_the_maps_z_order(client, stores):
     s = EmbeddingStore.open(stores["photos"])
+    order = _order(client)
+    assert sorted(order.tolist()) == list(range(40))  # a permutation of the rows
     for cell in (32, 64):
-        r = client.get(f"/api/projector/atlas.png?atlas=0&cell={cell}")
+        r = client.get(f"/api/projector/atlas.png?store=photos&method=pca&atlas=0&cell={cell}")
         assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         atlas = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGBA")).astype(int)
         assert atlas.shape == (16 * cell, 16 * cell, 4)
-        for i in (0, 13, 39):
-            want = np.asarray(ImageOps.fit(s.thumbnail(i), (cell, cell), Image.BILINEAR)).astype(int)
-            y, x = (i // 16) * cell, (i % 16) * cell
+        for slot in (0, 13, 39):
+            want = np.asarray(ImageOps.fit(s.thumbnail(int(order[slot])), (cell, cell), Image.BILINEAR)).astype(int)
+            y, x = (slot // 16) * cell, (slot % 16) * cell
             got = atlas[y:y + cell, x:x + cell]
             assert np.abs(got[..., :3] - want).max() <= 1 and (got[..., 3] == 255).all()
-        assert (atlas[3 * cell:, :, 3] == 0).all()  # rows 48.. are beyond the store: transparent
-    # the raw store's second atlas holds rows 256..299: cell j is row 256 + j's colour
-    a1 = np.asarray(Image.open(io.BytesIO(client.get("/api/projector/atlas.png?store=raw&atlas=1").content)).convert("RGB"))
+        assert (atlas[3 * cell:, :, 3] == 0).all()  # slots 48.. are beyond the store: transparent
+    # the raw store's second atlas holds slots 256..299: cell j shows row order[256 + j]'s colour
+    order = _order(client, "raw")
+    a1 = np.asarray(Image.open(io.BytesIO(client.get("/api/projector/atlas.png?store=raw&method=pca&atlas=1").content)).convert("RGB"))
     for j in (0, 7, 43):
-        assert tuple(a1[(j // 16) * 32 + 16, (j % 16) * 32 + 16]) == _colour(256 + j)
+        assert tuple(a1[(j // 16) * 32 + 16, (j % 16) * 32 + 16]) == _colour(int(order[256 + j]))
     # the full thumbnail of one row
     t = np.asarray(Image.open(io.BytesIO(client.get("/api/projector/thumb.png?i=13").content)).convert("RGB"))
     np.testing.assert_array_equal(t, np.asarray(s.thumbnail(13)))
+
+
+def test_atlas_order_keeps_each_atlas_on_a_small_patch_of_the_map():
+    from convlens.web.routes.projector import atlas_order
+    xy = np.random.default_rng(0).uniform(size=(4096, 2)).astype(np.float32)
+    order = atlas_order(xy)
+    assert sorted(order.tolist()) == list(range(4096))
+
+    def mean_patch(rows):  # mean bounding-box area of runs of 256 rows
+        return np.mean([np.prod(np.ptp(xy[rows[a:a + 256]], 0)) for a in range(0, 4096, 256)])
+    assert mean_patch(order) < 0.15 < 0.9 < mean_patch(np.arange(4096))  # index order: the whole map each
 
 
 def test_colours_by_label_decode_to_the_store_labels(client, stores):
@@ -216,6 +237,7 @@ TRAVERSALS = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fe
                                   "/api/projector/thumb.png?i=0&store={}", "/api/projector/colours?store={}",
                                   "/api/projector/neighbors?i=0&store={}", "/api/projector/coords.bin?store={}",
                                   "/api/projector/coords.csv?store={}", "/api/projector/why.png?a=0&b=1&store={}",
+                                  "/api/projector/order.bin?store={}",
                                   "/api/words/neighbors?q=x&vocab={}", "/api/words/vocab?vocab={}"])
 def test_traversal_and_symlink_escapes_are_refused(client, path, bad):
     r = client.get(path.format(bad))
@@ -243,6 +265,8 @@ def test_posted_store_names_are_checked_too(client, bad):
     ("/api/projector/coords.bin?method=tsne&seed=999", 409, "POST /api/projector/project"),
     ("/api/projector/atlas.png?atlas=1", 400, "out of range"),
     ("/api/projector/atlas.png?atlas=0&cell=48", 400, "32 or 64"),
+    ("/api/projector/atlas.png?atlas=0&method=tsne&seed=999", 409, "POST /api/projector/project"),
+    ("/api/projector/order.bin?method=umap&seed=999", 409, "POST /api/projector/project"),
     ("/api/projector/thumb.png?i=40", 400, "out of range"),
     ("/api/projector/thumb.png?i=abc", 422, "i"),
     ("/api/projector/colours?column=hash", 400, "label, folder, width, height"),
@@ -290,7 +314,7 @@ def test_a_server_without_stores_says_how_to_get_one(tmp_path):
 def test_every_projector_endpoint_is_documented_in_openapi(client):
     paths = client.get("/openapi.json").json()["paths"]
     ours = {p: ops for p, ops in paths.items() if p.startswith(("/api/projector", "/api/words"))}
-    assert len(ours) == 13
+    assert len(ours) == 14
     for p, ops in ours.items():
         for op in ops.values():
             assert len(op.get("description", "")) > 30, p  # the docstring

@@ -7,10 +7,11 @@ Everything heavy is computed server-side, never in the browser:
   and kept in memory, so a repeated request is instant.
 * ``GET /api/projector/coords.bin`` sends the 2-D coordinates as raw little-endian float32
   ``x0 y0 x1 y1 ...`` (``application/octet-stream``, 8 bytes a point), the parameters in headers.
-* ``GET /api/projector/atlas.png`` sends thumbnails as tiled atlases: atlas ``a`` holds rows
-  ``a * 256 .. a * 256 + 255`` as 32 x 32 (or 64 x 64) px cells, 16 a row, cell ``j`` at column
-  ``j % 16``, row ``j // 16`` (RGBA; a row without a thumbnail stays transparent). The page fetches
-  only the atlases of the points visible at the current zoom.
+* ``GET /api/projector/atlas.png`` sends thumbnails as tiled atlases of a map: the rows sorted
+  along a Z-order (Morton) curve of their 2-D coordinates (``order.bin``), atlas ``a`` holding
+  ``order[a * 256 .. a * 256 + 255]`` as 32 x 32 (or 64 x 64) px cells, 16 a row, cell ``j`` at
+  column ``j % 16``, row ``j // 16`` (RGBA; a row without a thumbnail stays transparent). Points
+  close on the map share an atlas, so the page fetches few atlases for what is visible at a zoom.
 * neighbours in the original space (``store.neighbors``, cosine) or in the 2-D map (L2), the
   "why similar" maps of two rows (``convlens.why_similar`` as a job), colours from a metadata
   column, the coordinates as CSV.
@@ -260,7 +261,7 @@ def projector_project(params: ProjectParams, state: AppState = Depends(app_state
         from urllib.parse import urlencode
         return {"method": proj.method, "params": json.loads(_params_header(proj)), "seconds": round(proj.seconds, 3),
                 "count": len(proj), "coords": "/api/projector/coords.bin?" + urlencode(q),
-                "csv": "/api/projector/coords.csv?" + urlencode(q)}
+                "csv": "/api/projector/coords.csv?" + urlencode(q), "order": "/api/projector/order.bin?" + urlencode(q)}
 
     job = state.jobs.submit(_proj_key(store, params), work, label=f"{params.method} map of {store.path.name}")
     return {"job": job.id, "status": job.status}
@@ -302,16 +303,43 @@ def _check_row(store, i: int, what: str = "index") -> int:
     return i
 
 
-def atlas_png(store, atlas: int, cell: int = 32) -> bytes:
-    """Atlas ``atlas`` of the store: rows ``atlas*256 ..`` as ``cell`` px squares (centre crop),
+def atlas_order(coords: np.ndarray) -> np.ndarray:
+    """Store rows sorted along a Z-order (Morton) curve of their 2-D coordinates (uint32): each run
+    of 256 consecutive rows covers a compact patch of the map."""
+    c = np.asarray(coords, np.float64)[:, :2]
+    lo, span = c.min(0), np.maximum(np.ptp(c, 0), 1e-30)
+    q = np.clip(((c - lo) / span * 65535).round(), 0, 65535).astype(np.uint64)
+
+    def spread(v):  # 16 bits -> every other bit of 32
+        v = (v | (v << np.uint64(8))) & np.uint64(0x00FF00FF)
+        v = (v | (v << np.uint64(4))) & np.uint64(0x0F0F0F0F)
+        v = (v | (v << np.uint64(2))) & np.uint64(0x33333333)
+        return (v | (v << np.uint64(1))) & np.uint64(0x55555555)
+    code = spread(q[:, 0]) | (spread(q[:, 1]) << np.uint64(1))
+    return np.argsort(code, kind="stable").astype(np.uint32)
+
+
+def _order(state: AppState, store, p: "ProjectParams") -> np.ndarray:
+    proj = _projection(state, store, p)
+    cache = _cache(state)
+    key = ("order", _proj_key(store, p))
+    with cache.lock:
+        hit = cache.projections.get(key)
+    if hit is None:
+        hit = atlas_order(proj.coords)
+        _remember(state, key, hit)
+    return hit
+
+
+def atlas_png(store, rows, cell: int = 32) -> bytes:
+    """The thumbnails of ``rows`` (at most 256) as ``cell`` px squares (centre crop, bilinear),
     16 a row, RGBA PNG (transparent where a row has no thumbnail)."""
     from PIL import Image, ImageOps
     side = ATLAS_SIDE * cell
     img = Image.new("RGBA", (side, side), (0, 0, 0, 0))
-    a0 = atlas * PER_ATLAS
     col = store.metadata().column("thumbnail")
-    for j in range(min(PER_ATLAS, len(store) - a0)):
-        b = col[a0 + j].as_py()
+    for j, row in enumerate(rows[:PER_ATLAS]):
+        b = col[int(row)].as_py()
         if not b:
             continue
         try:
@@ -325,23 +353,34 @@ def atlas_png(store, atlas: int, cell: int = 32) -> bytes:
     return buf.getvalue()
 
 
+@router.get("/projector/order.bin", response_class=Response)
+def projector_order(p: ProjectParams = Depends(_proj_query), state: AppState = Depends(app_state)):
+    """The atlas order of a map: little-endian uint32 store rows, sorted along a Z-order curve of
+    the 2-D coordinates; slot ``s`` is cell ``s % 256`` of atlas ``s // 256``. 409 until the map is computed."""
+    order = _order(state, open_store(state, p.store), p)
+    return Response(np.ascontiguousarray(order, "<u4").tobytes(), media_type="application/octet-stream",
+                    headers={"X-Count": str(len(order)), "Cache-Control": "no-cache"})
+
+
 @router.get("/projector/atlas.png", response_class=Response)
-def projector_atlas(store: str | None = StoreParam, atlas: int = Query(..., ge=0, description="atlas number: rows atlas*256 .."),
+def projector_atlas(atlas: int = Query(..., ge=0, description="atlas number: slots atlas*256 .. of order.bin"),
                     cell: int = Query(32, description="cell size in px: 32 or 64"),
-                    state: AppState = Depends(app_state)):
-    """One thumbnail atlas (PNG, 16 x 16 cells, rows ``atlas*256 .. atlas*256+255``), cached on disk."""
+                    p: ProjectParams = Depends(_proj_query), state: AppState = Depends(app_state)):
+    """One thumbnail atlas of a map (PNG, 16 x 16 cells: the rows ``order[atlas*256 .. atlas*256+255]``
+    of ``order.bin``), cached on disk."""
     if cell not in CELLS:
         raise ConvlensError(f"cell must be 32 or 64 (px), got {cell}")
-    s = open_store(state, store)
+    s = open_store(state, p.store)
     n_atlas = -(-len(s) // PER_ATLAS)
     if atlas >= n_atlas:
         raise ConvlensError(f"atlas {atlas} out of range: the store has {n_atlas} atlas(es) of {PER_ATLAS} (0..{n_atlas - 1})")
-    folder = state.folder("cache") / "projector" / _store_key(s)
+    order = _order(state, s, p)
+    folder = state.folder("cache") / "projector" / _store_key(s) / _proj_key(s, p)
     path = folder / f"atlas-{cell}-{atlas:05d}.png"
     if path.is_file():
         data = path.read_bytes()
     else:
-        data = atlas_png(s, atlas, cell)
+        data = atlas_png(s, order[atlas * PER_ATLAS:(atlas + 1) * PER_ATLAS], cell)
         folder.mkdir(parents=True, exist_ok=True)
         from ...images import write_atomic
         write_atomic(path, data)

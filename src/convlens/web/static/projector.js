@@ -151,7 +151,7 @@
       const fv = new Float32Array(data), bv = new Uint8Array(data);
       const corners = [[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]];
       for (let j = 0; j < a.count; j++) {
-        const i = a.first + j, u0 = (j % per) * f, v0 = Math.floor(j / per) * f;
+        const i = a.order[a.first + j], u0 = (j % per) * f, v0 = Math.floor(j / per) * f;
         for (let c = 0; c < 6; c++) {
           const o = (j * 6 + c) * 7, [cx, cy] = corners[c];
           fv[o] = this.world[2 * i]; fv[o + 1] = this.world[2 * i + 1]; fv[o + 2] = cx; fv[o + 3] = cy;
@@ -266,7 +266,7 @@
         const a = this.atlases.get(key);
         if (!a) continue;
         for (let j = 0; j < a.count; j++) {
-          const i = a.first + j;
+          const i = a.order[a.first + j];
           const x = world[2 * i] * v.scale + v.tx - ht, y = world[2 * i + 1] * v.scale + v.ty - ht;
           if (x > W || y > H || x + t < 0 || y + t < 0) continue;
           ctx.globalAlpha = this.rgba[4 * i + 3] / 255;
@@ -460,6 +460,12 @@
       const r = await fetch(done.result.coords);
       if (!r.ok) throw new Error((await r.json()).error);
       const xy = new Float32Array(await r.arrayBuffer());
+      const ro = await fetch(done.result.order);  // atlas slots: rows along a Z-order curve of the map
+      if (!ro.ok) throw new Error((await ro.json()).error);
+      P.order = new Uint32Array(await ro.arrayBuffer());
+      P.slot = new Uint32Array(P.order.length);
+      for (let s = 0; s < P.order.length; s++) P.slot[P.order[s]] = s;
+      P.atlasQuery = query();
       P.xy = xy;
       P.params = done.result;
       P.paramsBox.textContent = JSON.stringify({ ...done.result.params, seconds: done.result.seconds, points: done.result.count }, null, 1)
@@ -596,8 +602,9 @@
     for (let i = 0; i < P.n; i++) {
       const x = w[2 * i], y = w[2 * i + 1];
       if (x < mx0 || x > mx1 || y < my0 || y > my1) continue;
-      if (++inMargin <= 3 * THUMB_LIMIT) region.add(Math.floor(i / per));
-      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) { count++; if (count <= THUMB_LIMIT) atl.add(Math.floor(i / per)); }
+      const a = Math.floor(P.slot[i] / per);
+      if (++inMargin <= 3 * THUMB_LIMIT) region.add(a);
+      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) { count++; if (count <= THUMB_LIMIT) atl.add(a); }
     }
     return { count, atlases: [...atl].sort((a, b) => a - b), region: [...region].sort((a, b) => a - b) };
   }
@@ -644,13 +651,13 @@
       P.fetching--; P.pending.delete(key);
       if (P.store !== storeAtStart || P.world !== worldAtStart) return;
       const per = P.info.atlas.per_atlas;
-      const rec = { img, cell, side: P.info.atlas.per_row, first: a * per, count: Math.min(per, P.n - a * per) };
+      const rec = { img, cell, side: P.info.atlas.per_row, first: a * per, count: Math.min(per, P.n - a * per), order: P.order };
       P.renderer.addAtlas(key, rec);
       P.loaded.set(key, rec);
       requestDraw();
     };
     img.onerror = () => { P.fetching--; P.pending.delete(key); };
-    img.src = `/api/projector/atlas.png?store=${encodeURIComponent(P.store)}&atlas=${a}&cell=${cell}&v=${P.info.version}`;
+    img.src = `/api/projector/atlas.png?${P.atlasQuery}&atlas=${a}&cell=${cell}&v=${P.info.version}`;
   }
 
   function drawOverlay(thumbPx) {
@@ -665,10 +672,10 @@
     const r = P.thumbsDrawn ? thumbPx / 2 + 2 * P.dpr : 8 * P.dpr;
     const lift = (i) => {  // the focused / hovered thumbnail drawn on top of its neighbours
       if (!P.thumbsDrawn || i === null || i === undefined) return;
-      const per = P.info.atlas.per_atlas, a = Math.floor(i / per);
+      const per = P.info.atlas.per_atlas, a = Math.floor(P.slot[i] / per);
       const rec = P.loaded.get(`64:${a}`) || P.loaded.get(`32:${a}`);
       if (!rec) return;
-      const j = i - rec.first, v = P.view, x = P.world[2 * i] * v.scale + v.tx, y = P.world[2 * i + 1] * v.scale + v.ty;
+      const j = P.slot[i] - rec.first, v = P.view, x = P.world[2 * i] * v.scale + v.tx, y = P.world[2 * i + 1] * v.scale + v.ty;
       ctx.drawImage(rec.img, (j % rec.side) * rec.cell, Math.floor(j / rec.side) * rec.cell, rec.cell, rec.cell,
         x - thumbPx / 2, y - thumbPx / 2, thumbPx, thumbPx);
     };
