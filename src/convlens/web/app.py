@@ -23,8 +23,8 @@ STATIC = Path(__file__).parent / "static"
 ROUTERS = [
     "core",
     "lab",
-
     "layers",
+    "projector",
 ]
 # Top-level page paths served by the single-page app (static/index.html routes on location.pathname).
 PAGES = {"lab", "layers", "projector", "words"}
