@@ -208,31 +208,15 @@ def top_activations_ray(model: Model, images, layer: str, channels=None, k: int 
     file path to resume (saved after every merged batch, as the local pass does). Ray arguments as in
     ``embed_images_ray``.
     """
-    import os
-    from pathlib import Path
-
-    from ..inspect.topk import TopActivations, merge_candidates, resolve_channels
+    from ..inspect.topk import merge_candidates, open_state, resolve_channels
     if not isinstance(model, Model):
         raise ConvlensError("top_activations_ray needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     if k < 1:
         raise ConvlensError(f"k must be at least 1, got {k}")
     files = images if isinstance(images, Files) else list_files(images)
     chans = resolve_channels(model, layer, channels)
-    path = None
-    if isinstance(state, (str, os.PathLike)):
-        path = Path(state)
-        state = TopActivations.load(path) if path.exists() else None
-    if state is None:
-        state = TopActivations.empty(layer, chans, k, per_image)
-    elif (state.layer, list(state.channels), state.k, state.per_image) != (layer, chans, k, per_image):
-        raise ConvlensError(f"the saved state is for layer {state.layer}, {len(state.channels)} channels, "
-                            f"k={state.k}, per_image={state.per_image}; it does not match this call "
-                            f"(delete the state file to start over)")
     total = len(files)
-    state.total = total
-    if state.n_images > total:
-        raise ConvlensError(f"the state has seen {state.n_images} images but the source has only {total}; "
-                            "it belongs to another dataset")
+    state, path = open_state(state, layer, chans, k, per_image, total)
     if state.n_images == total:
         return state
     call(progress, state.n_images, total)
