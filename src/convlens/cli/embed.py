@@ -185,7 +185,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("index")
     def index_cmd(store: str = STORE_ARG, metric: str = typer.Option("cosine", "--metric", help="cosine or l2."),
-                  kind: str = typer.Option("auto", "--kind", help="auto (HNSW while it fits in a quarter of RAM, else IVF-PQ), "
+                  kind: str = typer.Option("auto", "--kind", help="auto (HNSW up to 300k rows, else IVF-PQ), "
                                                                   "hnsw, ivf or ivfpq (FAISS)."),
                   target: float = typer.Option(0.95, "--target-recall", help="Raise the search effort to this recall@10."),
                   sample: int = typer.Option(200, "--queries", help="Held-out store rows the recall is measured on."),

@@ -313,7 +313,7 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     5.5x the exact query rate on 100k x 512), "ivf" (``IndexIVFFlat``, 4 sqrt(N) lists), "ivfpq"
     (``IndexIVFPQ``, ``nlist`` cells, ``pq_m`` x ``nbits`` codes, the ``rerank x k`` best candidates
     re-scored exactly from the store: for stores too large for RAM, see ``convlens.scale.index``) or
-    "auto" (``scale.index.auto_kind``: HNSW while it fits in a quarter of RAM, else IVF-PQ), wrapped in an
+    "auto" (``scale.index.auto_kind``: HNSW up to 300k rows, else IVF-PQ), wrapped in an
     ``IndexIDMap`` (ids = store rows). IVF kinds are trained on a random sample (``train_size``
     rows); vectors are added ``chunk_rows`` at a time from the memory-mapped shards, so the build
     holds the index plus one chunk. Recall is measured honestly: ``sample`` random store rows are

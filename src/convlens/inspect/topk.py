@@ -186,6 +186,29 @@ def merge_candidates(state: "TopActivations", sel_v: torch.Tensor, sel_k: torch.
 
 
 
+def open_state(state, layer: str, chans: list[int], k: int, per_image: bool,
+               total: int | None) -> tuple["TopActivations", Path | None]:
+    """(the running state, its file or None) for a pass: a new state, a ``TopActivations`` to
+    continue, or a file path (loaded when it exists); checked against the pass and the stream length."""
+    path = None
+    if isinstance(state, (str, os.PathLike)):
+        path = Path(state)
+        state = TopActivations.load(path) if path.exists() else None
+    if state is None:
+        state = TopActivations.empty(layer, chans, k, per_image)
+    elif not isinstance(state, TopActivations):
+        raise ConvlensError(f"state must be a TopActivations or a file path, got {type(state).__name__}")
+    elif (state.layer, list(state.channels), state.k, state.per_image) != (layer, chans, k, per_image):
+        raise ConvlensError(f"the saved state is for layer {state.layer}, {len(state.channels)} channels, "
+                            f"k={state.k}, per_image={state.per_image}; it does not match this call "
+                            f"(delete the state file to start over)")
+    state.total = total
+    if total is not None and state.n_images > total:
+        raise ConvlensError(f"the state has seen {state.n_images} images but the stream has only {total}; "
+                            "it belongs to another dataset")
+    return state, path
+
+
 def resolve_channels(model: Model, layer: str, channels) -> list[int]:
     info = model.layer_info(layer)
     if len(info.shape) != 3:
@@ -271,24 +294,9 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
     if k < 1:
         raise ConvlensError(f"k must be at least 1, got {k}")
     chans = resolve_channels(model, layer, channels)
-    path = None
-    if isinstance(state, (str, os.PathLike)):
-        path = Path(state)
-        state = TopActivations.load(path) if path.exists() else None
-    if state is None:
-        state = TopActivations.empty(layer, chans, k, per_image)
-    elif not isinstance(state, TopActivations):
-        raise ConvlensError(f"state must be a TopActivations or a file path, got {type(state).__name__}")
-    elif (state.layer, list(state.channels), state.k, state.per_image) != (layer, chans, k, per_image):
-        raise ConvlensError(f"the saved state is for layer {state.layer}, {len(state.channels)} channels, "
-                            f"k={state.k}, per_image={state.per_image}; it does not match this call "
-                            f"(delete the state file to start over)")
     images = as_stream(images)
     total = _length(images)
-    state.total = total
-    if total is not None and state.n_images > total:
-        raise ConvlensError(f"the state has seen {state.n_images} images but the stream has only {total}; "
-                            "it belongs to another dataset")
+    state, path = open_state(state, layer, chans, k, per_image, total)
     stream = _skip(images, state.n_images)
     idx = torch.tensor(chans, dtype=torch.long)
     all_ch = chans == list(range(model.layer_info(layer).shape[0]))

@@ -12,8 +12,8 @@ rows, save); this module holds what is specific to large stores:
 * ``mmap_flag``: FAISS's read flag that memory-maps an index's codes (``IO_FLAG_MMAP_IFC`` when the
   FAISS build has it, else ``IO_FLAG_MMAP``): IVF inverted lists are mapped, HNSW is read in RAM
   (FAISS cannot map its graph).
-* ``auto_kind``: the measured rule for the default kind (docs/scaling.md): HNSW while it fits in a
-  quarter of RAM, IVF-PQ beyond.
+* ``auto_kind``: the measured rule for the default kind (docs/scaling.md): HNSW up to 300k rows
+  (and a quarter of RAM), IVF-PQ beyond.
 * ``synthetic_vectors``: the benchmark's data, clustered on a low-dimensional manifold.
 """
 from __future__ import annotations
@@ -26,11 +26,14 @@ import numpy as np
 from ..errors import ConvlensError
 
 KINDS = ("auto", "hnsw", "ivf", "ivfpq")
-# kind="auto", from benchmarks/bench_scale.py (docs/scaling.md): at the same recall@10 >= 0.95 HNSW
-# answers ~10x more queries/s than IVF-PQ + re-ranking and builds in similar time, but it holds
-# the raw vectors and its graph in RAM (n * (4 d + 8 M) bytes: 2.3 GB for 1M x 512) and FAISS
-# cannot memory-map it; IVF-PQ takes 72 bytes per 512-d vector and is mapped. So: HNSW while it
-# takes at most this fraction of the machine's memory, IVF-PQ beyond.
+# kind="auto", from benchmarks/bench_scale.py on this 2-core machine (docs/scaling.md), both at
+# recall@10 >= 0.95: at 100k x 512 HNSW answers several times more queries/s than IVF-PQ with exact
+# re-ranking and builds in about the same time; at 1M x 512 IVF-PQ builds 6.4x faster (43 s vs
+# 272 s), answers 1.1x the queries/s, and its file is 27x smaller (81 MB vs 2.2 GB) and
+# memory-mapped, while HNSW holds the raw vectors and its graph in RAM. Between the two sizes
+# nothing was measured: the switch is put at 300k rows, and HNSW is also never chosen when it
+# would take more than a quarter of the machine's memory.
+AUTO_HNSW_MAX_ROWS = 300_000
 AUTO_HNSW_RAM_FRACTION = 0.25
 
 
@@ -47,9 +50,11 @@ def hnsw_bytes(n: int, d: int, M: int = 32) -> int:
 
 
 def auto_kind(n: int, d: int, M: int = 32, ram: int | None = None) -> str:
-    """"hnsw" while it takes at most ``AUTO_HNSW_RAM_FRACTION`` of ``ram`` (default: this machine's), else "ivfpq"."""
+    """"hnsw" up to ``AUTO_HNSW_MAX_ROWS`` rows when it takes at most ``AUTO_HNSW_RAM_FRACTION`` of
+    ``ram`` (default: this machine's memory), else "ivfpq"."""
     ram = physical_memory() if ram is None else ram
-    return "hnsw" if hnsw_bytes(n, d, M) <= AUTO_HNSW_RAM_FRACTION * ram else "ivfpq"
+    small = n <= AUTO_HNSW_MAX_ROWS and hnsw_bytes(n, d, M) <= AUTO_HNSW_RAM_FRACTION * ram
+    return "hnsw" if small else "ivfpq"
 
 
 def mmap_flag() -> int:

@@ -61,10 +61,10 @@ def _actor_setup(model: Model, threads: int) -> Model:
 class EmbedActor:
     """One model per actor: decode, forward, pool a batch of (item, path) rows."""
 
-    def __init__(self, model: Model, layer: str, size, thumb: int, threads: int, fs=None, backend=None):
+    def __init__(self, model: Model, layer: str, dim: int, size, thumb: int, threads: int, fs=None, backend=None):
         self.model = _actor_setup(model, threads)
-        self.layer, self.size, self.thumb, self.threads, self.fs, self.backend = layer, tuple(size), thumb, threads, fs, backend
-        self.dim = None
+        self.layer, self.dim, self.size, self.thumb = layer, dim, tuple(size), thumb
+        self.threads, self.fs, self.backend = threads, fs, backend
 
     def __call__(self, batch: dict) -> dict:
         from ..embed.extract import decode_bytes, embed_batch, rgb_batch
@@ -79,8 +79,7 @@ class EmbedActor:
         ok = [g for g in dec if g["ok"]]
         n = len(dec)
         vec = embed_batch(self.model, rgb_batch(ok), self.layer, self.threads, backend=self.backend) if ok else None
-        dim = vec.shape[1] if vec is not None else int(self.model.layer_info(self.layer).shape[0])
-        out_vec = np.zeros((n, dim), np.float32)
+        out_vec = np.zeros((n, self.dim), np.float32)
         if vec is not None:
             out_vec[[j for j, g in enumerate(dec) if g["ok"]]] = vec
         return {"item": np.asarray(batch["item"], np.int64), "ok": np.array([g["ok"] for g in dec]),
@@ -128,7 +127,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
     with ray_session(address, num_cpus) as ray:
         pool = plan_pool(ray, workers, threads)
         ds = _items_dataset(ray, files, start, batch_size, pool.actors).map_batches(
-            EmbedActor, fn_constructor_kwargs=dict(model=model, layer=layer, size=size, thumb=thumb or THUMB,
+            EmbedActor, fn_constructor_kwargs=dict(model=model, layer=layer, dim=store.dim, size=size, thumb=thumb or THUMB,
                                                    threads=pool.threads, fs=files.fs, backend=backend),
             batch_size=batch_size, batch_format="numpy", **pool.map_kwargs(ray))
         try:
@@ -208,31 +207,15 @@ def top_activations_ray(model: Model, images, layer: str, channels=None, k: int 
     file path to resume (saved after every merged batch, as the local pass does). Ray arguments as in
     ``embed_images_ray``.
     """
-    import os
-    from pathlib import Path
-
-    from ..inspect.topk import TopActivations, merge_candidates, resolve_channels
+    from ..inspect.topk import merge_candidates, open_state, resolve_channels
     if not isinstance(model, Model):
         raise ConvlensError("top_activations_ray needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     if k < 1:
         raise ConvlensError(f"k must be at least 1, got {k}")
     files = images if isinstance(images, Files) else list_files(images)
     chans = resolve_channels(model, layer, channels)
-    path = None
-    if isinstance(state, (str, os.PathLike)):
-        path = Path(state)
-        state = TopActivations.load(path) if path.exists() else None
-    if state is None:
-        state = TopActivations.empty(layer, chans, k, per_image)
-    elif (state.layer, list(state.channels), state.k, state.per_image) != (layer, chans, k, per_image):
-        raise ConvlensError(f"the saved state is for layer {state.layer}, {len(state.channels)} channels, "
-                            f"k={state.k}, per_image={state.per_image}; it does not match this call "
-                            f"(delete the state file to start over)")
     total = len(files)
-    state.total = total
-    if state.n_images > total:
-        raise ConvlensError(f"the state has seen {state.n_images} images but the source has only {total}; "
-                            "it belongs to another dataset")
+    state, path = open_state(state, layer, chans, k, per_image, total)
     if state.n_images == total:
         return state
     call(progress, state.n_images, total)
