@@ -330,3 +330,18 @@ def test_image_folder_given_at_server_start(client, tmp_path, monkeypatch):
     assert job["status"] == "done" and job["result"]["n_images"] == 2
     got = client.get("/api/layers/features.1/channels/0/patches?source=photos&k=2").json()
     assert {p["image"] for p in got["patches"]} <= {"china.jpg", "flower.jpg"}
+
+
+def test_patches_cancel_keeps_the_images_seen(client, offline_model):
+    r = client.post("/api/layers/features.3/patches?n=2000&k=4").json()
+    t0 = time.time()
+    while client.get(f"/api/jobs/{r['job']}").json()["done"] < 32 and time.time() - t0 < 60:
+        time.sleep(0.05)
+    client.delete(f"/api/jobs/{r['job']}")
+    job = wait(client, r["job"])
+    seen = job["result"]["n_images"]
+    assert job["status"] == "cancelled" and not job["result"]["complete"] and 0 < seen < 2000
+    got = client.get("/api/layers/features.3/channels/5/patches?n=2000&k=4").json()
+    want = convlens.top_activations(offline_model, convlens.sample_dataset(2000)[:seen], "features.3", [5], k=4)
+    assert got["n_images"] == seen
+    np.testing.assert_allclose([p["value"] for p in got["patches"]], want.values[0].numpy(), rtol=1e-5)
