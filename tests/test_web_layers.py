@@ -44,6 +44,16 @@ def wait(client, job_id, timeout=120.0):
     raise AssertionError(f"job {job_id} did not finish")
 
 
+def cancel_after(client, url, done, timeout=60.0) -> dict:
+    """POST ``url``, wait until the job has done ``done`` steps, cancel it, return the finished job."""
+    job_id = client.post(url).json()["job"]
+    t0 = time.time()
+    while client.get(f"/api/jobs/{job_id}").json()["done"] < done and time.time() - t0 < timeout:
+        time.sleep(0.05)
+    client.delete(f"/api/jobs/{job_id}")
+    return wait(client, job_id)
+
+
 def decode(r) -> np.ndarray:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
@@ -196,12 +206,7 @@ def test_visualization_job_streams_previews_and_equals_library(client, offline_m
 
 
 def test_visualization_cancel_keeps_the_best_so_far(client):
-    r = client.post("/api/layers/features.3/channels/1/visualize?steps=2000&size=64").json()
-    t0 = time.time()
-    while client.get(f"/api/jobs/{r['job']}").json()["done"] < 3 and time.time() - t0 < 60:
-        time.sleep(0.05)
-    client.delete(f"/api/jobs/{r['job']}")
-    job = wait(client, r["job"])
+    job = cancel_after(client, "/api/layers/features.3/channels/1/visualize?steps=2000&size=64", 3)
     assert job["status"] == "cancelled" and 0 < job["result"]["steps"] < 2000
     assert decode(client.get(job["result"]["image"])).std() > 1
 
@@ -330,3 +335,13 @@ def test_image_folder_given_at_server_start(client, tmp_path, monkeypatch):
     assert job["status"] == "done" and job["result"]["n_images"] == 2
     got = client.get("/api/layers/features.1/channels/0/patches?source=photos&k=2").json()
     assert {p["image"] for p in got["patches"]} <= {"china.jpg", "flower.jpg"}
+
+
+def test_patches_cancel_keeps_the_images_seen(client, offline_model):
+    job = cancel_after(client, "/api/layers/features.3/patches?n=2000&k=4", 32)
+    seen = job["result"]["n_images"]
+    assert job["status"] == "cancelled" and not job["result"]["complete"] and 0 < seen < 2000
+    got = client.get("/api/layers/features.3/channels/5/patches?n=2000&k=4").json()
+    want = convlens.top_activations(offline_model, convlens.sample_dataset(2000)[:seen], "features.3", [5], k=4)
+    assert got["n_images"] == seen
+    np.testing.assert_allclose([p["value"] for p in got["patches"]], want.values[0].numpy(), rtol=1e-5)

@@ -188,10 +188,16 @@
       body.append(prog.node);
       try {
         const { job } = await CL.api(`${base}/patches?${pq}`, { method: "POST" });
+        const stop = el("button", { id: "patches-cancel", onclick: () => CL.api(`/api/jobs/${job}`, { method: "DELETE" }) },
+          "Stop (keep the images seen so far)");
+        prog.node.append(" ", stop);
         const done = await CL.follow(job, prog.update);
         if (done.status === "error") throw new Error(done.error);
         prog.node.remove();
-        if (done.status === "cancelled") body.append(el("p", { class: "muted" }, `cancelled: over the first ${done.result.n_images} images`));
+        if (done.status === "cancelled") {
+          body.append(el("p", { class: "muted" }, `stopped: over the first ${done.result.n_images} images`));
+          if (!done.result.n_images) return;
+        }
         let whole = false;
         const show = () => {
           body.querySelectorAll("div.pic").forEach((x) => x.remove());
