@@ -46,6 +46,8 @@ def test_lab_saliency_previews_cancel(server):
         page.click("#lab-samples img[data-name=coffee]")
         page.wait_for_function("document.querySelector('#lab-top5 table') !== null", timeout=60000)
         assert "espresso" in page.inner_text("#lab-top5")
+        page.wait_for_function("[...document.querySelectorAll('#lab-samples img')].every((i) => i.complete && i.naturalWidth > 0)",
+                               timeout=60000)   # every sample thumbnail drawn
 
         # saliency: the overlay appears and its pixels are drawn
         page.select_option("#lab-technique", "saliency")
