@@ -118,7 +118,8 @@ def test_lab_upload_and_errors(server, tmp_path):
         page.wait_for_function(ALL_RESULTS_DRAWN % 3, timeout=60000)
         # the URL is a bookmark: it reopens the same image and technique
         page.goto(reopened)
-        page.wait_for_function("document.getElementById('lab-current').naturalWidth === 64")
+        page.wait_for_function("(() => { const i = document.getElementById('lab-current');"
+                               " return !!i && i.naturalWidth === 64; })()", timeout=30000)
         assert page.eval_on_selector("#lab-technique", "s => s.value") == "grad_cam"
         assert page.js_errors == []
 
