@@ -53,6 +53,17 @@ def run(client, technique, params=None, image="chelsea"):
     return wait(client, r.json()["job"])
 
 
+def run_then_cancel(client, body: dict, after: int) -> dict:
+    """Start a job, cancel it once ``after`` steps are done, return the finished (cancelled) job."""
+    r = client.post("/api/run", json=body).json()
+    t0 = time.time()
+    while client.get(f"/api/jobs/{r['job']}").json()["done"] < after:
+        assert time.time() - t0 < 60
+        time.sleep(0.02)
+    assert client.delete(f"/api/jobs/{r['job']}").status_code == 200
+    return wait(client, r["job"])
+
+
 def fetch_png(client, url) -> np.ndarray:
     r = client.get(url)
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
@@ -262,15 +273,7 @@ def test_channel_visualization_streams_previews(client, offline_model):
 
 
 def test_cancel_keeps_the_best_result_so_far(client):
-    r = client.post("/api/run", json={"technique": "classviz",
-                                      "params": {"target": "goldfish", "steps": 2000, "size": 64}}).json()
-    t0 = time.time()
-    while client.get(f"/api/jobs/{r['job']}").json()["done"] < 3:
-        assert time.time() - t0 < 60
-        time.sleep(0.05)
-    c = client.delete(f"/api/jobs/{r['job']}")
-    assert c.status_code == 200
-    j = wait(client, r["job"])
+    j = run_then_cancel(client, {"technique": "classviz", "params": {"target": "goldfish", "steps": 2000, "size": 64}}, 3)
     assert j["status"] == "cancelled" and 3 <= j["done"] < 2000
     fig = j["result"]["figures"]
     assert fig["stopped"] == "cancelled" and 3 <= fig["steps"] < 2000
@@ -279,20 +282,14 @@ def test_cancel_keeps_the_best_result_so_far(client):
     # a cancelled job is not served from the cache: the same request runs again
     again = client.post("/api/run", json={"technique": "classviz",
                                           "params": {"target": "goldfish", "steps": 2000, "size": 64}}).json()
-    assert not again["cached"] and again["job"] != r["job"]
+    assert not again["cached"] and again["job"] != j["id"]
     client.delete(f"/api/jobs/{again['job']}")
     assert wait(client, again["job"])["status"] == "cancelled"
 
 
 def test_cancel_occlusion_keeps_finished_windows(client):
-    r = client.post("/api/run", json={"technique": "occlusion", "image": "rocket",
-                                      "params": {"window": 8, "stride": 4, "score": "logit"}}).json()
-    t0 = time.time()
-    while client.get(f"/api/jobs/{r['job']}").json()["done"] < 1:
-        assert time.time() - t0 < 60
-        time.sleep(0.02)
-    client.delete(f"/api/jobs/{r['job']}")
-    j = wait(client, r["job"])
+    j = run_then_cancel(client, {"technique": "occlusion", "image": "rocket",
+                                 "params": {"window": 8, "stride": 4, "score": "logit"}}, 1)
     assert j["status"] == "cancelled"
     done, total = j["result"]["figures"]["windows"]
     assert 0 < done < total
@@ -393,13 +390,7 @@ def test_iterative_techniques_stream_progress(client, technique, params, image, 
     ("texture", {"method": "efros-leung", "size": 96, "sample_size": 40}, "brick"),
 ])
 def test_cancel_keeps_partial_work_in_every_family(client, technique, params, image):
-    r = client.post("/api/run", json={"technique": technique, "image": image, "params": params}).json()
-    t0 = time.time()
-    while client.get(f"/api/jobs/{r['job']}").json()["done"] < 2:
-        assert time.time() - t0 < 60
-        time.sleep(0.02)
-    client.delete(f"/api/jobs/{r['job']}")
-    j = wait(client, r["job"])
+    j = run_then_cancel(client, {"technique": technique, "image": image, "params": params}, 2)
     assert j["status"] == "cancelled" and j["result"] is not None, j
     assert 2 <= j["done"] < j["total"]
     kept = fetch_png(client, j["result"]["images"][-1]["url"])

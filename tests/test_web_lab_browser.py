@@ -46,6 +46,8 @@ def test_lab_saliency_previews_cancel(server):
         page.click("#lab-samples img[data-name=coffee]")
         page.wait_for_function("document.querySelector('#lab-top5 table') !== null", timeout=60000)
         assert "espresso" in page.inner_text("#lab-top5")
+        page.wait_for_function("[...document.querySelectorAll('#lab-samples img')].every((i) => i.complete && i.naturalWidth > 0)",
+                               timeout=60000)   # every sample thumbnail drawn
 
         # saliency: the overlay appears and its pixels are drawn
         page.select_option("#lab-technique", "saliency")
@@ -116,7 +118,8 @@ def test_lab_upload_and_errors(server, tmp_path):
         page.wait_for_function(ALL_RESULTS_DRAWN % 3, timeout=60000)
         # the URL is a bookmark: it reopens the same image and technique
         page.goto(reopened)
-        page.wait_for_function("document.getElementById('lab-current').naturalWidth === 64")
+        page.wait_for_function("(() => { const i = document.getElementById('lab-current');"
+                               " return !!i && i.naturalWidth === 64; })()", timeout=30000)
         assert page.eval_on_selector("#lab-technique", "s => s.value") == "grad_cam"
         assert page.js_errors == []
 

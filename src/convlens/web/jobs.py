@@ -9,7 +9,7 @@ Thread budget: each worker thread calls ``torch.set_num_threads(threads)`` once 
 torch's OpenMP backend the intra-op thread count is per calling thread (OpenMP's ``nthreads-var``),
 so a worker's setting does not change the request threads' or another worker's (measured: the main
 thread keeps its own count while a worker runs with 1; docs/web.md). ``workers * threads`` should not
-exceed the cores: two pools of 2 threads on 2 cores oversubscribe and a pass gets many times slower.
+exceed the cores (pools that each take every core can oversubscribe badly; docs/web.md has the measurement).
 """
 from __future__ import annotations
 

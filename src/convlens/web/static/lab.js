@@ -204,7 +204,12 @@
     lab.job = started.job;
     document.getElementById("lab-cancel").disabled = false;
     document.getElementById("lab-cached").textContent = started.cached ? "(from the cache)" : "";
-    const job = await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
+    let job = await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
+    while (!["done", "error", "cancelled"].includes(job.status)) {  // the event stream dropped: poll
+      await new Promise((r) => setTimeout(r, 500));
+      job = await CL.api(`/api/jobs/${started.job}`);
+      showProgress(job); showPreview(job);
+    }
     showProgress(job);
     document.getElementById("lab-cancel").disabled = true;
     lab.job = null;
