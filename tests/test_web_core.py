@@ -116,3 +116,31 @@ def test_job_events_stream_until_done(client):
     import json
     last = json.loads(lines[-1][6:])
     assert last["status"] == "done" and last["result"] == {"answer": 7} and last["done"] == 3
+
+
+def test_sample_thumbnails_are_shrunk_versions(client):
+    import io
+
+    import torch.nn.functional as F
+    from PIL import Image
+
+    import convlens
+    r = client.get("/api/samples/chelsea.png?max_side=128")
+    got = np.asarray(Image.open(io.BytesIO(r.content)).convert("RGB")).astype(int)
+    img = convlens.sample_image("chelsea")  # 300 x 451 -> 85 x 128
+    want = convlens.images.io.to_uint8(F.interpolate(img, size=(85, 128), mode="bilinear", antialias=True)).astype(int)
+    assert got.shape == (85, 128, 3) and np.abs(got - want).max() <= 1
+    assert client.get("/api/samples/chelsea.png?max_side=5").status_code == 422
+    assert client.get("/api/samples").json()[0]["thumb"].endswith("?max_side=128")
+
+
+def test_image_folders_from_serve_are_patch_sources(tmp_path):
+    from PIL import Image
+    folder = tmp_path / "myphotos"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / "red.png")
+    with TestClient(create_app(threads=1, images=[folder])) as c:
+        names = [s["name"] for s in c.get("/api/layers/sources").json()]
+        assert "myphotos" in names
+    with pytest.raises(ConvlensError, match="image folder not found"):
+        create_app(threads=1, images=[tmp_path / "missing"])

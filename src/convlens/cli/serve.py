@@ -18,6 +18,7 @@ def register(app: typer.Typer) -> None:
                   port: int = typer.Option(8000, "--port", help="TCP port."),
                   workers: int = typer.Option(1, "--workers", help="Job pool size (each gets cores/workers torch threads)."),
                   threads: int = typer.Option(None, "--worker-threads", help="Torch threads per worker (default: cores // workers; keep workers x threads <= cores)."),
+                  images: list[str] = typer.Option(None, "--images", help="A folder of your images for the layer browser's max-activating patches (repeatable)."),
                   data_dir: str = typer.Option(None, "--data-dir", help="Folder for uploads, results and caches (default: a temporary folder)."),
                   open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser.")):
         """Start the local web explorer: every technique in a browser, offline.
@@ -38,7 +39,8 @@ def register(app: typer.Typer) -> None:
             raise ConvlensError(f"embedding store not found: {store}; make one with `convlens embed FOLDER -o STORE`")
         if host not in ("127.0.0.1", "localhost", "::1"):
             echo(f"warning: listening on {host}: anyone who can reach this machine can use the explorer")
-        app = create_app(model=model, weights=weights, store=store, data_dir=data_dir, workers=workers, threads=threads)
+        app = create_app(model=model, weights=weights, store=store, data_dir=data_dir, workers=workers, threads=threads,
+                         images=images or ())
         st = app.state.convlens
         url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
         echo(f"convlens explorer on {url}  (model {model}; {st.workers} worker(s) x {st.threads} torch thread(s); "

@@ -35,10 +35,18 @@ def _error(status: int, message: str) -> JSONResponse:
 
 
 def create_app(model: str = "mobilenet_v2", weights: str = "default", store=None, data_dir=None,
-               workers: int = 1, threads: int | None = None) -> FastAPI:
-    """The explorer app for ``model`` (loaded on first use) and an optional embedding ``store``."""
+               workers: int = 1, threads: int | None = None, images=()) -> FastAPI:
+    """The explorer app for ``model`` (loaded on first use), an optional embedding ``store`` and
+    optional folders of the user's ``images`` (patch sources of the layer browser, named by basename)."""
+    from ..errors import ConvlensError
+    folders = {}
+    for folder in images or ():
+        p = Path(folder).expanduser().resolve()
+        if not p.is_dir():
+            raise ConvlensError(f"image folder not found: {folder}; pass an existing folder of images")
+        folders.setdefault(p.name, p)
     state = AppState(model_name=model, weights=weights, store=Path(store) if store else None,
-                     data_dir=data_dir, workers=workers, threads=threads)
+                     data_dir=data_dir, workers=workers, threads=threads, image_folders=folders)
 
     @asynccontextmanager
     async def lifespan(app):

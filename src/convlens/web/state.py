@@ -43,6 +43,7 @@ class AppState:
     data_dir: Path | None = None       # uploads, job results, caches; a temp folder by default
     workers: int = 1                   # job pool size
     threads: int | None = None         # torch threads per worker (default: cores // workers)
+    image_folders: dict = field(default_factory=dict)  # name -> folder of the user's images (`serve --images`)
     _models: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)

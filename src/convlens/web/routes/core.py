@@ -5,7 +5,7 @@ import asyncio
 import io
 import json
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
 from ..app import app_state
@@ -50,14 +50,22 @@ def model_info(state: AppState = Depends(app_state)):
 def samples():
     """The bundled sample images: name and description."""
     from ...images.samples import SAMPLES
-    return [{"name": k, "description": v[1], "url": f"/api/samples/{k}.png"} for k, v in SAMPLES.items()]
+    return [{"name": k, "description": v[1], "url": f"/api/samples/{k}.png", "thumb": f"/api/samples/{k}.png?max_side=128"}
+            for k, v in SAMPLES.items()]
 
 
 @router.get("/samples/{name}.png", response_class=Response)
-def sample_png(name: str):
-    """One bundled sample as PNG."""
+def sample_png(name: str, max_side: int | None = Query(None, ge=16, le=4096,
+                                                      description="Shrink so the longer side is at most this (thumbnails).")):
+    """One bundled sample as PNG (its own size, or shrunk to ``max_side``)."""
     from ...images.samples import sample_image
-    return png_response(sample_image(name))
+    img = sample_image(name)
+    if max_side is not None and max(img.shape[-2:]) > max_side:
+        import torch.nn.functional as F
+        h, w = img.shape[-2:]
+        s = max_side / max(h, w)
+        img = F.interpolate(img, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear", antialias=True)
+    return png_response(img)
 
 
 def _job(state: AppState, job_id: str):

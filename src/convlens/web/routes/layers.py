@@ -165,7 +165,7 @@ def image_folders(state: AppState) -> dict[str, Path]:
     if env and Path(env).expanduser().is_dir():
         p = Path(env).expanduser().resolve()
         out.setdefault(p.name, p)
-    for name, p in (getattr(state, "image_folders", None) or {}).items():
+    for name, p in state.image_folders.items():
         out.setdefault(name, Path(p).resolve())
     return out
 

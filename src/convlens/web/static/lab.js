@@ -232,7 +232,7 @@
     const input = el("section", { class: "card lab-col", id: "lab-input" },
       el("h3", {}, "Input"),
       el("div", { class: "thumbs", id: "lab-samples" }, samples.map((s) =>
-        el("img", { src: s.url, alt: s.name, title: `${s.name}: ${s.description}`, "data-name": s.name,
+        el("img", { src: s.thumb || s.url, alt: s.name, title: `${s.name}: ${s.description}`, "data-name": s.name,
           onclick: () => setImage(s.name, s.url) }))),
       el("p", {}, fileInput, " ", el("button", { id: "lab-webcam", onclick: (e) => webcam(e.target.closest("section")) }, "webcam"),
         " ", el("span", { id: "lab-upload-status", class: "muted" })),

@@ -76,7 +76,7 @@
       el("optgroup", { label: "All layers with a (C, H, W) output" }, catalogue.layers.map(opt)));
     const thumbs = el("div", { class: "thumbs lb-samples" },
       (samples || []).map((x) => el("img", {
-        src: x.url, title: `${x.name}: ${x.description}`, alt: x.name, class: x.name === s.image ? "selected" : "",
+        src: x.thumb || x.url, title: `${x.name}: ${x.description}`, alt: x.name, class: x.name === s.image ? "selected" : "",
         onclick: () => go(href({ ...s, image: x.name })),
       })));
     const known = (samples || []).some((x) => x.name === s.image);
