@@ -110,8 +110,8 @@ def test_report_uses_the_explorer_colours(tmp_path):
     ("convlens filters --model alexnet --weights none --layer features.0 -o f.png", None),   # another model
     ("convlens patches samples:400 --layer features.6 --channels 1,21,3 --k 9 -o p.png", "/layers/features.6/1?image=chelsea&n=400&k=9"),
     ("convlens guided chelsea --layer features.14 --channel 7 --unit max -o gb.png", "/layers/features.14/7?image=chelsea"),
-    ("convlens guided coffee -o gb.png", "/lab?image=coffee&technique=guided"),
-    ("convlens sanity guided chelsea -o s.png", "/lab?image=chelsea&technique=sanity"),
+    ("convlens guided coffee -o gb.png", "/lab?image=coffee&technique=guided_backprop"),
+    ("convlens sanity guided chelsea -o s.png", "/lab?image=chelsea&technique=sanity_check"),
     ("convlens classviz --target 'flamingo,pelican' --preset robust -o r.png", "/lab?technique=classviz"),
     ("convlens embed samples:64 --out s.emb && convlens project s.emb --method tsne -o map.png", "/projector"),
     ("convlens predict chelsea coffee --topk 5", "/lab?image=chelsea"),
@@ -122,6 +122,14 @@ def test_report_uses_the_explorer_colours(tmp_path):
 ])
 def test_explorer_view_from_command(command, view):
     assert explorer_view(command) == view
+
+
+def test_lab_links_name_real_lab_techniques():
+    """Every CLI verb the report links to the lab maps to a technique the lab serves."""
+    pytest.importorskip("fastapi")
+    from convlens.render.report import LAB_TECHNIQUES
+    from convlens.web.techniques import techniques
+    assert set(LAB_TECHNIQUES.values()) <= set(techniques())
 
 
 @pytest.mark.slow  # exact receptive fields of 19 blocks: ~10-30 s

@@ -77,9 +77,13 @@ FOLD_ROWS = 12
 
 DEFAULT_MODEL = "mobilenet_v2"
 LAYER_VIEWS = {"activations", "filters", "patches"}          # figures reproduced by the layer browser
-LAB_TECHNIQUES = {"saliency", "smoothgrad", "guided", "deconvnet", "gradcam", "ig", "occlusion", "grabcut",
-                  "sanity", "classviz", "neuronviz", "facets", "dream", "invert", "fgsm", "pgd", "fool",
-                  "unrecognizable", "texture", "style", "fast-style"}
+# CLI command -> the lab's technique id (web/techniques.py; a test keeps the two in step)
+LAB_TECHNIQUES = {"saliency": "saliency", "smoothgrad": "smoothgrad", "guided": "guided_backprop",
+                  "deconvnet": "deconvnet", "gradcam": "grad_cam", "ig": "integrated_gradients",
+                  "occlusion": "occlusion", "grabcut": "grabcut", "sanity": "sanity_check", "classviz": "classviz",
+                  "neuronviz": "neuronviz", "facets": "facets", "dream": "deepdream",
+                  "invert": "inversion", "fgsm": "fgsm", "pgd": "pgd", "fool": "fool",
+                  "unrecognizable": "unrecognizable", "texture": "texture", "style": "style", "fast-style": "fast_style"}
 PROJECTOR = {"embed", "project", "neighbors", "similar-why"}
 
 
@@ -145,7 +149,7 @@ def explorer_view(command: str | None) -> str | None:
     if verb in LAB_TECHNIQUES or verb == "predict":   # the lab shows every image's top-5
         q = {"image": image} if image else {}
         if verb != "predict":
-            q["technique"] = verb
+            q["technique"] = LAB_TECHNIQUES[verb]
         return f"/lab?{urlencode(q)}" if q else "/lab"
     if verb in PROJECTOR:
         return "/projector"
