@@ -45,7 +45,7 @@ def test_projector_draws_and_a_click_lists_the_librarys_neighbours(url, stores):
         assert kind in ("webgl", "webgl+2d", "canvas2d")
         assert page.evaluate("CLProjector.thumbsDrawn") == 40
         assert page.evaluate("CLProjector.drawnPixels()") > 20000  # 40 thumbnails of ~60 px drawn
-        # click a point: the one whose thumbnail is drawn last (on top) is certainly under the cursor
+        # click exactly on a point: the hit test picks the nearest centre (ties: the highest row)
         i = 39
         x, y = page.evaluate(f"CLProjector.toScreen({i})")
         assert page.evaluate(f"CLProjector.pixelAt({x}, {y})") != [255, 255, 255]
