@@ -45,7 +45,7 @@ def test_projector_draws_and_a_click_lists_the_librarys_neighbours(url, stores):
         assert kind in ("webgl", "webgl+2d", "canvas2d")
         assert page.evaluate("CLProjector.thumbsDrawn") == 40
         assert page.evaluate("CLProjector.drawnPixels()") > 20000  # 40 thumbnails of ~60 px drawn
-        # click a point: the one whose thumbnail is drawn last (on top) is certainly under the cursor
+        # click exactly on a point: the hit test picks the nearest centre (ties: the highest row)
         i = 39
         x, y = page.evaluate(f"CLProjector.toScreen({i})")
         assert page.evaluate(f"CLProjector.pixelAt({x}, {y})") != [255, 255, 255]
@@ -191,4 +191,25 @@ def test_words_panel_shows_the_lecture_layout(url):
         first = wv.keys[0]
         page.wait_for_function(f"document.querySelector('[data-testid=words-out]').textContent.includes('{first} ——')")
         screenshot(page, "web-words")
+        assert page.js_errors == []
+
+
+def test_a_bookmarked_tsne_view_is_computed_on_the_server_with_its_parameters(url, stores):  # noqa: F811
+    with chromium_page() as page:
+        page.goto(f"{url}/projector?store=photos&method=tsne&seed=7&perplexity=5&n_iter=80")
+        page.wait_for_function("CLProjector.params && CLProjector.params.method === 'tsne'", timeout=120000)
+        assert page.input_value("input[name=perplexity]") == "5" and page.is_visible("input[name=perplexity]")
+        params = page.evaluate("CLProjector.params.params")
+        assert params["seed"] == 7 and params["perplexity"] == 5 and params["n_iter"] == 80
+        assert "method=tsne" in page.url and "seed=7" in page.url and "perplexity=5" in page.url
+        assert '"seed": 7' in page.locator("pre.params").text_content()
+        shown = np.array(page.evaluate("Array.from(CLProjector.xy)"), np.float32).reshape(-1, 2)
+        saved = EmbeddingStore.open(stores["photos"]).load_array("projection-tsne")
+        np.testing.assert_array_equal(shown, saved)
+        page.wait_for_function("CLProjector.allThumbsLoaded()", timeout=60000)
+        assert page.evaluate("CLProjector.drawnPixels()") > 20000
+        # the method menu switches maps (PCA again: from the server's cache)
+        page.select_option("select[name=method]", "pca")
+        page.wait_for_function("CLProjector.params.method === 'pca'", timeout=60000)
+        assert "method=pca" in page.url
         assert page.js_errors == []

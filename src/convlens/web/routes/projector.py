@@ -125,6 +125,9 @@ def open_store(state: AppState, name: str | None):
         if hit is not None and hit[0] == mtime:
             return hit[1]
         store = EmbeddingStore.open(path)
+        if hit is not None and hit[1].manifest.get("shards") == store.manifest.get("shards"):
+            store._meta = hit[1]._meta  # only the manifest changed (a projection was saved)
+        store.metadata()  # read once here, not by several atlas requests at once
         cache.stores[path] = (mtime, store)
         return store
 

@@ -926,8 +926,8 @@
     return [...ctx.getImageData(Math.round(x * P.dpr), Math.round(y * P.dpr), 1, 1).data.slice(0, 3)];
   };
   P.allThumbsLoaded = () => P.visible <= THUMB_LIMIT && P.fetching === 0 && P.thumbsDrawn > 0;
-  // pan by dx CSS px per frame for `frames` frames; resolves with the frame intervals (ms) and draw times
-  P.benchPan = (frames, dx = 3) => new Promise((resolve) => {
+  // run `act(k)` in `frames` animation frames; resolves with the frame intervals and act's times (ms)
+  const frameLoop = (frames, act) => new Promise((resolve) => {
     const intervals = [], draws = [];
     let last = null, k = 0;
     const step = (t) => {
@@ -935,30 +935,18 @@
       last = t;
       if (k++ >= frames) { resolve({ intervals, draws }); return; }
       const t0 = performance.now();
-      panBy(dx * P.dpr * (k % 120 < 60 ? 1 : -1), 0);  // as a mouse drag does (a redraw, when needed, in the next frame)
+      act(k);
       draws.push(performance.now() - t0);
       requestAnimationFrame(step);
     };
     requestAnimationFrame(step);
   });
+  // pan by dx CSS px a frame, as a mouse drag does (a redraw, when needed, in the next frame)
+  P.benchPan = (frames, dx = 3) => frameLoop(frames, (k) => panBy(dx * P.dpr * (k % 120 < 60 ? 1 : -1), 0));
   // zoom in and out around the centre by `factor` a frame: every frame is a full redraw
-  P.benchZoom = (frames, factor = 1.01) => new Promise((resolve) => {
-    const intervals = [], draws = [];
-    let last = null, k = 0;
-    const step = (t) => {
-      if (last !== null) intervals.push(t - last);
-      last = t;
-      if (k++ >= frames) { resolve({ intervals, draws }); return; }
-      const f = k % 120 < 60 ? factor : 1 / factor, v = P.view, cx = P.W / 2, cy = P.H / 2;
-      v.tx = cx - (cx - v.tx) * f; v.ty = cy - (cy - v.ty) * f; v.scale *= f;
-      const t0 = performance.now();
-      draw();
-      draws.push(performance.now() - t0);
-      requestAnimationFrame(step);
-    };
-    requestAnimationFrame(step);
-  });
-  P.zoom = (factor) => { const v = P.view, cx = P.W / 2, cy = P.H / 2; v.tx = cx - (cx - v.tx) * factor; v.ty = cy - (cy - v.ty) * factor; v.scale *= factor; requestDraw(); };
+  P.benchZoom = (frames, factor = 1.01) => frameLoop(frames, (k) => { zoomAround(k % 120 < 60 ? factor : 1 / factor); draw(); });
+  const zoomAround = (f) => { const v = P.view, cx = P.W / 2, cy = P.H / 2; v.tx = cx - (cx - v.tx) * f; v.ty = cy - (cy - v.ty) * f; v.scale *= f; };
+  P.zoom = (factor) => { zoomAround(factor); requestDraw(); };
   P.focusPoint = focusPoint;
   P.requestDraw = requestDraw;
 
