@@ -8,7 +8,8 @@ bare ``convlens.saliency`` call. The direct calls run on the server's own worker
 the same thread, OpenMP team and budget; alternating torch work between the main thread and a worker
 would leave two OpenMP teams competing for the 2 cores). Requests and direct calls alternate
 (medians), each request with a new target class so the cache is not hit. The last row is a repeated request (served from the cache)
-against a fresh one.
+against a fresh one. The projector's rows (first render and frame times in headless chromium) come
+from ``benchmarks/web_projector.py``.
 """
 from __future__ import annotations
 
@@ -103,6 +104,7 @@ def run(quick: bool) -> list[Row]:
     med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in ts.items()}
     budget = _thread_budget(model, img, 4 if quick else 8)
     overhead = med["server"] / med["direct"] - 1
+    from . import web_projector  # the projector page in headless chromium (its own module)
     return [
         Row("web: saliency request, end to end (mobilenet_v2 224px)", med["server"], med["direct"], "ms",
             "library call + same PNGs", "overhead < 15%", higher_is_better=False,
@@ -115,6 +117,7 @@ def run(quick: bool) -> list[Row]:
         Row(f"web: {budget['jobs']} saliency jobs, 2 workers x 1 thread (budgeted) vs 2 workers x 2 threads",
             budget["budgeted"], budget["oversubscribed"], "s", "oversubscribed", "budgeted not slower",
             higher_is_better=False, note="JobPool directly, batch 8 per job, best of 2 alternated runs each"),
+        *web_projector.run(quick),
     ]
 
 

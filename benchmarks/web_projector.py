@@ -110,7 +110,7 @@ def run(quick: bool = False) -> list[Row]:
     from convlens.web import create_app
     exe = chromium_path()
     if exe is None:
-        print("bench_web_projector: Debian's chromium is not installed; skipped", file=sys.stderr)
+        print("web_projector: Debian's chromium is not installed; skipped", file=sys.stderr)
         return []
     n_small, n_big = (2000, 100_000) if quick else (5000, 100_000)
     rows = []
