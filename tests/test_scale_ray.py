@@ -123,3 +123,18 @@ def test_ray_patches_per_image_equal_local_and_cli(ray_local, model, folder, tmp
     assert run(["patches", str(sub), "--model", "resnet18", "--weights", "none", "--layer", LAYER, "--channels", "3,9",
                 "--k", "4", "--engine", "ray", "--workers", "2", "-o", str(out)]) == 0
     assert "top-4 over 22 images" in capsys.readouterr().out and out.exists()
+
+
+@pytest.mark.slow
+def test_embed_cli_on_ray_then_neighbors(ray_local, folder, tmp_path, capsys):
+    from convlens.cli import run
+    from convlens.embed import EmbeddingStore
+    out = tmp_path / "cli.emb"
+    assert run(["embed", "file://" + str(folder), "--out", str(out), "--model", "resnet18", "--weights", "none",
+                "--batch-size", "4", "--shard-size", "8", "--engine", "ray", "--workers", "2"]) == 0
+    assert "1 unreadable item(s) skipped, 1 duplicate group(s)" in capsys.readouterr().out
+    s = EmbeddingStore.open(out)
+    assert len(s) == 22 and s.manifest["engine"]["name"] == "ray" and s.labels().count("dogs") == 8
+    assert run(["neighbors", str(out), "--index", "0", "--k", "3", "--exact"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "query 0:" and len(lines) == 4

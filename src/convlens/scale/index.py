@@ -28,11 +28,11 @@ from ..errors import ConvlensError
 KINDS = ("auto", "hnsw", "ivf", "ivfpq")
 # kind="auto", from benchmarks/bench_scale.py on this 2-core machine (docs/scaling.md), both at
 # recall@10 >= 0.95: at 100k x 512 HNSW answers several times more queries/s than IVF-PQ with exact
-# re-ranking and builds in about the same time; at 1M x 512 IVF-PQ builds 6.4x faster (43 s vs
-# 272 s), answers 1.1x the queries/s, and its file is 27x smaller (81 MB vs 2.2 GB) and
-# memory-mapped, while HNSW holds the raw vectors and its graph in RAM. Between the two sizes
-# nothing was measured: the switch is put at 300k rows, and HNSW is also never chosen when it
-# would take more than a quarter of the machine's memory.
+# re-ranking and builds in about the same time; at 1M x 512 IVF-PQ builds 1.5-6.4x faster (two
+# runs), needs ~540 MB of memory over its baseline against ~3,000 MB, its file is 27x smaller
+# (81 MB vs 2.2 GB) and memory-mapped, and the two query rates swapped order between runs. Between
+# the two sizes nothing was measured: the switch is put at 300k rows, and HNSW is also never
+# chosen when it would take more than a quarter of the machine's memory.
 AUTO_HNSW_MAX_ROWS = 300_000
 AUTO_HNSW_RAM_FRACTION = 0.25
 

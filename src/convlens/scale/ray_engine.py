@@ -16,7 +16,6 @@ single-process top-k, ties included).
 from __future__ import annotations
 
 import math
-import time
 from typing import Callable, Sequence
 
 import numpy as np
