@@ -319,11 +319,13 @@ def test_cli_embed_neighbors_project_export_why(tmp_path, capsys):
     src = tmp_path / "imgs"
     _write_images(src, 12)
     out = tmp_path / "s.emb"
-    assert run(["embed", str(src), "--out", str(out), "--weights", "none", "--workers", "0", "--batch-size", "8"]) == 0
+    assert run(["embed", str(src), "--out", str(out), "--weights", "none", "--workers", "0", "--batch-size", "8",
+                "--exact-decode", "--backend", "torch"]) == 0
     text = capsys.readouterr().out
     assert "1 unreadable item(s) skipped, 1 duplicate group(s)" in text and "img99_broken.png" in text
     store = EmbeddingStore.open(out)
     assert len(store) == 13
+    assert store.manifest["backend"] == "torch" and "full size" in store.manifest["preprocessing"]["resize"]
     assert run(["neighbors", str(out), "--index", "1", "--k", "3", "-o", str(tmp_path / "nn.png")]) == 0
     lines = capsys.readouterr().out.splitlines()
     nb = store.neighbors(1, k=3)

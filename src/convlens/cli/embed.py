@@ -40,7 +40,13 @@ def register(app: typer.Typer) -> None:
                   layer: str = typer.Option(None, "--layer", "-l", help="Layer (default: the classifier's input, "
                                                                         "global-average-pooled if spatial)."),
                   batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
-                  workers: int = typer.Option(None, "--workers", help="Decoding processes (default min(2, cores))."),
+                  workers: int = typer.Option(None, "--workers", help="Decoding threads (default 1; 0: inline)."),
+                  decoder: str = typer.Option("threads", "--decoder", help="threads or processes (decoding workers)."),
+                  exact_decode: bool = typer.Option(False, "--exact-decode",
+                                                    help="Decode every JPEG pixel (default: draft mode, DCT-domain "
+                                                         "downscaling, ~2x cheaper, slightly different pixels)."),
+                  backend: str = typer.Option(None, "--backend", help="auto, torch or onnxruntime (recorded in the "
+                                                                      "store; a resumed run keeps it)."),
                   shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard."),
                   dtype: str = typer.Option("float32", "--dtype", help="float32 or float16 shards."),
                   overwrite: bool = typer.Option(False, "--overwrite", help="Start the store again."),
@@ -60,7 +66,8 @@ def register(app: typer.Typer) -> None:
         total = len(src) if hasattr(src, "__len__") and not isinstance(src, str) else None
         with cli_bar(f"embed {m.name}", total=total) as bar:
             store = embed_images(m, src, layer, out=out, batch_size=batch_size, workers=workers, labels=labels,
-                                 shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar)
+                                 shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
+                                 decoder=decoder, draft=not exact_decode, backend=backend)
         rep = store.report()
         echo(f"{store}: {rep.summary()}")
         for s in rep.skipped[:10]:
