@@ -54,7 +54,7 @@ def pool(act: torch.Tensor) -> torch.Tensor:
     return act.float().flatten(1)
 
 
-# --- decoding (runs in worker processes) -------------------------------------------------------
+# --- decoding (runs in decoding threads or worker processes) ------------------------------------
 
 def _thumb_bytes(rgb: np.ndarray, side: int) -> bytes:
     from PIL import Image
