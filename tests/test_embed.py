@@ -64,6 +64,31 @@ def test_exact_search_equals_brute_force_across_shards_and_blocks(tmp_path, metr
     np.testing.assert_array_equal(store.vectors(), x)
 
 
+def test_block_topk_equals_torch_topk_and_wide_blocks_search_exactly(tmp_path):
+    from convlens.embed.search import block_topk
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(50, 64 * 64, generator=g)
+    s[3, :] = s[3, :].abs() * -1  # one row all negative; one row with its top entries in one chunk
+    s[7, 128:138] = 10 + torch.arange(10.0)
+    s[9, 100] = float("-inf")
+    v, i = block_topk(s, 10)
+    tv, ti = torch.topk(s, 10, dim=1)
+    torch.testing.assert_close(v, tv, rtol=0, atol=0)
+    torch.testing.assert_close(i, ti, rtol=0, atol=0)
+    assert i[7].tolist() == list(range(137, 127, -1))
+    # a store searched with blocks wide enough for the chunked top-k, queries fewer and more than dim
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(6000, 16)).astype(np.float32) * rng.uniform(0.5, 3, size=(6000, 1)).astype(np.float32)
+    store = EmbeddingStore.from_vectors(tmp_path / "w", x, shard_size=4000)
+    for nq in (5, 40):
+        q = rng.normal(size=(nq, 16)).astype(np.float32)
+        for metric in ("cosine", "l2"):
+            bi, bs = _brute(x, q, 10, metric)
+            i, sc = exact_search(store, q, 10, metric, block_rows=3072)
+            np.testing.assert_array_equal(i, bi)
+            np.testing.assert_allclose(sc, bs, rtol=0, atol=2e-5)
+
+
 def test_ann_index_recall_and_update(tmp_path):
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(50, 32))
@@ -164,11 +189,18 @@ def test_extraction_killed_mid_run_resumes_to_the_same_store(tmp_path):
         convlens.embed_images(m, src, "0", out=out, workers=0)
 
 
-def test_extraction_with_worker_processes_equals_inline(tmp_path):
+def test_extraction_with_decoding_threads_or_processes_equals_inline(tmp_path):
     src = tmp_path / "imgs"
     _write_images(src, 8)
     m = convlens.Model.wrap(tiny_convnet(), input_size=16)
     a = convlens.embed_images(m, src, out=tmp_path / "a", batch_size=4, workers=0, threads=1)
+    assert a.manifest["backend"] == "torch"  # a small job does not export
+    for decoder in ("threads", "processes"):
+        b = convlens.embed_images(m, src, out=tmp_path / decoder, batch_size=3, workers=2, threads=1, decoder=decoder)
+        assert len(b) == len(a) == 9  # 10 files, one unreadable
+        np.testing.assert_allclose(b.vectors(), a.vectors(), rtol=1e-5, atol=1e-6)  # other batches: rounding
+        assert b.metadata().equals(a.metadata())
+        assert [s["path"] for s in b.report().skipped] == [s["path"] for s in a.report().skipped]
     b = convlens.embed_images(m, src, out=tmp_path / "b", batch_size=4, workers=2, threads=1)
     np.testing.assert_array_equal(a.vectors(), b.vectors())
     assert a.metadata().equals(b.metadata())
@@ -287,11 +319,13 @@ def test_cli_embed_neighbors_project_export_why(tmp_path, capsys):
     src = tmp_path / "imgs"
     _write_images(src, 12)
     out = tmp_path / "s.emb"
-    assert run(["embed", str(src), "--out", str(out), "--weights", "none", "--workers", "0", "--batch-size", "8"]) == 0
+    assert run(["embed", str(src), "--out", str(out), "--weights", "none", "--workers", "0", "--batch-size", "8",
+                "--exact-decode", "--backend", "torch"]) == 0
     text = capsys.readouterr().out
     assert "1 unreadable item(s) skipped, 1 duplicate group(s)" in text and "img99_broken.png" in text
     store = EmbeddingStore.open(out)
     assert len(store) == 13
+    assert store.manifest["backend"] == "torch" and "full size" in store.manifest["preprocessing"]["resize"]
     assert run(["neighbors", str(out), "--index", "1", "--k", "3", "-o", str(tmp_path / "nn.png")]) == 0
     lines = capsys.readouterr().out.splitlines()
     nb = store.neighbors(1, k=3)
@@ -328,3 +362,64 @@ def test_ctrl_c_commits_finished_batches_and_float16_shards(tmp_path):
     assert np.load(tmp_path / "h" / "vectors-00000.npy").dtype == np.float16
     np.testing.assert_allclose(half.vectors(), ref.vectors(), rtol=2e-3, atol=1e-4)
     np.testing.assert_allclose(half.norms(), np.linalg.norm(half.vectors().astype(np.float64), axis=1), rtol=1e-6)
+
+
+def _jpegs(folder, n, size=(200, 150)):
+    folder.mkdir()
+    ds = convlens.sample_dataset(n, size=224, seed=3)
+    for i in range(n):
+        a = (ds[i][0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(a).resize(size, Image.BICUBIC).save(folder / f"{i:02d}.jpg", quality=90)
+
+
+def test_jpeg_draft_decoding_is_close_to_the_full_decode_and_exact_mode_is_exact(tmp_path):
+    from convlens.embed.extract import decode_file
+    _jpegs(tmp_path / "j", 6)
+    p = sorted((tmp_path / "j").iterdir())
+    full = decode_file(str(p[0]), (64, 64), draft=False)
+    draft = decode_file(str(p[0]), (64, 64))
+    # the exact mode is PIL's full decode, shorter side resized (bilinear, antialiased), centre crop
+    im = Image.open(p[0]).convert("RGB")
+    im = im.resize((85, 64), Image.BILINEAR)  # 200x150 -> shorter side 64
+    np.testing.assert_array_equal(full["rgb"], np.asarray(im)[:, 10:74])
+    # draft mode decodes the DCT at 1/2 scale (100x75 >= 64): close to, not equal to, the full decode
+    diff = np.abs(full["rgb"].astype(int) - draft["rgb"].astype(int))
+    assert 0 < diff.mean() < 3 and diff.max() < 64, (diff.mean(), diff.max())
+    assert (full["hash"], full["width"], full["height"]) == (draft["hash"], 200, 150)
+    # stores: the two modes are different identities (no resume across them); vectors nearly equal
+    m = convlens.Model.wrap(tiny_convnet(), input_size=64)
+    a = convlens.embed_images(m, tmp_path / "j", out=tmp_path / "a", workers=0, threads=1)
+    b = convlens.embed_images(m, tmp_path / "j", out=tmp_path / "b", workers=0, threads=1, draft=False)
+    assert "draft mode" in a.manifest["preprocessing"]["resize"]
+    assert "full size" in b.manifest["preprocessing"]["resize"]
+    cos = (a.vectors() * b.vectors()).sum(1) / a.norms() / b.norms()
+    assert cos.min() > 0.99
+    with pytest.raises(ConvlensError, match="made differently.*preprocessing"):
+        convlens.embed_images(m, tmp_path / "j", out=tmp_path / "a", workers=0, threads=1, draft=False)
+
+
+@pytest.mark.skipif(not convlens.drivers.onnx.ort_available(), reason="onnxruntime not installed")
+def test_onnxruntime_extraction_is_one_backend_and_resumes_bit_equal(tmp_path):
+    from convlens.drivers import onnx
+    onnx.clear_memory_cache()  # a new export, checked before the first real batch
+    src = tmp_path / "imgs"
+    _write_images(src, 10)
+    m = convlens.Model.wrap(tiny_convnet(), input_size=16)
+    ref = convlens.embed_images(m, src, out=tmp_path / "ref", batch_size=2, workers=0, threads=1,
+                                backend="onnxruntime")
+    assert ref.manifest["backend"] == "onnxruntime"
+    tch = convlens.embed_images(m, src, out=tmp_path / "t", batch_size=2, workers=0, threads=1, backend="torch")
+    np.testing.assert_allclose(ref.vectors(), tch.vectors(), rtol=1e-4, atol=1e-6)
+
+    def stop(done, total):
+        if done >= 6:
+            raise KeyboardInterrupt
+    onnx.clear_memory_cache()
+    with pytest.raises(KeyboardInterrupt):
+        convlens.embed_images(m, src, out=tmp_path / "s", batch_size=2, workers=0, threads=1,
+                              backend="onnxruntime", progress=stop)
+    onnx.clear_memory_cache()
+    # resumed with backend "auto": the store's recorded backend wins
+    done = convlens.embed_images(m, src, out=tmp_path / "s", batch_size=2, workers=0, threads=1)
+    assert done.manifest["backend"] == "onnxruntime"
+    np.testing.assert_array_equal(done.vectors(), ref.vectors())

@@ -51,8 +51,14 @@ def register(app: typer.Typer) -> None:
                   layer: str = typer.Option(None, "--layer", "-l", help="Layer (default: the classifier's input, "
                                                                         "global-average-pooled if spatial)."),
                   batch_size: int = typer.Option(32, "--batch-size", help="Images per forward pass."),
-                  workers: int = typer.Option(None, "--workers", help="Decoding processes (default min(2, cores)); "
+                  workers: int = typer.Option(None, "--workers", help="Decoding threads (default 1; 0: inline); "
                                                                        "with --engine ray: actors (default: CPUs / threads)."),
+                  decoder: str = typer.Option("threads", "--decoder", help="threads or processes (decoding workers)."),
+                  exact_decode: bool = typer.Option(False, "--exact-decode",
+                                                    help="Decode every JPEG pixel (default: draft mode, DCT-domain "
+                                                         "downscaling, ~2x cheaper, slightly different pixels)."),
+                  backend: str = typer.Option(None, "--backend", help="auto, torch or onnxruntime (recorded in the "
+                                                                      "store; a resumed run keeps it)."),
                   shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard."),
                   dtype: str = typer.Option("float32", "--dtype", help="float32 or float16 shards."),
                   overwrite: bool = typer.Option(False, "--overwrite", help="Start the store again."),
@@ -76,11 +82,12 @@ def register(app: typer.Typer) -> None:
                 from ..scale import embed_images_ray
                 store = embed_images_ray(m, src, layer, out=out, batch_size=batch_size, labels=labels,
                                          shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
-                                         address=address, workers=workers, threads=threads)
+                                         address=address, workers=workers, threads=threads,
+                                         draft=not exact_decode, backend=backend)
             else:
                 store = embed_images(m, src, layer, out=out, batch_size=batch_size, workers=workers, labels=labels,
                                      shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
-                                     threads=threads)
+                                     threads=threads, decoder=decoder, draft=not exact_decode, backend=backend)
         rep = store.report()
         echo(f"{store}: {rep.summary()}")
         for s in rep.skipped[:10]:

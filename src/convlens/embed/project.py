@@ -117,7 +117,16 @@ def _graph_distances(scores: np.ndarray, metric: str) -> np.ndarray:
     return scores.astype(np.float64)
 
 
-def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exaggeration_iter=250):
+FFT_FROM = 10_001  # gradient="auto": FFT-interpolated gradients from this many points, Barnes-Hut below
+
+
+def _gradient_method(gradient: str, n: int) -> str:
+    if gradient not in ("auto", "bh", "fft"):
+        raise ConvlensError(f"gradient must be auto, bh or fft, got {gradient!r}")
+    return gradient if gradient != "auto" else ("fft" if n >= FFT_FROM else "bh")
+
+
+def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exaggeration_iter=250, gradient="auto"):
     import openTSNE
     from openTSNE.affinity import PerplexityBasedNN
     from openTSNE.initialization import rescale
@@ -131,17 +140,20 @@ def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exag
     if init is None:
         init = pca(store, 2, normalize=metric == "cosine")[0].astype(np.float64)
     init = rescale(np.asarray(init, np.float64), target_std=1e-4)
-    emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method="fft" if n > 10_000 else "bh",
+    emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method=_gradient_method(gradient, n),
                                  n_jobs=threads, random_state=seed)
     if exaggeration_iter:
         emb = emb.optimize(exaggeration_iter, exaggeration=12, momentum=0.5)
     emb = emb.optimize(n_iter, momentum=0.8)
-    return np.asarray(emb, np.float32), {"perplexity": perp, "k": k}
+    return np.asarray(emb, np.float32), {"perplexity": perp, "k": k, "gradient": _gradient_method(gradient, n)}
 
 
 def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int = 0, threads: int | None = None,
-         n_iter: int = 500, large: int = 100_000, sample: int = 25_000) -> tuple[np.ndarray, dict]:
-    """t-SNE coordinates (N, 2) with openTSNE's modern defaults (see the module doc)."""
+         n_iter: int = 500, large: int = 100_000, sample: int = 25_000,
+         gradient: str = "auto") -> tuple[np.ndarray, dict]:
+    """t-SNE coordinates (N, 2) with openTSNE's modern defaults (see the module doc).
+
+    ``gradient``: "bh" (Barnes-Hut), "fft" (interpolation) or "auto" (FFT from ``FFT_FROM`` points)."""
     store = as_store(store)
     n = len(store)
     if threads is None:  # torch's setting (convlens --threads, CONVLENS_TEST_THREADS...)
@@ -150,12 +162,12 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
     if n < 4:
         raise ConvlensError(f"t-SNE needs at least 4 points, got {n}")
     if n <= large:
-        y, info = _tsne_core(store, metric, perplexity, seed, threads, n_iter)
+        y, info = _tsne_core(store, metric, perplexity, seed, threads, n_iter, gradient=gradient)
         return y, {**info, "recipe": "full"}
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(n, size=min(sample, n), replace=False))
     sub_store = ArrayStore(store.take(sub))
-    y_sub, info = _tsne_core(sub_store, metric, perplexity, seed, threads, n_iter)
+    y_sub, info = _tsne_core(sub_store, metric, perplexity, seed, threads, n_iter, gradient=gradient)
     init = np.empty((n, 2), np.float64)
     init[sub] = y_sub
     rest = np.setdiff1d(np.arange(n), sub)
@@ -163,7 +175,8 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
         r = rest[a:a + 8192]
         nn, _ = exact_search(sub_store, store.take(r), 10, metric, threads=threads)
         init[r] = np.median(y_sub[nn], axis=1)
-    y, info2 = _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=init, exaggeration_iter=125)
+    y, info2 = _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=init, exaggeration_iter=125,
+                          gradient=gradient)
     return y, {**info2, "recipe": f"large-N: subsample of {len(sub)}, the rest placed at the median of 10 neighbours"}
 
 

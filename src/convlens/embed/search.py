@@ -64,6 +64,26 @@ def _normalize_rows(q: torch.Tensor) -> torch.Tensor:
     return q / q.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
+TOPK_CHUNK = 64  # columns per chunk in ``block_topk``'s first pass
+
+
+def block_topk(s: torch.Tensor, k: int, chunk: int = TOPK_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``torch.topk(s, k, dim=1)`` (values, column indices) of a score block, about 2x cheaper for
+    wide blocks: the k largest entries of a row lie in the k chunks of ``chunk`` columns with the
+    largest maxima (a chunk holding one of them has a maximum at least that large, and fewer than
+    k chunks can beat it), so one max-reduction over the block picks k chunks and the exact top-k
+    runs on k x ``chunk`` entries per row. Ties may pick other columns of equal score."""
+    m, n = s.shape
+    k = min(k, n)
+    if n % chunk or n < 4 * k * chunk or not s.is_contiguous():
+        return torch.topk(s, k, dim=1)
+    cmax = s.view(m, n // chunk, chunk).amax(2)
+    ci = torch.topk(cmax, k, dim=1, sorted=False).indices
+    cols = (ci.unsqueeze(2) * chunk + torch.arange(chunk)).reshape(m, k * chunk)
+    vals, j = torch.topk(s.gather(1, cols), k, dim=1)
+    return vals, cols.gather(1, j)
+
+
 def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric: str = "cosine",
                  exclude: np.ndarray | None = None, block_rows: int = 4096, query_chunk: int = 1024,
                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -85,12 +105,15 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
     out_i = np.empty((m, kk), np.int64)
     out_s = np.empty((m, kk), np.float32)
     with thread_budget(threads), torch.inference_mode():
-        buf = None
+        buf = bbuf = None
         for c0 in range(0, m, query_chunk):
             q = q_all[c0:c0 + query_chunk]
             ex = excl[c0:c0 + query_chunk]
             qq = _normalize_rows(q) if metric == "cosine" else q
             q2 = (q * q).sum(1, keepdim=True) if metric == "l2" else None
+            # cosine: divide by the rows' norms either the (mq, nb) scores or, when that is the larger
+            # array (more queries than dimensions), a scratch copy of the (nb, dim) block
+            scale_block = metric == "cosine" and q.shape[0] > store.dim
             part_s, part_i = [], []
             for start, vec, norms in store.blocks(block_rows):
                 b = as_torch(vec)
@@ -99,16 +122,23 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
                     buf = torch.empty(max(q.shape[0], buf.shape[0] if buf is not None else 0),
                                       max(b.shape[0], buf.shape[1] if buf is not None else 0))
                 s = buf[:q.shape[0], :b.shape[0]]
+                if scale_block:
+                    if bbuf is None or bbuf.shape[0] < b.shape[0]:
+                        bbuf = torch.empty(b.shape[0], store.dim)
+                    b = torch.div(b, nb.clamp_min(1e-30)[:, None], out=bbuf[:b.shape[0]])  # scratch, not the map
+                if s.shape[1] != buf.shape[1]:
+                    s = torch.empty(q.shape[0], b.shape[0])  # contiguous for block_topk
                 torch.mm(qq, b.T, out=s)  # (mq, nb), written into a reused buffer
                 if metric == "cosine":
-                    s.div_(nb.clamp_min(1e-30))
+                    if not scale_block:
+                        s.div_(nb.clamp_min(1e-30))
                 else:  # negated squared distance: larger = closer
                     s.mul_(2).sub_(q2).sub_(nb * nb)
                 hit = (ex >= start) & (ex < start + b.shape[0])
                 if hit.any():
                     r = torch.nonzero(hit)[:, 0]
                     s[r, ex[r] - start] = float("-inf")
-                ts, ti = torch.topk(s, min(kk, s.shape[1]), dim=1)
+                ts, ti = block_topk(s, kk)
                 part_s.append(ts)
                 part_i.append(ti + start)
             cat_s, cat_i = torch.cat(part_s, 1), torch.cat(part_i, 1)

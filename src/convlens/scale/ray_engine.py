@@ -60,9 +60,10 @@ def _actor_setup(model: Model, threads: int) -> Model:
 class EmbedActor:
     """One model per actor: decode, forward, pool a batch of (item, path) rows."""
 
-    def __init__(self, model: Model, layer: str, dim: int, size, thumb: int, threads: int, fs=None, backend=None):
+    def __init__(self, model: Model, layer: str, dim: int, size, thumb: int, threads: int, fs=None, backend=None,
+                 draft: bool = True):
         self.model = _actor_setup(model, threads)
-        self.layer, self.dim, self.size, self.thumb = layer, dim, tuple(size), thumb
+        self.layer, self.dim, self.size, self.thumb, self.draft = layer, dim, tuple(size), thumb, draft
         self.threads, self.fs, self.backend = threads, fs, backend
 
     def __call__(self, batch: dict) -> dict:
@@ -74,7 +75,7 @@ class EmbedActor:
             except Exception as e:  # noqa: BLE001 - unreadable files go to the skip list
                 dec.append({"ok": False, "reason": f"{type(e).__name__}: {str(e)[:100]}"})
                 continue
-            dec.append(decode_bytes(data, self.size, self.thumb))
+            dec.append(decode_bytes(data, self.size, self.thumb, self.draft))
         ok = [g for g in dec if g["ok"]]
         n = len(dec)
         vec = embed_batch(self.model, rgb_batch(ok), self.layer, self.threads, backend=self.backend) if ok else None
@@ -93,7 +94,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
                      shard_size: int = 1024, labels: Sequence | None = None, dtype: str = "float32",
                      thumb: int | None = None, resume: bool = True, overwrite: bool = False, seed: int = 0, size=None,
                      address: str | None = None, workers: int | None = None, threads: int | None = None,
-                     num_cpus: int | None = None, backend: str | None = None,
+                     num_cpus: int | None = None, backend: str | None = None, draft: bool = True,
                      progress: ProgressFn | None = None):
     """``embed_images`` on Ray: the same store (shards, manifest, metadata, skip list), computed by an
     actor pool.
@@ -118,7 +119,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
         raise ConvlensError("embed_images_ray needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     files = list_files(source, labels)
     store, layer, size = open_store(model, layer, out, size=size, dtype=dtype, resume=resume, overwrite=overwrite,
-                                    shard_size=shard_size, seed=seed, total=len(files))
+                                    shard_size=shard_size, seed=seed, total=len(files), draft=draft)
     start = int(store.manifest["items_done"])
     if start >= len(files):
         return store
@@ -127,7 +128,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
         pool = plan_pool(ray, workers, threads)
         ds = _items_dataset(ray, files, start, batch_size, pool.actors).map_batches(
             EmbedActor, fn_constructor_kwargs=dict(model=model, layer=layer, dim=store.dim, size=size, thumb=thumb or THUMB,
-                                                   threads=pool.threads, fs=files.fs, backend=backend),
+                                                   threads=pool.threads, fs=files.fs, backend=backend, draft=draft),
             batch_size=batch_size, batch_format="numpy", **pool.map_kwargs(ray))
         try:
             for out_b in ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
