@@ -148,7 +148,8 @@ def register(app: typer.Typer) -> None:
         with cli_bar("hog-match", cfg.steps) as bar:
             r = hog_match(a, b, cfg, progress=bar)
         echo(f"relative HOG distance to B: {r.start_distance:.2%} (A) -> {r.distance:.3%} after {r.steps} steps; "
-             f"pixel RMS change from A {255 * r.pixel_rms:.1f}/255")
+             f"pixel change from A: RMS {255 * r.pixel_rms:.1f}/255, PSNR {r.psnr:.1f} dB"
+             + ("" if r.reached else f" (target {cfg.target:.2%} not reached: more --steps or a lower --pixel-weight)"))
         _save(r.render() if out else None, out)
 
     config_command(app, "hog-match", HogMatchConfig,
