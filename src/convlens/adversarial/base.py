@@ -300,14 +300,17 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
     """
     stop = stop or (lambda lg, lb: (lg.argmax(-1) == lb) if targeted else (lg.argmax(-1) != lb))
     N = x.shape[0]
-    adv = adv.clone()
+    cl = torch.channels_last  # the twin's layout: no conversion copies per step (elementwise ops ignore layout)
+    x, adv = x.contiguous(memory_format=cl), adv.clone(memory_format=cl)
     taken = torch.zeros(N, dtype=torch.long)
     active = torch.arange(N, device=x.device)
     done_logits: dict[int, torch.Tensor] = {}
     first, interrupted = None, False
     try:
         for k in range(steps):
-            g, logits, lab = loss_gradient(model, adv[active], None if labels is None else labels[active], targeted)
+            full = active.numel() == N  # every image still in: no gather / scatter copies
+            g, logits, lab = loss_gradient(model, adv if full else adv[active],
+                                           None if labels is None else labels[active], targeted)
             if first is None:  # step 0 sees every image
                 first, labels = logits, lab
             if early_stop:
@@ -319,8 +322,10 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
                     active, g = active[keep], g[keep]
                     if active.numel() == 0:
                         break
-            new = adv[active].detach() + step * _direction(g, norm)
-            adv[active] = _project(new, x[active], eps, norm).to(memory_format=torch.contiguous_format)
+            if active.numel() == N:
+                adv = _project(adv + step * _direction(g, norm), x, eps, norm)
+            else:
+                adv[active] = _project(adv[active] + step * _direction(g, norm), x[active], eps, norm)
             taken[active.cpu()] += 1
             call(progress, k + 1, steps)
     except KeyboardInterrupt:

@@ -186,7 +186,7 @@ class HogMatchConfig:
     lr: float = field(default=0.01, metadata={"help": "Adam learning rate (pixel units), cosine-annealed to 10%"})
     temperature: tuple[float, float] = field(default=(5.0, 0.5), metadata={
         "help": "start,end width in degrees of the smoothed orientation vote used for gradients (annealed)"})
-    pixel_weight: float = field(default=3.0, metadata={
+    pixel_weight: float = field(default=30.0, metadata={
         "help": "starting weight of the pull back to A (decoupled, AdamW-style); adapted each step: x1.03 "
                 "while the HOG distance is below target, x0.97 above (0: no pull, the old behaviour)"})
     target: float = field(default=0.008, metadata={
