@@ -74,6 +74,18 @@ def unrecognizable_section(report, ctx):
     sec.figure(stack_rows([noise.render(), blank.render()]), "adversarial_unrecognizable.png",
                f"{size} px; {noise.steps} and {blank.steps} steps. Labels: the class and the model's confidence.",
                command=f"convlens unrecognizable --target '{','.join(classes)}' --start noise -o fooled.png")
+    from ..adversarial import evolve_unrecognizable
+    evo_classes, gens = (["pinwheel"], 3) if ctx.quick else (["peacock", "pinwheel", "monarch", "jellyfish"], 25)
+    e = evolve_unrecognizable(m, evo_classes, size=96, generations=gens)
+    sec.figure(e.render(), "adversarial_evolved.png",
+               "The paper's evolutionary variant, no gradients: a small CPPN (3 layers of 8 sine / Gaussian / tanh "
+               "units painting each pixel from its coordinates) whose weights evolve by an evolution strategy on "
+               f"the model's probability alone; 96 px, at most {gens} generations of 17 images each. Reached: "
+               + ", ".join(f"{lab} in {g} generation{'s' if g > 1 else ''}" for lab, g in zip(e.labels, e.generations))
+               + f" (the first genomes: {', '.join(f'{c:.1%}' for c in e.start_confidence.tolist())}). The regular, "
+               "repeating patterns are the paper's CPPN look.",
+               command=f"convlens evolve-unrecognizable --target '{','.join(evo_classes)}' --size 96 "
+                       f"--generations {gens} -o evolved.png")
 
 
 def mixing(report, ctx):
