@@ -29,6 +29,11 @@ def _save(image, out):
         echo(f"wrote {save_png(image, out_path(out))}")
 
 
+def _class_list(text: str) -> list[str]:
+    """"robin, goldfish" -> ["robin", "goldfish"]."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def _image(arg, model):
     from ..images import fit
     return fit(get_image(arg), model.input_size)
@@ -102,7 +107,7 @@ def register(app: typer.Typer) -> None:
     def unrec_run(cfg, target: str, model: str, weights: str, out: str):
         from ..adversarial import unrecognizable
         m = get_model(model, weights)
-        targets = [t.strip() for t in target.split(",") if t.strip()]
+        targets = _class_list(target)
         with cli_bar("unrecognizable", cfg.steps) as bar:
             u = unrecognizable(m, targets, cfg, progress=bar)
         for lab in u.labels:
@@ -119,11 +124,11 @@ def register(app: typer.Typer) -> None:
     def evolve_run(cfg, target: str, model: str, weights: str, out: str):
         from ..adversarial import evolve_unrecognizable
         m = get_model(model, weights)
-        targets = [t.strip() for t in target.split(",") if t.strip()]
+        targets = _class_list(target)
         with cli_bar("evolve", cfg.generations * len(targets)) as bar:
             e = evolve_unrecognizable(m, targets, cfg, progress=bar)
         for lab, g, n, c0 in zip(e.labels, e.generations, e.evaluations, e.start_confidence.tolist()):
-            echo(f"  {lab} (from {c0:.2%}; {g} generations, {n} images scored)")
+            echo(f"  {lab} (from {c0:.2%}; {g} generation{'' if g == 1 else 's'}, {n} images scored)")
         _save(e.render() if out else None, out)
 
     config_command(app, "evolve-unrecognizable", EvolveConfig,
