@@ -207,6 +207,39 @@ def test_result_summary_and_render():
     assert img.width > 4 * 64
 
 
+def test_after_values_are_the_attacked_models_and_computed_once():
+    """The forward pass for the "after" values runs when they are first read, through the model as attacked."""
+    torch.manual_seed(0)
+    m = convlens.Model.wrap(tiny_convnet(classes=4), input_size=16)
+    x = torch.rand(3, 3, 16, 16)
+    for r in (convlens.fgsm(m, x, 0.2), convlens.pgd(m, x, 0.2, steps=3, early_stop=False)):
+        assert callable(r.after)  # nothing ran yet for images that did not stop early
+        with torch.no_grad():
+            want = m(r.images)
+        with torch.no_grad():  # the caller changes the model afterwards: the result does not follow
+            for q in m.parameters():
+                q.add_(1.0)
+        assert torch.allclose(r.adv_logits, want, atol=1e-5) and not callable(r.after)
+        assert torch.equal(r.pred_after, want.argmax(-1))
+        assert torch.equal(r.fooled, want.argmax(-1) != r.label)
+        with torch.no_grad():
+            for q in m.parameters():
+                q.sub_(1.0)
+
+
+def test_twin_built_inside_inference_mode_still_gives_gradients():
+    """batched_forward builds the shared folded twin inside inference_mode; the attacks reuse it."""
+    from convlens.drivers.forward import inference_twin
+    m = convlens.Model.wrap(tiny_convnet(classes=4), input_size=16)
+    x = torch.rand(2, 3, 16, 16)
+    with torch.inference_mode():
+        inference_twin(m)
+    ours = convlens.fgsm(m, x, 0.1)
+    m2 = convlens.Model.wrap(tiny_convnet(classes=4), input_size=16)
+    m2.load_state_dict(m.state_dict())
+    assert torch.equal(ours.images, convlens.fgsm(m2, x, 0.1).images)
+
+
 # --- robustness -----------------------------------------------------------------------------------------------
 def test_robustness_counts_agreement():
     torch.manual_seed(0)

@@ -5,6 +5,7 @@ Every attack takes a ``convlens.Model`` and (N, 3, H, W) images in [0, 1] (eps i
 normalization lives in the model) and returns an ``AdversarialResult``.
 """
 from .base import AdversarialResult, parse_eps
+from .evolve import EvolveConfig, Evolved, evolve_unrecognizable
 from .fgsm import FGSMConfig, fgsm
 from .fool import FoolConfig, fool
 from .hog import HogMatch, HogMatchConfig, hog_match  # the HOG itself: convlens.adversarial.hog.hog
@@ -20,4 +21,5 @@ __all__ = ["AdversarialResult", "parse_eps", "fgsm", "FGSMConfig", "pgd", "PGDCo
            "unrecognizable", "Unrecognizable", "UnrecognizableConfig",
            "train_linear_digits", "LinearDigits", "mix_linear", "LinearMix", "linear_mixing_panel", "mix_gradient",
            "DeepMix", "robustness", "Robustness", "RobustnessConfig",
-           "universal_perturbation", "Universal", "hog_match", "HogMatch", "HogMatchConfig"]
+           "universal_perturbation", "Universal", "hog_match", "HogMatch", "HogMatchConfig",
+           "evolve_unrecognizable", "Evolved", "EvolveConfig"]

@@ -80,14 +80,19 @@ def resolve_class(model: Model, target, n: int) -> torch.Tensor:
     return model.targets(target, logits=torch.empty(n, 1))
 
 
-def forward_logits(model: Model, x: torch.Tensor) -> torch.Tensor:
-    """Logits of [0, 1] images through the folded twin, no graph."""
-    net = inference_twin(model, channels_last=True, fuse_bn=True)
+def gradient_twin(model: Model):
+    """The model's cached BN-folded channels_last twin (``drivers.inference_twin``)."""
+    return inference_twin(model, channels_last=True, fuse_bn=True)
+
+
+def forward_logits(model, x: torch.Tensor) -> torch.Tensor:
+    """Logits of [0, 1] images through the folded twin (or a twin given as ``model``), no graph."""
+    net = gradient_twin(model) if isinstance(model, Model) else model
     with torch.inference_mode():
         return net(x.contiguous(memory_format=torch.channels_last)).clone()
 
 
-def loss_gradient(model: Model, x: torch.Tensor, labels: torch.Tensor | None, targeted: bool):
+def loss_gradient(model, x: torch.Tensor, labels: torch.Tensor | None, targeted: bool):
     """(grad, logits, labels) of the attack objective per image, through the folded twin.
 
     ``labels=None``: each image's predicted class, from this same forward pass.
@@ -95,7 +100,7 @@ def loss_gradient(model: Model, x: torch.Tensor, labels: torch.Tensor | None, ta
     Untargeted: ``+CE(f(x), label)`` (raise the loss of the true class); targeted: ``-CE(f(x), target)``
     (lower the loss of the target). Summed over images (each image's gradient is its own: eval mode).
     """
-    net = inference_twin(model, channels_last=True, fuse_bn=True)
+    net = gradient_twin(model) if isinstance(model, Model) else model
     x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
     with torch.enable_grad():
         logits = net(x)
@@ -119,11 +124,17 @@ class AdversarialResult:
         pred_before, prob_before, pred_after, prob_after: (N,) top-1 class and its probability.
         target_prob_before, target_prob_after: (N,) probability of the target (targeted) or of the
             label (untargeted) before / after.
+        adv_logits: (N, K) logits of the adversarial images.
         linf, l2: (N,) norms of the perturbation; steps: (N,) gradient steps each image took.
         fooled: (N,) bool (untargeted: top-1 != label; targeted: top-1 == target, and the confidence
             reached for ``fool``).
         classes: the model's class names (for labels).
         info: eps, step, norm, ... what was used.
+
+    The "after" values of images that did not stop early (all of them for FGSM and for PGD without
+    early stopping) need one more forward pass; it runs when one of them is first read, through the
+    twin of the model as it was during the attack (torchattacks returns images only: a caller who
+    wants just ``images`` does not pay for it). ``after`` holds those logits, or the pending pass.
     """
 
     method: str
@@ -133,14 +144,40 @@ class AdversarialResult:
     target: torch.Tensor | None
     pred_before: torch.Tensor
     prob_before: torch.Tensor
-    pred_after: torch.Tensor
-    prob_after: torch.Tensor
     target_prob_before: torch.Tensor
-    target_prob_after: torch.Tensor
     steps: torch.Tensor
-    fooled: torch.Tensor
+    after: Any = field(repr=False)
     classes: list[str] | None = field(default=None, repr=False)
     info: dict[str, Any] = field(default_factory=dict)
+    rule: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def adv_logits(self) -> torch.Tensor:
+        if callable(self.after):
+            self.after = self.after().cpu()
+        return self.after
+
+    def _labels(self) -> torch.Tensor:
+        return self.target if self.target is not None else self.label
+
+    @property
+    def pred_after(self) -> torch.Tensor:
+        return self.adv_logits.argmax(-1)
+
+    @property
+    def prob_after(self) -> torch.Tensor:
+        return self.adv_logits.softmax(-1).amax(-1)
+
+    @property
+    def target_prob_after(self) -> torch.Tensor:
+        return self.adv_logits.softmax(-1).gather(1, self._labels().view(-1, 1).cpu())[:, 0]
+
+    @property
+    def fooled(self) -> torch.Tensor:
+        lab = self._labels().cpu()
+        if self.rule is not None:
+            return self.rule(self.adv_logits, lab).cpu()
+        return (self.pred_after == lab) if self.target is not None else (self.pred_after != lab)
 
     @property
     def perturbation(self) -> torch.Tensor:
@@ -254,7 +291,8 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
             progress: ProgressFn | None = None):
     """Projected steps ``adv <- Proj_eps(adv + step * direction(grad))``.
 
-    Returns (adv, steps (N,), final logits (N, K), labels (N,), logits of the start (N, K), interrupted).
+    Returns (adv, steps (N,), final logits (N, K) or the function computing them, labels (N,),
+    logits of the start (N, K), interrupted).
     ``labels=None`` (untargeted): each image's predicted class at the start, from the first step's
     forward pass (so starting at x, the clean logits cost nothing extra). ``stop(logits, labels) -> (n,)
     bool`` decides when an image is done (default: fooled); with ``early_stop`` images that are done
@@ -262,14 +300,17 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
     """
     stop = stop or (lambda lg, lb: (lg.argmax(-1) == lb) if targeted else (lg.argmax(-1) != lb))
     N = x.shape[0]
-    adv = adv.clone()
+    cl = torch.channels_last  # the twin's layout: no conversion copies per step (elementwise ops ignore layout)
+    x, adv = x.contiguous(memory_format=cl), adv.clone(memory_format=cl)
     taken = torch.zeros(N, dtype=torch.long)
     active = torch.arange(N, device=x.device)
     done_logits: dict[int, torch.Tensor] = {}
     first, interrupted = None, False
     try:
         for k in range(steps):
-            g, logits, lab = loss_gradient(model, adv[active], None if labels is None else labels[active], targeted)
+            full = active.numel() == N  # every image still in: no gather / scatter copies
+            g, logits, lab = loss_gradient(model, adv if full else adv[active],
+                                           None if labels is None else labels[active], targeted)
             if first is None:  # step 0 sees every image
                 first, labels = logits, lab
             if early_stop:
@@ -281,8 +322,10 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
                     active, g = active[keep], g[keep]
                     if active.numel() == 0:
                         break
-            new = adv[active].detach() + step * _direction(g, norm)
-            adv[active] = _project(new, x[active], eps, norm).to(memory_format=torch.contiguous_format)
+            if active.numel() == N:
+                adv = _project(adv + step * _direction(g, norm), x, eps, norm)
+            else:
+                adv[active] = _project(adv[active] + step * _direction(g, norm), x[active], eps, norm)
             taken[active.cpu()] += 1
             call(progress, k + 1, steps)
     except KeyboardInterrupt:
@@ -291,10 +334,17 @@ def iterate(model: Model, x: torch.Tensor, adv: torch.Tensor, labels: torch.Tens
         first = forward_logits(model, x)
         labels = first.argmax(-1) if labels is None else labels
     rest = [i for i in range(N) if i not in done_logits]
-    if rest:
-        for i, lg in zip(rest, forward_logits(model, adv[rest])):
-            done_logits[i] = lg
-    return adv, taken, torch.stack([done_logits[i] for i in range(N)]), labels, first, interrupted
+    if not rest:
+        return adv, taken, torch.stack([done_logits[i] for i in range(N)]), labels, first, interrupted
+    net, pending = gradient_twin(model), adv[rest]  # the twin as attacked; a copy of the images
+
+    def after() -> torch.Tensor:
+        out = torch.empty(N, first.shape[1], dtype=first.dtype)
+        for i, lg in done_logits.items():
+            out[i] = lg
+        out[rest] = forward_logits(net, pending).to(out.device)
+        return out
+    return adv, taken, after, labels, first, interrupted
 
 
 def run_attack(kind: str, model, images, label, target, *, eps: float, step: float, steps: int, norm: str,
@@ -321,23 +371,21 @@ def run_attack(kind: str, model, images, label, target, *, eps: float, step: flo
         model, x, start, labels, targeted, eps=eps, step=step, steps=steps, norm=norm, early_stop=early_stop,
         stop=stop, progress=progress)
     return make_result(kind, model, x, adv, first if clean is None else clean, logits, labels, targeted, taken,
-                       fooled=None if stop is None else stop(logits, labels), eps=eps, step=step, norm=norm,
-                       early_stop=early_stop, random_start=random_start, interrupted=interrupted, **info)
+                       rule=stop, eps=eps, step=step, norm=norm, early_stop=early_stop,
+                       random_start=random_start, interrupted=interrupted, **info)
 
 
 def make_result(kind: str, model: Model, x: torch.Tensor, adv: torch.Tensor, clean_logits: torch.Tensor,
-                adv_logits: torch.Tensor, labels: torch.Tensor, targeted: bool, steps: torch.Tensor,
-                fooled: torch.Tensor | None = None, **info) -> AdversarialResult:
-    p0, p1 = clean_logits.softmax(-1), adv_logits.softmax(-1)
+                adv_logits, labels: torch.Tensor, targeted: bool, steps: torch.Tensor,
+                rule=None, **info) -> AdversarialResult:
+    """The result; ``adv_logits`` may be a function computing them (run when first read)."""
+    p0 = clean_logits.softmax(-1)
     pb, cb = p0.max(-1)
-    pa, ca = p1.max(-1)
-    lab = labels.view(-1, 1)
-    if fooled is None:
-        fooled = (ca == labels) if targeted else (ca != labels)
+    labels = labels.cpu()
     return AdversarialResult(
         kind, adv.detach().contiguous(), x, None if targeted else labels, labels if targeted else None,
-        cb.cpu(), pb.cpu(), ca.cpu(), pa.cpu(), p0.gather(1, lab)[:, 0].cpu(), p1.gather(1, lab)[:, 0].cpu(),
-        steps.cpu(), fooled.cpu(), model.classes, info)
+        cb.cpu(), pb.cpu(), p0.cpu().gather(1, labels.view(-1, 1))[:, 0], steps.cpu(),
+        adv_logits if callable(adv_logits) else adv_logits.cpu(), model.classes, info, rule)
 
 
 __all__ = ["AdversarialResult", "parse_eps", "parse_eps_list", "class_labels"]

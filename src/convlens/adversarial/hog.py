@@ -63,13 +63,16 @@ def _magnitude(gr: torch.Tensor, gc: torch.Tensor) -> torch.Tensor:
 
 
 def cell_histograms(images: torch.Tensor, orientations: int = 9, pixels_per_cell=(8, 8), soft_grad: bool = True,
-                    transform_sqrt: bool = False, temperature: float | None = None) -> torch.Tensor:
+                    transform_sqrt: bool = False, temperature: float | None = None,
+                    smooth: bool = False) -> torch.Tensor:
     """Orientation histograms of the cells, (N, cells_row, cells_col, orientations), as skimage's.
 
     ``temperature`` (degrees): the backward pass differentiates a smoothed box vote,
     ``sigmoid((o - lo_k) / T) - sigmoid((o - hi_k) / T)`` (circular), instead of the linear
     interpolation; the value is still the hard vote. Small T concentrates the gradient on pixels near a
-    bin edge, the ones a small change can move (used late in ``hog_match``)."""
+    bin edge, the ones a small change can move. ``smooth`` (with ``temperature``): the value is the
+    smoothed vote too, a smooth function of the pixels that tends to the hard vote as T -> 0 (what
+    ``hog_match`` minimizes with L-BFGS)."""
     x = _as_nchw(images)
     if transform_sqrt:
         x = torch.sqrt(x)
@@ -100,7 +103,7 @@ def cell_histograms(images: torch.Tensor, orientations: int = 9, pixels_per_cell
             o = ori[..., None] + shift
             box = box + torch.sigmoid((o - lo_e) / temperature) - torch.sigmoid((o - hi_e) / temperature)
         soft = box * mag[..., None]
-        votes = hard + (soft - soft.detach())
+        votes = soft if smooth else hard + (soft - soft.detach())
     elif soft_grad:  # linear interpolation between the two nearest bin centres (circular), for the backward only
         pos = ori / width - 0.5
         lo = torch.floor(pos.detach())
@@ -134,7 +137,7 @@ def _normalize_blocks(blocks: torch.Tensor, method: str, eps: float = 1e-5, soft
 
 def hog(images, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(2, 2), block_norm: str = "L2-Hys",
         transform_sqrt: bool = False, feature_vector: bool = True, soft_grad: bool = True,
-        temperature: float | None = None) -> torch.Tensor:
+        temperature: float | None = None, smooth: bool = False) -> torch.Tensor:
     """Histogram of oriented gradients, equal to ``skimage.feature.hog`` and differentiable.
 
     Same arguments and defaults as skimage (except ``cells_per_block``, here Dalal & Triggs' (2, 2);
@@ -151,7 +154,7 @@ def hog(images, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(
     """
     if orientations < 1:
         raise ConvlensError(f"orientations must be >= 1, got {orientations}")
-    hist = cell_histograms(images, orientations, pixels_per_cell, soft_grad, transform_sqrt, temperature)
+    hist = cell_histograms(images, orientations, pixels_per_cell, soft_grad, transform_sqrt, temperature, smooth)
     br, bc = (int(v) for v in cells_per_block)
     N, nr, nc, B = hist.shape
     if nr < br or nc < bc:
@@ -180,12 +183,14 @@ class HogMatchConfig:
 
     size: int = field(default=128, metadata={"help": "images are resized (centre crop) to size x size, grey"})
     steps: int = field(default=600, metadata={"help": "optimization steps"})
-    lr: float = field(default=0.01, metadata={"help": "Adam learning rate (pixel units), cosine-annealed to 1%"})
+    lr: float = field(default=0.01, metadata={"help": "Adam learning rate (pixel units), cosine-annealed to 10%"})
     temperature: tuple[float, float] = field(default=(5.0, 0.5), metadata={
         "help": "start,end width in degrees of the smoothed orientation vote used for gradients (annealed)"})
-    pixel_weight: float = field(default=0.0, metadata={
-        "help": "weight of ||x - a||^2 / D (staying close to image A); 0: only the start at A keeps it close"})
-    tol: float = field(default=0.001, metadata={"help": "stop once the relative HOG distance is below this"})
+    pixel_weight: float = field(default=30.0, metadata={
+        "help": "starting weight of the pull back to A (decoupled, AdamW-style); adapted each step: x1.03 "
+                "while the HOG distance is below target, x0.97 above (0: no pull, the old behaviour)"})
+    target: float = field(default=0.008, metadata={
+        "help": "relative HOG distance to reach; the result is the closest-to-A step below it"})
     orientations: int = field(default=9, metadata={"help": "HOG orientation bins"})
     cell: int = field(default=16, metadata={"help": "HOG cell size in pixels"})
     block: int = field(default=2, metadata={"help": "HOG block size in cells"})
@@ -193,9 +198,10 @@ class HogMatchConfig:
 
 @dataclass
 class HogMatch:
-    """``image`` (1, 1, H, W): starts as ``a`` and ends with b's HOG; ``a``, ``b`` the grey inputs;
-    ``distance`` = ||hog(image) - hog(b)|| / ||hog(b)|| (``start_distance`` at the start = for a);
-    ``pixel_rms``: RMS pixel change from a; ``history`` of the distance; ``steps``."""
+    """``image`` (1, 1, H, W) in [0, 1]: starts as ``a`` and ends with b's HOG; ``a``, ``b`` the grey
+    inputs; ``distance`` = ||hog(image) - hog(b)|| / ||hog(b)|| (``start_distance`` at the start = for
+    a), exact (skimage's HOG, float64); ``pixel_rms``: RMS pixel change from a (``psnr`` in dB);
+    ``history`` of the distance; ``steps``; ``reached``: distance below the target."""
 
     image: torch.Tensor
     a: torch.Tensor
@@ -206,19 +212,27 @@ class HogMatch:
     history: list[float]
     steps: int
     config: HogMatchConfig
+    reached: bool = True
+
+    @property
+    def psnr(self) -> float:
+        """PSNR of the result against A in dB (peak 1)."""
+        return float("inf") if self.pixel_rms == 0 else -20 * float(np.log10(self.pixel_rms))
 
     def render(self, tile: int = 192):
-        """Row: A | its HOG | the result | its HOG | B | its HOG."""
+        """Row: A | the result | B, then their HOG pictures below."""
         from ..render import grid
         c = self.config
         kw = dict(orientations=c.orientations, pixels_per_cell=(c.cell, c.cell), cells_per_block=(c.block, c.block))
+
         def grey3(t):
             return t[0].float().clamp(0, 1).expand(3, -1, -1)
         pics = [torch.from_numpy(hog_picture(t, **kw)).float()[None].expand(3, -1, -1) for t in (self.a, self.image, self.b)]
-        tiles = [grey3(self.a), pics[0], grey3(self.image), pics[1], grey3(self.b), pics[2]]
-        labels = ["A", f"HOG(A): {self.start_distance:.0%} from HOG(B)", f"A changed (RMS {255 * self.pixel_rms:.1f}/255)",
-                  f"its HOG: {self.distance:.2%} from HOG(B)", "B", "HOG(B)"]
-        return grid(tiles, labels, ncol=6, tile=tile, upscale="bilinear")
+        tiles = [grey3(self.a), grey3(self.image), grey3(self.b)] + pics
+        labels = ["A", f"changed A, PSNR {self.psnr:.1f} dB", "B",
+                  f"HOG(A): {self.start_distance:.0%} from HOG(B)", f"its HOG: {self.distance:.2%} from HOG(B)",
+                  "HOG(B)"]
+        return grid(tiles, labels, ncol=3, tile=tile, upscale="bilinear")
 
 
 def to_grey(images: torch.Tensor) -> torch.Tensor:
@@ -231,71 +245,79 @@ def to_grey(images: torch.Tensor) -> torch.Tensor:
 
 def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = None, *,
               progress: ProgressFn | None = None, **overrides) -> HogMatch:
-    """Change grey image ``a`` until its HOG equals ``b``'s, starting at ``a`` (Tatu et al. 2011).
+    """Give grey image ``a`` the HOG of ``b`` while its pixels stay close to ``a`` (Tatu et al. 2011).
 
-    Minimizes ``||hog(x) - hog(b)||^2 / ||hog(b)||^2 (+ pixel_weight * ||x - a||^2 / D)`` with Adam
-    (float64, lr cosine-annealed), the exact HOG as the value and a smoothed orientation vote of annealed
-    width for the gradient (``cell_histograms(temperature=...)``), and keeps the best step. x is free
-    during the run; at the end it is mapped into [0, 1] by ``(x - min) / (max - min)`` when it left that
-    range, which leaves its HOG unchanged (HOG is invariant to ``s x + c`` with s > 0: gradients scale,
-    block normalization removes the scale) up to the 1e-5 normalization epsilon.
+    x = a + d, d from 0; each step an Adam step on ``||hog(x) - hog(b)||^2 / ||hog(b)||^2`` (x clipped
+    to [0, 1]; the exact HOG as the value, a smoothed orientation vote of annealed width for the
+    gradient, ``cell_histograms(temperature=...)``) and a decoupled pull ``d <- (1 - lr * w) d`` back
+    to a (AdamW's weight decay on d). The weight w adapts: x0.97 per step while the distance is above
+    ``target``, x1.03 below, so the run hovers at the target and the pull removes whatever change the
+    HOG does not need. The result is the step with the smallest pixel change among those below the
+    target (the closest-to-target step if none), then the affine map ``s x + c`` nearest to a by least
+    squares when it stays in [0, 1]: HOG is invariant to it (gradients scale, blocks are normalized)
+    up to the 1e-5 normalization epsilon. The loop runs in float32; ``distance`` is recomputed exactly.
 
     Args:
         a, b: (1, 3|1, H, W) images in [0, 1] of the same size (colour is turned grey).
     Returns:
-        ``HogMatch`` (the image, both distances, the pixel change; ``render()`` draws A | HOG | result |
-        HOG | B | HOG).
+        ``HogMatch`` (the image, both distances, the pixel change and PSNR vs a; ``render()`` draws
+        A | result | B over their HOG pictures).
     Example:
-        >>> r = hog_match(convlens.sample_image("chelsea", 128), convlens.sample_image("coffee", 128))
+        >>> r = hog_match(convlens.sample_image("rocket", 128), convlens.sample_image("astronaut", 128))
     """
     from dataclasses import replace
     cfg = replace(config or HogMatchConfig(), **overrides)
     if a.shape[-2:] != b.shape[-2:]:
         raise ConvlensError(f"images A and B must have the same size, got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")
-    if cfg.steps < 1 or cfg.lr <= 0:
-        raise ConvlensError(f"steps must be >= 1 and lr > 0, got steps={cfg.steps}, lr={cfg.lr}")
-    a = to_grey(_as_nchw(a)[:1].detach().double())
+    if cfg.steps < 1 or cfg.lr <= 0 or cfg.pixel_weight < 0 or cfg.target <= 0:
+        raise ConvlensError(f"need steps >= 1, lr > 0, pixel_weight >= 0, target > 0; got steps={cfg.steps}, "
+                            f"lr={cfg.lr}, pixel_weight={cfg.pixel_weight}, target={cfg.target}")
+    a = to_grey(_as_nchw(a)[:1].detach().double()).clamp(0, 1)
     b = to_grey(_as_nchw(b)[:1].detach().double())
     kw = dict(orientations=cfg.orientations, pixels_per_cell=(cfg.cell, cfg.cell), cells_per_block=(cfg.block, cfg.block))
     hb = hog(b, **kw)
     nb = float(hb.norm())
-    dist = lambda img: float((hog(img, **kw) - hb).norm()) / nb  # noqa: E731
+    dist = lambda img: float((hog(img, **kw) - hb).norm()) / nb  # noqa: E731 - exact, float64
     t0, t1 = (float(v) for v in cfg.temperature)
-    x = a.clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.01)
+    a32, hb32 = a.float(), hb.float()
+    d = torch.zeros_like(a32, requires_grad=True)
+    opt = torch.optim.AdamW([d], lr=cfg.lr, weight_decay=cfg.pixel_weight)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps, eta_min=cfg.lr * 0.1)
     start_d = dist(a)
-    history, best, best_d = [], a.clone(), start_d
-    D = a.numel()
+    history: list[float] = []
+    best, best_key = a32.clone(), (1, start_d)  # (not below target, distance) or (0, pixel change)
     steps = 0
     try:
         for k in range(cfg.steps):
             temp = t0 * (t1 / t0) ** (k / max(1, cfg.steps - 1)) if t0 > 0 else None
             with torch.enable_grad():
-                h = hog(x, temperature=temp, **kw)
-                loss = ((h - hb) ** 2).sum() / nb ** 2
-                d = float(loss.detach().sqrt())  # the exact HOG's distance (the vote only shapes gradients)
-                if cfg.pixel_weight:
-                    loss = loss + cfg.pixel_weight * ((x - a) ** 2).sum() / D
-                (g,) = torch.autograd.grad(loss, x)
-            history.append(d)
-            if d < best_d:
-                best, best_d = x.detach().clone(), d
-            if d < cfg.tol:
-                break
-            x.grad = g
+                x = (a32 + d).clamp(0, 1)
+                loss = ((hog(x, temperature=temp, **kw) - hb32) ** 2).sum() / nb ** 2
+                dk = float(loss.detach().sqrt())  # the exact HOG's distance (the vote only shapes gradients)
+                (g,) = torch.autograd.grad(loss, d)
+            history.append(dk)
+            below = dk < cfg.target
+            key = (0, float(((x.detach() - a32) ** 2).mean())) if below else (1, dk)
+            if key < best_key:
+                best, best_key = x.detach().clone(), key
+            for group in opt.param_groups:
+                group["weight_decay"] *= 1.03 if below else 0.97
+            d.grad = g
             opt.step()
             sched.step()
             steps = k + 1
             call(progress, steps, cfg.steps)
     except KeyboardInterrupt:
         pass
-    fd = dist(x.detach())
-    if fd < best_d:
-        best, best_d = x.detach().clone(), fd
-    lo, hi = float(best.min()), float(best.max())
-    if lo < 0 or hi > 1:  # back into [0, 1]; the HOG is invariant to s x + c, s > 0
-        best = (best - lo) / (hi - lo)
-        best_d = dist(best)
+    best = best.double()
+    cand = [best]
+    X = torch.stack([best.flatten(), torch.ones_like(best.flatten())], 1)
+    s_, c_ = torch.linalg.lstsq(X, a.flatten()[:, None]).solution[:, 0].tolist()
+    fitted = s_ * best + c_
+    if s_ > 0 and float(fitted.min()) >= 0 and float(fitted.max()) <= 1:
+        cand.append(fitted)
+    scored = [(0 if dist(c) < cfg.target * 1.25 else 1, float(((c - a) ** 2).mean()), i) for i, c in enumerate(cand)]
+    best = cand[min(scored)[2]]
+    best_d = dist(best)
     rms = float(((best - a) ** 2).mean().sqrt())
-    return HogMatch(best, a, b, best_d, start_d, rms, history, steps, cfg)
+    return HogMatch(best, a, b, best_d, start_d, rms, history, steps, cfg, reached=best_d < cfg.target * 1.25)

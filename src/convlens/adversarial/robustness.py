@@ -99,7 +99,7 @@ def robustness(model, images, eps_list=(0, 1 / 255, 2 / 255, 4 / 255), attack: s
                 p = forward_logits(model, xb).softmax(-1)
             else:
                 r = fgsm(model, xb, e, label=lb) if attack == "fgsm" else pgd(model, xb, e, steps=steps, label=lb, seed=seed)
-                p = forward_logits(model, r.images).softmax(-1)
+                p = r.adv_logits.softmax(-1)
             agree += int((p.argmax(-1) == lb).sum())
             prob += float(p.gather(1, lb[:, None]).sum())
             done += 1

@@ -5,7 +5,7 @@ a class until the network is >= 99.6% sure, while a person sees noise or a patte
 Runs on the optimization engine (``convlens.optimize``): a ``PixelParam`` (pixels, clamped to [0, 1]),
 the objective ``log softmax(f(x))_c`` and a callback that stops once every image reached the
 confidence. The paper's gradient-ascent images (their Fig. 13, after Simonyan et al.) are this recipe;
-its evolutionary (CPPN / direct encoding) variant is not implemented here.
+its evolutionary variant (CPPN / direct encoding, no gradients) is ``evolve.evolve_unrecognizable``.
 """
 from __future__ import annotations
 

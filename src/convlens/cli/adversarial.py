@@ -1,5 +1,5 @@
-"""CLI commands for fooling the network: linear-demo, fgsm, pgd, fool, unrecognizable, mix-weights,
-hog-match, robustness. Options come from each recipe's config dataclass (``config_command``); sizes
+"""CLI commands for fooling the network: linear-demo, fgsm, pgd, fool, unrecognizable,
+evolve-unrecognizable, mix-weights, hog-match, robustness. Options come from each recipe's config dataclass (``config_command``); sizes
 accept fractions like 2/255.
 
     convlens linear-demo
@@ -7,6 +7,7 @@ accept fractions like 2/255.
     convlens pgd chelsea --eps 2/255 --steps 10 -o pgd.png
     convlens fool chelsea --target goldfish -o fool.png
     convlens unrecognizable --target robin -o robin.png
+    convlens evolve-unrecognizable --target starfish --size 96 -o evolved.png
     convlens mix-weights -o mix.png
     convlens hog-match chelsea coffee -o hog.png
     convlens robustness samples --eps 0,1/255,2/255,4/255 -o curve.png
@@ -28,13 +29,18 @@ def _save(image, out):
         echo(f"wrote {save_png(image, out_path(out))}")
 
 
+def _class_list(text: str) -> list[str]:
+    """"robin, goldfish" -> ["robin", "goldfish"]."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
 def _image(arg, model):
     from ..images import fit
     return fit(get_image(arg), model.input_size)
 
 
 def register(app: typer.Typer) -> None:
-    from ..adversarial import FGSMConfig, FoolConfig, PGDConfig, RobustnessConfig, UnrecognizableConfig
+    from ..adversarial import EvolveConfig, FGSMConfig, FoolConfig, PGDConfig, RobustnessConfig, UnrecognizableConfig
     from ..adversarial.hog import HogMatchConfig
     from ..progress import cli_bar
 
@@ -101,7 +107,7 @@ def register(app: typer.Typer) -> None:
     def unrec_run(cfg, target: str, model: str, weights: str, out: str):
         from ..adversarial import unrecognizable
         m = get_model(model, weights)
-        targets = [t.strip() for t in target.split(",") if t.strip()]
+        targets = _class_list(target)
         with cli_bar("unrecognizable", cfg.steps) as bar:
             u = unrecognizable(m, targets, cfg, progress=bar)
         for lab in u.labels:
@@ -114,6 +120,23 @@ def register(app: typer.Typer) -> None:
                    unrec_run,
                    "Unrecognizable images classified with >= 99.6% confidence (Nguyen 2015), by gradient ascent.\n\n"
                    "Example: convlens unrecognizable --target robin,goldfish --start noise -o fooled.png")
+
+    def evolve_run(cfg, target: str, model: str, weights: str, out: str):
+        from ..adversarial import evolve_unrecognizable
+        m = get_model(model, weights)
+        targets = _class_list(target)
+        with cli_bar("evolve", cfg.generations * len(targets)) as bar:
+            e = evolve_unrecognizable(m, targets, cfg, progress=bar)
+        for lab, g, n, c0 in zip(e.labels, e.generations, e.evaluations, e.start_confidence.tolist()):
+            echo(f"  {lab} (from {c0:.2%}; {g} generation{'' if g == 1 else 's'}, {n} images scored)")
+        _save(e.render() if out else None, out)
+
+    config_command(app, "evolve-unrecognizable", EvolveConfig,
+                   [fixed("target", typer.Option(..., "--target", "-t", help="Class name(s), comma-separated."))] + common,
+                   evolve_run,
+                   "Unrecognizable images by evolution (Nguyen 2015): a CPPN's weights (or coarse pixels) evolved "
+                   "on the model's probability alone, no gradients.\n\n"
+                   "Example: convlens evolve-unrecognizable --target starfish --size 96 --generations 30 -o evolved.png")
 
     @app.command("mix-weights")
     def mix_weights(image: str = typer.Option("chelsea", "--image", help="Photo for the deep-net panel."),
@@ -148,7 +171,8 @@ def register(app: typer.Typer) -> None:
         with cli_bar("hog-match", cfg.steps) as bar:
             r = hog_match(a, b, cfg, progress=bar)
         echo(f"relative HOG distance to B: {r.start_distance:.2%} (A) -> {r.distance:.3%} after {r.steps} steps; "
-             f"pixel RMS change from A {255 * r.pixel_rms:.1f}/255")
+             f"pixel change from A: RMS {255 * r.pixel_rms:.1f}/255, PSNR {r.psnr:.1f} dB"
+             + ("" if r.reached else f" (target {cfg.target:.2%} not reached: more --steps or a lower --pixel-weight)"))
         _save(r.render() if out else None, out)
 
     config_command(app, "hog-match", HogMatchConfig,

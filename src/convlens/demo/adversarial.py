@@ -74,6 +74,18 @@ def unrecognizable_section(report, ctx):
     sec.figure(stack_rows([noise.render(), blank.render()]), "adversarial_unrecognizable.png",
                f"{size} px; {noise.steps} and {blank.steps} steps. Labels: the class and the model's confidence.",
                command=f"convlens unrecognizable --target '{','.join(classes)}' --start noise -o fooled.png")
+    from ..adversarial import evolve_unrecognizable
+    evo_classes, gens = (["pinwheel"], 3) if ctx.quick else (["peacock", "pinwheel", "monarch", "jellyfish"], 25)
+    e = evolve_unrecognizable(m, evo_classes, size=96, generations=gens)
+    sec.figure(e.render(), "adversarial_evolved.png",
+               "The paper's evolutionary variant, no gradients: a small CPPN (3 layers of 8 sine / Gaussian / tanh "
+               "units painting each pixel from its coordinates) whose weights evolve by an evolution strategy on "
+               f"the model's probability alone; 96 px, at most {gens} generations of 17 images each. Reached: "
+               + ", ".join(f"{lab} in {g} generation{'s' if g > 1 else ''}" for lab, g in zip(e.labels, e.generations))
+               + f" (the first genomes: {', '.join(f'{c:.1%}' for c in e.start_confidence.tolist())}). The regular, "
+               "repeating patterns are the paper's CPPN look.",
+               command=f"convlens evolve-unrecognizable --target '{','.join(evo_classes)}' --size 96 "
+                       f"--generations {gens} -o evolved.png")
 
 
 def mixing(report, ctx):
@@ -136,18 +148,20 @@ def _universal(sec, m, ctx):
 def hog_section(report, ctx):
     from ..adversarial.hog import hog_match
     from ..images import sample_image
-    size, steps = (64, 60) if ctx.quick else (96, 800)
+    size, steps = (64, 60) if ctx.quick else (96, 600)
     r = hog_match(sample_image("chelsea", size), sample_image("coffee", size), size=size, steps=steps)
     c = r.config
     sec = report.section("Identical HOG, different images", "Tatu et al. 2011 (the lecture's 'these results were "
-                         "around before ConvNets'): starting from the cat, change the pixels until its HOG equals "
-                         "the coffee cup's. HOG as scikit-image computes it (our differentiable version equals "
+                         "around before ConvNets'): change the cat's pixels a little until its HOG equals the coffee "
+                         "cup's. HOG as scikit-image computes it (our differentiable version equals "
                          f"skimage.feature.hog to 1e-7): {c.orientations} bins, {c.cell}x{c.cell}-pixel cells, "
-                         f"{c.block}x{c.block}-cell blocks, L2-Hys. The result's HOG is {r.distance:.2%} from the cup's "
-                         f"(the cat's: {r.start_distance:.0%}), yet it is a third picture; HOG pictures drawn by "
-                         "skimage.")
+                         f"{c.block}x{c.block}-cell blocks, L2-Hys. Top: the cat, the changed cat, the cup; below, "
+                         f"their HOG pictures (drawn by skimage). The changed cat still looks like the cat (PSNR "
+                         f"{r.psnr:.1f} dB against it), but its HOG is {r.distance:.2%} from the cup's (the cat's own: "
+                         f"{r.start_distance:.0%}): the bottom middle and bottom right pictures match.")
     sec.figure(r.render(tile=192), "adversarial_hog.png", f"{size} px grey, {r.steps} steps; relative HOG distance "
-               f"{r.start_distance:.1%} -> {r.distance:.2%}; pixel RMS change from the cat {255 * r.pixel_rms:.1f}/255.",
+               f"{r.start_distance:.1%} -> {r.distance:.2%}; pixel change from the cat RMS {255 * r.pixel_rms:.1f}/255, "
+               f"PSNR {r.psnr:.1f} dB.",
                command=f"convlens hog-match chelsea coffee --size {size} --steps {steps} -o hog.png")
 
 

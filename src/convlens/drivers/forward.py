@@ -175,6 +175,11 @@ def inference_twin(model, channels_last: bool = True, fuse_bn: bool = True):
     hit = _TWINS.get(model)
     if hit is not None and hit[0] == key:
         return hit[1]
+    with torch.inference_mode(False):  # called inside inference_mode (batched_forward): the copy must stay usable for gradients
+        return _build_twin(model, key, channels_last, fuse_bn)
+
+
+def _build_twin(model, key, channels_last: bool, fuse_bn: bool):
     twin = copy.deepcopy(model)
     fused = False
     if fuse_bn:
