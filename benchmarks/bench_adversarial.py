@@ -14,24 +14,15 @@ import warnings
 
 import torch
 
-from .common import Row
+from .common import alternated, Row
 
 warnings.filterwarnings("ignore")
 
 
+
 def _pair(ours, peer, repeat: int):
-    """Fastest of ``repeat`` alternated calls of each, after one warm-up each: on a shared machine the
-    least disturbed call is the best estimate of the cost (a median still moves with other processes' bursts)."""
-    ours(), peer()
-    a, b = [], []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        ours()
-        a.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        peer()
-        b.append(time.perf_counter() - t)
-    return min(a), min(b)
+    """The fastest of alternated calls (see ``alternated``)."""
+    return alternated(ours, peer, repeat, stat="min")
 
 
 def run(quick: bool) -> list[Row]:

@@ -14,23 +14,10 @@ import warnings
 
 import torch
 
-from .common import Row
+from .common import alternated, Row
 
 warnings.filterwarnings("ignore")
 
-
-def _pair(ours, peer, repeat: int):
-    """Median seconds of two callables, alternated after one warm-up each."""
-    ours(), peer()
-    a, b = [], []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        ours()
-        a.append(time.perf_counter() - t)
-        t = time.perf_counter()
-        peer()
-        b.append(time.perf_counter() - t)
-    return sorted(a)[len(a) // 2], sorted(b)[len(b) // 2]
 
 
 def run(quick: bool) -> list[Row]:
@@ -48,11 +35,11 @@ def run(quick: bool) -> list[Row]:
         for bs in (1, 16):
             x = cat.expand(bs, -1, -1, -1).contiguous() + 0.01 * torch.rand(bs, 3, size, size)
             t = m.targets(None, x)
-            sal, csal = _pair(lambda: convlens.saliency(m, x, t),
+            sal, csal = alternated(lambda: convlens.saliency(m, x, t),
                               lambda: Saliency(m).attribute(x, target=t, abs=True).amax(1), rep)
             rows.append(Row(f"saliency {tag} batch {bs}", 1e3 * sal / bs, 1e3 * csal / bs, "ms/img", "captum",
                             "<= captum", higher_is_better=False))
-            gb, cgb = _pair(lambda: convlens.guided_backprop(m, x, t),
+            gb, cgb = alternated(lambda: convlens.guided_backprop(m, x, t),
                             lambda: GuidedBackprop(m).attribute(x, target=t), rep)
             rows.append(Row(f"guided backprop {tag} batch {bs}", 1e3 * gb / bs, 1e3 * cgb / bs, "ms/img", "captum",
                             "<= captum", higher_is_better=False, note=note6))
@@ -87,14 +74,14 @@ def run(quick: bool) -> list[Row]:
                         "report", higher_is_better=False, note=f"max rel diff {same:.1e}"))
         # SmoothGrad and IG per image
         ns = 8 if quick else 25
-        sg, csg = _pair(lambda: convlens.smoothgrad(m, cat, t, samples=ns, batch_size=ns),
+        sg, csg = alternated(lambda: convlens.smoothgrad(m, cat, t, samples=ns, batch_size=ns),
                         lambda: NoiseTunnel(Saliency(m)).attribute(cat, target=t, nt_type="smoothgrad",
                                                                    nt_samples=ns, nt_samples_batch_size=ns,
                                                                    stdevs=0.15, abs=True), max(1, rep // 2))
         rows.append(Row(f"smoothgrad {tag} {ns} samples", sg, csg, "s/img", "captum NoiseTunnel", "report",
                         higher_is_better=False))
         st = 16 if quick else 50
-        ig, cig = _pair(lambda: convlens.integrated_gradients(m, cat, t, steps=st, batch_size=16),
+        ig, cig = alternated(lambda: convlens.integrated_gradients(m, cat, t, steps=st, batch_size=16),
                         lambda: IntegratedGradients(m).attribute(cat, target=t, n_steps=st, internal_batch_size=16),
                         max(1, rep // 2))
         rows.append(Row(f"integrated gradients {tag} {st} steps", ig, cig, "s/img", "captum", "report",

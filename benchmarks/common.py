@@ -45,3 +45,20 @@ def matmul_peak_gflops(n: int = 2048, repeat: int = 5) -> float:
     a, b = torch.randn(n, n), torch.randn(n, n)
     s = timeit(lambda: a @ b, repeat=repeat, warmup=2)
     return 2 * n ** 3 / s / 1e9
+
+
+def alternated(ours, peer, repeat: int, stat: str = "median") -> tuple[float, float]:
+    """Seconds of two callables, alternated after one warm-up each: the median of ``repeat`` calls,
+    or (``stat="min"``) the fastest, the least disturbed call's cost on a shared machine."""
+    ours(), peer()
+    a, b = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        ours()
+        a.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        peer()
+        b.append(time.perf_counter() - t)
+    if stat == "min":
+        return min(a), min(b)
+    return sorted(a)[len(a) // 2], sorted(b)[len(b) // 2]

@@ -18,6 +18,7 @@ import convlens  # noqa: E402
 from convlens.images import fit  # noqa: E402
 from convlens.images.io import to_uint8  # noqa: E402
 from convlens.web import create_app  # noqa: E402
+from web_helpers import wait_job  # noqa: E402
 
 TRAVERSALS = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/etc/passwd",
               "....//....//etc/passwd", "..\\..\\etc\\passwd", "%252e%252e%252fetc%252fpasswd"]
@@ -37,14 +38,7 @@ def png(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def wait(client, job_id: str, timeout: float = 120.0) -> dict:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        j = client.get(f"/api/jobs/{job_id}").json()
-        if j["status"] in ("done", "error", "cancelled"):
-            return j
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+wait = wait_job
 
 
 def run(client, technique, params=None, image="chelsea"):

@@ -17,6 +17,7 @@ import convlens  # noqa: E402
 from convlens.images import fit, sample_image, to_uint8  # noqa: E402
 from convlens.probe import Probe  # noqa: E402
 from convlens.web import create_app  # noqa: E402
+from web_helpers import wait_job  # noqa: E402
 from convlens.web.routes.core import png_bytes  # noqa: E402
 from convlens.web.routes.layers import atlas_layout, unit_filters_figure  # noqa: E402
 
@@ -34,14 +35,7 @@ def client(tmp_path_factory):
         yield c
 
 
-def wait(client, job_id, timeout=120.0):
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        j = client.get(f"/api/jobs/{job_id}").json()
-        if j["status"] in ("done", "error", "cancelled"):
-            return j
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} did not finish")
+wait = wait_job
 
 
 def cancel_after(client, url, done, timeout=60.0) -> dict:

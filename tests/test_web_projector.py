@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 import convlens  # noqa: E402
 from convlens.embed import EmbeddingStore  # noqa: E402
 from convlens.web import create_app  # noqa: E402
+from web_helpers import wait_job  # noqa: E402
 
 N_RAW = 300  # vectors in the raw store: two atlases (256 + 44)
 
@@ -58,14 +59,7 @@ def client(stores, offline_model):
         yield c
 
 
-def _finish(client, job_id: str, timeout: float = 120) -> dict:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        j = client.get(f"/api/jobs/{job_id}").json()
-        if j["status"] in ("done", "error", "cancelled"):
-            return j
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
+_finish = wait_job
 
 
 def _project(client, **params) -> dict:

@@ -48,6 +48,17 @@ def live_server(app, timeout: float = 30.0):
         thread.join(timeout)
 
 
+def wait_job(client, job_id: str, timeout: float = 120.0) -> dict:
+    """Poll ``/api/jobs/{id}`` until the job finishes; its final JSON (fails the test after ``timeout`` s)."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        j = client.get(f"/api/jobs/{job_id}").json()
+        if j["status"] in ("done", "error", "cancelled"):
+            return j
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
 def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
