@@ -18,6 +18,7 @@ import convlens  # noqa: E402
 from convlens.images import fit  # noqa: E402
 from convlens.images.io import to_uint8  # noqa: E402
 from convlens.web import create_app  # noqa: E402
+from convlens.drivers.forward import thread_budget  # noqa: E402
 from web_helpers import wait_job  # noqa: E402
 
 TRAVERSALS = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/etc/passwd",
@@ -197,7 +198,8 @@ def test_saliency_result_equals_the_library_call(client, offline_model):
     j = run(client, "saliency", {"target": "tabby"})
     assert j["status"] == "done" and j["threads"] == 1, j
     img = fit(convlens.sample_image("chelsea"), offline_model.input_size)
-    want = convlens.saliency(offline_model, img, "tabby")
+    with thread_budget(1):  # the server's worker budget: float sums (so PNG bytes) depend on the thread count
+        want = convlens.saliency(offline_model, img, "tabby")
     fig = j["result"]["figures"]
     assert fig["target_index"] == 281 and fig["raw_max"] == pytest.approx(float(want.map.max()), rel=1e-5)
     urls = [im["url"] for im in j["result"]["images"]]
@@ -237,7 +239,8 @@ def test_other_families_match_the_library(client, offline_model, technique, para
         assert fig["raw_max"] == pytest.approx(float(want.map.max()), rel=1e-4, abs=1e-6)
         assert fig["windows"] == [4, 4]
     elif technique == "fgsm":
-        want = convlens.adversarial.fgsm(offline_model, img, eps="2/255")
+        with thread_budget(1):  # the server's worker budget (float sums depend on the thread count)
+            want = convlens.adversarial.fgsm(offline_model, img, eps="2/255")
         assert fig["after"]["class"] == want.name(int(want.pred_after[0]))
         assert fig["linf_255"] == pytest.approx(255 * float(want.linf[0]), abs=1e-3)
         adv = fetch_png(client, j["result"]["images"][1]["url"])
