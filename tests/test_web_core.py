@@ -58,6 +58,12 @@ def test_errors_are_json_with_a_message(client, path):
         assert r.json()["error"]
 
 
+def test_unknown_api_paths_name_the_schema(client):
+    r = client.get("/api/samples/..%2F..%2Fetc%2Fpasswd.png")
+    assert r.status_code == 404 and "/openapi.json" in r.json()["error"]
+    assert client.get("/api/nosuch").json()["error"].startswith("no API endpoint '/api/nosuch'")
+
+
 def test_safe_child_refuses_escapes(tmp_path):
     (tmp_path / "ok").mkdir()
     assert safe_child(tmp_path, "ok") == (tmp_path / "ok").resolve()

@@ -93,6 +93,8 @@ def create_app(model: str = "mobilenet_v2", weights: str = "default", store=None
     @app.get("/{page}", include_in_schema=False)
     @app.get("/{page}/{rest:path}", include_in_schema=False)
     def page(page: str, rest: str = ""):
+        if page == "api":
+            raise HTTPException(404, f"no API endpoint '/api/{rest[:60]}'; the endpoints are listed in /openapi.json")
         if page not in PAGES:
             raise HTTPException(404, f"no page '/{page[:40]}'; the explorer's pages are /, /" + ", /".join(sorted(PAGES)))
         return FileResponse(STATIC / "index.html")
