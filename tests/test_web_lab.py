@@ -267,6 +267,11 @@ def test_channel_visualization_streams_previews(client, offline_model):
     assert len(fig["objective"]) == 6
     pre = client.get(f"/api/jobs/{j['id']}/preview.png")
     assert pre.status_code == 200 and Image.open(io.BytesIO(pre.content)).size == (64, 64)
+    # the last step is always previewed: the streamed picture is the visualization itself, not a placeholder
+    # (mean 1.4 grey levels from the final result when measured; a flat or unrelated image is ~10 away)
+    shown = fetch_png(client, f"/api/jobs/{j['id']}/preview.png").astype(int)
+    final = fetch_png(client, j["result"]["images"][0]["url"]).astype(int)
+    assert shown.std() > 3 and np.abs(shown - final).mean() < 3
 
 
 def test_cancel_keeps_the_best_result_so_far(client):

@@ -115,8 +115,9 @@ def register(app: typer.Typer) -> None:
         echo(f"{u.steps} steps")
         _save(u.render() if out else None, out)
 
+    targets = [fixed("target", typer.Option(..., "--target", "-t", help="Class name(s), comma-separated."))]
     config_command(app, "unrecognizable", UnrecognizableConfig,
-                   [fixed("target", typer.Option(..., "--target", "-t", help="Class name(s), comma-separated."))] + common,
+                   targets + common,
                    unrec_run,
                    "Unrecognizable images classified with >= 99.6% confidence (Nguyen 2015), by gradient ascent.\n\n"
                    "Example: convlens unrecognizable --target robin,goldfish --start noise -o fooled.png")
@@ -132,7 +133,7 @@ def register(app: typer.Typer) -> None:
         _save(e.render() if out else None, out)
 
     config_command(app, "evolve-unrecognizable", EvolveConfig,
-                   [fixed("target", typer.Option(..., "--target", "-t", help="Class name(s), comma-separated."))] + common,
+                   targets + common,
                    evolve_run,
                    "Unrecognizable images by evolution (Nguyen 2015): a CPPN's weights (or coarse pixels) evolved "
                    "on the model's probability alone, no gradients.\n\n"
