@@ -115,20 +115,6 @@ def decode_bytes(data: bytes, size: tuple[int, int], thumb: int = THUMB, draft: 
         return {"ok": False, "reason": f"{type(e).__name__}: {msg[:100]}"}
 
 
-def rgb_batch(group: list[dict]) -> torch.Tensor:
-    """Decoded items' uint8 (H, W, 3) crops -> a float (B, 3, H, W) batch in [0, 1]."""
-    return torch.from_numpy(np.stack([g["rgb"] for g in group])).permute(0, 3, 1, 2).float().div_(255)
-
-
-def embed_batch(model: Model, x: torch.Tensor, layer: str, threads: int | None = None,
-                backend: str | None = None) -> np.ndarray:
-    """One forward of a preprocessed batch to ``layer`` (``batched_forward``), pooled: (B, dim) float32."""
-    from ..drivers import batched_forward
-    batch = next(iter(batched_forward(model, x, layer, batch_size=len(x), size=None, threads=threads,
-                                      backend=backend)))
-    return pool(batch.activations[layer]).cpu().numpy().astype(np.float32)
-
-
 def _worker_init(_):
     torch.set_num_threads(1)
     try:

@@ -64,10 +64,12 @@ class EmbedActor:
                  draft: bool = True):
         self.model = _actor_setup(model, threads)
         self.layer, self.dim, self.size, self.thumb, self.draft = layer, dim, tuple(size), thumb, draft
-        self.threads, self.fs, self.backend = threads, fs, backend
+        self.fs = fs
+        from ..embed.extract import ExtractForward  # the local engine's forward: one backend for the whole store
+        self.forward = ExtractForward(self.model, layer, self.size, threads, backend or "torch")
 
     def __call__(self, batch: dict) -> dict:
-        from ..embed.extract import decode_bytes, embed_batch, rgb_batch
+        from ..embed.extract import decode_bytes
         dec = []
         for p in batch["path"]:
             try:
@@ -78,7 +80,7 @@ class EmbedActor:
             dec.append(decode_bytes(data, self.size, self.thumb, self.draft))
         ok = [g for g in dec if g["ok"]]
         n = len(dec)
-        vec = embed_batch(self.model, rgb_batch(ok), self.layer, self.threads, backend=self.backend) if ok else None
+        vec = self.forward(self.forward.from_uint8(np.stack([g["rgb"] for g in ok]))) if ok else None
         out_vec = np.zeros((n, self.dim), np.float32)
         if vec is not None:
             out_vec[[j for j, g in enumerate(dec) if g["ok"]]] = vec
@@ -114,7 +116,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
     Example:
         >>> store = embed_images_ray(convlens.load_model(), "photos/", out="photos.emb", workers=2)
     """
-    from ..embed.extract import THUMB, StoreWriter, open_store
+    from ..embed.extract import THUMB, StoreWriter, extraction_backend, open_store
     if not isinstance(model, Model):
         raise ConvlensError("embed_images_ray needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     files = list_files(source, labels)
@@ -123,6 +125,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
     start = int(store.manifest["items_done"])
     if start >= len(files):
         return store
+    backend = extraction_backend(store, model, layer, size, len(files) - start, backend)  # recorded, as locally
     writer = StoreWriter(store, files.names, files.labels)
     with ray_session(address, num_cpus) as ray:
         pool = plan_pool(ray, workers, threads)
