@@ -19,6 +19,7 @@ import torch
 
 from ..models.model import Model
 from ..probe.probe import Probe
+from .stem_grad import speed_up_stems
 
 # Measured on the 2-core CPU this project targets (benchmarks/bench_forward.py): channels_last
 # makes ordinary convs faster; it is the default for forward-only passes.
@@ -195,6 +196,7 @@ def _build_twin(model, key, channels_last: bool, fuse_bn: bool):
                 twin.net, fused = net, True
         except Exception:  # noqa: BLE001 - not fx-traceable: keep the unfused copy
             pass
+    speed_up_stems(twin.net)  # the image's input gradient by output phase (drivers/stem_grad.py)
     if channels_last:
         twin = twin.to(memory_format=torch.channels_last)
     twin.__dict__["_convlens_fused"] = fused
