@@ -127,7 +127,7 @@ def _tsne(quick) -> list[Row]:
         p = convlens.project(ArrayStore(x), "tsne", metric="l2", seed=0, threads=threads, n_iter=n_iter)
         t_ours, c_ours = time.perf_counter() - t, time.process_time() - c
         what = "openTSNE defaults, 750 iterations" if n_iter == 500 else "1,000 iterations as sklearn"
-        rows.append(Row(f"t-SNE {n // 1000}k x 50 ({what}; {p.params['gradient'].upper()} gradients)", t_ours, t_ref,
+        rows.append(Row(f"t-SNE {n // 1000}k x 50 ({what}; {p.params['gradient'].replace('fft', 'FFT').replace('bh', 'Barnes-Hut')} gradients)", t_ours, t_ref,
                         "s", "sklearn TSNE (Barnes-Hut, 1,000 iterations)", ">= 1.5x, trustworthiness within 0.01",
                         higher_is_better=False,
                         note=f"trustworthiness@10 (2k subsample) {tw(p.coords):.4f} vs {tw_r:.4f}; CPU "
