@@ -1,6 +1,7 @@
 """Embedding store, extraction (resume after SIGKILL, skip list, duplicates), search, grid, export."""
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
@@ -423,3 +424,50 @@ def test_onnxruntime_extraction_is_one_backend_and_resumes_bit_equal(tmp_path):
     done = convlens.embed_images(m, src, out=tmp_path / "s", batch_size=2, workers=0, threads=1)
     assert done.manifest["backend"] == "onnxruntime"
     np.testing.assert_array_equal(done.vectors(), ref.vectors())
+
+
+def test_fast_jpeg_path_matches_pillows_draft_decode(tmp_path):
+    """OpenCV's DCT-domain decode equals Pillow's draft decode; torch's uint8 resize is Pillow's
+    bilinear to one grey level; EXIF-rotated, grey and CMYK JPEGs take Pillow's path and agree."""
+    from PIL import ImageOps
+    from convlens.embed.extract import _fast_jpeg, decode_bytes
+    ds = convlens.sample_dataset(3, size=448, seed=3)
+    a = (ds[0][0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+    variants = {}
+    for name, im, kw in (("rgb", Image.fromarray(a).resize((640, 480)), {}),
+                         ("grey", Image.fromarray(a).resize((500, 700)).convert("L"), {}),
+                         ("cmyk", Image.fromarray(a).resize((640, 480)).convert("CMYK"), {})):
+        b = io.BytesIO()
+        im.save(b, format="JPEG", quality=90, **kw)
+        variants[name] = b.getvalue()
+    rotated = Image.fromarray(a).resize((640, 480))
+    exif = rotated.getexif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    b = io.BytesIO()
+    rotated.save(b, format="JPEG", quality=90, exif=exif.tobytes())
+    variants["rotated"] = b.getvalue()
+
+    def pillow_draft(data, size=(224, 224)):  # the reference: Pillow's draft decode, EXIF, bilinear, crop
+        im = Image.open(io.BytesIO(data))
+        im.draft("RGB", (max(size), max(size)))
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        s = max(size[0] / im.height, size[1] / im.width)
+        nh, nw = max(size[0], round(im.height * s)), max(size[1], round(im.width * s))
+        im = im.resize((nw, nh), Image.BILINEAR)
+        top, left = (nh - size[0]) // 2, (nw - size[1]) // 2
+        return np.asarray(im.crop((left, top, left + size[1], top + size[0])))
+
+    for name, data in variants.items():
+        im = Image.open(io.BytesIO(data))
+        fast = im.mode in ("RGB", "L") and _fast_jpeg(data, im, (224, 224)) is not None  # decode_bytes' choice
+        assert fast == (name in ("rgb", "grey")), name  # CMYK and EXIF-rotated JPEGs take Pillow's path
+        got = decode_bytes(data, (224, 224))
+        ref = pillow_draft(data)
+        assert got["ok"] and got["rgb"].shape == (224, 224, 3) and got["rgb"].flags.c_contiguous
+        diff = np.abs(got["rgb"].astype(int) - ref.astype(int))
+        assert diff.max() <= 1 and diff.mean() < 0.05, (name, diff.max(), diff.mean())
+        thumb = Image.open(io.BytesIO(got["thumbnail"]))
+        assert thumb.size == (96, 96) and thumb.format == "JPEG"
+        # the thumbnail is the crop, small: its mean colour is the crop's
+        assert np.abs(np.asarray(thumb.convert("RGB"), float).mean((0, 1)) - got["rgb"].mean((0, 1))).max() < 3
+    assert decode_bytes(variants["rotated"], (224, 224))["width"] == 640  # the file's own size
