@@ -92,8 +92,8 @@ def test_pca_coordinates_are_the_library_projection_as_float32(client, stores):
     # and the library's PCA is sklearn's PCA of the unit vectors (up to the sign of each axis)
     from sklearn.decomposition import PCA
     s = EmbeddingStore.open(stores["photos"])
-    u = s.vectors() / s.norms()[:, None]
-    ref = PCA(2).fit_transform(u.astype(np.float64))
+    u = s.vectors().astype(np.float64) / s.norms().astype(np.float64)[:, None]  # unit vectors in float64, as the library
+    ref = PCA(2).fit_transform(u)
     for d in range(2):
         sign = np.sign(ref[:, d] @ got[:, d])
         np.testing.assert_allclose(got[:, d], sign * ref[:, d], atol=3e-4)  # covariance PCA in float64

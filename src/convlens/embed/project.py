@@ -7,8 +7,8 @@
   2019; Kobak & Berens 2019): perplexity 30 on the store's cached kNN graph (k = 3 x perplexity;
   cosine graphs as Euclidean distances of unit vectors, sqrt(2 - 2 cos)), PCA initialization scaled
   to std 1e-4, learning rate max(N / 12, 50), early exaggeration 12 for 250 iterations then 500 at
-  momentum 0.8; FFT-interpolated gradients during early exaggeration, then Barnes-Hut below 10k
-  points and FFT above (``_gradient_method`` has the measurements). Above
+  momentum 0.8; FFT-interpolated gradients during early exaggeration from 5k points, then
+  Barnes-Hut below 10k points and FFT above (``_gradient_method`` has the measurements). Above
   ``large`` points (100k) the large-N recipe: fit a random subsample, place every other point at the
   median of its 10 nearest sample points, then optimize all of them from there.
 * UMAP (McInnes et al. 2018) when ``umap-learn`` is installed (``pip install convlens[umap]``), on
@@ -119,14 +119,16 @@ def _graph_distances(scores: np.ndarray, metric: str) -> np.ndarray:
 
 
 FFT_FROM = 10_001  # gradient="auto": FFT-interpolated gradients after early exaggeration from this many points
+FFT_EARLY_FROM = 5_000  # ... and during early exaggeration from this many
 
 
 def _gradient_method(gradient: str, n: int) -> tuple[str, str]:
     """(early exaggeration, main phase) negative-gradient methods.
 
-    "auto": FFT interpolation during early exaggeration at any N (the embedding is compact, span ~15,
-    so the interpolation grid is small: 2.4 s against Barnes-Hut's 6.3 s for 250 iterations at 10k
-    points), then Barnes-Hut below ``FFT_FROM`` points and FFT from there. Once the map has spread
+    "auto": FFT interpolation during early exaggeration from ``FFT_EARLY_FROM`` points (the embedding
+    is compact, span ~15, so the interpolation grid is small: 2.4 s against Barnes-Hut's 6.3 s for 250
+    iterations at 10k points; below ~5k the grid's fixed cost, ~1.9 s, dominates, and at 40 points it
+    collapsed the map), then Barnes-Hut below ``FFT_FROM`` points and FFT from there. Once the map has spread
     (span ~120 at 10k points) the grid grows with it: at 10k points a Barnes-Hut step (theta 0.5)
     took 20 ms with 0.7% error in the repulsive forces, an FFT step 42 ms with 1.2% (exact
     forces as reference; docs/embeddings.md)."""
@@ -134,7 +136,7 @@ def _gradient_method(gradient: str, n: int) -> tuple[str, str]:
         raise ConvlensError(f"gradient must be auto, bh or fft, got {gradient!r}")
     if gradient != "auto":
         return gradient, gradient
-    return "fft", ("fft" if n >= FFT_FROM else "bh")
+    return ("fft" if n >= FFT_EARLY_FROM else "bh"), ("fft" if n >= FFT_FROM else "bh")
 
 
 def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exaggeration_iter=250, gradient="auto"):
@@ -165,8 +167,8 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
          gradient: str = "auto") -> tuple[np.ndarray, dict]:
     """t-SNE coordinates (N, 2) with openTSNE's modern defaults (see the module doc).
 
-    ``gradient``: "bh" (Barnes-Hut), "fft" (interpolation) or "auto" (FFT during early exaggeration,
-    then FFT from ``FFT_FROM`` points and Barnes-Hut below)."""
+    ``gradient``: "bh" (Barnes-Hut), "fft" (interpolation) or "auto" (FFT during early exaggeration
+    from ``FFT_EARLY_FROM`` points, then FFT from ``FFT_FROM`` points and Barnes-Hut below)."""
     store = as_store(store)
     n = len(store)
     if threads is None:  # torch's setting (convlens --threads, CONVLENS_TEST_THREADS...)
