@@ -77,15 +77,14 @@ def block_topk(s: torch.Tensor, k: int, chunk: int = TOPK_CHUNK) -> tuple[torch.
     k = min(k, n)
     if n % chunk or n < 4 * k * chunk or not s.is_contiguous():
         return torch.topk(s, k, dim=1)
-    cmax = s.view(m, n // chunk, chunk).amax(2)
-    ci = torch.topk(cmax, k, dim=1, sorted=False).indices
-    cols = (ci.unsqueeze(2) * chunk + torch.arange(chunk)).reshape(m, k * chunk)
-    vals, j = torch.topk(s.gather(1, cols), k, dim=1)
-    return vals, cols.gather(1, j)
+    blocks = s.view(m, n // chunk, chunk)
+    ci = torch.topk(blocks.amax(2), k, dim=1, sorted=False).indices                 # (m, k) chunks
+    vals, j = torch.topk(blocks[torch.arange(m)[:, None], ci].view(m, k * chunk), k, dim=1)
+    return vals, ci.gather(1, j // chunk) * chunk + j % chunk                        # column indices
 
 
 def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric: str = "cosine",
-                 exclude: np.ndarray | None = None, block_rows: int = 4096, query_chunk: int = 1024,
+                 exclude: np.ndarray | None = None, block_rows: int = 8192, query_chunk: int = 1024,
                  threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact k-NN of ``queries`` (m, dim) in the store by blocked matrix products; (indices, scores).
 
