@@ -182,14 +182,15 @@ def test_words_panel_shows_the_lecture_layout(url):
     from convlens.embed import words
     with chromium_page() as page:
         page.goto(f"{url}/words?q=麻辣烫&q=馄饨&topk=5")
-        page.wait_for_function("document.querySelector('[data-testid=words-out]').textContent.includes('——')", timeout=60000)
+        page.wait_for_function("(document.querySelector('[data-testid=words-out]')?.textContent || '').includes('——')",
+                               timeout=60000)  # null-safe: the panel may not be built yet
         shown = page.locator("[data-testid=words-out]").text_content()
         wv = words.encode_vocab(words.FOOD_VOCAB)
         assert shown == words.format_neighbors(words.neighbors(["麻辣烫", "馄饨"], wv, topk=5))
         # a suggestion chip adds a query and runs again
         page.locator(".chips button").first.click()
         first = wv.keys[0]
-        page.wait_for_function(f"document.querySelector('[data-testid=words-out]').textContent.includes('{first} ——')")
+        page.wait_for_function(f"(document.querySelector('[data-testid=words-out]')?.textContent || '').includes('{first} ——')")
         screenshot(page, "web-words")
         assert page.js_errors == []
 
