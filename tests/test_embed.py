@@ -471,3 +471,35 @@ def test_fast_jpeg_path_matches_pillows_draft_decode(tmp_path):
         # the thumbnail is the crop, small: its mean colour is the crop's
         assert np.abs(np.asarray(thumb.convert("RGB"), float).mean((0, 1)) - got["rgb"].mean((0, 1))).max() < 3
     assert decode_bytes(variants["rotated"], (224, 224))["width"] == 640  # the file's own size
+
+
+def test_lanes_write_the_same_store_as_one_lane(tmp_path, monkeypatch):
+    """Lanes (each thread decodes a whole batch and runs its forward on one thread, onnxruntime) keep
+    the stream order: the same shards, vectors bit-equal, metadata, skip list and duplicates as one
+    lane; with torch (whose probe hooks allow one pass at a time) lanes fall back to one."""
+    src = tmp_path / "imgs"
+    _write_images(src)
+    m = convlens.Model.wrap(tiny_convnet(), input_size=16)
+    one = convlens.embed_images(m, src, out=tmp_path / "one", batch_size=2, shard_size=4, workers=0, threads=1,
+                                lanes=1, backend="onnxruntime")
+    from convlens.embed import extract
+    threads_seen, real_forward_group = set(), extract._forward_group
+
+    def spy(forward, group, kind):  # which threads ran the forwards
+        import threading
+        threads_seen.add(threading.current_thread().name)
+        return real_forward_group(forward, group, kind)
+    monkeypatch.setattr(extract, "_forward_group", spy)
+    seen = []
+    two = convlens.embed_images(m, src, out=tmp_path / "two", batch_size=2, shard_size=4, threads=1, lanes=3,
+                                backend="onnxruntime", progress=lambda done, total: seen.append(done))
+    assert one.manifest["backend"] == two.manifest["backend"] == "onnxruntime"
+    assert len(threads_seen) >= 2 and all(t.startswith("convlens-lane") for t in threads_seen)
+    np.testing.assert_array_equal(two.vectors(), one.vectors())
+    assert two.metadata().equals(one.metadata())
+    assert two.report().skipped == one.report().skipped and two.report().duplicates == one.report().duplicates
+    assert [s["count"] for s in two.manifest["shards"]] == [s["count"] for s in one.manifest["shards"]]
+    assert seen == sorted(seen) and seen[-1] == 28  # progress in stream order
+    tch = convlens.embed_images(m, src, out=tmp_path / "t", batch_size=2, shard_size=4, threads=1, lanes=3,
+                                backend="torch")
+    np.testing.assert_allclose(tch.vectors(), one.vectors(), rtol=1e-4, atol=1e-6)

@@ -237,6 +237,32 @@ def _thread_groups(paths, size, batch_size, workers, thumb, draft):
                     f.cancel()
 
 
+def _lane_results(paths, size, batch_size, lanes, thumb, draft, forward):
+    """(group, vectors) per group, in order, from ``lanes`` threads that each decode a whole group
+    and run its forward with one thread (``forward`` has a budget of 1): data parallelism, no
+    third thread competing with a multi-threaded forward for the cores (docs/embeddings.md)."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i):
+        group = [decode_file(str(p), size, thumb, draft) for p in paths[i:i + batch_size]]
+        return group, _forward_group(forward, group, "files")
+    it = iter(range(0, len(paths), batch_size))
+    with ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="convlens-lane",
+                            initializer=torch.set_num_threads, initargs=(1,)) as ex:
+        window: deque = deque(ex.submit(work, i) for i in itertools.islice(it, 2 * lanes))
+        try:
+            while window:
+                done = window.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    window.append(ex.submit(work, nxt))
+                yield done
+        finally:  # an interrupted consumer: drop what has not started
+            for f in window:
+                f.cancel()
+
+
 def _file_groups(paths, size, batch_size, workers, thumb, draft=True, decoder="threads"):
     if workers <= 0:
         for i in range(0, len(paths), batch_size):
@@ -391,7 +417,7 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
                  dtype: str = "float32", thumb: int = THUMB, resume: bool = True, overwrite: bool = False,
                  threads: int | None = None, seed: int = 0, size=None,
                  progress: ProgressFn | None = None, backend: str | None = None, draft: bool = True,
-                 decoder: str = "threads") -> EmbeddingStore:
+                 decoder: str = "threads", lanes: int | None = None) -> EmbeddingStore:
     """Embed every image of ``source`` with ``model`` at ``layer``; write them to a store and return it.
 
     Args:
@@ -417,6 +443,12 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
             identity); False decodes every pixel (``decode_file``).
         decoder: "threads" (default) or "processes" (a torch DataLoader of ``workers`` processes,
             one torch / OpenCV thread each) for the decoding workers.
+        lanes: files with the onnxruntime backend only (its session runs concurrent calls; torch's
+            probe hooks do not): this many threads each decode a whole batch and run its forward on
+            one thread (``workers`` is then unused). Default: the thread budget for jobs of more
+            than 4 batches with ``decoder="threads"`` (2 lanes here: 0.71-0.72x the pure forward
+            against 0.67x for a decoding thread beside a 2-thread forward, docs/embeddings.md),
+            else 1 (that design).
     Returns:
         the ``EmbeddingStore``; ``store.report()`` lists unreadable items (skipped, never a zero
         vector) and duplicate files. Ctrl-C commits the finished batches, then re-raises.
@@ -437,27 +469,44 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
     n_left = (total - start) if total is not None else None
     if workers is None:  # one decoding thread leaves the forward its cores (decoding ~3 ms vs ~40 ms of forward
         workers = 1 if n_left is None or n_left > 4 * batch_size else 0  # per image here); small jobs inline
-    forward = ExtractForward(model, layer, size, threads,
-                             extraction_backend(store, model, layer, size, n_left, backend))
-    if kind == "files":
-        groups = _file_groups(items[start:], size, batch_size, workers, thumb, draft, decoder)
+    from ..drivers.forward import default_threads
+    budget = threads if threads is not None else default_threads()
+    if lanes is None:
+        lanes = budget if kind == "files" and decoder == "threads" and n_left > 4 * batch_size else 1
+    lanes = max(1, int(lanes)) if kind == "files" else 1
+    chosen = extraction_backend(store, model, layer, size, n_left, backend)
+    if chosen != "onnxruntime":  # torch's probe hooks belong to the model: one forward at a time
+        lanes = 1
+    forward = ExtractForward(model, layer, size, 1 if lanes > 1 else threads, chosen)
+    if lanes > 1 and forward.backend != "onnxruntime":  # the export failed: torch, one lane
+        lanes, forward = 1, ExtractForward(model, layer, size, threads, "torch")
+    if lanes > 1:
+        results = _lane_results(items[start:], size, batch_size, lanes, thumb, draft, forward)
     else:
-        groups = _image_groups(itertools.islice(iter(items), start, None), size, batch_size, thumb)
+        if kind == "files":
+            groups = _file_groups(items[start:], size, batch_size, workers, thumb, draft, decoder)
+        else:
+            groups = _image_groups(itertools.islice(iter(items), start, None), size, batch_size, thumb)
+        results = ((group, _forward_group(forward, group, kind)) for group in groups)
     writer = StoreWriter(store, names, labels)
     try:
-        for group in groups:
-            ok = [g for g in group if g["ok"]]
-            vec = None
-            if ok:
-                x = forward.from_uint8(np.stack([g["rgb"] for g in ok])) if kind == "files" else \
-                    torch.cat([g["tensor"] for g in ok])
-                vec = forward(x)
+        for group, vec in results:
             writer.add_group(group, vec)
             call(progress, writer.done, total)
     except KeyboardInterrupt:
         writer.flush()
         raise
     return writer.close()
+
+
+def _forward_group(forward: ExtractForward, group: list[dict], kind: str) -> np.ndarray | None:
+    """The vectors of a group's readable items (None when there are none)."""
+    ok = [g for g in group if g["ok"]]
+    if not ok:
+        return None
+    x = forward.from_uint8(np.stack([g["rgb"] for g in ok])) if kind == "files" else \
+        torch.cat([g["tensor"] for g in ok])
+    return forward(x)
 
 
 def open_store(model: Model, layer: str | None, out, *, size=None, dtype: str = "float32", resume: bool = True,
