@@ -54,6 +54,9 @@ def register(app: typer.Typer) -> None:
                   workers: int = typer.Option(None, "--workers", help="Decoding threads (default 1; 0: inline); "
                                                                        "with --engine ray: actors (default: CPUs / threads)."),
                   decoder: str = typer.Option("threads", "--decoder", help="threads or processes (decoding workers)."),
+                  lanes: int = typer.Option(None, "--lanes", help="Threads that each decode and forward a batch on "
+                                            "one thread (onnxruntime; default: the thread budget for big jobs; "
+                                            "1: a decoding thread beside the forward)."),
                   exact_decode: bool = typer.Option(False, "--exact-decode",
                                                     help="Decode every JPEG pixel (default: draft mode, DCT-domain "
                                                          "downscaling, ~2x cheaper, slightly different pixels)."),
@@ -87,7 +90,8 @@ def register(app: typer.Typer) -> None:
             else:
                 store = embed_images(m, src, layer, out=out, batch_size=batch_size, workers=workers, labels=labels,
                                      shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
-                                     threads=threads, decoder=decoder, draft=not exact_decode, backend=backend)
+                                     threads=threads, decoder=decoder, draft=not exact_decode, backend=backend,
+                                     lanes=lanes)
         rep = store.report()
         echo(f"{store}: {rep.summary()}")
         for s in rep.skipped[:10]:
