@@ -1,10 +1,11 @@
 """Embeddings: extraction throughput, exact search vs FAISS, t-SNE vs scikit-learn, ANN, grid.
 
 Rows (each against its peer measured in the same run):
-* extraction from a folder of 384 JPEGs (the default lanes, each decoding and running its own batch
-  on one thread; one decoding thread beside a multi-threaded forward; decoding inline; a forward on
-  one thread fewer with the decoding thread on the spare core) vs the pure batched forward on
-  pre-decoded tensors with the same threads (target >= 85 %: decoding overlapped);
+* extraction from a folder of 384 JPEGs into mobilenet_v2 (the default lanes, each decoding and
+  running its own batch on one thread; one decoding thread beside a multi-threaded forward; decoding
+  inline; a forward on one thread fewer with the decoding thread on the spare core), then AlexNet FC7
+  and ResNet-18 (default lanes), vs the pure batched forward on pre-decoded tensors with the same
+  threads (target >= 85 %: decoding overlapped);
 * exact k=10 cosine search over 100k x 512 (blocked products over the memory-mapped store, raw
   vectors + norms) vs faiss ``IndexFlatIP`` on a normalized copy (target: not slower), alternated
   5 times, the fastest of each;
@@ -43,37 +44,42 @@ def _extraction(quick, tmp: Path) -> list[Row]:
     for i in range(n):
         a = (ds[i][0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         Image.fromarray(a).resize((640, 480)).save(folder / f"{i:04d}.jpg", quality=90)
-    m = convlens.load_model()
     bs = 32
-    x = torch.cat([convlens.fit(convlens.load_image(p), m.input_size) for p in sorted(folder.iterdir())])
-    layer = convlens.embedding_layer(m)
-
-    def pure(threads):
-        for _ in convlens.batched_forward(m, x, layer, batch_size=bs, size=None, threads=threads):
-            pass
     cores = torch.get_num_threads()
-    convlens.embed_images(m, sorted(folder.iterdir())[:4], out=tmp / "warm", workers=0)  # imports, twin
+    files = sorted(folder.iterdir())
     out = []
-    configs = [(cores, None, 1, f"{cores} lanes: each decodes a batch and runs it on 1 thread (default)"),
-               (cores, 1, 1, f"1 decoding thread beside a {cores}-thread forward"),
-               (cores, 1, 0, "decoding inline")]
-    if cores >= 2:  # a core left for decoding: does the decoding thread hide behind the forward?
-        configs.append((cores - 1, 1, 1, f"forward on {cores - 1} thread(s), 1 decoding thread on the spare core"))
-    for k, (threads, lanes, workers, how) in enumerate(configs):
-        pure(threads)  # warm-up (the session / channels_last copy for this thread count)
-        t_pure, t_ours = [], []
-        for rep in range(2):  # alternated, the faster of two each
-            t = time.perf_counter()
-            pure(threads)
-            t_pure.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            s = convlens.embed_images(m, folder, out=tmp / f"store{k}-{rep}", batch_size=bs, workers=workers,
-                                      threads=threads, lanes=lanes)
-            t_ours.append(time.perf_counter() - t)
-        out.append(Row(f"extraction, {n} JPEGs 640x480 -> mobilenet_v2 {layer} ({how})",
-                       n / min(t_ours), n / min(t_pure), "img/s",
-                       f"batched_forward on pre-decoded tensors, {threads} thread(s)", ">= 0.85x",
-                       note=f"{s.manifest['backend']}; includes decoding, hashing, thumbnails, shard commits"))
+    # the offline MobileNetV2 (0.3 GFLOPs, the cheapest forward: the hardest case), then two CNNs with
+    # seeded random weights at their embedding layers (throughput does not depend on the weights)
+    for name in ("mobilenet_v2",) + (() if quick else ("alexnet", "resnet18")):
+        m = convlens.load_model(name) if name == "mobilenet_v2" else convlens.load_model(name, weights=None)
+        x = torch.cat([convlens.fit(convlens.load_image(p), m.input_size) for p in files])
+        layer = convlens.embedding_layer(m)
+
+        def pure(threads):
+            for _ in convlens.batched_forward(m, x, layer, batch_size=bs, size=None, threads=threads):
+                pass
+        convlens.embed_images(m, files[:4], out=tmp / f"warm-{name}", workers=0)  # imports, twin
+        configs = [(cores, None, 1, f"{cores} lanes: each decodes a batch and runs it on 1 thread (default)")]
+        if name == "mobilenet_v2":
+            configs += [(cores, 1, 1, f"1 decoding thread beside a {cores}-thread forward"),
+                        (cores, 1, 0, "decoding inline")]
+            if cores >= 2:  # a core left for decoding: does the decoding thread hide behind the forward?
+                configs.append((cores - 1, 1, 1, f"forward on {cores - 1} thread(s), 1 decoding thread on the spare core"))
+        for k, (threads, lanes, workers, how) in enumerate(configs):
+            pure(threads)  # warm-up (the session / channels_last copy for this thread count)
+            t_pure, t_ours = [], []
+            for rep in range(2):  # alternated, the faster of two each
+                t = time.perf_counter()
+                pure(threads)
+                t_pure.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                s = convlens.embed_images(m, folder, out=tmp / f"{name}{k}-{rep}", batch_size=bs, workers=workers,
+                                          threads=threads, lanes=lanes)
+                t_ours.append(time.perf_counter() - t)
+            out.append(Row(f"extraction, {n} JPEGs 640x480 -> {name} {layer} ({how})",
+                           n / min(t_ours), n / min(t_pure), "img/s",
+                           f"batched_forward on pre-decoded tensors, {threads} thread(s)", ">= 0.85x",
+                           note=f"{s.manifest['backend']}; includes decoding, hashing, thumbnails, shard commits"))
     return out
 
 
