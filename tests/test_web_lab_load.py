@@ -60,6 +60,7 @@ def test_20_concurrent_saliency_requests_on_loopback(offline_model):
                     for line in ev.iter_lines():
                         if line.startswith("data: "):
                             last = json.loads(line[6:])
+                assert last and last.get("result"), last  # the final event carries the result
                 png = http.get(last["result"]["images"][2]["url"])
                 return last, png.content
             t0 = time.time()

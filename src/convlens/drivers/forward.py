@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Sequence
@@ -161,6 +162,9 @@ def torch_pass(model: Model, layer_list: list[str], channels_last: bool | None =
 
 
 _TWINS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# One twin is built at a time: torch.fx tracing patches nn.Module.__call__ process-wide while it runs,
+# so two threads tracing at once (the web explorer's first concurrent requests) can break each other.
+_TWIN_BUILD = threading.Lock()
 
 
 def inference_twin(model, channels_last: bool = True, fuse_bn: bool = True):
@@ -176,8 +180,12 @@ def inference_twin(model, channels_last: bool = True, fuse_bn: bool = True):
     hit = _TWINS.get(model)
     if hit is not None and hit[0] == key:
         return hit[1]
-    with torch.inference_mode(False):  # called inside inference_mode (batched_forward): the copy must stay usable for gradients
-        return _build_twin(model, key, channels_last, fuse_bn)
+    with _TWIN_BUILD:
+        hit = _TWINS.get(model)  # built by another thread while this one waited
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        with torch.inference_mode(False):  # called inside inference_mode (batched_forward): the copy must stay usable for gradients
+            return _build_twin(model, key, channels_last, fuse_bn)
 
 
 def _build_twin(model, key, channels_last: bool, fuse_bn: bool):
