@@ -64,7 +64,8 @@ def _extraction(quick, tmp: Path) -> list[Row]:
             configs += [(cores, 1, 1, f"1 decoding thread beside a {cores}-thread forward"),
                         (cores, 1, 0, "decoding inline")]
             if cores >= 2:  # a core left for decoding: does the decoding thread hide behind the forward?
-                configs.append((cores - 1, 1, 1, f"forward on {cores - 1} thread(s), 1 decoding thread on the spare core"))
+                configs.append((cores - 1, 1, 1,
+                                f"forward on {cores - 1} thread(s), 1 decoding thread on the spare core"))
         for k, (threads, lanes, workers, how) in enumerate(configs):
             pure(threads)  # warm-up (the session / channels_last copy for this thread count)
             t_pure, t_ours = [], []
@@ -146,7 +147,8 @@ def _tsne(quick) -> list[Row]:
         p = convlens.project(ArrayStore(x), "tsne", metric="l2", seed=0, threads=threads, n_iter=n_iter)
         t_ours, c_ours = time.perf_counter() - t, time.process_time() - c
         what = "openTSNE defaults, 750 iterations" if n_iter == 500 else "1,000 iterations as sklearn"
-        rows.append(Row(f"t-SNE {n // 1000}k x 50 ({what}; {p.params['gradient'].replace('fft', 'FFT').replace('bh', 'Barnes-Hut')} gradients)", t_ours, t_ref,
+        grads = p.params["gradient"].replace("fft", "FFT").replace("bh", "Barnes-Hut")
+        rows.append(Row(f"t-SNE {n // 1000}k x 50 ({what}; {grads} gradients)", t_ours, t_ref,
                         "s", "sklearn TSNE (Barnes-Hut, 1,000 iterations)", ">= 1.5x, trustworthiness within 0.01",
                         higher_is_better=False,
                         note=f"trustworthiness@10 (2k subsample) {tw(p.coords):.4f} vs {tw_r:.4f}; CPU "

@@ -128,6 +128,15 @@ def resize_shorter(images: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
+def cover_box(ih: int, iw: int, h: int, w: int) -> tuple[int, int, int, int]:
+    """(nh, nw, top, left): the size an ih x iw image is resized to so that it covers h x w (the
+    shorter side scaled to fit), and the corner of the centred h x w crop. ``fit`` and the
+    extraction's decoders share it, so every path crops the same box."""
+    s = max(h / ih, w / iw)
+    nh, nw = max(h, round(ih * s)), max(w, round(iw * s))
+    return nh, nw, (nh - h) // 2, (nw - w) // 2
+
+
 def fit(images: torch.Tensor, size) -> torch.Tensor:
     """Resize the shorter side to ``size`` and centre-crop (torchvision's eval transform, antialiased).
 
@@ -138,11 +147,8 @@ def fit(images: torch.Tensor, size) -> torch.Tensor:
     h, w = (size, size) if isinstance(size, int) else tuple(size)
     if images.shape[-2:] == (h, w):
         return images
-    ih, iw = images.shape[-2:]
-    s = max(h / ih, w / iw)
-    nh, nw = max(h, round(ih * s)), max(w, round(iw * s))
+    nh, nw, top, left = cover_box(*images.shape[-2:], h, w)
     out = F.interpolate(images, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
-    top, left = (nh - h) // 2, (nw - w) // 2
     return out[..., top:top + h, left:left + w].clamp(0, 1)
 
 
