@@ -30,6 +30,16 @@ def _grace_hopper():
         return np.asarray(Image.open(f).convert("RGB"))
 
 
+def _starry_night():
+    from PIL import Image
+
+    from ..assets import data_file
+    path = data_file("debian/usr/share/doc/opencv-doc/examples/data/starry_night.jpg",
+                     "accda7a19a90f22a4a922fdc8c230167d7abf5f80882171e2cee125c5f12481d", "Debian's opencv-doc")
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 SAMPLES = {
     "chelsea": (_skimage("chelsea"), "a tabby cat (skimage); ImageNet: Egyptian cat / tabby"),
     "coffee": (_skimage("coffee"), "a cup of coffee (skimage); ImageNet: espresso"),
@@ -41,9 +51,11 @@ SAMPLES = {
     "brick": (_skimage("brick"), "grey brick wall texture, 512x512 (skimage)"),
     "grass": (_skimage("grass"), "grey grass texture, 512x512 (skimage)"),
     "gravel": (_skimage("gravel"), "grey gravel texture, 512x512 (skimage)"),
+    "starry_night": (_starry_night, "Van Gogh, The Starry Night, 1889, public domain (Debian opencv-doc)"),
 }
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "grace_hopper"]
 TEXTURES = ["brick", "grass", "gravel"]
+PAINTINGS = ["starry_night"]
 
 
 def sample_names() -> list[str]:
