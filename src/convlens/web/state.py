@@ -94,6 +94,11 @@ class AppState:
             return name
         allowed = self.allowed_models()
         if name not in allowed:
+            from ..errors import closest
+            from ..models import available_models
+            if name not in available_models():
+                raise ConvlensError(f"unknown model '{str(name)[:60]}' (closest: {closest(str(name), available_models())}); "
+                                    f"this server serves: {', '.join(allowed)}")
             raise ConvlensError(f"model '{str(name)[:60]}' is not served here; this server serves: {', '.join(allowed)} "
                                 f"(start it with `convlens serve --model {str(name)[:60]}` to use another)")
         return name
