@@ -32,6 +32,11 @@ MAX_JSON_BYTES = 1024 * 1024            # a JSON request body (parameters only) 
 UPLOAD_OVERHEAD = 64 * 1024             # multipart framing around the file's bytes
 
 
+def size_text(n: int) -> str:
+    """A byte limit for messages: ``12 MB``, ``195 KB``."""
+    return f"{n // (1024 * 1024)} MB" if n >= 1024 * 1024 else f"{max(1, n // 1024)} KB"
+
+
 def new_token() -> str:
     """A fresh per-server token (256 random bits, URL-safe)."""
     return secrets.token_urlsafe(32)
@@ -147,10 +152,10 @@ class Guard:
             if ctype != "multipart/form-data":
                 return "refused: send the upload as multipart/form-data (the field 'file')", 415
             if length.isdigit() and int(length) > limit + UPLOAD_OVERHEAD:
-                return f"upload too large: at most {limit // (1024 * 1024)} MB", 413
+                return f"upload too large: at most {size_text(limit)}", 413
             return None, 0
         if (has_body or ctype) and ctype != "application/json":
             return f"refused: a {method} body must be JSON (Content-Type: application/json), not '{ctype[:40]}'", 415
         if length.isdigit() and int(length) > MAX_JSON_BYTES:
-            return f"request body too large: at most {MAX_JSON_BYTES // 1024} KB of JSON", 413
+            return f"request body too large: at most {size_text(MAX_JSON_BYTES)} of JSON", 413
         return None, 0

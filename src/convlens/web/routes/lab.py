@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from ...errors import ConvlensError
 from ..app import app_state
 from ..jobs import QueueFull, job_key
+from ..security import UPLOAD_OVERHEAD, size_text
 from ..state import AppState, safe_child
 
 router = APIRouter(prefix="/api", tags=["lab"])
@@ -83,7 +84,6 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
     from starlette.datastructures import UploadFile as StarletteUpload
     from starlette.formparsers import MultiPartException, MultiPartParser
 
-    from ..security import UPLOAD_OVERHEAD
     budget = max_bytes + UPLOAD_OVERHEAD
 
     async def counted():
@@ -98,7 +98,7 @@ async def read_upload(request: Request, max_bytes: int) -> bytes:
     try:
         form = await parser.parse()
     except _TooLarge:
-        raise HTTPException(413, f"upload too large: at most {max_bytes // (1024 * 1024)} MB") from None
+        raise HTTPException(413, f"upload too large: at most {size_text(max_bytes)}") from None
     except (MultiPartException, KeyError) as e:
         raise ConvlensError(f"the upload is not valid multipart/form-data ({e}); send the image in the field "
                             "'file'") from None
@@ -125,7 +125,7 @@ async def upload_image(request: Request, state: AppState = Depends(app_state)):
     max_bytes, max_pixels = limits(state)
     data = await read_upload(request, max_bytes)
     if len(data) > max_bytes:
-        raise HTTPException(413, f"upload too large: at most {max_bytes // (1024 * 1024)} MB")
+        raise HTTPException(413, f"upload too large: at most {size_text(max_bytes)}")
     if not data:
         raise ConvlensError("the upload is empty; send an image file in the multipart field 'file'")
     from starlette.concurrency import run_in_threadpool
@@ -196,6 +196,8 @@ def run_technique(req: RunRequest, state: AppState = Depends(app_state)):
     t = tech.get(req.technique)
     fixed, cfg = t.parse(req.params)
     model_name = state.check_model(req.model)
+    if fixed.get("model"):      # a technique's own network (style transfer): also only an allowed one
+        state.check_model(fixed["model"])
     model = state.model(model_name)
     t.check(model, fixed, state)
     image = state.image(req.image) if t.needs_image else None
