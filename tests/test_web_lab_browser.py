@@ -208,3 +208,17 @@ def test_lab_shows_queue_position_and_other_origins_start_nothing(offline_model)
             assert len(state.jobs._jobs) == jobs   # nothing was queued
         finally:
             gate.set()
+
+
+def test_docs_render_offline(server):
+    """/docs draws every endpoint from local files only (chromium here reaches no CDN anyway)."""
+    with chromium_page() as page:
+        hosts = set()
+        page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+        page.goto(server + "/docs")
+        page.wait_for_selector(".opblock", timeout=30000)
+        assert page.locator(".opblock").count() >= 30
+        assert page.locator(".opblock-post").count() >= 6 and page.locator("button.authorize").count() == 1
+        assert hosts == {server.split("/")[2]}
+        screenshot(page, "web-docs")
+        assert page.js_errors == []

@@ -299,6 +299,10 @@ def test_docs_are_served_offline(served):
     assert "http://" not in html and "https://" not in html
     assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text
     assert client.get("/redoc").status_code == 404   # ReDoc would load from a CDN: not offered
+    schema = client.get("/openapi.json").json()   # "Authorize" takes the token for "Try it out"
+    assert schema["components"]["securitySchemes"]["token"]["name"] == "X-Convlens-Token"
+    assert schema["paths"]["/api/run"]["post"]["security"] == [{"token": []}]
+    assert "security" not in schema["paths"]["/api/health"]["get"]
 
 
 def _until(cond, timeout=20.0):

@@ -1,7 +1,7 @@
 """The FastAPI app: one factory, JSON errors everywhere, the page and the routers of each view.
 
 Every action of the page is an endpoint under ``/api`` described by ``/openapi.json`` (browsable at
-``/docs``, served offline from the ``swagger-ui-bundle`` package); the page uses nothing else, so
+``/docs``, served offline from the ``fastapi-offline`` package's Swagger UI files); the page uses nothing else, so
 scripts can drive the explorer the same way. Every request passes ``security.Guard`` first (Host
 check; token, origin and JSON checks on state-changing requests; docs/web.md "Security").
 """
@@ -135,17 +135,36 @@ def create_app(model: str | list[str] | tuple = "mobilenet_v2", weights: str = "
 
 
 def _mount_docs(app: FastAPI) -> None:
-    """``/docs``: Swagger UI from the ``swagger-ui-bundle`` package's files (no CDN: works offline)."""
+    """``/docs``: Swagger UI 5 from the ``fastapi-offline`` package's files (no CDN: works offline;
+    ``swagger-ui-bundle``'s Swagger UI 4 cannot read FastAPI's OpenAPI 3.1). The
+    schema declares the token header on every POST and DELETE, so "Authorize" (paste the token of
+    ``GET /api/token``) makes "Try it out" work for them too."""
+    import fastapi_offline
     from fastapi.openapi.docs import get_swagger_ui_html
-    from swagger_ui_bundle import swagger_ui_path
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    app.mount("/docs-assets", StaticFiles(directory=Path(fastapi_offline.__file__).parent / "static"),
+              name="docs-assets")
+    plain_schema = app.openapi
+
+    def schema_with_token() -> dict:
+        if app.openapi_schema is None:
+            schema = plain_schema()
+            schema.setdefault("components", {})["securitySchemes"] = {"token": {
+                "type": "apiKey", "in": "header", "name": "X-Convlens-Token",
+                "description": "the server's token: GET /api/token (the page sends it itself)"}}
+            for ops in schema.get("paths", {}).values():
+                for method, op in ops.items():
+                    if method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+                        op["security"] = [{"token": []}]
+        return app.openapi_schema
+    app.openapi = schema_with_token
 
     @app.get("/docs", include_in_schema=False)
     def docs():
         return get_swagger_ui_html(openapi_url=app.openapi_url, title=f"{app.title} - API",
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+                                   swagger_favicon_url="/docs-assets/favicon.png",
+                                   swagger_ui_parameters={"persistAuthorization": True})
 
 
 def app_state(request: Request) -> AppState:
