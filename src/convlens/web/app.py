@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import ConvlensError
 from .security import Guard
-from .state import AppState
+from .state import AppState, require_known_model
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_META = '<meta name="convlens-token" content="">'   # in static/index.html; filled per server
@@ -50,11 +50,8 @@ def create_app(model: str | list[str] | tuple = "mobilenet_v2", weights: str = "
     models = [model] if isinstance(model, str) else list(model)
     if not models:
         raise ConvlensError("serve at least one model; pass --model NAME (repeatable)")
-    from ..models import available_models
     for name in models:
-        if name not in available_models() and name != "vgg16-hed":
-            from ..errors import closest
-            raise ConvlensError(f"unknown model '{name[:60]}'; closest: {closest(name, available_models())}")
+        require_known_model(name)
     folders = {}
     for folder in images or ():
         p = Path(folder).expanduser().resolve()

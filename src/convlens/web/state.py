@@ -35,6 +35,14 @@ def safe_child(root: Path, *names: str, what: str = "name") -> Path:
     return p
 
 
+def require_known_model(name: str, also: str = "") -> None:
+    """A ConvlensError (closest names, then ``also``) unless ``name`` is a model convlens can load."""
+    from ..errors import closest
+    from ..models import available_models
+    if name not in available_models() and name != "vgg16-hed":
+        raise ConvlensError(f"unknown model '{str(name)[:60]}' (closest: {closest(str(name), available_models())}){also}")
+
+
 @dataclass
 class AppState:
     """Server-wide state, stored on ``app.state.convlens``.
@@ -94,11 +102,7 @@ class AppState:
             return name
         allowed = self.allowed_models()
         if name not in allowed:
-            from ..errors import closest
-            from ..models import available_models
-            if name not in available_models():
-                raise ConvlensError(f"unknown model '{str(name)[:60]}' (closest: {closest(str(name), available_models())}); "
-                                    f"this server serves: {', '.join(allowed)}")
+            require_known_model(name, also=f"; this server serves: {', '.join(allowed)}")
             raise ConvlensError(f"model '{str(name)[:60]}' is not served here; this server serves: {', '.join(allowed)} "
                                 f"(start it with `convlens serve --model {str(name)[:60]}` to use another)")
         return name
