@@ -377,3 +377,16 @@ def test_an_open_event_stream_keeps_a_silent_job_alive(offline_model):
         left = state.jobs.submit("left", quiet)   # nobody follows this one
         _until(lambda: left.finished, timeout=10)
         assert left.status == "cancelled" and "no client followed it" in left.note
+
+
+@pytest.mark.parametrize("args,words", [(["--port", "99999"], "--port must be between 1 and 65535"),
+                                        (["--orphan-timeout", "-1"], "--orphan-timeout must be 0"),
+                                        (["--model", "nosuchnet"], "unknown model 'nosuchnet'")])
+def test_serve_refuses_bad_options_in_one_line(monkeypatch, capsys, args, words):
+    import uvicorn
+
+    from convlens.cli.main import run
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: pytest.fail("the server must not start"))
+    assert run(["serve", *args]) != 0
+    err = capsys.readouterr().err.strip()
+    assert words in err and "\n" not in err and "Traceback" not in err
