@@ -69,7 +69,8 @@ const CL = {
 window.addEventListener("DOMContentLoaded", async () => {
   try {
     const h = await CL.api("/api/health");
-    document.getElementById("model-name").textContent = `model: ${h.model}`;
+    const models = h.models || [h.model];
+    document.getElementById("model-name").textContent = models.length > 1 ? `models: ${models.join(", ")}` : `model: ${h.model}`;
   } catch (err) { /* the view shows its own errors */ }
   CL.route();
 });
