@@ -173,7 +173,7 @@ EVIL_PAGE = """async (target) => {
 
 def test_lab_shows_queue_position_and_other_origins_start_nothing(offline_model):
     """The page shows where its job waits in the queue; a page of another origin (another local port)
-    cannot start a job by fetch or by a plain HTML form."""
+    cannot start a job by fetch or by a plain HTML form; /docs renders offline."""
     import threading
     app = create_app(threads=1, orphan_timeout=None)
     state = app.state.convlens
@@ -206,19 +206,17 @@ def test_lab_shows_queue_position_and_other_origins_start_nothing(offline_model)
                 page.eval_on_selector("#f", "f => f.submit()")
             assert "refused: a POST needs the server's token" in page.inner_text("body")
             assert len(state.jobs._jobs) == jobs   # nothing was queued
+
+            # /docs draws every endpoint from the server's own files (chromium here reaches no CDN anyway)
+            hosts = set()
+            page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+            page.goto(url + "/docs")
+            page.wait_for_selector(".opblock", timeout=30000)
+            assert page.locator(".opblock").count() >= 30
+            assert page.locator(".opblock-post").count() >= 6 and page.locator("button.authorize").count() == 1
+            assert hosts == {url.split("/")[2]}
+            screenshot(page, "web-docs")
+            assert page.js_errors == []
         finally:
             gate.set()
 
-
-def test_docs_render_offline(server):
-    """/docs draws every endpoint from local files only (chromium here reaches no CDN anyway)."""
-    with chromium_page() as page:
-        hosts = set()
-        page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
-        page.goto(server + "/docs")
-        page.wait_for_selector(".opblock", timeout=30000)
-        assert page.locator(".opblock").count() >= 30
-        assert page.locator(".opblock-post").count() >= 6 and page.locator("button.authorize").count() == 1
-        assert hosts == {server.split("/")[2]}
-        screenshot(page, "web-docs")
-        assert page.js_errors == []
