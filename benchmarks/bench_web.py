@@ -83,7 +83,7 @@ def run(quick: bool) -> list[Row]:
         return time.perf_counter() - t
 
     try:
-        with httpx.Client(base_url=url, timeout=120) as http:
+        with httpx.Client(base_url=url, timeout=120, headers={"X-Convlens-Token": app.state.convlens.token}) as http:
             request(next(targets)), direct(99), bare(99)  # warm-up: model, routes, matplotlib
             ts = {"server": [], "direct": [], "bare": []}
             pool = app.state.convlens.jobs   # direct calls run on the server's own worker thread:

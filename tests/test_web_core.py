@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from web_helpers import api_client  # noqa: E402
 
 from convlens.errors import ConvlensError  # noqa: E402
 from convlens.web import create_app  # noqa: E402
@@ -18,7 +18,7 @@ from convlens.web.state import safe_child  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
-    with TestClient(create_app(threads=1)) as c:
+    with api_client(create_app(threads=1)) as c:
         yield c
 
 
@@ -145,7 +145,7 @@ def test_image_folders_from_serve_are_patch_sources(tmp_path):
     folder = tmp_path / "myphotos"
     folder.mkdir()
     Image.new("RGB", (40, 30), (200, 10, 10)).save(folder / "red.png")
-    with TestClient(create_app(threads=1, images=[folder])) as c:
+    with api_client(create_app(threads=1, images=[folder])) as c:
         names = [s["name"] for s in c.get("/api/layers/sources").json()]
         assert "myphotos" in names
     with pytest.raises(ConvlensError, match="image folder not found"):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from web_helpers import api_client  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import convlens  # noqa: E402
@@ -29,7 +29,7 @@ TRAVERSALS = ["../../etc/passwd", "..%2F..%2Fetc%2Fpasswd", "%2e%2e%2f%2e%2e%2fe
 def client(offline_model):
     app = create_app(threads=1)
     app.state.convlens._models[("mobilenet_v2", "default")] = offline_model  # the session's model, loaded once
-    with TestClient(app) as c:
+    with api_client(app) as c:
         yield c
 
 

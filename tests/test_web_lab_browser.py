@@ -154,3 +154,69 @@ def test_lab_webcam_capture_with_a_fake_camera(server):
             assert errors == []
         finally:
             browser.close()
+
+
+EVIL_PAGE = """async (target) => {
+  const out = {};
+  try {   // the token header forces a CORS preflight, which the explorer never answers: never sent
+    await fetch(target + "/api/run", { method: "POST", body: "{}",
+      headers: { "Content-Type": "application/json", "X-Convlens-Token": "guess" } });
+    out.preflighted = "answered";
+  } catch (e) { out.preflighted = "blocked"; }
+  // a "simple" request needs no preflight: it arrives, and is refused (no token, not JSON)
+  const r = await fetch(target + "/api/run", { method: "POST", mode: "no-cors", headers: { "Content-Type": "text/plain" },
+    body: JSON.stringify({ technique: "saliency", image: "chelsea" }) });
+  out.simple = r.type;
+  return out;
+}"""
+
+
+def test_lab_shows_queue_position_and_other_origins_start_nothing(offline_model):
+    """The page shows where its job waits in the queue; a page of another origin (another local port)
+    cannot start a job by fetch or by a plain HTML form; /docs renders offline."""
+    import threading
+    app = create_app(threads=1, orphan_timeout=None)
+    state = app.state.convlens
+    state._models[("mobilenet_v2", "default")] = offline_model
+    gate = threading.Event()
+    with live_server(app) as url, live_server(create_app(threads=1)) as evil, chromium_page() as page:
+        try:
+            page.goto(url + "/lab")
+            page.wait_for_selector("#lab-samples img[data-name=chelsea]")
+            page.click("#lab-samples img[data-name=chelsea]")
+            page.wait_for_function("document.querySelector('#lab-top5 table') !== null", timeout=60000)
+            blocker = state.jobs.submit("blocker", lambda job: gate.wait(60) and {})   # holds the one worker
+            page.select_option("#lab-technique", "saliency")
+            page.click("#lab-run")
+            page.wait_for_function("document.getElementById('lab-status').textContent.startsWith('queued · next')",
+                                   timeout=30000)
+            screenshot(page, "web-lab-queued")
+            gate.set()
+            page.wait_for_function(ALL_RESULTS_DRAWN % 3, timeout=60000)
+            assert page.inner_text("#lab-status").startswith("done") and blocker.status == "done"
+            screenshot(page, "web-lab-after-queue")
+            assert page.js_errors == []
+
+            jobs = len(state.jobs._jobs)
+            page.goto(evil + "/")
+            assert page.evaluate(EVIL_PAGE, url) == {"preflighted": "blocked", "simple": "opaque"}
+            page.set_content(f"""<form id=f method=post action="{url}/api/run">
+              <input name=technique value=saliency><input name=image value=chelsea></form>""")
+            with page.expect_navigation():
+                page.eval_on_selector("#f", "f => f.submit()")
+            assert "refused: a POST needs the server's token" in page.inner_text("body")
+            assert len(state.jobs._jobs) == jobs   # nothing was queued
+
+            # /docs draws every endpoint from the server's own files (chromium here reaches no CDN anyway)
+            hosts = set()
+            page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+            page.goto(url + "/docs")
+            page.wait_for_selector(".opblock", timeout=30000)
+            assert page.locator(".opblock").count() >= 30
+            assert page.locator(".opblock-post").count() >= 6 and page.locator("button.authorize").count() == 1
+            assert hosts == {url.split("/")[2]}
+            screenshot(page, "web-docs")
+            assert page.js_errors == []
+        finally:
+            gate.set()
+

@@ -25,7 +25,7 @@ from convlens.images import fit  # noqa: E402
 from convlens.web import create_app  # noqa: E402
 
 from convlens.drivers.forward import thread_budget  # noqa: E402
-from web_helpers import live_server  # noqa: E402
+from web_helpers import live_server, token_headers  # noqa: E402
 
 SAMPLES = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "grace_hopper"]
 
@@ -49,7 +49,7 @@ def test_20_concurrent_saliency_requests_on_loopback(offline_model):
 
     with live_server(app) as url:
         assert url.startswith("http://127.0.0.1:")
-        with httpx.Client(base_url=url, timeout=120) as http:
+        with httpx.Client(base_url=url, timeout=120, headers=token_headers(url)) as http:
             def one(i):
                 image, target = targets[i]
                 r = http.post("/api/run", json={"technique": "saliency", "image": image, "params": {"target": target}})
@@ -96,11 +96,12 @@ def test_drive_it_from_python_and_curl(offline_model, tmp_path):
         # --- Python (httpx), as in the docs ---
         import httpx as client_lib
         base = url
+        token = {"X-Convlens-Token": client_lib.get(f"{base}/api/token").json()["token"]}  # POSTs carry it
         with open(tmp_path / "photo.png", "rb") as f:
-            image_id = client_lib.post(f"{base}/api/images", files={"file": f}).json()["id"]
-        top5 = client_lib.post(f"{base}/api/predict", json={"image": image_id}).json()["top"]
+            image_id = client_lib.post(f"{base}/api/images", files={"file": f}, headers=token).json()["id"]
+        top5 = client_lib.post(f"{base}/api/predict", json={"image": image_id}, headers=token).json()["top"]
         job = client_lib.post(f"{base}/api/run", json={"technique": "saliency", "image": image_id,
-                                                       "params": {"target": top5[0]["label"]}}).json()["job"]
+                                                       "params": {"target": top5[0]["label"]}}, headers=token).json()["job"]
         while (j := client_lib.get(f"{base}/api/jobs/{job}").json())["status"] not in ("done", "error", "cancelled"):
             time.sleep(0.2)
         overlay = client_lib.get(base + j["result"]["images"][1]["url"]).content
@@ -115,9 +116,10 @@ def test_drive_it_from_python_and_curl(offline_model, tmp_path):
 
         def curl(*args):
             return subprocess.run(["curl", "-sf", *args], check=True, capture_output=True, timeout=60).stdout
-        up = json.loads(curl("-F", f"file=@{tmp_path / 'photo.png'}", f"{url}/api/images"))
+        tok = json.loads(curl(f"{url}/api/token"))["token"]
+        up = json.loads(curl("-H", f"X-Convlens-Token: {tok}", "-F", f"file=@{tmp_path / 'photo.png'}", f"{url}/api/images"))
         assert up["id"] == image_id
-        started = json.loads(curl("-H", "Content-Type: application/json", "-d",
+        started = json.loads(curl("-H", f"X-Convlens-Token: {tok}", "-H", "Content-Type: application/json", "-d",
                                   json.dumps({"technique": "saliency", "image": up["id"],
                                               "params": {"target": top5[0]["label"]}}), f"{url}/api/run"))
         assert started["cached"] and started["job"] == job   # the same request: served from the cache

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from web_helpers import api_client  # noqa: E402
 from PIL import Image  # noqa: E402
 
 import convlens  # noqa: E402
@@ -31,7 +31,7 @@ def client(tmp_path_factory):
     folder.mkdir(parents=True)
     for name in ("chelsea", "coffee", "astronaut", "rocket"):
         Image.fromarray(to_uint8(sample_image(name))).save(folder / f"{name}.png")
-    with TestClient(create_app(threads=1, data_dir=data)) as c:
+    with api_client(create_app(threads=1, data_dir=data)) as c:
         yield c
 
 
@@ -230,7 +230,7 @@ def test_traversal_in_every_name(client, bad):
     ("/api/layers/features.6/channels/x", 422, "channel"),
     ("/api/layers/features.6/activations?image=nosuch", 400, "unknown image"),
     ("/api/layers/features.6/activations.png?scale=bogus", 422, "scale"),
-    ("/api/layers?model=resnet18", 400, "this server serves 'mobilenet_v2'"),
+    ("/api/layers?model=resnet18", 400, "this server serves: mobilenet_v2"),
     ("/api/layers/features.6/activations?model=nosuchnet", 400, "unknown model"),
     ("/api/layers/features.6/channels/0/patches?n=7", 404, "POST /api/layers/features.6/patches"),
     ("/api/layers/features.6/channels/0/visualization.png?steps=3", 404, "POST /api/layers/features.6/channels/0/visualize"),
@@ -283,7 +283,7 @@ def test_the_model_is_not_changed(client, offline_model):
 
 @pytest.fixture(scope="module")
 def resnet_client():
-    with TestClient(create_app(model="resnet18", weights="none", threads=1)) as c:
+    with api_client(create_app(model="resnet18", weights="none", threads=1)) as c:
         yield c
 
 

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageOps
 
 pytest.importorskip("fastapi")
-from fastapi.testclient import TestClient  # noqa: E402
+from web_helpers import api_client  # noqa: E402
 
 import convlens  # noqa: E402
 from convlens.embed import EmbeddingStore  # noqa: E402
@@ -55,7 +55,7 @@ def client(stores, offline_model):
     app = create_app(store=stores["photos"], data_dir=stores["data"], threads=1)
     state = app.state.convlens
     state._models[(state.model_name, state.weights)] = offline_model  # load the default model once
-    with TestClient(app) as c:
+    with api_client(app) as c:
         yield c
 
 
@@ -297,7 +297,7 @@ def test_umap_map_through_the_api(client, stores):
 
 
 def test_a_server_without_stores_says_how_to_get_one(tmp_path):
-    with TestClient(create_app(data_dir=tmp_path, threads=1)) as c:
+    with api_client(create_app(data_dir=tmp_path, threads=1)) as c:
         assert c.get("/api/projector/stores").json()["stores"] == []
         r = c.get("/api/projector/info")
         assert r.status_code == 404 and "--store" in r.json()["error"] and "convlens embed" in r.json()["error"]

@@ -2,6 +2,7 @@
 
     with live_server(create_app()) as url: ...            # uvicorn in a thread on 127.0.0.1:<free port>
     with chromium_page() as page: page.goto(url)          # Playwright driving /usr/bin/chromium
+    with api_client(create_app()) as client: ...          # TestClient as the page: loopback Host + token
 
 Browser tests are skipped (with the reason) when chromium or Playwright is missing; `scripts/setup`
 installs both.
@@ -46,6 +47,20 @@ def live_server(app, timeout: float = 30.0):
     finally:
         server.should_exit = True
         thread.join(timeout)
+
+
+def api_client(app, **kw):
+    """A TestClient that talks like the explorer's own page: Host 127.0.0.1 (the Host check refuses
+    TestClient's default 'testserver') and the server's token on every request."""
+    from fastapi.testclient import TestClient
+    headers = {"X-Convlens-Token": app.state.convlens.token, **kw.pop("headers", {})}
+    return TestClient(app, base_url=kw.pop("base_url", "http://127.0.0.1"), headers=headers, **kw)
+
+
+def token_headers(base_url: str) -> dict:
+    """The token header of a live server (read from GET /api/token, as a script would)."""
+    import httpx
+    return {"X-Convlens-Token": httpx.get(f"{base_url}/api/token").json()["token"]}
 
 
 def wait_job(client, job_id: str, timeout: float = 120.0) -> dict:

@@ -2,17 +2,26 @@
 
     convlens serve                       # http://127.0.0.1:8000, the default model
     convlens serve --model resnet18 --store photos.store --port 8080 --open
+    convlens serve --model mobilenet_v2 --model resnet18   # requests may name either, no other
+
+The server answers only requests addressed to its local name and takes state-changing requests only
+from its own page (docs/web.md, "Security").
 """
 from __future__ import annotations
 
 import typer
 
-from .common import MODEL_OPT, WEIGHTS_OPT, echo
+from .common import WEIGHTS_OPT, echo
+
+DEFAULT_MODEL = "mobilenet_v2"
 
 
 def register(app: typer.Typer) -> None:
     @app.command("serve")
-    def serve_cmd(model: str = MODEL_OPT, weights: str = WEIGHTS_OPT,
+    def serve_cmd(model: list[str] = typer.Option(None, "--model", "-m", help="torchvision model name to serve "
+                                                  "(repeatable; the first is the default; requests may name no "
+                                                  f"other; default {DEFAULT_MODEL}, offline)."),
+                  weights: str = WEIGHTS_OPT,
                   store: str = typer.Option(None, "--store", help="Embedding store folder for the projector (`convlens embed`)."),
                   host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but localhost is reachable from other machines."),
                   port: int = typer.Option(8000, "--port", help="TCP port."),
@@ -20,6 +29,7 @@ def register(app: typer.Typer) -> None:
                   threads: int = typer.Option(None, "--worker-threads", help="Torch threads per worker (default: cores // workers; keep workers x threads <= cores)."),
                   images: list[str] = typer.Option(None, "--images", help="A folder of your images for the layer browser's max-activating patches (repeatable)."),
                   data_dir: str = typer.Option(None, "--data-dir", help="Folder for uploads, results and caches (default: a temporary folder)."),
+                  orphan_timeout: float = typer.Option(60.0, "--orphan-timeout", help="Cancel a job no page or client has followed for this many seconds (0: never)."),
                   open_browser: bool = typer.Option(False, "--open", help="Open the page in a browser.")):
         """Start the local web explorer: every technique in a browser, offline.
 
@@ -31,6 +41,11 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import ConvlensError
         from ..web import create_app
+        models = list(model or [DEFAULT_MODEL])
+        if not 0 < port < 65536:
+            raise ConvlensError(f"--port must be between 1 and 65535, got {port}")
+        if orphan_timeout < 0:
+            raise ConvlensError(f"--orphan-timeout must be 0 (never) or a number of seconds, got {orphan_timeout}")
         if workers < 1:
             raise ConvlensError(f"--workers must be at least 1, got {workers}")
         if threads is not None and threads < 1:
@@ -39,11 +54,12 @@ def register(app: typer.Typer) -> None:
             raise ConvlensError(f"embedding store not found: {store}; make one with `convlens embed FOLDER -o STORE`")
         if host not in ("127.0.0.1", "localhost", "::1"):
             echo(f"warning: listening on {host}: anyone who can reach this machine can use the explorer")
-        app = create_app(model=model, weights=weights, store=store, data_dir=data_dir, workers=workers, threads=threads,
-                         images=images or ())
+        app = create_app(model=models, weights=weights, store=store, data_dir=data_dir, workers=workers, threads=threads,
+                         images=images or (), host=host, orphan_timeout=orphan_timeout or None)
         st = app.state.convlens
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
-        echo(f"convlens explorer on {url}  (model {model}; {st.workers} worker(s) x {st.threads} torch thread(s); "
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+        url = f"http://{shown}:{port}/"
+        echo(f"convlens explorer on {url}  (model {', '.join(models)}; {st.workers} worker(s) x {st.threads} torch thread(s); "
              "Ctrl-C to stop)")
         if open_browser:
             import threading

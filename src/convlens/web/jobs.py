@@ -10,6 +10,11 @@ torch's OpenMP backend the intra-op thread count is per calling thread (OpenMP's
 so a worker's setting does not change the request threads' or another worker's (measured: the main
 thread keeps its own count while a worker runs with 1; docs/web.md). ``workers * threads`` should not
 exceed the cores (pools that each take every core can oversubscribe badly; docs/web.md has the measurement).
+
+Orphans: a client following a job (its event stream, a status poll, a preview fetch) marks it seen
+(``job.touch()``; an open event stream does so every second). An unfinished job nobody has seen for
+``orphan_timeout`` seconds is cancelled (a running one keeps its partial result), so a page that was
+closed does not hold the workers. A queued job reports ``position``: how many queued jobs run before it.
 """
 from __future__ import annotations
 
@@ -58,6 +63,9 @@ class Job:
         self.started: float | None = None
         self.seconds: float | None = None   # run time of the work itself
         self.threads: int | None = None     # torch threads the worker ran with
+        self.last_seen = time.time()        # when a client last followed it (``touch``)
+        self.note: str | None = None        # why it was cancelled, if not by its client
+        self.position: int | None = None    # queued jobs ahead of it (set by the pool while queued)
         self._cancel = threading.Event()
         self._changed = threading.Condition()
 
@@ -76,7 +84,13 @@ class Job:
         self.preview_version += 1
         self._bump()
 
-    def cancel(self) -> None:
+    def touch(self) -> None:
+        """A client is following this job (it is not an orphan)."""
+        self.last_seen = time.time()
+
+    def cancel(self, note: str | None = None) -> None:
+        if note and not self.finished:
+            self.note = note
         self._cancel.set()
         if self.status == "queued":
             self.status = "cancelled"
@@ -100,21 +114,48 @@ class Job:
         return {"id": self.id, "label": self.label, "status": self.status, "done": self.done,
                 "total": self.total, "result": self.result, "error": self.error,
                 "has_preview": self.preview is not None, "preview_version": self.preview_version,
-                "version": self.version,
-                "seconds": self.seconds, "threads": self.threads}
+                "version": self.version, "position": self.position if self.status == "queued" else None,
+                "note": self.note, "seconds": self.seconds, "threads": self.threads}
 
 
 class JobPool:
-    """``workers`` threads, each running torch with ``threads`` intra-op threads."""
+    """``workers`` threads, each running torch with ``threads`` intra-op threads; unfinished jobs nobody
+    followed for ``orphan_timeout`` seconds are cancelled (None: never)."""
 
-    def __init__(self, workers: int = 1, threads: int = 1, keep: int = 256, max_queued: int = 64):
+    def __init__(self, workers: int = 1, threads: int = 1, keep: int = 256, max_queued: int = 64,
+                 orphan_timeout: float | None = 60.0):
         self.workers, self.threads, self.keep, self.max_queued = workers, threads, keep, max_queued
+        self.orphan_timeout = orphan_timeout
+        self._stop = threading.Event()
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._by_key: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._counter = itertools.count()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="convlens-job",
                                         initializer=self._init_worker)
+        if orphan_timeout is not None:
+            threading.Thread(target=self._reap_orphans, name="convlens-orphans", daemon=True).start()
+
+    def _reap_orphans(self) -> None:
+        """Cancel unfinished jobs nobody has followed for ``orphan_timeout`` seconds."""
+        while not self._stop.wait(min(1.0, self.orphan_timeout / 4)):
+            now = time.time()
+            with self._lock:
+                idle = [j for j in self._jobs.values()
+                        if not j.finished and not j.cancelled() and now - j.last_seen > self.orphan_timeout]
+            for job in idle:
+                job.cancel(note=f"cancelled: no client followed it for {self.orphan_timeout:g} s")
+            if idle:
+                self._update_positions()
+
+    def _update_positions(self) -> None:
+        """Renumber the queued jobs (0 = next to run) and wake their followers when a number changes."""
+        with self._lock:
+            queued = [j for j in self._jobs.values() if j.status == "queued"]
+        for i, job in enumerate(queued):
+            if job.position != i:
+                job.position = i
+                job._bump()
 
     def _init_worker(self) -> None:
         import torch
@@ -125,6 +166,7 @@ class JobPool:
         with self._lock:
             hit = self._by_key.get(key)
             if hit is not None and (hit.status == "done" or not hit.finished):
+                hit.touch()
                 return hit
             if sum(j.status == "queued" for j in self._jobs.values()) >= self.max_queued:
                 raise QueueFull(f"{self.max_queued} jobs are already waiting; retry when some have finished "
@@ -142,6 +184,7 @@ class JobPool:
                 if old.key not in self._by_key:   # no newer job shares these files: remove them
                     for f in old.files:
                         f.unlink(missing_ok=True)
+        self._update_positions()
         self._pool.submit(self._run, job, fn)
         return job
 
@@ -149,10 +192,12 @@ class JobPool:
         if job.cancelled():
             job.status = "cancelled"
             job._bump()
+            self._update_positions()
             return
         import torch
         job.status, job.started, job.threads = "running", time.time(), torch.get_num_threads()
         job._bump()
+        self._update_positions()
         t0 = time.perf_counter()
         try:
             job.result = fn(job)
@@ -197,9 +242,11 @@ class JobPool:
     def cancel(self, job_id: str) -> Job:
         job = self.get(job_id)
         job.cancel()
+        self._update_positions()
         return job
 
     def shutdown(self) -> None:
+        self._stop.set()
         for job in list(self._jobs.values()):
             job.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)

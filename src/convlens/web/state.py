@@ -10,6 +10,7 @@ import os
 import re
 import tempfile
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,17 +35,36 @@ def safe_child(root: Path, *names: str, what: str = "name") -> Path:
     return p
 
 
+def require_known_model(name: str, also: str = "") -> None:
+    """A ConvlensError (closest names, then ``also``) unless ``name`` is a model convlens can load."""
+    from ..errors import closest
+    from ..models import available_models
+    if name not in available_models() and name != "vgg16-hed":
+        raise ConvlensError(f"unknown model '{str(name)[:60]}' (closest: {closest(str(name), available_models())}){also}")
+
+
 @dataclass
 class AppState:
-    """Server-wide state, stored on ``app.state.convlens``."""
+    """Server-wide state, stored on ``app.state.convlens``.
+
+    Models: requests may name only the served ``models`` (``serve --model A --model B``; the first,
+    ``model_name``, is the default) and the style network techniques pick themselves
+    (``default_style_model()``: offline, or already in the torch cache). Anything else is refused, so
+    no request makes the server download or keep a model; at most ``model_cache`` stay loaded (least
+    recently used first out).
+    """
     model_name: str = "mobilenet_v2"
+    models: tuple = ()                 # every model requests may name (default: just model_name)
+    model_cache: int = 3               # loaded models kept at once
     weights: str = "default"
     store: Path | None = None          # an embedding store folder for the projector (optional)
     data_dir: Path | None = None       # uploads, job results, caches; a temp folder by default
     workers: int = 1                   # job pool size
     threads: int | None = None         # torch threads per worker (default: cores // workers)
     image_folders: dict = field(default_factory=dict)  # name -> folder of the user's images (`serve --images`)
-    _models: dict = field(default_factory=dict, repr=False)
+    orphan_timeout: float | None = 60.0  # cancel a job nobody followed for this long (seconds; None: never)
+    token: str = field(default="", repr=False)  # state-changing requests carry it (web/security.py)
+    _models: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     jobs: object = field(default=None, repr=False)
@@ -58,25 +78,48 @@ class AppState:
             (self.data_dir / sub).mkdir(parents=True, exist_ok=True)
         if self.threads is None:
             self.threads = max(1, (os.cpu_count() or 1) // max(1, self.workers))
+        self.models = tuple(dict.fromkeys((self.model_name, *self.models)))
+        if not self.token:
+            from .security import new_token
+            self.token = new_token()
         if self.jobs is None:
             from .jobs import JobPool
-            self.jobs = JobPool(workers=self.workers, threads=self.threads)
+            self.jobs = JobPool(workers=self.workers, threads=self.threads, orphan_timeout=self.orphan_timeout)
 
     def folder(self, name: str) -> Path:
         """One of the app's own data folders: uploads, results, cache."""
         return self.data_dir / name
 
+    def allowed_models(self) -> list[str]:
+        """The models requests may name: the served ones, then the style network of the texture recipes."""
+        from ..recipes.style import default_style_model
+        return list(dict.fromkeys((*self.models, default_style_model())))
+
+    def check_model(self, name: str | None) -> str:
+        """``name`` (default: the server's model) if this server serves it, else a ConvlensError listing them."""
+        name = name or self.model_name
+        if name in self.models:
+            return name
+        allowed = self.allowed_models()
+        if name not in allowed:
+            require_known_model(name, also=f"; this server serves: {', '.join(allowed)}")
+            raise ConvlensError(f"model '{str(name)[:60]}' is not served here; this server serves: {', '.join(allowed)} "
+                                f"(start it with `convlens serve --model {str(name)[:60]}` to use another)")
+        return name
+
     def model(self, name: str | None = None, weights: str | None = None):
-        """The loaded ``convlens.Model`` (cached); ``name`` defaults to the server's model."""
-        from ..models import available_models, load_model
-        name, weights = name or self.model_name, weights or self.weights
+        """The loaded ``convlens.Model`` of an allowed ``name`` (default: the server's model), from a
+        bounded LRU cache; served models use the server's weights unless ``weights`` is given."""
+        from ..models import load_model
+        name = self.check_model(name)
+        weights = weights or (self.weights if name in self.models else "default")
         key = (name, weights)
         with self._lock:
             if key not in self._models:
-                if name not in available_models() and name != "vgg16-hed":
-                    from ..errors import closest
-                    raise ConvlensError(f"unknown model '{name[:60]}'; closest: {closest(name, available_models())}")
                 self._models[key] = load_model(name, weights=None if str(weights).lower() == "none" else weights)
+                while len(self._models) > max(1, self.model_cache):
+                    self._models.popitem(last=False)
+            self._models.move_to_end(key)
             return self._models[key]
 
     def image(self, ref: str):

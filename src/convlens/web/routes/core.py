@@ -32,8 +32,16 @@ def png_response(image, cache: bool = True) -> Response:
 @router.get("/health")
 def health(state: AppState = Depends(app_state)):
     """Liveness, the server's model and its job pool size."""
-    return {"ok": True, "model": state.model_name, "weights": state.weights, "workers": state.workers,
-            "threads": state.threads, "store": state.store.name if state.store else None}
+    return {"ok": True, "model": state.model_name, "models": list(state.models), "weights": state.weights,
+            "workers": state.workers, "threads": state.threads, "store": state.store.name if state.store else None}
+
+
+@router.get("/token")
+def token(state: AppState = Depends(app_state)):
+    """The server's token, for scripts: send it as ``X-Convlens-Token`` with every POST and DELETE. (Another
+    web site cannot read this answer: browsers keep it from other origins, and the Host check keeps
+    rebinding pages out.)"""
+    return {"header": "X-Convlens-Token", "token": state.token}
 
 
 @router.get("/model")
@@ -77,22 +85,25 @@ def _job(state: AppState, job_id: str):
 
 @router.get("/jobs/{job_id}")
 def job_status(job_id: str, state: AppState = Depends(app_state)):
-    """A job's status, progress and (when done) result."""
-    return _job(state, job_id).as_dict()
+    """A job's status, progress, queue position and (when done) result. Polling (or following the events)
+    keeps the job alive: one nobody follows for the server's orphan timeout is cancelled."""
+    job = _job(state, job_id)
+    job.touch()
+    return job.as_dict()
 
 
 @router.delete("/jobs/{job_id}")
 def job_cancel(job_id: str, state: AppState = Depends(app_state)):
     """Cancel a job; an iterative technique stops and keeps its best result so far."""
-    job = _job(state, job_id)
-    job.cancel()
-    return job.as_dict()
+    _job(state, job_id)
+    return state.jobs.cancel(job_id).as_dict()
 
 
 @router.get("/jobs/{job_id}/preview.png", response_class=Response)
 def job_preview(job_id: str, state: AppState = Depends(app_state)):
     """The latest preview image of a running job."""
     job = _job(state, job_id)
+    job.touch()
     if job.preview is None:
         raise HTTPException(404, "this job has no preview yet")
     return Response(job.preview, media_type="image/png", headers={"Cache-Control": "no-store"})
@@ -100,12 +111,14 @@ def job_preview(job_id: str, state: AppState = Depends(app_state)):
 
 @router.get("/jobs/{job_id}/events")
 async def job_events(job_id: str, state: AppState = Depends(app_state)):
-    """Server-sent events: one ``data: {job as JSON}`` line per change until the job finishes."""
+    """Server-sent events: one ``data: {job as JSON}`` line per change (progress, queue position) until the
+    job finishes. An open stream keeps the job alive."""
     job = _job(state, job_id)
 
     async def stream():
         version = -1
         while True:
+            job.touch()
             if job.version != version:
                 version = job.version
                 yield f"data: {json.dumps(job.as_dict())}\n\n"

@@ -18,13 +18,14 @@ import hashlib
 import io
 import re
 
-from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from ...errors import ConvlensError
 from ..app import app_state
 from ..jobs import QueueFull, job_key
+from ..security import UPLOAD_OVERHEAD, size_text
 from ..state import AppState, safe_child
 
 router = APIRouter(prefix="/api", tags=["lab"])
@@ -71,19 +72,60 @@ def decode_upload(data: bytes, max_pixels: int):
     return load_image(img)
 
 
-@router.post("/images")
-async def upload_image(request: Request, file: UploadFile = File(..., description="an image file"),
-                       state: AppState = Depends(app_state)):
+class _TooLarge(Exception):
+    pass
+
+
+async def read_upload(request: Request, max_bytes: int) -> bytes:
+    """The bytes of the multipart field ``file``, read as the body streams in: the body is counted
+    while it arrives and refused (413) the moment it passes ``max_bytes`` plus the multipart framing;
+    the part is held in memory (never a temporary file), so an aborted upload leaves nothing behind.
+    (A declared Content-Length above the limit was already refused before reading: ``security.Guard``.)"""
+    from starlette.datastructures import UploadFile as StarletteUpload
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    budget = max_bytes + UPLOAD_OVERHEAD
+
+    async def counted():
+        n = 0
+        async for chunk in request.stream():
+            n += len(chunk)
+            if n > budget:
+                raise _TooLarge
+            yield chunk
+    parser = MultiPartParser(request.headers, counted(), max_files=1, max_fields=8)
+    parser.spool_max_size = budget + 1          # in memory: an upload never touches the disk
+    try:
+        form = await parser.parse()
+    except _TooLarge:
+        raise HTTPException(413, f"upload too large: at most {size_text(max_bytes)}") from None
+    except (MultiPartException, KeyError) as e:
+        raise ConvlensError(f"the upload is not valid multipart/form-data ({e}); send the image in the field "
+                            "'file'") from None
+    try:
+        f = form.get("file")
+        if not isinstance(f, StarletteUpload):
+            raise ConvlensError("the upload has no file; send the image in the multipart field 'file'")
+        return await f.read()
+    finally:
+        await form.close()
+
+
+_UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary", "description": "an image file"}}}}}}}
+
+
+@router.post("/images", openapi_extra=_UPLOAD_BODY)
+async def upload_image(request: Request, state: AppState = Depends(app_state)):
     """Upload an image (multipart field ``file``). Returns its id (16 hex digits, a hash of the pixels)
-    for every other endpoint's ``image`` parameter. 413 if too many bytes, 400 if not an image or too
-    many pixels."""
+    for every other endpoint's ``image`` parameter. 413 if too many bytes (refused from the declared
+    length before reading, or the moment the streamed body passes the limit), 400 if not an image or
+    too many pixels."""
     max_bytes, max_pixels = limits(state)
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + 64 * 1024:
-        raise HTTPException(413, f"upload too large: at most {max_bytes // (1024 * 1024)} MB")
-    data = await file.read(max_bytes + 1)
+    data = await read_upload(request, max_bytes)
     if len(data) > max_bytes:
-        raise HTTPException(413, f"upload too large: at most {max_bytes // (1024 * 1024)} MB")
+        raise HTTPException(413, f"upload too large: at most {size_text(max_bytes)}")
     if not data:
         raise ConvlensError("the upload is empty; send an image file in the multipart field 'file'")
     from starlette.concurrency import run_in_threadpool
@@ -124,7 +166,7 @@ def predict(req: PredictRequest, state: AppState = Depends(app_state)):
     model = state.model(req.model)
     image = state.image(req.image)
     preds = _predict(model, image, topk=req.topk, threads=1, backend="torch")[0]
-    return {"image": req.image, "model": req.model or state.model_name,
+    return {"image": req.image, "model": state.check_model(req.model),
             "top": [{"index": p.index, "label": p.label, "prob": p.prob} for p in preds]}
 
 
@@ -153,7 +195,9 @@ def run_technique(req: RunRequest, state: AppState = Depends(app_state)):
     from .. import techniques as tech
     t = tech.get(req.technique)
     fixed, cfg = t.parse(req.params)
-    model_name = req.model or state.model_name
+    model_name = state.check_model(req.model)
+    if fixed.get("model"):      # a technique's own network (style transfer): also only an allowed one
+        state.check_model(fixed["model"])
     model = state.model(model_name)
     t.check(model, fixed, state)
     image = state.image(req.image) if t.needs_image else None

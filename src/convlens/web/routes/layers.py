@@ -110,15 +110,8 @@ def _private(state: AppState, name: str, role: str) -> _Private:
 
 
 def _model_name(state: AppState, model: str | None) -> str:
-    """The model a request names: the server's own (default); anything else is a clear error."""
-    if model is None or model == state.model_name:
-        return state.model_name
-    from ...models import available_models
-    if model in available_models():
-        raise ConvlensError(f"this server serves '{state.model_name}', not '{model[:60]}'; start another with "
-                            f"`convlens serve --model {model}` or leave the model parameter out")
-    raise ConvlensError(f"unknown model '{model[:60]}'; closest: {closest(model, available_models())}; "
-                        f"this server serves '{state.model_name}'")
+    """The model a request names: one of the server's (default: its first); anything else is a clear error."""
+    return state.check_model(model)
 
 
 # --- layers -------------------------------------------------------------------------------------

@@ -3,12 +3,25 @@
 const CL = {
   views: [],  // {name, title, path, match(pathname) -> bool, render(main)} registered by each view's script
 
+  // The server's token (index.html's meta tag, filled in by the server): every POST and DELETE sends it.
+  token: document.querySelector('meta[name="convlens-token"]')?.content || "",
+
   async api(path, opts = {}) {
+    const method = (opts.method || "GET").toUpperCase();
+    if (method !== "GET" && method !== "HEAD") opts = { ...opts, headers: { ...(opts.headers || {}), "X-Convlens-Token": CL.token } };
     const r = await fetch(path, opts);
     const type = r.headers.get("content-type") || "";
     const body = type.includes("application/json") ? await r.json() : await r.blob();
     if (!r.ok) throw new Error((body && body.error) || `HTTP ${r.status}`);
     return body;
+  },
+
+  // One line for a job's state: "queued · 2 jobs ahead", "running · 12/64", "cancelled: no client followed it…".
+  jobText(job) {
+    if (job.status === "queued" && job.position != null)
+      return `queued · ${job.position ? `${job.position} job${job.position > 1 ? "s" : ""} ahead` : "next"}`;
+    const count = job.total ? ` · ${job.done}/${job.total}` : "";
+    return `${job.note || job.status}${count}`;
   },
 
   // Follow a job's server-sent events; onUpdate(job) on each change; resolves with the finished job.
@@ -56,7 +69,8 @@ const CL = {
 window.addEventListener("DOMContentLoaded", async () => {
   try {
     const h = await CL.api("/api/health");
-    document.getElementById("model-name").textContent = `model: ${h.model}`;
+    const models = h.models || [h.model];
+    document.getElementById("model-name").textContent = models.length > 1 ? `models: ${models.join(", ")}` : `model: ${h.model}`;
   } catch (err) { /* the view shows its own errors */ }
   CL.route();
 });

@@ -142,7 +142,7 @@
     bar.max = job.total || 1;
     bar.value = job.total ? job.done : 0;
     document.getElementById("lab-status").textContent =
-      `${job.status}${job.total ? ` · ${job.done}/${job.total}` : ""}${job.seconds ? ` · ${job.seconds.toFixed(2)} s` : ""}`;
+      `${CL.jobText(job)}${job.seconds ? ` · ${job.seconds.toFixed(2)} s` : ""}`;
   }
 
   function figuresTable(fig) {

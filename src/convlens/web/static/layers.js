@@ -173,7 +173,7 @@
     const text = el("span", { class: "muted" }, " queued");
     return { node: el("p", {}, bar, text), update(job) {
       if (job.total) { bar.max = job.total; bar.value = job.done; }
-      text.textContent = ` ${job.status} ${job.done}${job.total ? "/" + job.total : ""}`;
+      text.textContent = ` ${CL.jobText(job)}`;
     } };
   }
 

@@ -455,7 +455,10 @@
     try {
       const { job } = await CL.api("/api/projector/project", {
         method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(p) });
-      const done = await CL.follow(job, (j) => { if (j.total) P.progress.value = j.done / j.total; });
+      const done = await CL.follow(job, (j) => {
+        if (j.total) P.progress.value = j.done / j.total;
+        P.paramsBox.textContent = `computing ${p.method} on the server… ${CL.jobText(j)}`;
+      });
       if (done.status !== "done") throw new Error(done.error || `the map job ended: ${done.status}`);
       const r = await fetch(done.result.coords);
       if (!r.ok) throw new Error((await r.json()).error);
