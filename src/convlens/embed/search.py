@@ -98,6 +98,9 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
     q_all = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     if q_all.ndim != 2 or q_all.shape[1] != store.dim:
         raise ConvlensError(f"query vectors must be (m, {store.dim}), got {tuple(q_all.shape)}")
+    if not torch.isfinite(q_all).all():
+        raise ConvlensError("the query vectors hold NaN or inf values; pass finite vectors (a store row query "
+                            "with NaN comes from a damaged shard: `convlens verify STORE`)")
     m = q_all.shape[0]
     excl = torch.full((m,), -1, dtype=torch.long) if exclude is None else torch.as_tensor(exclude, dtype=torch.long)
     kk = min(k, n - (1 if exclude is not None and (excl >= 0).any() else 0))
@@ -133,6 +136,8 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
                         s.div_(nb.clamp_min(1e-30))
                 else:  # negated squared distance: larger = closer
                     s.mul_(2).sub_(q2).sub_(nb * nb)
+                if not torch.isfinite(s).all():  # never a NaN score: a damaged shard says so
+                    raise ConvlensError(nonfinite_rows(store, start, vec))
                 hit = (ex >= start) & (ex < start + b.shape[0])
                 if hit.any():
                     r = torch.nonzero(hit)[:, 0]
@@ -148,6 +153,18 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
             out_i[c0:c0 + q.shape[0]] = best_i.numpy()
             out_s[c0:c0 + q.shape[0]] = best_s.numpy()
     return out_i, out_s
+
+
+def nonfinite_rows(store, start: int, block: np.ndarray) -> str:
+    """The one-line error for store rows holding NaN / inf (flipped bytes in a shard)."""
+    bad = start + int(np.nonzero(~np.isfinite(np.asarray(block, np.float32)).all(1))[0][0]) \
+        if not np.isfinite(np.asarray(block, np.float32)).all() else start
+    where = ""
+    if isinstance(store, EmbeddingStore):
+        shard = next((s for s in store._shards() if s["start"] <= bad < s["start"] + s["count"]), None)
+        where = f" (shard file {shard['vectors']})" if shard else ""
+    return (f"store row {bad}{where} holds NaN or inf values: the store is damaged; `convlens verify "
+            f"{getattr(store, 'path', 'STORE')}` names the shard and `convlens embed SOURCE --out STORE` re-extracts it")
 
 
 def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray, list[int]]:
@@ -317,7 +334,11 @@ class AnnIndex:
         import faiss
         from .store import _fsync_write
         path = self.store.path / f"index-{self.metric}.faiss"
-        tmp = path.with_suffix(".faiss.part")
+        rec = {"files": [path.name, f"index-{self.metric}.json"]}
+        if self.store.manifest.setdefault("indexes", {}).get(self.metric) != rec:  # listed before it is written
+            self.store.manifest["indexes"][self.metric] = rec
+            self.store._write_manifest()
+        tmp = path.parent / f".{path.name}.part"
         faiss.write_index(self.index, str(tmp))
         os.replace(tmp, path)
         info = {"metric": self.metric, "kind": self.kind, "params": self.params, "recall_at_10": self.recall_at_10,
