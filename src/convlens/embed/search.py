@@ -30,6 +30,13 @@ def check_metric(metric: str) -> str:
     return metric
 
 
+def check_k(k, name: str = "k") -> int:
+    """A neighbour count: an integer >= 1 (``--k 0`` would print empty results)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConvlensError(f"{name} (--{name}) must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
 @dataclass
 class Neighbors:
     """k nearest neighbours of m queries.
@@ -91,6 +98,7 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
     ``exclude``: (m,) a store row to leave out per query (the query itself), -1 for none.
     """
     check_metric(metric)
+    check_k(k)
     from ..drivers import thread_budget
     n = len(store)
     if n == 0:
@@ -248,6 +256,9 @@ def neighbors(store: EmbeddingStore, query, k: int = 10, metric: str = "cosine",
         >>> nb = store.neighbors(0, k=5); nb.indices[0], nb.scores[0]
     """
     check_metric(metric)
+    check_k(k)
+    if len(store) - (1 if exclude_self else 0) < 1:
+        raise ConvlensError(f"the store has {len(store)} vector(s): no neighbours to find; embed more images first")
     q, rows = query_vectors(store, query, model)
     excl = np.array(rows) if exclude_self and any(r >= 0 for r in rows) else None
     if index is not None:
@@ -377,6 +388,13 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     check_metric(metric)
     if kind not in KINDS:
         raise ConvlensError(f"unknown index kind '{kind}'; choose {', '.join(KINDS)}")
+    if not 0 < target_recall <= 1:
+        raise ConvlensError(f"target_recall (--target-recall) must be in (0, 1], got {target_recall}")
+    for name, v in (("sample", sample), ("nlist", nlist), ("pq_m", pq_m), ("rerank", rerank), ("chunk_rows", chunk_rows),
+                    ("threads", threads), ("M", M), ("ef_construction", ef_construction)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            flag = {"sample": "queries"}.get(name, name.replace("_", "-"))
+            raise ConvlensError(f"{name} (--{flag}) must be an integer >= 1, got {v!r}")
     if kind == "auto":
         kind = auto_kind(len(store), store.dim, M)
     if threads:
@@ -384,7 +402,10 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     t0 = time.perf_counter()
     d, n = store.dim, len(store)
     if n < 2:
-        raise ConvlensError("an index needs at least 2 vectors")
+        raise ConvlensError(f"an index needs at least 2 vectors, the store has {n}; embed more images first")
+    if nlist is not None and nlist > n:
+        raise ConvlensError(f"nlist (--nlist) {nlist} exceeds the store's {n} vectors (k-means needs a point per cell); "
+                            f"pass --nlist {max(1, n // 39)} or leave it out")
     fm = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     rng = np.random.default_rng(seed)
     if kind == "hnsw":
@@ -477,6 +498,9 @@ def knn_graph(store: EmbeddingStore, k: int = 15, metric: str = "cosine", *, chu
     all read this one graph.
     """
     check_metric(metric)
+    check_k(k)
+    if len(store) < 2:
+        raise ConvlensError(f"a kNN graph needs at least 2 vectors, the store has {len(store)}; embed more images first")
     for name, rec in store.manifest.get("projections", {}).items():
         if name.startswith(f"knn-{metric}-") and name.endswith("-idx") and rec.get("k", 0) >= k and cache:
             i = store.load_array(name)
@@ -500,6 +524,8 @@ def near_duplicates(store: EmbeddingStore, threshold: float = 0.95, k: int = 10)
     """Pairs (i, j, cosine) with i < j and cosine >= ``threshold``, from the cached kNN graph
     (so at most ``k`` partners per image), most similar first. Exact file duplicates are in
     ``store.report().duplicates``."""
+    if not -1 <= threshold <= 1:
+        raise ConvlensError(f"threshold (--threshold) is a cosine similarity in [-1, 1], got {threshold}")
     idx, sc = knn_graph(store, k, "cosine")
     pairs = {}
     for i in range(len(idx)):

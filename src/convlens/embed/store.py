@@ -429,8 +429,15 @@ class EmbeddingStore:
     def thumbnail(self, i: int):
         """The stored thumbnail of row ``i`` as a PIL image (what the model saw, centre crop)."""
         from PIL import Image
+        if not 0 <= int(i) < len(self):
+            raise ConvlensError(f"index {i} out of range: the store has {len(self)} vectors (0..{len(self) - 1})")
         b = self.metadata().column("thumbnail")[int(i)].as_py()
+        if b is None:
+            raise ConvlensError(f"row {i} of {self.path} has no thumbnail (a store made from vectors)")
         return Image.open(io.BytesIO(b)).convert("RGB")
+
+    def has_thumbnails(self) -> bool:
+        return len(self) > 0 and self.metadata().column("thumbnail").null_count == 0
 
     def thumbnails(self, indices=None) -> list:
         idx = range(len(self)) if indices is None else indices
@@ -439,6 +446,8 @@ class EmbeddingStore:
     def image(self, i: int, size=None):
         """Row ``i``'s image: reloaded from its path when it still exists, else the thumbnail."""
         from ..images import fit, load_image
+        if not 0 <= int(i) < len(self):
+            raise ConvlensError(f"index {i} out of range: the store has {len(self)} vectors (0..{len(self) - 1})")
         p = self.column("path")[int(i)]
         if p and os.path.isfile(p):
             img = load_image(p)
@@ -508,6 +517,9 @@ class ArrayStore:
         if a.ndim != 2:
             raise ConvlensError(f"vectors must be (N, dim), got shape {a.shape}")
         self._a = np.ascontiguousarray(a, dtype=np.float32)
+        if not np.isfinite(self._a).all():
+            bad = int(np.nonzero(~np.isfinite(self._a).all(1))[0][0])
+            raise ConvlensError(f"vector {bad} holds NaN or inf values; pass finite vectors")
         self._n = np.linalg.norm(self._a.astype(np.float64), axis=1).astype(np.float32)
         self.manifest = {"metric": "cosine", "projections": {}}
         self.path = None

@@ -99,7 +99,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
                      thumb: int | None = None, resume: bool = True, overwrite: bool = False, seed: int = 0, size=None,
                      address: str | None = None, workers: int | None = None, threads: int | None = None,
                      num_cpus: int | None = None, backend: str | None = None, draft: bool = True,
-                     progress: ProgressFn | None = None):
+                     progress: ProgressFn | None = None, append: bool = False):
     """``embed_images`` on Ray: the same store (shards, manifest, metadata, skip list), computed by an
     actor pool.
 
@@ -132,7 +132,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
         fwd = ExtractForward(model, layer, size, threads, extraction_backend(store, model, layer, size, None, backend))
         repair_shards(store, damaged, fwd, size, batch_size, thumb or THUMB, draft)
     rec = source_record(source, "files") if isinstance(source, (str, os.PathLike)) else {"kind": "paths"}
-    todo = plan_items(store, "files", files.names, identities, rec)
+    todo = plan_items(store, "files", files.names, identities, rec, append)
     if not todo:
         return store
     backend = extraction_backend(store, model, layer, size, len(todo), backend)  # recorded, as locally
