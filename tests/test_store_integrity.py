@@ -161,12 +161,18 @@ def _store(tmp_path, model):
     return src, out, ref
 
 
-def _cli(*args):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run([sys.executable, "-m", "convlens", *map(str, args)], capture_output=True, text=True, env=env)
+def _cli(capsys, *args):
+    """The CLI in this process: (exit code, stdout, stderr)."""
+    from types import SimpleNamespace
+
+    from convlens.cli.main import run
+    capsys.readouterr()
+    rc = run([str(a) for a in args])
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=rc, stdout=out.out, stderr=out.err)
 
 
-def test_flipped_bytes_are_found_by_verify_and_embed_repairs_only_that_shard(tmp_path, model):
+def test_flipped_bytes_are_found_by_verify_and_embed_repairs_only_that_shard(tmp_path, model, capsys):
     src, out, ref = _store(tmp_path, model)
     f = out / "vectors-00001.npy"
     data = bytearray(f.read_bytes())
@@ -174,7 +180,7 @@ def test_flipped_bytes_are_found_by_verify_and_embed_repairs_only_that_shard(tmp
     f.write_bytes(bytes(data))
     s = EmbeddingStore.open(out)  # the length is right: opening is fine
     assert s.verify() == [{"shard": 1, "file": "vectors-00001.npy", "reason": "checksum mismatch"}]
-    r = _cli("verify", out)
+    r = _cli(capsys, "verify", out)
     assert r.returncode == 1 and "vectors-00001.npy (checksum mismatch)" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and f"convlens embed {src.resolve()} --out {out}" in r.stderr
     # NaN bytes in a row: no NaN score is ever printed, the shard is named
@@ -183,7 +189,7 @@ def test_flipped_bytes_are_found_by_verify_and_embed_repairs_only_that_shard(tmp
     f.write_bytes(bytes(nan_row))
     with pytest.raises(ConvlensError, match="store row 5 .*vectors-00001.npy.* NaN"):
         EmbeddingStore.open(out).neighbors(0, k=7)
-    r = _cli("neighbors", out, "--index", 0, "--k", 7)
+    r = _cli(capsys, "neighbors", out, "--index", 0, "--k", 7)
     assert r.returncode == 1 and "nan" not in r.stdout.lower() and "vectors-00001.npy" in r.stderr
     with pytest.raises(ConvlensError, match="NaN"):
         convlens.project(EmbeddingStore.open(out), "pca", cache=False)
@@ -193,16 +199,16 @@ def test_flipped_bytes_are_found_by_verify_and_embed_repairs_only_that_shard(tmp
     assert fixed.verify() == []
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*-0000[02].*")} == before
     np.testing.assert_array_equal(fixed.vectors(), ref.vectors())
-    assert _cli("verify", out).returncode == 0
+    assert _cli(capsys, "verify", out).returncode == 0
 
 
-def test_a_truncated_shard_is_one_line_naming_it_and_embed_repairs_it(tmp_path, model):
+def test_a_truncated_shard_is_one_line_naming_it_and_embed_repairs_it(tmp_path, model, capsys):
     src, out, ref = _store(tmp_path, model)
     f = out / "vectors-00002.npy"
     f.write_bytes(f.read_bytes()[:-7])
     with pytest.raises(ConvlensError, match=r"vectors-00002.npy .* truncated .*convlens embed SOURCE --out"):
         EmbeddingStore.open(out)
-    r = _cli("neighbors", out, "--index", 0)
+    r = _cli(capsys, "neighbors", out, "--index", 0)
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "vectors-00002.npy" in r.stderr
     assert "ValueError" not in r.stderr and "Traceback" not in r.stderr
     fixed = convlens.embed_images(model, src, out=out, **OPTS)

@@ -236,10 +236,6 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
 
 
 def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0, threads: int | None = None):
-    try:
-        import umap as umap_lib
-    except ImportError:
-        raise ConvlensError(UMAP_HINT) from None
     store = as_store(store)
     n = len(store)
     if n < UMAP_MIN:
@@ -247,6 +243,10 @@ def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0,
     if n_neighbors > n - 1:
         raise ConvlensError(f"UMAP with --n-neighbors {n_neighbors} needs more than {n_neighbors} vectors, the store has "
                             f"{n}; pass --n-neighbors {n - 1} or fewer")
+    try:
+        import umap as umap_lib
+    except ImportError:
+        raise ConvlensError(UMAP_HINT) from None
     idx, sc = knn_graph(store, n_neighbors - 1, metric, threads=threads, cache=isinstance(store, EmbeddingStore))
     # umap expects each point as its own first neighbour
     knn_i = np.concatenate([np.arange(n)[:, None], idx], 1)

@@ -192,7 +192,7 @@ def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray,
                                                   and all(isinstance(q, (str, os.PathLike)) for q in query)):
         from .extract import decode_file
         paths = [query] if isinstance(query, (str, os.PathLike)) else list(query)
-        size = tuple(store.manifest["preprocessing"]["size"])
+        size = query_size(store)
         imgs = []
         for p in paths:
             d = decode_file(str(p), size)  # exactly as the store's files were decoded
@@ -208,6 +208,15 @@ def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray,
         raise ConvlensError(f"cannot use {type(query).__name__} as a query: pass a store index, an image path, "
                             f"an image tensor (N, 3, H, W) or vectors of dimension {store.dim}")
     return v, [-1] * len(v)
+
+
+def query_size(store) -> tuple[int, int]:
+    """The input size the store's images were embedded at (an image query is embedded the same way)."""
+    pre = (getattr(store, "manifest", None) or {}).get("preprocessing") or {}
+    if "size" not in pre or not store.manifest.get("layer"):
+        raise ConvlensError("this store was made from vectors (no model, layer or input size recorded): query it with "
+                            "store rows or vectors, not images")
+    return tuple(pre["size"])
 
 
 def store_model(store: EmbeddingStore, model=None):
@@ -234,9 +243,9 @@ def embed_query_images(store: EmbeddingStore, images, model=None) -> np.ndarray:
     from ..drivers import batched_forward
     from ..images import fit
     from .extract import pool
+    size = query_size(store)
     m = store_model(store, model)
     layer = store.manifest["layer"]
-    size = tuple(store.manifest["preprocessing"]["size"])
     x = torch.cat([fit(t if t.ndim == 4 else t[None], size) for t in images])
     vecs = [pool(b.activations[layer]).numpy() for b in batched_forward(m, x, layer, size=None)]
     return np.concatenate(vecs).astype(np.float32)
