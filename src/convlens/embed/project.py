@@ -6,8 +6,8 @@
 * t-SNE (van der Maaten & Hinton 2008) through openTSNE with its modern defaults (Poličar et al.
   2019; Kobak & Berens 2019): perplexity 30 on the store's cached kNN graph (k = 3 x perplexity;
   cosine graphs as Euclidean distances of unit vectors, sqrt(2 - 2 cos)), PCA initialization scaled
-  to std 1e-4, learning rate max(N / 12, 50), early exaggeration 12 for 250 iterations then 500 at
-  momentum 0.8; FFT-interpolated gradients during early exaggeration from 5k points, then
+  to std 1e-4, learning rate max(N / 12, 50) during early exaggeration 12 for 250 iterations, then
+  max(N, 50) for 500 at momentum 0.8; FFT-interpolated gradients during early exaggeration from 5k points, then
   Barnes-Hut below 10k points and FFT above (``_gradient_method`` has the measurements). Above
   ``large`` points (100k) the large-N recipe: fit a random subsample, place every other point at the
   median of its 10 nearest sample points, then optimize all of them from there.
@@ -160,6 +160,8 @@ def _tsne_threads(threads: int | None, n: int) -> int:
     return 1 if n < TSNE_THREADS_FROM else max(1, int(threads))
 
 
+MIN_LEARNING_RATE = 50.0  # openTSNE's "auto" rate N / exaggeration alone is 1.7 for 20 points: the map collapsed
+# to one point (all coordinates 0); the floor of 50 is scikit-learn's (and the module doc's max(N / 12, 50))
 FFT_FROM = 10_001  # gradient="auto": FFT-interpolated gradients after early exaggeration from this many points
 FFT_EARLY_FROM = 5_000  # ... and during early exaggeration from this many
 
@@ -198,8 +200,9 @@ def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exag
     early, main = _gradient_method(gradient, n)
     emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method=main, n_jobs=threads, random_state=seed)
     if exaggeration_iter:
-        emb = emb.optimize(exaggeration_iter, exaggeration=12, momentum=0.5, negative_gradient_method=early)
-    emb = emb.optimize(n_iter, momentum=0.8, negative_gradient_method=main)
+        emb = emb.optimize(exaggeration_iter, exaggeration=12, momentum=0.5, negative_gradient_method=early,
+                           learning_rate=max(n / 12, MIN_LEARNING_RATE))
+    emb = emb.optimize(n_iter, momentum=0.8, negative_gradient_method=main, learning_rate=max(n, MIN_LEARNING_RATE))
     used = main if not exaggeration_iter or early == main else f"{early} then {main}"
     return np.asarray(emb, np.float32), {"perplexity": perp, "k": k, "gradient": used}
 
