@@ -122,6 +122,21 @@ def test_another_folder_is_refused_or_appended(tmp_path, model):
     assert len(convlens.embed_images(model, b, out=out, append=True, **OPTS)) == 5  # appending again: nothing new
 
 
+def test_in_memory_images_resume_by_position_and_other_images_are_refused(tmp_path, model):
+    import torch
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(7, 3, 16, 16, generator=g)
+    out = tmp_path / "t.emb"
+    with pytest.raises(KeyboardInterrupt):
+        convlens.embed_images(model, x, out=out, progress=Interrupt(4), **OPTS)
+    s = convlens.embed_images(model, x, out=out, **OPTS)
+    ref = convlens.embed_images(model, x, out=tmp_path / "ref.emb", **OPTS)
+    np.testing.assert_array_equal(s.vectors(), ref.vectors())
+    assert s.column("item") == list(range(7))
+    with pytest.raises(ConvlensError, match="image 0 differs"):
+        convlens.embed_images(model, torch.rand(9, 3, 16, 16, generator=g), out=out, **OPTS)
+
+
 def test_user_files_survive_out_and_overwrite(tmp_path, model):
     src = tmp_path / "photos"
     write_pngs(src, ["p0.png", "p1.png", "p2.png"])

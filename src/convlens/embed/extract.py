@@ -434,19 +434,19 @@ def plan_items(store: EmbeddingStore, kind: str, names: Sequence[str], identitie
         raise ConvlensError(f"store {store.path} holds the embeddings of {_where(known[0]) if known else 'another source'}, "
                             f"not of {_where(source)}; pass --append (append=True) to add these images to it, "
                             "another --out, or --overwrite to start it again")
+    if kind != "files" and append and started:
+        raise ConvlensError("append=True adds files (a folder or paths) to a store; write these images to a folder first")
+    if source not in known:
+        m["sources"] = known + [source]
+        store._write_manifest()
     if kind != "files":
-        if append and started:
-            raise ConvlensError("append=True adds files (a folder or paths) to a store; write these images to a folder first")
         start = int(m["items_done"])
         if start and images is not None and iter(images) is not images:  # (a one-shot iterator cannot be re-read)
             _check_same_images(store, images, start, size)
         return None if total is None else list(range(start, total))
-    if source not in known:
-        m["sources"] = known + [source]
-        store._write_manifest()
     done: dict[str, tuple[int, int]] = {}
     if len(store):
-        t = store.metadata()
+        t = store.read_columns(["path", "size", "mtime_ns"])  # not the thumbnails
         for pth, sz, mt in zip(t.column("path").to_pylist(), t.column("size").to_pylist(),
                                t.column("mtime_ns").to_pylist()):
             done[pth] = (sz, mt)
@@ -469,7 +469,8 @@ def plan_items(store: EmbeddingStore, kind: str, names: Sequence[str], identitie
 
 def _check_same_images(store: EmbeddingStore, images, start: int, size) -> None:
     """The first ``start`` images of this run are the ones the store holds (their content hashes)."""
-    hashes = dict(zip(store.column("item"), store.column("hash")))
+    t = store.read_columns(["item", "hash"])
+    hashes = dict(zip(t.column("item").to_pylist(), t.column("hash").to_pylist()))
     for i, img in enumerate(itertools.islice(iter(images), start)):
         if i in hashes:
             info, _ = _image_item(img, size, 8)

@@ -420,6 +420,15 @@ class EmbeddingStore:
             self._meta = pa.concat_tables(tables) if tables else _meta_schema().empty_table()
         return self._meta
 
+    def read_columns(self, names: list[str]):
+        """Some metadata columns of every row (pyarrow.Table), read without the others (thumbnails)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        if self._meta is not None:
+            return self._meta.select(names)
+        tables = [pq.read_table(self.path / s["meta"], columns=names) for s in self._shards()]
+        return pa.concat_tables(tables) if tables else _meta_schema().empty_table().select(names)
+
     def column(self, name: str) -> list:
         return self.metadata().column(name).to_pylist()
 
