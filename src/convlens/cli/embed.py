@@ -76,7 +76,7 @@ def register(app: typer.Typer) -> None:
                                                          "downscaling, ~2x cheaper, slightly different pixels)."),
                   backend: str = typer.Option(None, "--backend", help="auto, torch or onnxruntime (recorded in the "
                                                                       "store; a resumed run keeps it)."),
-                  shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard."),
+                  shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard (exactly; the last shard holds the rest)."),
                   dtype: str = typer.Option("float32", "--dtype", help="float32 or float16 shards."),
                   overwrite: bool = typer.Option(False, "--overwrite", help="Start the store again (deletes only "
                                                  "the files its manifest lists)."),
