@@ -377,7 +377,7 @@ def _resolve_source(source, labels):
     """(kind, items, paths-as-strings, labels, total) for a folder / list of paths / images."""
     from ..images import list_images
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        root = Path(source)
+        root = Path(os.path.abspath(source))  # absolute: a row names its file whatever the working folder
         files = list_images(root)
         if labels is None:
             labels = [str(f.parent.relative_to(root)) if f.parent != root else None for f in files]
@@ -390,7 +390,8 @@ def _resolve_source(source, labels):
         names = [f"<image {i}>" for i in range(source.shape[0])]
         return "images", list(source[:, None].unbind(0)), names, labels, source.shape[0]
     if isinstance(source, Sequence) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
-        return "files", [Path(s) for s in source], [str(s) for s in source], labels, len(source)
+        paths = [Path(os.path.abspath(s)) for s in source]
+        return "files", paths, [str(s) for s in paths], labels, len(source)
     names = list(getattr(source, "names", []) or [])
     total = len(source) if hasattr(source, "__len__") else None
     return "images", source, names, labels, total
@@ -409,7 +410,7 @@ def file_identity(path) -> tuple[int, int]:
 def source_record(source, kind: str) -> dict:
     """What a store records of its source: a folder's absolute path, or the kind (paths / images)."""
     if kind == "files" and isinstance(source, (str, os.PathLike)):
-        return {"kind": "folder", "path": str(source) if "://" in str(source) else str(Path(source).resolve())}
+        return {"kind": "folder", "path": str(source) if "://" in str(source) else os.path.abspath(source)}
     return {"kind": "paths" if kind == "files" else "images"}
 
 
