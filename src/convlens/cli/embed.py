@@ -135,8 +135,13 @@ def register(app: typer.Typer) -> None:
             files = ", ".join(f"{b['file']} ({b['reason']})" for b in bad)
             raise ConvlensError(f"{len(bad)} damaged shard file(s) in {store}: {files}; run `convlens embed {src} "
                                 f"--out {store}` again to re-extract only those shards")
-        shards = len(s._shards())
-        echo(f"{store}: {len(s)} vectors in {shards} shard(s); every length and SHA-256 checksum matches the manifest")
+        shards = s._shards()
+        if any("files" not in sh for sh in shards):
+            echo(f"{store}: {len(s)} vectors in {len(shards)} shard(s), all present; this store predates checksums "
+                 "(version 1): re-create it to have them")
+        else:
+            echo(f"{store}: {len(s)} vectors in {len(shards)} shard(s); every length and SHA-256 checksum matches "
+                 "the manifest")
 
     @app.command("neighbors")
     def neighbors_cmd(store: str = STORE_ARG,

@@ -476,9 +476,9 @@ class EmbeddingStore:
     def save_array(self, name: str, array: np.ndarray, info: dict) -> Path:
         """Save a derived array (a projection, a kNN graph) beside the store and record it in the manifest."""
         path = self.path / f"{name}.npy"
-        _fsync_write(path, _npy_bytes(array))
         self.manifest.setdefault("projections", {})[name] = {**info, "file": path.name, "count": len(self)}
-        self._write_manifest()
+        self._write_manifest()  # listed before it is written: convlens only writes the manifest's files
+        _fsync_write(path, _npy_bytes(array))
         return path
 
     def load_array(self, name: str, info: dict | None = None) -> np.ndarray | None:
