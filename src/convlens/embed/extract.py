@@ -5,8 +5,10 @@ Files are decoded (JPEG draft mode), resized and hashed by decoding threads (or,
 each) while the main thread runs the forward pass (``ExtractForward``: ``batched_forward``'s torch
 path or its onnxruntime session, one backend for the whole store, the thread budget). Spatial
 outputs are global-average-pooled. Items are processed in groups of ``batch_size`` and the store
-commits a shard every ``shard_size`` vectors at a group boundary, so a resumed run sees exactly
-the groups an uninterrupted one would (bit-equal vectors).
+commits a shard of exactly ``shard_size`` vectors as soon as it has them. A resumed run embeds the
+files not in the store yet, matched by identity (path, size, mtime; ``plan_items``), and first
+re-extracts damaged shards (``repair_shards``); per-image vectors do not depend on their batch, so
+the result is bit-equal to a fresh run on the final folder (docs/embeddings.md).
 """
 from __future__ import annotations
 
@@ -673,7 +675,7 @@ class StoreWriter:
     recorded with each row so that a resumed run matches rows by file identity; ``total``: the
     listing's length (progress). A shard may end inside a group: what is not committed is simply
     not done, and a resumed run embeds it (per-image vectors do not depend on the batch: measured
-    bit-equal for batch sizes 1-32, docs/embeddings.md)."""
+    bit-equal for batch sizes 1, 5, 8 and 32, docs/embeddings.md)."""
 
     def __init__(self, store: EmbeddingStore, names: Sequence[str], labels: Sequence | None,
                  todo: Sequence[int] | None = None, identities=None, total: int | None = None):
