@@ -157,7 +157,8 @@ class EmbeddingStore:
         try:
             manifest = json.loads(mf.read_text())
         except json.JSONDecodeError as e:
-            raise ConvlensError(f"{mf} is not valid JSON ({e}); the store is damaged, re-create it") from None
+            raise ConvlensError(f"{mf} is not valid JSON ({e}): the store is damaged and convlens cannot tell which "
+                                "files are its own; move the folder away (or delete it) and embed again") from None
         if not isinstance(manifest, dict) or manifest.get("format") != "convlens.EmbeddingStore":
             raise ConvlensError(f"{mf} is not a convlens embedding store manifest; pick another folder")
         store = cls(p, manifest)
