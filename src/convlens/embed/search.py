@@ -144,8 +144,6 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
                         s.div_(nb.clamp_min(1e-30))
                 else:  # negated squared distance: larger = closer
                     s.mul_(2).sub_(q2).sub_(nb * nb)
-                if not torch.isfinite(s).all():  # never a NaN score: a damaged shard says so
-                    raise ConvlensError(nonfinite_rows(store, start, vec))
                 hit = (ex >= start) & (ex < start + b.shape[0])
                 if hit.any():
                     r = torch.nonzero(hit)[:, 0]
@@ -156,6 +154,9 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
             cat_s, cat_i = torch.cat(part_s, 1), torch.cat(part_i, 1)
             best_s, sel = torch.topk(cat_s, kk, dim=1)
             best_i = cat_i.gather(1, sel)
+            bad = torch.isnan(best_s) | torch.isposinf(best_s)  # topk ranks NaN first: a NaN row always shows here
+            if bad.any():  # never a NaN score: the damaged row and its shard are named
+                raise ConvlensError(nonfinite_message(store, int(best_i[bad][0])))
             if metric == "l2":
                 best_s = (-best_s).clamp_min(0).sqrt()
             out_i[c0:c0 + q.shape[0]] = best_i.numpy()
@@ -164,9 +165,15 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
 
 
 def nonfinite_rows(store, start: int, block: np.ndarray) -> str:
-    """The one-line error for store rows holding NaN / inf (flipped bytes in a shard)."""
-    bad = start + int(np.nonzero(~np.isfinite(np.asarray(block, np.float32)).all(1))[0][0]) \
-        if not np.isfinite(np.asarray(block, np.float32)).all() else start
+    """The one-line error for a block of store rows (from ``start``) holding NaN / inf."""
+    ok = np.isfinite(np.asarray(block, np.float32)).all(1)
+    return nonfinite_message(store, start + (int(np.nonzero(~ok)[0][0]) if not ok.all() else 0))
+
+
+def nonfinite_message(store, bad: int) -> str:
+    """The one-line error for store row ``bad`` holding NaN / inf (flipped bytes in a shard)."""
+    if getattr(store, "path", None) is None:
+        return f"vector {bad} holds NaN or inf values; pass finite vectors"
     where = ""
     if isinstance(store, EmbeddingStore):
         shard = next((s for s in store._shards() if s["start"] <= bad < s["start"] + s["count"]), None)
