@@ -304,6 +304,19 @@ def test_tsne_large_n_recipe_runs_and_keeps_clusters():
     assert acc > 0.95
 
 
+def test_small_tsne_maps_are_spread_and_keep_two_clusters():
+    """20 points (openTSNE's own "auto" learning rate, 20 / 12, collapsed this map to one point)."""
+    from sklearn.metrics import silhouette_score
+    rng = np.random.default_rng(0)
+    lab = np.arange(20) % 2
+    x = (rng.normal(size=(2, 64))[lab] * 3 + rng.normal(size=(20, 64))).astype(np.float32)
+    p = convlens.project(x, "tsne", seed=0)
+    assert p.coords.std(0).min() > 1.0  # spread, not a point
+    assert silhouette_score(p.coords, lab) > 0.8  # the two clusters stay apart
+    nn = np.argsort(((p.coords[:, None] - p.coords[None]) ** 2).sum(-1), 1)[:, 1]
+    assert (lab[nn] == lab).all()  # every point's nearest map neighbour is in its cluster
+
+
 def test_umap_without_umap_learn_says_how_to_install():
     pytest.importorskip("numpy")
     try:

@@ -1,6 +1,7 @@
 """CLI commands for embeddings: stores, neighbours, maps, the t-SNE grid, why-similar, export, words.
 
     convlens embed photos/ --out photos.emb
+    convlens verify photos.emb
     convlens neighbors photos.emb --index 0 --k 10 -o nn.png
     convlens project photos.emb --method tsne -o map.png --grid grid.png
     convlens export-projector photos.emb projector/
@@ -29,14 +30,27 @@ def check_engine(engine: str) -> str:
     return engine
 
 
+def _count(source: str, n: int) -> int:
+    """N of 'samples:N' / 'digits:N' (else ``n``), an integer >= 1."""
+    text = source.split(":", 1)[1] if ":" in source else str(n)
+    if not text.strip().isdigit() or int(text) < 1:
+        from ..errors import ConvlensError
+        raise ConvlensError(f"'{source}': the number of images must be an integer >= 1 (e.g. samples:300), got {text!r}")
+    return int(text)
+
+
 def _images_source(source: str, n: int, seed: int):
     if source == "samples" or source.startswith("samples:"):
         from ..inspect import sample_dataset
-        return sample_dataset(int(source.split(":")[1]) if ":" in source else n, seed=seed)
+        return sample_dataset(_count(source, n), seed=seed)
     if source == "digits" or source.startswith("digits:"):
         from ..embed.extract import digits_images
-        imgs, labels = digits_images(int(source.split(":")[1]) if ":" in source else n)
+        imgs, labels = digits_images(_count(source, n))
         return imgs, labels
+    from pathlib import Path
+    if not Path(source).is_dir():
+        from ..errors import ConvlensError
+        raise ConvlensError(f"{source} is not a folder; pass a folder of images, 'samples[:N]' or 'digits[:N]'")
     return source
 
 
@@ -62,9 +76,11 @@ def register(app: typer.Typer) -> None:
                                                          "downscaling, ~2x cheaper, slightly different pixels)."),
                   backend: str = typer.Option(None, "--backend", help="auto, torch or onnxruntime (recorded in the "
                                                                       "store; a resumed run keeps it)."),
-                  shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard."),
+                  shard_size: int = typer.Option(1024, "--shard-size", help="Vectors per committed shard (exactly; the last shard holds the rest)."),
                   dtype: str = typer.Option("float32", "--dtype", help="float32 or float16 shards."),
-                  overwrite: bool = typer.Option(False, "--overwrite", help="Start the store again."),
+                  overwrite: bool = typer.Option(False, "--overwrite", help="Start the store again (deletes only "
+                                                 "the files its manifest lists)."),
+                  append: bool = typer.Option(False, "--append", help="Add another folder's images to an existing store."),
                   n: int = typer.Option(300, "--n", help="Images of 'samples' / 'digits'."),
                   seed: int = typer.Option(0, "--seed", help="Seed of the sample set."),
                   engine: str = ENGINE_OPT, address: str = ADDRESS_OPT, threads: int = THREADS_OPT):
@@ -73,9 +89,12 @@ def register(app: typer.Typer) -> None:
         Example: convlens embed photos/ --out photos.emb   (--engine ray [--address auto] for Ray)
         """
         from ..embed import embed_images
+        from ..embed.extract import check_options
         from ..progress import cli_bar
-        m = get_model(model, weights)
+        check_options(batch_size, shard_size, workers, threads, lanes, decoder=decoder)  # before anything is made
+        check_engine(engine)
         src = _images_source(source, n, seed)
+        m = get_model(model, weights)
         labels = None
         if isinstance(src, tuple):
             src, labels = src
@@ -86,18 +105,43 @@ def register(app: typer.Typer) -> None:
                 store = embed_images_ray(m, src, layer, out=out, batch_size=batch_size, labels=labels,
                                          shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
                                          address=address, workers=workers, threads=threads,
-                                         draft=not exact_decode, backend=backend)
+                                         draft=not exact_decode, backend=backend, append=append)
             else:
                 store = embed_images(m, src, layer, out=out, batch_size=batch_size, workers=workers, labels=labels,
                                      shard_size=shard_size, dtype=dtype, overwrite=overwrite, progress=bar,
                                      threads=threads, decoder=decoder, draft=not exact_decode, backend=backend,
-                                     lanes=lanes)
+                                     lanes=lanes, append=append)
         rep = store.report()
         echo(f"{store}: {rep.summary()}")
         for s in rep.skipped[:10]:
             echo(f"  skipped {s['path']}: {s['reason']}")
         for g in rep.duplicates[:10]:
             echo(f"  duplicates: {', '.join(map(str, g))}")
+
+    @app.command("verify")
+    def verify_cmd(store: str = STORE_ARG):
+        """Check every shard of a store against the lengths and SHA-256 checksums in its manifest;
+        names each damaged shard file (exit 1) and the fix: `convlens embed` again re-extracts
+        only the damaged shards.
+
+        Example: convlens verify photos.emb
+        """
+        from ..embed import EmbeddingStore
+        from ..errors import ConvlensError
+        s = EmbeddingStore.open(store, check=False)
+        bad = s.verify()
+        if bad:
+            src = next((r["path"] for r in s.manifest.get("sources", []) if r.get("kind") == "folder"), "SOURCE")
+            files = ", ".join(f"{b['file']} ({b['reason']})" for b in bad)
+            raise ConvlensError(f"{len(bad)} damaged shard file(s) in {store}: {files}; run `convlens embed {src} "
+                                f"--out {store}` again to re-extract only those shards")
+        shards = s._shards()
+        if any("files" not in sh for sh in shards):
+            echo(f"{store}: {len(s)} vectors in {len(shards)} shard(s), all present; this store predates checksums "
+                 "(version 1): re-create it to have them")
+        else:
+            echo(f"{store}: {len(s)} vectors in {len(shards)} shard(s); every length and SHA-256 checksum matches "
+                 "the manifest")
 
     @app.command("neighbors")
     def neighbors_cmd(store: str = STORE_ARG,
@@ -140,8 +184,19 @@ def register(app: typer.Typer) -> None:
 
     def project_run(cfg, store: str, out: str, grid: str | None, tile: int, csv: str | None):
         from ..embed import EmbeddingStore, project, thumbnail_map, tsne_grid
+        from ..embed.project import check_method_options
+        from ..errors import ConvlensError
         from ..images import save_png
+        if tile < 1:
+            raise ConvlensError(f"--tile must be an integer >= 1, got {tile}")
+        if csv and not csv.endswith((".csv", ".parquet")):
+            raise ConvlensError(f"{csv}: write coordinates as .csv or .parquet")
+        if cfg.method not in ("pca", "tsne", "umap"):
+            raise ConvlensError(f"unknown projection '{cfg.method}'; choose pca, tsne or umap")
+        check_method_options(cfg.method, cfg.kwargs())
         s = EmbeddingStore.open(store)
+        if (out or grid) and not s.has_thumbnails():
+            raise ConvlensError(f"{store} has no thumbnails to draw (a store made from vectors); use --csv instead of -o/--grid")
         p = project(s, cfg.method, cfg.seed, metric=cfg.metric, reproducible=cfg.reproducible, **cfg.kwargs())
         echo(f"{cfg.method}: {len(p)} points in {p.seconds:.1f}s (saved in the store)")
         if out:
@@ -189,7 +244,13 @@ def register(app: typer.Typer) -> None:
         Example: convlens similar-why photos.emb --index 0 --neighbor 12 -o why.png
         """
         from ..embed import EmbeddingStore, why_similar
+        from ..errors import ConvlensError
         s = EmbeddingStore.open(store)
+        for name, v in (("--index", index), ("--neighbor", neighbor)):
+            if v is not None and not 0 <= v < len(s):
+                raise ConvlensError(f"{name} {v} out of range: the store has {len(s)} vectors (0..{len(s) - 1})")
+        if method not in ("gradcam", "saliency"):
+            raise ConvlensError(f"unknown method '{method}'; choose gradcam or saliency")
         b = neighbor if neighbor is not None else int(s.neighbors(index, k=1).indices[0, 0])
         w = why_similar(s, index, b, layer=layer, method=method)
         echo(f"cosine({index}, {b}) = {w.cosine:.6f}; -> {w.save(out_path(out))}")

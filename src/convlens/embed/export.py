@@ -49,6 +49,25 @@ def stratified_sample(labels, n: int, seed: int = 0) -> np.ndarray:
     return take
 
 
+PROJECTOR_FILES = ("tensors.tsv", "metadata.tsv", "sprite.png", "projector_config.pbtxt")
+
+
+def check_export_folder(out: Path) -> None:
+    """A new or empty folder, or an earlier convlens export (its files only, replaced): never a
+    folder with other files, whose tensors.tsv or metadata.tsv might be the user's."""
+    if out.exists() and not out.is_dir():
+        raise ConvlensError(f"{out} is a file; give the projector export a new or empty folder")
+    entries = sorted(x.name for x in out.iterdir()) if out.is_dir() else []
+    if not entries:
+        return
+    cfg = out / "projector_config.pbtxt"
+    ours = cfg.is_file() and 'tensor_name: "convlens"' in cfg.read_text(errors="replace")
+    others = [e for e in entries if e not in PROJECTOR_FILES]
+    if not ours or others:
+        raise ConvlensError(f"{out} is not empty ({len(entries)} entries, e.g. {(others or entries)[0]!r}) and not a "
+                            "convlens projector export; pick a new or empty folder")
+
+
 def export_projector(store, folder, *, columns=("label", "path"), max_points: int = PROJECTOR_MAX,
                      sprite: bool = True, seed: int = 0) -> dict:
     """Write a TensorBoard projector folder for ``store``; returns {"rows", "sampled", "files", "tile"}.
@@ -60,10 +79,16 @@ def export_projector(store, folder, *, columns=("label", "path"), max_points: in
     """
     from ..images import save_png, write_atomic
     out = Path(folder)
-    out.mkdir(parents=True, exist_ok=True)
     n_all = len(store)
     if n_all == 0:
         raise ConvlensError("the store is empty; nothing to export")
+    if isinstance(max_points, bool) or not isinstance(max_points, (int, np.integer)) or max_points < 1:
+        raise ConvlensError(f"max_points (--max-points) must be an integer >= 1, got {max_points!r}")
+    if sprite and not store.has_thumbnails():
+        raise ConvlensError("the store has no thumbnails for sprite.png (it was made from vectors); pass --no-sprite "
+                            "(sprite=False)")
+    check_export_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
     labels = store.column("label")
     rows = stratified_sample(labels, max_points, seed) if n_all > max_points else np.arange(n_all)
     lines = []

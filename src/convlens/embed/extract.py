@@ -5,8 +5,10 @@ Files are decoded (JPEG draft mode), resized and hashed by decoding threads (or,
 each) while the main thread runs the forward pass (``ExtractForward``: ``batched_forward``'s torch
 path or its onnxruntime session, one backend for the whole store, the thread budget). Spatial
 outputs are global-average-pooled. Items are processed in groups of ``batch_size`` and the store
-commits a shard every ``shard_size`` vectors at a group boundary, so a resumed run sees exactly
-the groups an uninterrupted one would (bit-equal vectors).
+commits a shard of exactly ``shard_size`` vectors as soon as it has them. A resumed run embeds the
+files not in the store yet, matched by identity (path, size, mtime; ``plan_items``), and first
+re-extracts damaged shards (``repair_shards``); per-image vectors do not depend on their batch, so
+the result is bit-equal to a fresh run on the final folder (docs/embeddings.md).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from ..errors import ConvlensError
 from ..images.io import cover_box
 from ..models.model import Model
 from ..progress import ProgressFn, call
-from .store import EmbeddingStore
+from .store import META_COLUMNS, VERSION, EmbeddingStore
 
 THUMB = 96
 
@@ -377,7 +379,7 @@ def _resolve_source(source, labels):
     """(kind, items, paths-as-strings, labels, total) for a folder / list of paths / images."""
     from ..images import list_images
     if isinstance(source, (str, os.PathLike)) and Path(source).is_dir():
-        root = Path(source)
+        root = Path(os.path.abspath(source))  # absolute: a row names its file whatever the working folder
         files = list_images(root)
         if labels is None:
             labels = [str(f.parent.relative_to(root)) if f.parent != root else None for f in files]
@@ -390,10 +392,137 @@ def _resolve_source(source, labels):
         names = [f"<image {i}>" for i in range(source.shape[0])]
         return "images", list(source[:, None].unbind(0)), names, labels, source.shape[0]
     if isinstance(source, Sequence) and source and all(isinstance(s, (str, os.PathLike)) for s in source):
-        return "files", [Path(s) for s in source], [str(s) for s in source], labels, len(source)
+        paths = [Path(os.path.abspath(s)) for s in source]
+        return "files", paths, [str(s) for s in paths], labels, len(source)
     names = list(getattr(source, "names", []) or [])
     total = len(source) if hasattr(source, "__len__") else None
     return "images", source, names, labels, total
+
+
+def file_identity(path) -> tuple[int, int]:
+    """(size in bytes, mtime in ns) of a local file, (-1, -1) when it cannot be read: with the
+    path, what resume matches store rows by."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, -1
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def source_record(source, kind: str) -> dict:
+    """What a store records of its source: a folder's absolute path, or the kind (paths / images)."""
+    if kind == "files" and isinstance(source, (str, os.PathLike)):
+        return {"kind": "folder", "path": str(source) if "://" in str(source) else os.path.abspath(source)}
+    return {"kind": "paths" if kind == "files" else "images"}
+
+
+def _where(rec: dict) -> str:
+    return f"folder {rec['path']}" if rec.get("kind") == "folder" else f"a list of {rec.get('kind')}"
+
+
+def plan_items(store: EmbeddingStore, kind: str, names: Sequence[str], identities, source: dict,
+               append: bool = False, images=None, size=None, total: int | None = None) -> list[int] | None:
+    """The listing positions this run must embed, in listing order.
+
+    Files: by identity, not position: a file whose (path, size, mtime_ns) is in the store (a row,
+    or a skipped unreadable file) is done; every other file is embedded, so files added anywhere in
+    the listing (even sorting first) are embedded exactly once. A file embedded before that has
+    changed since is refused (a store never keeps old content for a path silently). A store made
+    from another folder is refused unless ``append``. Images (tensors, iterables): by position
+    (``items_done``), after checking that the images already embedded are the same ones."""
+    m = store.manifest
+    started = len(store) > 0 or bool(m.get("skipped"))
+    known = m.get("sources") or []
+    if started and source not in known and not append:
+        raise ConvlensError(f"store {store.path} holds the embeddings of {_where(known[0]) if known else 'another source'}, "
+                            f"not of {_where(source)}; pass --append (append=True) to add these images to it, "
+                            "another --out, or --overwrite to start it again")
+    if kind != "files" and append and started:
+        raise ConvlensError("append=True adds files (a folder or paths) to a store; write these images to a folder first")
+    if source not in known:
+        m["sources"] = known + [source]
+        store._write_manifest()
+    if kind != "files":
+        start = int(m["items_done"])
+        if start and images is not None and iter(images) is not images:  # (a one-shot iterator cannot be re-read)
+            _check_same_images(store, images, start, size)
+        return None if total is None else list(range(start, total))
+    done: dict[str, tuple[int, int]] = {}
+    if len(store):
+        t = store.read_columns(["path", "size", "mtime_ns"])  # not the thumbnails
+        for pth, sz, mt in zip(t.column("path").to_pylist(), t.column("size").to_pylist(),
+                               t.column("mtime_ns").to_pylist()):
+            done[pth] = (sz, mt)
+    want = dict(zip(names, identities))
+    changed = [pth for pth, ident in done.items() if pth in want and want[pth] != ident]
+    if changed:
+        raise ConvlensError(f"{len(changed)} file(s) changed since they were embedded in {store.path} (e.g. {changed[0]}); "
+                            "a store does not replace rows: re-create it with --overwrite (overwrite=True)")
+    keep = []
+    for sk in m.get("skipped", []):  # an unreadable file is done while it is unchanged
+        ident = (sk.get("size", -2), sk.get("mtime_ns", -2))
+        if want.get(sk["path"]) in (None, ident):
+            done.setdefault(sk["path"], ident)
+            keep.append(sk)
+    if len(keep) != len(m.get("skipped", [])):
+        m["skipped"] = keep
+        store._write_manifest()
+    return [i for i, pth in enumerate(names) if pth not in done]
+
+
+def _check_same_images(store: EmbeddingStore, images, start: int, size) -> None:
+    """The first ``start`` images of this run are the ones the store holds (their content hashes)."""
+    t = store.read_columns(["item", "hash"])
+    hashes = dict(zip(t.column("item").to_pylist(), t.column("hash").to_pylist()))
+    for i, img in enumerate(itertools.islice(iter(images), start)):
+        if i in hashes:
+            info, _ = _image_item(img, size, 8)
+            if info.get("hash") != hashes[i]:
+                raise ConvlensError(f"image {i} differs from the one embedded in {store.path}: these are other images; "
+                                    "use another --out, or --overwrite to start the store again")
+
+
+def repair_shards(store: EmbeddingStore, damaged: list[dict], forward, size, batch_size: int, thumb: int,
+                  draft: bool) -> list[int]:
+    """Re-extract the vectors of damaged shards (``store.verify()``) from their files, in place.
+
+    A shard's rows are known from its metadata (paths and content hashes): each file is decoded
+    again, checked to be the same content, and embedded; the shard's vectors and norms are
+    rewritten and their checksums recorded. A damaged metadata file, a missing or changed file, or
+    a store of in-memory images is one line naming the fix (re-create the store)."""
+    import pyarrow.parquet as pq
+    fixed = []
+    for k in sorted({d["shard"] for d in damaged}):
+        sh = store._shards()[k]
+        why = {d["file"]: d["reason"] for d in damaged if d["shard"] == k}
+        if sh["meta"] in why:
+            raise ConvlensError(f"shard file {sh['meta']} of store {store.path} is damaged ({why[sh['meta']]}): the "
+                                "files of its rows are unknown, so it cannot be re-extracted; re-create the store "
+                                "with --overwrite")
+        t = pq.read_table(store.path / sh["meta"], columns=["path", "hash"])
+        paths, hashes = t.column("path").to_pylist(), t.column("hash").to_pylist()
+        vec = []
+        for a in range(0, len(paths), batch_size):
+            group = [decode_file(pth, size, thumb, draft) for pth in paths[a:a + batch_size]]
+            for g, pth, h in zip(group, paths[a:a + batch_size], hashes[a:a + batch_size]):
+                if not g["ok"] or g["hash"] != h:
+                    raise ConvlensError(f"shard {sh['vectors']} of store {store.path} is damaged and its file {pth} is "
+                                        "gone or changed, so it cannot be re-extracted; re-create the store with --overwrite")
+            vec.append(forward(forward.from_uint8(np.stack([g["rgb"] for g in group]))))
+        store.replace_shard_vectors(k, np.concatenate(vec))
+        fixed.append(k)
+    return fixed
+
+
+def check_options(batch_size: int, shard_size: int, workers: int | None = None, threads: int | None = None,
+                  lanes: int | None = None, thumb: int = THUMB, decoder: str = "threads") -> None:
+    """Every extraction option, before anything is created (one line naming the rule)."""
+    for name, v, lo in (("batch_size", batch_size, 1), ("shard_size", shard_size, 1), ("workers", workers, 0),
+                        ("threads", threads, 1), ("lanes", lanes, 1), ("thumb", thumb, 8)):
+        if v is not None and (not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo):
+            raise ConvlensError(f"{name} (--{name.replace('_', '-')}) must be an integer >= {lo}, got {v!r}")
+    if decoder not in DECODERS:
+        raise ConvlensError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
 
 
 def embed_images(model: Model, source, layer: str | None = None, *, out=None, batch_size: int = 32,
@@ -401,7 +530,7 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
                  dtype: str = "float32", thumb: int = THUMB, resume: bool = True, overwrite: bool = False,
                  threads: int | None = None, seed: int = 0, size=None,
                  progress: ProgressFn | None = None, backend: str | None = None, draft: bool = True,
-                 decoder: str = "threads", lanes: int | None = None) -> EmbeddingStore:
+                 decoder: str = "threads", lanes: int | None = None, append: bool = False) -> EmbeddingStore:
     """Embed every image of ``source`` with ``model`` at ``layer``; write them to a store and return it.
 
     Args:
@@ -414,10 +543,14 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
         out: the store folder (default: a new temporary folder).
         batch_size: images per forward pass; workers: decoding threads for files (default 1 for
             jobs of more than 4 batches, else 0: decode in the forward's thread); shard_size:
-            vectors per committed shard.
+            vectors per committed shard (exactly; the last one holds the rest).
         labels: one label per item (default: folder names for a folder source).
         dtype: "float32" or "float16" shards; thumb: thumbnail side in pixels (JPEG, in the metadata).
-        resume: continue an existing store made the same way (the default); overwrite: start again.
+        resume: continue an existing store made the same way (the default): files are matched by
+            identity (path, size, mtime), so exactly the files not in the store yet are embedded,
+            and damaged shards (``store.verify()``) are re-extracted first; overwrite: start again
+            (deletes only the files the store's manifest lists); append: add another folder's files
+            to a store (else refused).
         threads: the forward pass's thread budget (default: all cores).
         size: input side (int or (H, W)); default the model's input size.
         progress: ``progress(items_done, total)``.
@@ -442,15 +575,25 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
     """
     if not isinstance(model, Model):
         raise ConvlensError("embed_images needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
+    check_options(batch_size, shard_size, workers, threads, lanes, thumb, decoder)
     kind, items, names, labels, total = _resolve_source(source, labels)
+    if kind == "files" and not items:
+        raise ConvlensError("no image files to embed; pass a folder of images or a list of image paths")
     store, layer, size = open_store(model, layer, out, size=size, dtype=dtype, resume=resume, overwrite=overwrite,
                                     shard_size=shard_size, seed=seed, total=total, draft=draft)
-    start = int(store.manifest["items_done"])
-    if total is not None and start >= total:
+    identities = [file_identity(pth) for pth in names] if kind == "files" else None
+    damaged = store.verify() if len(store) else []
+    if damaged:  # before anything else: the rows of a damaged shard are not "done"
+        fwd = ExtractForward(model, layer, size, threads, extraction_backend(store, model, layer, size, None, backend))
+        repair_shards(store, damaged, fwd, size, batch_size, thumb, draft)
+    todo = plan_items(store, kind, names, identities, source_record(source, kind), append,
+                      items if kind == "images" else None, size, total)
+    if todo is not None and not todo:
+        store.manifest["total"] = total
+        store._write_manifest()
         return store
-    if decoder not in DECODERS:
-        raise ConvlensError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
-    n_left = (total - start) if total is not None else None
+    start = int(store.manifest["items_done"]) if kind == "images" else 0
+    n_left = len(todo) if todo is not None else None
     if workers is None:  # one decoding thread leaves the forward its cores (decoding ~3 ms vs ~40 ms of forward
         workers = 1 if n_left is None or n_left > 4 * batch_size else 0  # per image here); small jobs inline
     from ..drivers.forward import default_threads
@@ -464,15 +607,16 @@ def embed_images(model: Model, source, layer: str | None = None, *, out=None, ba
     forward = ExtractForward(model, layer, size, 1 if lanes > 1 else threads, chosen)
     if lanes > 1 and forward.backend != "onnxruntime":  # the export failed: torch, one lane
         lanes, forward = 1, ExtractForward(model, layer, size, threads, "torch")
+    todo_items = [items[i] for i in todo] if kind == "files" else None
     if lanes > 1:
-        results = _lane_results(items[start:], size, batch_size, lanes, thumb, draft, forward)
+        results = _lane_results(todo_items, size, batch_size, lanes, thumb, draft, forward)
     else:
         if kind == "files":
-            groups = _file_groups(items[start:], size, batch_size, workers, thumb, draft, decoder)
+            groups = _file_groups(todo_items, size, batch_size, workers, thumb, draft, decoder)
         else:
             groups = _image_groups(itertools.islice(iter(items), start, None), size, batch_size, thumb)
         results = ((group, _forward_group(forward, group, kind)) for group in groups)
-    writer = StoreWriter(store, names, labels)
+    writer = StoreWriter(store, names, labels, todo, identities, total)
     try:
         for group, vec in results:
             writer.add_group(group, vec)
@@ -507,7 +651,7 @@ def open_store(model: Model, layer: str | None, out, *, size=None, dtype: str = 
     shape = model.layer_info(layer).shape  # from the model's cached shape pass: no extra forward
     dim = int(shape[0]) if len(shape) in (1, 3) else int(np.prod(shape))
     identity = {"model": model.name, "weights": str(getattr(model, "weights", None)), "layer": layer,
-                "pooling": "global average" , "dim": dim, "dtype": dtype, "version": 1,
+                "pooling": "global average", "dim": dim, "dtype": dtype, "version": VERSION,
                 "preprocessing": {"size": list(size), "resize": "shorter side to size, centre crop, bilinear "
                                   "(antialiased); JPEG decoded " + (
                                       "in draft mode (OpenCV's DCT-domain downscale, torch's uint8 resize)"
@@ -523,20 +667,31 @@ def open_store(model: Model, layer: str | None, out, *, size=None, dtype: str = 
 
 
 class StoreWriter:
-    """Appends groups of processed items to a store in stream order and commits a shard every
-    ``shard_size`` vectors at a group boundary (what makes a resumed or distributed run write the
-    same shards as an uninterrupted local one). Items are numbered from the store's ``items_done``."""
+    """Appends groups of processed items to a store in stream order and commits a shard of exactly
+    ``shard_size`` vectors as soon as that many are pending (the last shard holds the rest).
 
-    def __init__(self, store: EmbeddingStore, names: Sequence[str], labels: Sequence | None):
-        self.store, self.names, self.labels = store, names, labels
-        self.done = int(store.manifest["items_done"])
+    ``todo``: the listing positions of the items the writer will receive, in order (default: from
+    the store's ``items_done`` on); ``identities``: (size, mtime_ns) per listing position (files),
+    recorded with each row so that a resumed run matches rows by file identity; ``total``: the
+    listing's length (progress). A shard may end inside a group: what is not committed is simply
+    not done, and a resumed run embeds it (per-image vectors do not depend on the batch: measured
+    bit-equal for batch sizes 1, 5, 8 and 32, docs/embeddings.md)."""
+
+    def __init__(self, store: EmbeddingStore, names: Sequence[str], labels: Sequence | None,
+                 todo: Sequence[int] | None = None, identities=None, total: int | None = None):
+        self.store, self.names, self.labels, self.identities = store, names, labels, identities
+        self.todo = todo
+        self.pos = 0  # items received so far
+        first = int(store.manifest["items_done"])
+        self.done = first if todo is None else (total if total is not None else len(names)) - len(todo)
+        self._first = first
         self.shard_size = int(store.manifest["shard_size"])
-        self._reset()
-
-    def _reset(self):
+        self.rows: list[tuple[int, dict]] = []  # (stream position, metadata) of pending vectors
         self.vec: list[np.ndarray] = []
-        self.meta = {c: [] for c in ("item", "path", "hash", "width", "height", "label", "thumbnail")}
-        self.skipped: list[dict] = []
+        self.skipped: list[tuple[int, dict]] = []
+
+    def _item(self, pos: int) -> int:
+        return self._first + pos if self.todo is None else int(self.todo[pos])
 
     def _name(self, item: int) -> str:
         return self.names[item] if item < len(self.names) else f"<item {item}>"
@@ -546,33 +701,43 @@ class StoreWriter:
         ``vectors``: (number of ok items, dim), in the group's order."""
         j_ok = 0
         for j, g in enumerate(group):
-            item = self.done + j
+            pos = self.pos + j
+            item = self._item(pos)
+            size, mtime = self.identities[item] if self.identities is not None else (-1, -1)
             if not g["ok"]:
-                self.skipped.append({"item": item, "path": self._name(item), "reason": g["reason"]})
+                self.skipped.append((pos, {"item": item, "path": self._name(item), "reason": g["reason"],
+                                           "size": size, "mtime_ns": mtime}))
                 continue
-            m = self.meta
-            m["item"].append(item)
-            m["path"].append(self._name(item))
-            m["hash"].append(g["hash"])
-            m["width"].append(g["width"])
-            m["height"].append(g["height"])
             lab = None if self.labels is None else self.labels[item]
-            m["label"].append(None if lab is None else str(lab))
-            m["thumbnail"].append(g["thumbnail"])
+            self.rows.append((pos, {"item": item, "path": self._name(item), "hash": g["hash"], "width": g["width"],
+                                    "height": g["height"], "label": None if lab is None else str(lab),
+                                    "thumbnail": g["thumbnail"], "size": size, "mtime_ns": mtime}))
             j_ok += 1
         if j_ok:
             self.vec.append(np.asarray(vectors, np.float32))
+        self.pos += len(group)
         self.done += len(group)
-        if sum(len(v) for v in self.vec) >= self.shard_size:
-            self.flush()
+        while len(self.rows) >= self.shard_size:
+            self._commit(self.shard_size)
+
+    def _commit(self, n: int) -> None:
+        """Commit the first ``n`` pending rows, with the skips before the next pending row."""
+        vec = np.concatenate(self.vec) if self.vec else np.zeros((0, self.store.dim), np.float32)
+        cut = self.rows[n][0] if n < len(self.rows) else self.pos  # stream positions < cut are done
+        rows, self.rows = self.rows[:n], self.rows[n:]
+        self.vec = [vec[n:]] if n < len(vec) else []
+        skips = [d for pos, d in self.skipped if pos < cut]
+        self.skipped = [(pos, d) for pos, d in self.skipped if pos >= cut]
+        meta = {c: [r[c] for _, r in rows] for c in META_COLUMNS}
+        items_done = self._item(cut - 1) + 1 if cut > 0 else int(self.store.manifest["items_done"])
+        self.store.commit_shard(vec[:n], meta, max(items_done, int(self.store.manifest["items_done"])), skips)
 
     def flush(self) -> None:
         """Commit what is pending (a shard, possibly empty: it records ``items_done`` and skips)."""
-        if not (self.vec or self.skipped or self.store.manifest["items_done"] != self.done):
+        if not (self.rows or self.skipped) and (self.pos == 0 or self._item(self.pos - 1) + 1
+                                                 <= int(self.store.manifest["items_done"])):
             return
-        vec = np.concatenate(self.vec) if self.vec else np.zeros((0, self.store.dim), np.float32)
-        self.store.commit_shard(vec, self.meta, self.done, self.skipped)
-        self._reset()
+        self._commit(len(self.rows))
 
     def close(self) -> EmbeddingStore:
         self.flush()

@@ -6,8 +6,8 @@
 * t-SNE (van der Maaten & Hinton 2008) through openTSNE with its modern defaults (Poličar et al.
   2019; Kobak & Berens 2019): perplexity 30 on the store's cached kNN graph (k = 3 x perplexity;
   cosine graphs as Euclidean distances of unit vectors, sqrt(2 - 2 cos)), PCA initialization scaled
-  to std 1e-4, learning rate max(N / 12, 50), early exaggeration 12 for 250 iterations then 500 at
-  momentum 0.8; FFT-interpolated gradients during early exaggeration from 5k points, then
+  to std 1e-4, learning rate max(N / 12, 50) during early exaggeration 12 for 250 iterations, then
+  max(N, 50) for 500 at momentum 0.8; FFT-interpolated gradients during early exaggeration from 5k points, then
   Barnes-Hut below 10k points and FFT above (``_gradient_method`` has the measurements). Above
   ``large`` points (100k) the large-N recipe: fit a random subsample, place every other point at the
   median of its 10 nearest sample points, then optimize all of them from there.
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConvlensError
-from .search import exact_search, knn_graph
+from .search import check_metric, exact_search, knn_graph
 from .store import ArrayStore, EmbeddingStore, as_store
 
 METHODS = ("pca", "tsne", "umap")
@@ -51,6 +51,31 @@ class ProjectConfig:
             return {"n_neighbors": self.n_neighbors}
         return {}
 UMAP_HINT = "UMAP needs umap-learn, which is not installed: pip install convlens[umap]"
+UMAP_MIN = 5  # fewer points: umap's spectral initialization fails (3 points: scipy eigsh TypeError)
+# the rule of each method option: (test, what it must be)
+OPTION_RULES = {"perplexity": (lambda v: v > 0, "a number > 0 (van der Maaten 2008: 5-50)"),
+                "n_iter": (lambda v: int(v) == v and v >= 0, "an integer >= 0"),
+                "large": (lambda v: int(v) == v and v >= 4, "an integer >= 4"),
+                "sample": (lambda v: int(v) == v and v >= 4, "an integer >= 4"),
+                "n_neighbors": (lambda v: int(v) == v and v >= 2, "an integer >= 2"),
+                "solver": (lambda v: v in ("covariance", "randomized"), "covariance or randomized"),
+                "gradient": (lambda v: v in ("auto", "bh", "fft"), "auto, bh or fft")}
+
+
+def check_method_options(method: str, kw: dict) -> None:
+    """Each method option against its rule, before any work (one line naming the rule)."""
+    allowed = {"pca": {"solver"}, "tsne": {"perplexity", "n_iter", "large", "sample", "gradient"},
+               "umap": {"n_neighbors"}}[method]
+    for k, v in kw.items():
+        if k not in allowed:
+            raise ConvlensError(f"{method} takes no option '{k}'; its options: {', '.join(sorted(allowed))}")
+        ok, rule = OPTION_RULES[k]
+        try:
+            good = bool(ok(v)) and not (isinstance(v, float) and not np.isfinite(v))
+        except (TypeError, ValueError):
+            good = False
+        if not good:
+            raise ConvlensError(f"{k} (--{k.replace('_', '-')}) must be {rule}, got {v!r}")
 
 
 @dataclass
@@ -73,8 +98,11 @@ class Projection:
 
 
 def _unit_blocks(store, normalize: bool):
+    from .search import nonfinite_rows
     for start, vec, norms in store.blocks():
         v = np.asarray(vec, np.float64)
+        if not np.isfinite(v).all():  # a damaged shard: never a NaN map
+            raise ConvlensError(nonfinite_rows(store, start, vec))
         if normalize:
             v = v / np.maximum(np.asarray(norms, np.float64), 1e-30)[:, None]
         yield start, v
@@ -86,7 +114,7 @@ def pca(store, n_components: int = 2, normalize: bool = True, solver: str = "cov
     store = as_store(store)
     n, d = len(store), store.dim
     if n < 2:
-        raise ConvlensError("PCA needs at least 2 vectors")
+        raise ConvlensError(f"PCA needs at least 2 vectors, the store has {n}; embed more images first")
     if solver == "randomized":
         from sklearn.decomposition import PCA
         x = np.concatenate([v for _, v in _unit_blocks(store, normalize)])
@@ -118,6 +146,22 @@ def _graph_distances(scores: np.ndarray, metric: str) -> np.ndarray:
     return scores.astype(np.float64)
 
 
+TSNE_THREADS_FROM = 5_000  # fewer points: t-SNE on one thread (see _tsne_threads)
+
+
+def _tsne_threads(threads: int | None, n: int) -> int:
+    """openTSNE's thread count: one below ``TSNE_THREADS_FROM`` points. Each of the 750 gradient
+    steps is an OpenMP parallel region ending in a barrier; on a machine whose cores are busy a
+    barrier waits for a descheduled thread, so 20 points took 16-24 s on 2 threads against 0.07-0.2 s
+    on one (docs/embeddings.md, "Small maps are instant"); a small map has no work to share."""
+    if threads is None:  # torch's setting (convlens --threads, CONVLENS_TEST_THREADS...)
+        import torch
+        threads = torch.get_num_threads()
+    return 1 if n < TSNE_THREADS_FROM else max(1, int(threads))
+
+
+MIN_LEARNING_RATE = 50.0  # openTSNE's "auto" rate N / exaggeration alone is 1.7 for 20 points: the map collapsed
+# to one point (all coordinates 0); the floor of 50 is scikit-learn's (and the module doc's max(N / 12, 50))
 FFT_FROM = 10_001  # gradient="auto": FFT-interpolated gradients after early exaggeration from this many points
 FFT_EARLY_FROM = 5_000  # ... and during early exaggeration from this many
 
@@ -156,8 +200,9 @@ def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exag
     early, main = _gradient_method(gradient, n)
     emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method=main, n_jobs=threads, random_state=seed)
     if exaggeration_iter:
-        emb = emb.optimize(exaggeration_iter, exaggeration=12, momentum=0.5, negative_gradient_method=early)
-    emb = emb.optimize(n_iter, momentum=0.8, negative_gradient_method=main)
+        emb = emb.optimize(exaggeration_iter, exaggeration=12, momentum=0.5, negative_gradient_method=early,
+                           learning_rate=max(n / 12, MIN_LEARNING_RATE))
+    emb = emb.optimize(n_iter, momentum=0.8, negative_gradient_method=main, learning_rate=max(n, MIN_LEARNING_RATE))
     used = main if not exaggeration_iter or early == main else f"{early} then {main}"
     return np.asarray(emb, np.float32), {"perplexity": perp, "k": k, "gradient": used}
 
@@ -171,11 +216,9 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
     from ``FFT_EARLY_FROM`` points, then FFT from ``FFT_FROM`` points and Barnes-Hut below)."""
     store = as_store(store)
     n = len(store)
-    if threads is None:  # torch's setting (convlens --threads, CONVLENS_TEST_THREADS...)
-        import torch
-        threads = torch.get_num_threads()
+    threads = _tsne_threads(threads, n)
     if n < 4:
-        raise ConvlensError(f"t-SNE needs at least 4 points, got {n}")
+        raise ConvlensError(f"t-SNE needs at least 4 vectors, the store has {n}; embed more images or use --method pca")
     if n <= large:
         y, info = _tsne_core(store, metric, perplexity, seed, threads, n_iter, gradient=gradient)
         return y, {**info, "recipe": "full"}
@@ -196,20 +239,30 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
 
 
 def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0, threads: int | None = None):
+    store = as_store(store)
+    n = len(store)
+    if n < UMAP_MIN:
+        raise ConvlensError(f"UMAP needs at least {UMAP_MIN} vectors, the store has {n}; embed more images or use --method pca")
+    if n_neighbors > n - 1:
+        raise ConvlensError(f"UMAP with --n-neighbors {n_neighbors} needs more than {n_neighbors} vectors, the store has "
+                            f"{n}; pass --n-neighbors {n - 1} or fewer")
     try:
         import umap as umap_lib
     except ImportError:
         raise ConvlensError(UMAP_HINT) from None
-    store = as_store(store)
     idx, sc = knn_graph(store, n_neighbors - 1, metric, threads=threads, cache=isinstance(store, EmbeddingStore))
-    n = len(store)
     # umap expects each point as its own first neighbour
     knn_i = np.concatenate([np.arange(n)[:, None], idx], 1)
     knn_d = np.concatenate([np.zeros((n, 1)), _graph_distances(sc, metric)], 1).astype(np.float32)
     x = np.concatenate([v for _, v in _unit_blocks(store, metric == "cosine")]).astype(np.float32)
     red = umap_lib.UMAP(n_neighbors=n_neighbors, random_state=seed, precomputed_knn=(knn_i, knn_d, None),
                         n_jobs=threads or 1)
-    return red.fit_transform(x).astype(np.float32), {"n_neighbors": n_neighbors}
+    import warnings
+    with warnings.catch_warnings():  # "not an NNDescent object: transform unavailable" (we never transform)
+        warnings.filterwarnings("ignore", message=".*NNDescent.*")
+        warnings.filterwarnings("ignore", message=".*n_jobs.*overridden.*")
+        y = red.fit_transform(x)
+    return y.astype(np.float32), {"n_neighbors": n_neighbors}
 
 
 def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str | None = None,
@@ -231,8 +284,9 @@ def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str
     """
     if method not in METHODS:
         raise ConvlensError(f"unknown projection '{method}'; choose pca, tsne or umap")
+    check_method_options(method, kw)
     store = as_store(vectors_or_store)
-    metric = metric or store.manifest.get("metric", "cosine")
+    metric = check_metric(metric or store.manifest.get("metric", "cosine"))
     threads = 1 if reproducible else threads
     params = {"method": method, "seed": int(seed), "metric": metric, **{k: v for k, v in kw.items()}}
     if cache:

@@ -30,6 +30,13 @@ def check_metric(metric: str) -> str:
     return metric
 
 
+def check_k(k, name: str = "k") -> int:
+    """A neighbour count: an integer >= 1 (``--k 0`` would print empty results)."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConvlensError(f"{name} (--{name}) must be an integer >= 1, got {k!r}")
+    return int(k)
+
+
 @dataclass
 class Neighbors:
     """k nearest neighbours of m queries.
@@ -91,6 +98,7 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
     ``exclude``: (m,) a store row to leave out per query (the query itself), -1 for none.
     """
     check_metric(metric)
+    check_k(k)
     from ..drivers import thread_budget
     n = len(store)
     if n == 0:
@@ -98,6 +106,9 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
     q_all = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     if q_all.ndim != 2 or q_all.shape[1] != store.dim:
         raise ConvlensError(f"query vectors must be (m, {store.dim}), got {tuple(q_all.shape)}")
+    if not torch.isfinite(q_all).all():
+        raise ConvlensError("the query vectors hold NaN or inf values; pass finite vectors (a store row query "
+                            "with NaN comes from a damaged shard: `convlens verify STORE`)")
     m = q_all.shape[0]
     excl = torch.full((m,), -1, dtype=torch.long) if exclude is None else torch.as_tensor(exclude, dtype=torch.long)
     kk = min(k, n - (1 if exclude is not None and (excl >= 0).any() else 0))
@@ -143,11 +154,32 @@ def exact_search(store: EmbeddingStore, queries: np.ndarray, k: int = 10, metric
             cat_s, cat_i = torch.cat(part_s, 1), torch.cat(part_i, 1)
             best_s, sel = torch.topk(cat_s, kk, dim=1)
             best_i = cat_i.gather(1, sel)
+            bad = torch.isnan(best_s) | torch.isposinf(best_s)  # topk ranks NaN first: a NaN row always shows here
+            if bad.any():  # never a NaN score: the damaged row and its shard are named
+                raise ConvlensError(nonfinite_message(store, int(best_i[bad][0])))
             if metric == "l2":
                 best_s = (-best_s).clamp_min(0).sqrt()
             out_i[c0:c0 + q.shape[0]] = best_i.numpy()
             out_s[c0:c0 + q.shape[0]] = best_s.numpy()
     return out_i, out_s
+
+
+def nonfinite_rows(store, start: int, block: np.ndarray) -> str:
+    """The one-line error for a block of store rows (from ``start``) holding NaN / inf."""
+    ok = np.isfinite(np.asarray(block, np.float32)).all(1)
+    return nonfinite_message(store, start + (int(np.nonzero(~ok)[0][0]) if not ok.all() else 0))
+
+
+def nonfinite_message(store, bad: int) -> str:
+    """The one-line error for store row ``bad`` holding NaN / inf (flipped bytes in a shard)."""
+    if getattr(store, "path", None) is None:
+        return f"vector {bad} holds NaN or inf values; pass finite vectors"
+    where = ""
+    if isinstance(store, EmbeddingStore):
+        shard = next((s for s in store._shards() if s["start"] <= bad < s["start"] + s["count"]), None)
+        where = f" (shard file {shard['vectors']})" if shard else ""
+    return (f"store row {bad}{where} holds NaN or inf values: the store is damaged; `convlens verify "
+            f"{getattr(store, 'path', 'STORE')}` names the shard and `convlens embed SOURCE --out STORE` re-extracts it")
 
 
 def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray, list[int]]:
@@ -167,7 +199,7 @@ def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray,
                                                   and all(isinstance(q, (str, os.PathLike)) for q in query)):
         from .extract import decode_file
         paths = [query] if isinstance(query, (str, os.PathLike)) else list(query)
-        size = tuple(store.manifest["preprocessing"]["size"])
+        size = query_size(store)
         imgs = []
         for p in paths:
             d = decode_file(str(p), size)  # exactly as the store's files were decoded
@@ -183,6 +215,15 @@ def query_vectors(store: EmbeddingStore, query, model=None) -> tuple[np.ndarray,
         raise ConvlensError(f"cannot use {type(query).__name__} as a query: pass a store index, an image path, "
                             f"an image tensor (N, 3, H, W) or vectors of dimension {store.dim}")
     return v, [-1] * len(v)
+
+
+def query_size(store) -> tuple[int, int]:
+    """The input size the store's images were embedded at (an image query is embedded the same way)."""
+    pre = (getattr(store, "manifest", None) or {}).get("preprocessing") or {}
+    if "size" not in pre or not store.manifest.get("layer"):
+        raise ConvlensError("this store was made from vectors (no model, layer or input size recorded): query it with "
+                            "store rows or vectors, not images")
+    return tuple(pre["size"])
 
 
 def store_model(store: EmbeddingStore, model=None):
@@ -209,9 +250,9 @@ def embed_query_images(store: EmbeddingStore, images, model=None) -> np.ndarray:
     from ..drivers import batched_forward
     from ..images import fit
     from .extract import pool
+    size = query_size(store)
     m = store_model(store, model)
     layer = store.manifest["layer"]
-    size = tuple(store.manifest["preprocessing"]["size"])
     x = torch.cat([fit(t if t.ndim == 4 else t[None], size) for t in images])
     vecs = [pool(b.activations[layer]).numpy() for b in batched_forward(m, x, layer, size=None)]
     return np.concatenate(vecs).astype(np.float32)
@@ -231,6 +272,9 @@ def neighbors(store: EmbeddingStore, query, k: int = 10, metric: str = "cosine",
         >>> nb = store.neighbors(0, k=5); nb.indices[0], nb.scores[0]
     """
     check_metric(metric)
+    check_k(k)
+    if len(store) - (1 if exclude_self else 0) < 1:
+        raise ConvlensError(f"the store has {len(store)} vector(s): no neighbours to find; embed more images first")
     q, rows = query_vectors(store, query, model)
     excl = np.array(rows) if exclude_self and any(r >= 0 for r in rows) else None
     if index is not None:
@@ -317,7 +361,11 @@ class AnnIndex:
         import faiss
         from .store import _fsync_write
         path = self.store.path / f"index-{self.metric}.faiss"
-        tmp = path.with_suffix(".faiss.part")
+        rec = {"files": [path.name, f"index-{self.metric}.json"]}
+        if self.store.manifest.setdefault("indexes", {}).get(self.metric) != rec:  # listed before it is written
+            self.store.manifest["indexes"][self.metric] = rec
+            self.store._write_manifest()
+        tmp = path.parent / f".{path.name}.part"
         faiss.write_index(self.index, str(tmp))
         os.replace(tmp, path)
         info = {"metric": self.metric, "kind": self.kind, "params": self.params, "recall_at_10": self.recall_at_10,
@@ -356,6 +404,13 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     check_metric(metric)
     if kind not in KINDS:
         raise ConvlensError(f"unknown index kind '{kind}'; choose {', '.join(KINDS)}")
+    if not 0 < target_recall <= 1:
+        raise ConvlensError(f"target_recall (--target-recall) must be in (0, 1], got {target_recall}")
+    for name, v in (("sample", sample), ("nlist", nlist), ("pq_m", pq_m), ("rerank", rerank), ("chunk_rows", chunk_rows),
+                    ("threads", threads), ("M", M), ("ef_construction", ef_construction)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1):
+            flag = {"sample": "queries"}.get(name, name.replace("_", "-"))
+            raise ConvlensError(f"{name} (--{flag}) must be an integer >= 1, got {v!r}")
     if kind == "auto":
         kind = auto_kind(len(store), store.dim, M)
     if threads:
@@ -363,7 +418,10 @@ def build_index(store: EmbeddingStore, metric: str = "cosine", kind: str = "hnsw
     t0 = time.perf_counter()
     d, n = store.dim, len(store)
     if n < 2:
-        raise ConvlensError("an index needs at least 2 vectors")
+        raise ConvlensError(f"an index needs at least 2 vectors, the store has {n}; embed more images first")
+    if nlist is not None and nlist > n:
+        raise ConvlensError(f"nlist (--nlist) {nlist} exceeds the store's {n} vectors (k-means needs a point per cell); "
+                            f"pass --nlist {max(1, n // 39)} or leave it out")
     fm = faiss.METRIC_INNER_PRODUCT if metric == "cosine" else faiss.METRIC_L2
     rng = np.random.default_rng(seed)
     if kind == "hnsw":
@@ -456,6 +514,9 @@ def knn_graph(store: EmbeddingStore, k: int = 15, metric: str = "cosine", *, chu
     all read this one graph.
     """
     check_metric(metric)
+    check_k(k)
+    if len(store) < 2:
+        raise ConvlensError(f"a kNN graph needs at least 2 vectors, the store has {len(store)}; embed more images first")
     for name, rec in store.manifest.get("projections", {}).items():
         if name.startswith(f"knn-{metric}-") and name.endswith("-idx") and rec.get("k", 0) >= k and cache:
             i = store.load_array(name)
@@ -479,6 +540,8 @@ def near_duplicates(store: EmbeddingStore, threshold: float = 0.95, k: int = 10)
     """Pairs (i, j, cosine) with i < j and cosine >= ``threshold``, from the cached kNN graph
     (so at most ``k`` partners per image), most similar first. Exact file duplicates are in
     ``store.report().duplicates``."""
+    if not -1 <= threshold <= 1:
+        raise ConvlensError(f"threshold (--threshold) is a cosine similarity in [-1, 1], got {threshold}")
     idx, sc = knn_graph(store, k, "cosine")
     pairs = {}
     for i in range(len(idx)):

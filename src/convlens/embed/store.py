@@ -3,20 +3,30 @@
 Layout of a store folder (readable with numpy and pyarrow alone, see docs/embeddings.md)::
 
     manifest.json            model, weights, layer, preprocessing, dim, count, metric, seed, version,
-                             and the list of committed shards (the only source of truth)
+                             the source(s), and the list of committed shards (the only source of
+                             truth) with each shard file's length and SHA-256
     vectors-00000.npy        (n_i, dim) float32 (or float16) raw vectors, memory-mappable
     norms-00000.npy          (n_i,) float32 L2 norms of those rows (cosine needs no second copy)
-    meta-00000.parquet       path, hash, width, height, label, thumbnail (PNG bytes), item
+    meta-00000.parquet       item, path, hash (SHA-1 of the file), width, height, label, thumbnail,
+                             size and mtime_ns (the file's identity when it was embedded)
     report.json              skipped (unreadable) items and duplicate groups, refreshed at each commit
 
-A shard is committed atomically: each file is written to a temporary name, fsync'ed and renamed,
-and only then added to the manifest (itself replaced atomically). A process killed at any moment
-leaves the store as of its last commit; files of an unrecorded shard are overwritten on resume.
+Guarantees (docs/embeddings.md, "What the store guarantees"):
+
+* A shard is committed atomically: its file names are first recorded as ``pending`` in the manifest,
+  each file is written to a temporary name, fsync'ed and renamed, and only then the shard is added
+  to the manifest (itself replaced atomically). A process killed at any moment leaves the store as
+  of its last commit.
+* convlens creates, replaces or deletes only files its manifest lists (``owned_files``): a folder
+  holding anything else is never written into unless it is empty; ``overwrite`` deletes only those.
+* Every open checks each shard file's length against the manifest (a truncated shard is one line
+  naming it and the fix); ``verify()`` (``convlens verify``, and every resume) checks the SHA-256.
 Vectors are never normalized in place and never copied normalized: cosine divides by the stored
 norms inside each block product.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -30,7 +40,7 @@ import numpy as np
 
 from ..errors import ConvlensError
 
-VERSION = 1
+VERSION = 2  # 2: per-file identity (size, mtime_ns) in the metadata, shard checksums
 # fields of the manifest that must match for a run to resume (or append to) an existing store
 IDENTITY = ("model", "weights", "layer", "pooling", "preprocessing", "dim", "dtype", "version")
 
@@ -65,13 +75,45 @@ def _npy_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-META_COLUMNS = ("item", "path", "hash", "width", "height", "label", "thumbnail")
+META_COLUMNS = ("item", "path", "hash", "width", "height", "label", "thumbnail", "size", "mtime_ns")
+# a file's identity: resume matches store rows to files by (path, size, mtime_ns); -1 = not a file
 
 
 def _meta_schema():
     import pyarrow as pa
     return pa.schema([("item", pa.int64()), ("path", pa.string()), ("hash", pa.string()), ("width", pa.int32()),
-                      ("height", pa.int32()), ("label", pa.string()), ("thumbnail", pa.binary())])
+                      ("height", pa.int32()), ("label", pa.string()), ("thumbnail", pa.binary()),
+                      ("size", pa.int64()), ("mtime_ns", pa.int64())])
+
+
+def _digest(data: bytes) -> dict:
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                return h.hexdigest()
+            h.update(b)
+
+
+STORE_FILE_PREFIXES = ("vectors-", "norms-", "meta-", "projection-", "knn-", "index-")
+
+
+def check_out_folder(p: Path) -> None:
+    """Refuse to write a new store into ``p`` when it holds anything (a store is resumed or
+    overwritten through its manifest instead): convlens never replaces or deletes a user's file."""
+    if p.exists() and not p.is_dir():
+        raise ConvlensError(f"{p} is a file, not a folder; give --out a new or empty folder")
+    if p.is_dir():
+        others = sorted(x.name for x in p.iterdir())
+        if others:
+            raise ConvlensError(f"{p} is not empty and not an embedding store ({len(others)} entries, e.g. "
+                                f"{others[0]!r}); convlens writes a new store only into a new or empty folder: "
+                                "pick another --out")
 
 
 @dataclass
@@ -104,8 +146,9 @@ class EmbeddingStore:
 
     # --- opening / creating ------------------------------------------------------------------
     @classmethod
-    def open(cls, path) -> "EmbeddingStore":
-        """Open an existing store folder (errors name the fix when it is not one)."""
+    def open(cls, path, check: bool = True) -> "EmbeddingStore":
+        """Open an existing store folder (errors name the fix when it is not one). Every shard
+        file's length is checked against the manifest (``check=False``: not, for a repair)."""
         p = Path(path)
         mf = p / "manifest.json"
         if not mf.exists():
@@ -114,10 +157,14 @@ class EmbeddingStore:
         try:
             manifest = json.loads(mf.read_text())
         except json.JSONDecodeError as e:
-            raise ConvlensError(f"{mf} is not valid JSON ({e}); the store is damaged, re-create it") from None
-        if manifest.get("format") != "convlens.EmbeddingStore":
-            raise ConvlensError(f"{mf} is not a convlens embedding store manifest")
-        return cls(p, manifest)
+            raise ConvlensError(f"{mf} is not valid JSON ({e}): the store is damaged and convlens cannot tell which "
+                                "files are its own; move the folder away (or delete it) and embed again") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != "convlens.EmbeddingStore":
+            raise ConvlensError(f"{mf} is not a convlens embedding store manifest; pick another folder")
+        store = cls(p, manifest)
+        if check:
+            store.check_lengths()
+        return store
 
     @classmethod
     def create_or_resume(cls, path, identity: dict, *, resume: bool = True, overwrite: bool = False,
@@ -125,7 +172,7 @@ class EmbeddingStore:
         """Open ``path`` for writing: a new store, or the same run resumed (identity must match)."""
         p = Path(path)
         if (p / "manifest.json").exists() and not overwrite:
-            store = cls.open(p)
+            store = cls.open(p, check=False)
             old = {k: store.manifest.get(k) for k in IDENTITY}
             new = {k: identity.get(k) for k in IDENTITY}
             if old != new:
@@ -135,16 +182,14 @@ class EmbeddingStore:
             if not resume:
                 raise ConvlensError(f"store {p} exists; pass resume=True to continue it or overwrite=True to replace it")
             return store
-        if p.exists() and overwrite:
-            for f in list(p.glob("vectors-*.npy")) + list(p.glob("norms-*.npy")) + list(p.glob("meta-*.parquet")) + \
-                    list(p.glob("index-*")) + list(p.glob("knn-*")) + list(p.glob("projection-*")) + \
-                    [p / "manifest.json", p / "report.json"]:
-                if f.exists():
-                    f.unlink()
+        if (p / "manifest.json").exists():  # overwrite: delete only the files the old manifest lists
+            cls.open(p, check=False).delete_files()
+        else:
+            check_out_folder(p)
         p.mkdir(parents=True, exist_ok=True)
         manifest = {"format": "convlens.EmbeddingStore", **identity, "count": 0, "items_done": 0,
                     "metric": "cosine", "shard_size": int(shard_size), "shards": [], "skipped": [],
-                    "projections": {}, **(extra or {})}
+                    "projections": {}, "indexes": {}, **(extra or {})}
         store = cls(p, manifest)
         store._write_manifest()
         return store
@@ -183,9 +228,8 @@ class EmbeddingStore:
     # --- writing ----------------------------------------------------------------------------
     def commit_shard(self, vectors: np.ndarray, meta: dict, items_done: int, skipped: list[dict]) -> None:
         """Append one shard atomically: vectors (n, dim), metadata columns (n rows each), and the
-        items consumed so far (so a resumed run starts after them). Checks rows == vectors first."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        items consumed so far (so a resumed run starts after them). Checks rows == vectors first.
+        Metadata columns ``size`` / ``mtime_ns`` (the file's identity) default to -1 (not a file)."""
         n = len(vectors)
         rows = {len(v) for v in meta.values()}
         if rows != {n}:
@@ -195,24 +239,110 @@ class EmbeddingStore:
         if n and not np.isfinite(vectors).all():
             raise ConvlensError("non-finite values in the embedding vectors (NaN/inf); check the model and layer")
         k = len(self.manifest["shards"])
-        dt = np.float16 if self.manifest["dtype"] == "float16" else np.float32
-        v = np.asarray(vectors, dtype=np.float32)
         names = {"vectors": f"vectors-{k:05d}.npy", "norms": f"norms-{k:05d}.npy", "meta": f"meta-{k:05d}.parquet"}
+        files = {}
         if n:
-            _fsync_write(self.path / names["vectors"], _npy_bytes(v.astype(dt)))
-            norms = np.linalg.norm(v.astype(dt).astype(np.float64), axis=1).astype(np.float32)
-            _fsync_write(self.path / names["norms"], _npy_bytes(norms))
-            table = pa.table({c: meta[c] for c in META_COLUMNS}, schema=_meta_schema())
-            buf = io.BytesIO()
-            pq.write_table(table, buf)
-            _fsync_write(self.path / names["meta"], buf.getvalue())
-        self.manifest["shards"].append({**(names if n else {}), "count": n, "start": self.manifest["count"]})
+            self.manifest["pending"] = list(names.values())  # write-ahead: these names are ours
+            self._write_manifest()
+            files = self._write_shard_files(names, vectors, meta)
+        self.manifest.pop("pending", None)
+        self.manifest["shards"].append({**(names if n else {}), "count": n, "start": self.manifest["count"],
+                                        **({"files": files} if n else {})})
         self.manifest["count"] += n
         self.manifest["items_done"] = int(items_done)
         self.manifest["skipped"] = list(self.manifest.get("skipped", [])) + list(skipped)
         self._write_manifest()
         self._meta = None
         self._write_report()
+
+    def _write_shard_files(self, names: dict, vectors: np.ndarray, meta: dict | None) -> dict:
+        """Write a shard's vectors, norms (and metadata unless None); {file: {bytes, sha256}}."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        dt = np.float16 if self.manifest["dtype"] == "float16" else np.float32
+        v = np.asarray(vectors, dtype=np.float32).astype(dt)
+        norms = np.linalg.norm(v.astype(np.float64), axis=1).astype(np.float32)
+        blobs = {names["vectors"]: _npy_bytes(v), names["norms"]: _npy_bytes(norms)}
+        if meta is not None:
+            n = len(v)
+            cols = {c: meta[c] if c in meta else [-1] * n for c in META_COLUMNS}
+            buf = io.BytesIO()
+            pq.write_table(pa.table(cols, schema=_meta_schema()), buf)
+            blobs[names["meta"]] = buf.getvalue()
+        out = {}
+        for name, data in blobs.items():
+            _fsync_write(self.path / name, data)
+            out[name] = _digest(data)
+        return out
+
+    def replace_shard_vectors(self, k: int, vectors: np.ndarray) -> None:
+        """Rewrite shard ``k``'s vectors and norms (a repair: same rows, recomputed) and record them."""
+        s = self._shards()[k]
+        if np.asarray(vectors).shape != (s["count"], self.dim) or not np.isfinite(vectors).all():
+            raise ConvlensError(f"internal: a repair of shard {k} must give {s['count']} finite rows of {self.dim}")
+        s.setdefault("files", {}).update(self._write_shard_files(s, vectors, None))
+        self._mm.pop(k, None)
+        self._write_manifest()
+
+    # --- integrity ---------------------------------------------------------------------------
+    def owned_files(self) -> list[str]:
+        """Every file name the manifest lists: the only files convlens writes, replaces or deletes here."""
+        m = self.manifest
+        names = ["manifest.json", "report.json", *m.get("pending", [])]
+        for s in m["shards"]:
+            names += [s[key] for key in ("vectors", "norms", "meta") if key in s]
+        names += [r["file"] for r in m.get("projections", {}).values() if "file" in r]
+        for r in m.get("indexes", {}).values():
+            names += list(r.get("files", []))
+        return list(dict.fromkeys(names))
+
+    def delete_files(self) -> int:
+        """Delete the files the manifest lists (and their temporary ``.NAME*.part`` siblings left
+        by a killed write); nothing else in the folder. Returns how many were deleted."""
+        owned = self.owned_files()
+        n = 0
+        for name in owned[1:] + owned[:1]:  # the manifest last: a failure leaves it to try again
+            f = self.path / name
+            if f.is_file():
+                f.unlink()
+                n += 1
+        for f in self.path.glob(".*.part"):
+            if any(f.name.startswith("." + name) for name in owned):
+                f.unlink()
+        self._mm.clear()
+        return n
+
+    def check_lengths(self) -> None:
+        """Each committed shard file exists with the length the manifest recorded (cheap: a stat)."""
+        for k, s in enumerate(self._shards()):
+            for name, rec in s.get("files", {}).items():
+                f = self.path / name
+                size = f.stat().st_size if f.is_file() else None
+                if size != rec["bytes"]:
+                    what = "missing" if size is None else f"truncated or extended ({size} of {rec['bytes']} bytes)"
+                    raise ConvlensError(self._damage_message(name, what))
+
+    def _damage_message(self, name: str, what: str) -> str:
+        return (f"shard file {name} of store {self.path} is {what}; run `convlens embed SOURCE --out {self.path}` "
+                f"again to re-extract only that shard (`convlens verify {self.path}` checks every shard)")
+
+    def verify(self) -> list[dict]:
+        """Check every shard file's length and SHA-256 against the manifest; [] when intact, else
+        one {"shard", "file", "reason"} per damaged file (shard = index among non-empty shards)."""
+        bad = []
+        for k, s in enumerate(self._shards()):
+            for name in (s["vectors"], s["norms"], s["meta"]):
+                rec = s.get("files", {}).get(name)
+                f = self.path / name
+                if not f.is_file():
+                    bad.append({"shard": k, "file": name, "reason": "missing"})
+                elif rec is None:
+                    continue  # a version-1 store: no checksum recorded
+                elif f.stat().st_size != rec["bytes"]:
+                    bad.append({"shard": k, "file": name, "reason": f"{f.stat().st_size} of {rec['bytes']} bytes"})
+                elif _file_digest(f) != rec["sha256"]:
+                    bad.append({"shard": k, "file": name, "reason": "checksum mismatch"})
+        return bad
 
     def _write_report(self) -> None:
         rep = self.report()
@@ -237,11 +367,14 @@ class EmbeddingStore:
     def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in self._mm:
             s = self._shards()[k]
-            vec = np.load(self.path / s["vectors"], mmap_mode="r")
-            norms = np.load(self.path / s["norms"])
+            try:
+                vec = np.load(self.path / s["vectors"], mmap_mode="r")
+                norms = np.load(self.path / s["norms"])
+            except (ValueError, OSError, EOFError) as e:
+                raise ConvlensError(self._damage_message(s["vectors"], f"unreadable ({str(e)[:80]})")) from None
             if vec.shape != (s["count"], self.dim) or norms.shape != (s["count"],):
-                raise ConvlensError(f"{self.path / s['vectors']} has shape {vec.shape}, the manifest says "
-                                    f"({s['count']}, {self.dim}); the store is damaged, re-create it")
+                raise ConvlensError(self._damage_message(s["vectors"], f"of shape {vec.shape}, the manifest says "
+                                                                      f"({s['count']}, {self.dim})"))
             self._mm[k] = (vec, norms)
         return self._mm[k]
 
@@ -288,6 +421,15 @@ class EmbeddingStore:
             self._meta = pa.concat_tables(tables) if tables else _meta_schema().empty_table()
         return self._meta
 
+    def read_columns(self, names: list[str]):
+        """Some metadata columns of every row (pyarrow.Table), read without the others (thumbnails)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        if self._meta is not None:
+            return self._meta.select(names)
+        tables = [pq.read_table(self.path / s["meta"], columns=names) for s in self._shards()]
+        return pa.concat_tables(tables) if tables else _meta_schema().empty_table().select(names)
+
     def column(self, name: str) -> list:
         return self.metadata().column(name).to_pylist()
 
@@ -297,8 +439,15 @@ class EmbeddingStore:
     def thumbnail(self, i: int):
         """The stored thumbnail of row ``i`` as a PIL image (what the model saw, centre crop)."""
         from PIL import Image
+        if not 0 <= int(i) < len(self):
+            raise ConvlensError(f"index {i} out of range: the store has {len(self)} vectors (0..{len(self) - 1})")
         b = self.metadata().column("thumbnail")[int(i)].as_py()
+        if b is None:
+            raise ConvlensError(f"row {i} of {self.path} has no thumbnail (a store made from vectors)")
         return Image.open(io.BytesIO(b)).convert("RGB")
+
+    def has_thumbnails(self) -> bool:
+        return len(self) > 0 and self.metadata().column("thumbnail").null_count == 0
 
     def thumbnails(self, indices=None) -> list:
         idx = range(len(self)) if indices is None else indices
@@ -307,6 +456,8 @@ class EmbeddingStore:
     def image(self, i: int, size=None):
         """Row ``i``'s image: reloaded from its path when it still exists, else the thumbnail."""
         from ..images import fit, load_image
+        if not 0 <= int(i) < len(self):
+            raise ConvlensError(f"index {i} out of range: the store has {len(self)} vectors (0..{len(self) - 1})")
         p = self.column("path")[int(i)]
         if p and os.path.isfile(p):
             img = load_image(p)
@@ -326,9 +477,9 @@ class EmbeddingStore:
     def save_array(self, name: str, array: np.ndarray, info: dict) -> Path:
         """Save a derived array (a projection, a kNN graph) beside the store and record it in the manifest."""
         path = self.path / f"{name}.npy"
-        _fsync_write(path, _npy_bytes(array))
         self.manifest.setdefault("projections", {})[name] = {**info, "file": path.name, "count": len(self)}
-        self._write_manifest()
+        self._write_manifest()  # listed before it is written: convlens only writes the manifest's files
+        _fsync_write(path, _npy_bytes(array))
         return path
 
     def load_array(self, name: str, info: dict | None = None) -> np.ndarray | None:
@@ -376,6 +527,9 @@ class ArrayStore:
         if a.ndim != 2:
             raise ConvlensError(f"vectors must be (N, dim), got shape {a.shape}")
         self._a = np.ascontiguousarray(a, dtype=np.float32)
+        if not np.isfinite(self._a).all():
+            bad = int(np.nonzero(~np.isfinite(self._a).all(1))[0][0])
+            raise ConvlensError(f"vector {bad} holds NaN or inf values; pass finite vectors")
         self._n = np.linalg.norm(self._a.astype(np.float64), axis=1).astype(np.float32)
         self.manifest = {"metric": "cosine", "projections": {}}
         self.path = None

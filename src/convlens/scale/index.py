@@ -97,6 +97,9 @@ def rerank(store, q: np.ndarray, cand: np.ndarray, k: int, metric: str, chunk: i
     if not len(flat):
         return np.full((m, k), -1, np.int64), np.full((m, k), np.nan, np.float32)
     vec = np.ascontiguousarray(store.take(flat), dtype=np.float32)  # only the candidates' rows are read
+    if not np.isfinite(vec).all():  # a damaged shard: never a NaN score
+        from ..embed.search import nonfinite_message
+        raise ConvlensError(nonfinite_message(store, int(flat[np.nonzero(~np.isfinite(vec).all(1))[0][0]])))
     pos = np.searchsorted(flat, np.where(ok, cand, flat[0]))
     s = np.empty((m, c), np.float32)
     if metric == "cosine":

@@ -16,6 +16,7 @@ single-process top-k, ties included).
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,18 +29,19 @@ from .runtime import plan_pool, ray_error, ray_session
 from .sources import Files, RemoteImages, list_files, read_bytes
 
 
-def _items_dataset(ray, files: Files, start: int, batch_size: int, actors: int):
-    """Rows (item, path) for items ``start``.. in blocks that are whole multiples of ``batch_size``,
-    so every batch an actor sees is one of the local engine's groups (same forward batches)."""
+def _items_dataset(ray, files: Files, todo, batch_size: int, actors: int):
+    """Rows (item, path) for the listing positions ``todo`` (an int: from there on) in blocks that
+    are whole multiples of ``batch_size``, so every batch an actor sees is one of the local engine's
+    groups (same forward batches)."""
     import pyarrow as pa
-    n = len(files) - start
-    groups = math.ceil(n / batch_size)
+    todo = list(range(todo, len(files))) if isinstance(todo, int) else list(todo)
+    groups = math.ceil(len(todo) / batch_size)
     per_block = max(1, min(16, groups // (4 * actors)))  # >= 4 blocks per actor to balance the pool
     rows = batch_size * per_block
     tables = []
-    for a in range(start, len(files), rows):
-        b = min(len(files), a + rows)
-        tables.append(pa.table({"item": pa.array(range(a, b), pa.int64()), "path": pa.array(files.paths[a:b])}))
+    for a in range(0, len(todo), rows):
+        part = todo[a:a + rows]
+        tables.append(pa.table({"item": pa.array(part, pa.int64()), "path": pa.array([files.paths[i] for i in part])}))
     return ray.data.from_arrow(tables)
 
 
@@ -97,7 +99,7 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
                      thumb: int | None = None, resume: bool = True, overwrite: bool = False, seed: int = 0, size=None,
                      address: str | None = None, workers: int | None = None, threads: int | None = None,
                      num_cpus: int | None = None, backend: str | None = None, draft: bool = True,
-                     progress: ProgressFn | None = None):
+                     progress: ProgressFn | None = None, append: bool = False):
     """``embed_images`` on Ray: the same store (shards, manifest, metadata, skip list), computed by an
     actor pool.
 
@@ -116,29 +118,37 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
     Example:
         >>> store = embed_images_ray(convlens.load_model(), "photos/", out="photos.emb", workers=2)
     """
-    from ..embed.extract import THUMB, StoreWriter, extraction_backend, open_store
+    from ..embed.extract import (THUMB, ExtractForward, StoreWriter, check_options, extraction_backend, open_store,
+                                 plan_items, repair_shards, source_record)
     if not isinstance(model, Model):
         raise ConvlensError("embed_images_ray needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
+    check_options(batch_size, shard_size, workers, threads, None, thumb or THUMB)
     files = list_files(source, labels)
     store, layer, size = open_store(model, layer, out, size=size, dtype=dtype, resume=resume, overwrite=overwrite,
                                     shard_size=shard_size, seed=seed, total=len(files), draft=draft)
-    start = int(store.manifest["items_done"])
-    if start >= len(files):
+    identities = files.identities()
+    damaged = store.verify() if len(store) else []
+    if damaged:  # re-extracted on the driver, as the local engine does
+        fwd = ExtractForward(model, layer, size, threads, extraction_backend(store, model, layer, size, None, backend))
+        repair_shards(store, damaged, fwd, size, batch_size, thumb or THUMB, draft)
+    rec = source_record(source, "files") if isinstance(source, (str, os.PathLike)) else {"kind": "paths"}
+    todo = plan_items(store, "files", files.names, identities, rec, append)
+    if not todo:
         return store
-    backend = extraction_backend(store, model, layer, size, len(files) - start, backend)  # recorded, as locally
-    writer = StoreWriter(store, files.names, files.labels)
+    backend = extraction_backend(store, model, layer, size, len(todo), backend)  # recorded, as locally
+    writer = StoreWriter(store, files.names, files.labels, todo, identities, len(files))
     with ray_session(address, num_cpus) as ray:
         pool = plan_pool(ray, workers, threads)
-        ds = _items_dataset(ray, files, start, batch_size, pool.actors).map_batches(
+        ds = _items_dataset(ray, files, todo, batch_size, pool.actors).map_batches(
             EmbedActor, fn_constructor_kwargs=dict(model=model, layer=layer, dim=store.dim, size=size, thumb=thumb or THUMB,
                                                    threads=pool.threads, fs=files.fs, backend=backend, draft=draft),
             batch_size=batch_size, batch_format="numpy", **pool.map_kwargs(ray))
         try:
             for out_b in ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
-                items = out_b["item"]
-                if int(items[0]) != writer.done or np.any(np.diff(items) != 1):
-                    raise ConvlensError(f"internal: the Ray pass returned items {int(items[0])}.. where "
-                                        f"{writer.done} was expected; nothing after the last shard was written")
+                items = [int(i) for i in out_b["item"]]
+                if items != list(todo[writer.pos:writer.pos + len(items)]):
+                    raise ConvlensError(f"internal: the Ray pass returned items {items[0]}.. where "
+                                        f"{todo[writer.pos]} was expected; nothing after the last shard was written")
                 group = [{"ok": bool(ok), "reason": str(r), "hash": str(h), "width": int(w), "height": int(hh),
                           "thumbnail": bytes(t)}
                          for ok, r, h, w, hh, t in zip(out_b["ok"], out_b["reason"], out_b["hash"], out_b["width"],

@@ -28,6 +28,15 @@ class Files:
     def __len__(self) -> int:
         return len(self.paths)
 
+    def identities(self) -> list[tuple[int, int]]:
+        """(size, mtime_ns) per file, what resume matches store rows by (one listing call for a URI)."""
+        if self.fs is None:
+            from ..embed.extract import file_identity
+            return [file_identity(p) for p in self.paths]
+        infos = self.fs.get_file_info(self.paths)
+        return [(int(i.size) if i.size is not None else -1, int(i.mtime_ns) if i.mtime_ns is not None else -1)
+                for i in infos]
+
 
 def is_uri(source) -> bool:
     return isinstance(source, str) and "://" in source
