@@ -37,7 +37,8 @@ def _images_source(source: str, n: int, seed: int):
         from ..embed.extract import digits_images
         imgs, labels = digits_images(int(source.split(":")[1]) if ":" in source else n)
         return imgs, labels
-    return source
+    from ..images.labelled import labelled_folder
+    return labelled_folder(source) or source
 
 
 def register(app: typer.Typer) -> None:
@@ -45,7 +46,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("embed")
     def embed_cmd(source: str = typer.Argument(..., help="A folder of images (recursive; sub-folders = labels), "
-                                                         "'samples[:N]' or 'digits[:N]' (bundled)."),
+                                                         "'samples[:N]', 'digits[:N]', 'gcompris' or 'imagenet20' "
+                                                         "(bundled; the last two labelled photo sets)."),
                   out: str = typer.Option(..., "--out", "-o", help="The store folder (resumed if it exists)."),
                   model: str = MODEL_OPT, weights: str = WEIGHTS_OPT,
                   layer: str = typer.Option(None, "--layer", "-l", help="Layer (default: the classifier's input, "
