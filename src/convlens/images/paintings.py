@@ -111,12 +111,12 @@ def register(arrays, corners, passes: int = 4) -> list[tuple[int, int]]:
     """
     corners = list(corners)
     opaque = [a[..., 3] > 127 for a in arrays]
-    pad = 2
+    pad = passes + 1  # room for every candidate position
     x0, y0 = min(l for l, _ in corners) - pad, min(t for _, t in corners) - pad
     W = max(l + a.shape[1] for a, (l, _) in zip(arrays, corners)) - x0 + pad
     H = max(t + a.shape[0] for a, (_, t) in zip(arrays, corners)) - y0 + pad
     inside = np.zeros((H, W), bool)  # the painting's interior: where a crack can be
-    inside[2 * pad:H - 2 * pad, 2 * pad:W - 2 * pad] = True
+    inside[pad + 2:H - pad - 2, pad + 2:W - pad - 2] = True
     for _ in range(passes):
         moved = False
         for i, (l, t) in enumerate(corners):
