@@ -29,10 +29,8 @@ def build_qres(tree: dict, version: int = 3) -> bytes:
         names.extend(struct.pack(">HI", len(n), qt_hash(n)) + n.encode("utf-16-be"))
         return off
 
-    def add_dir(name, children, index):  # breadth-first like rcc: children contiguous
-        nodes[index] = ["dir", name, children]
     nodes.append(None)
-    queue = [(0, "", tree)]
+    queue = [(0, "", tree)]  # breadth-first like rcc: each directory's children contiguous
     while queue:
         idx, name, children = queue.pop(0)
         first = len(nodes)

@@ -225,3 +225,17 @@ def test_restricted_unpickler_reads_joblib_arrays(tmp_path):
     got = load_joblib(tmp_path / "t.m")
     np.testing.assert_array_equal(got["data"], arr)
     np.testing.assert_array_equal(got["f"], arr[:, :3])
+
+
+def test_cli_words_default_chinese_and_one_line_errors(tmp_path, capsys):
+    from convlens.cli.main import run
+    assert run(["words", "neighbors", "肯德基", "黄焖鸡", "-k", "3"]) == 0
+    out = words.parse_neighbors(capsys.readouterr().out)
+    assert out["肯德基"][0][0] == "麦当劳" and len(out["黄焖鸡"]) == 3
+    assert run(["words", "analogy", "king", "man", "woman", "-k", "1"]) == 0
+    assert "queen, " in capsys.readouterr().out
+    assert run(["words", "neighbors", ""]) != 0
+    (tmp_path / "bad.bin").write_bytes(b"\x00garbage\xff" * 10)
+    assert run(["words", "neighbors", "dog", "--vectors", str(tmp_path / "bad.bin")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "empty word query" in err[0] and "cannot read word vectors" in err[1]

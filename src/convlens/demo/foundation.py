@@ -25,6 +25,14 @@ def predictions(report, ctx):
     labelled_predictions(sec, m, 8 if ctx.quick else 20)
 
 
+def foolbox_photos(indices, size):
+    """Some of foolbox's ImageNet photos for the other sections: (images (N,3,S,S), file paths, true labels)."""
+    from ..images.labelled import labelled_photos
+    photos = labelled_photos("imagenet20")
+    imgs = photos.images(size)[list(indices)]
+    return imgs, [str(photos.paths[i]) for i in indices], [photos.label_of(i) for i in indices]
+
+
 def labelled_predictions(sec, m, n: int = 20) -> None:
     """foolbox's ImageNet validation photos: the true label beside the top-5, and the accuracy."""
     from ..images.labelled import labelled_photos
