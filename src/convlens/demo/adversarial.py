@@ -8,6 +8,7 @@ from .synthesis import _one_thread  # one torch thread per section (see there)
 
 FOOL_IMAGES = ["chelsea", "coffee", "astronaut"]
 FOOL_CLASSES = ["goldfish", "ostrich", "toaster"]
+FOOL_FOOLBOX = [15]  # foolbox's goose (ImageNet 99)
 UNRECOGNIZABLE = ["robin", "king penguin", "goldfish", "school bus"]
 
 
@@ -37,6 +38,11 @@ def fooling(report, ctx):
     names = FOOL_IMAGES[:1] if ctx.quick else FOOL_IMAGES
     classes = FOOL_CLASSES[:1] if ctx.quick else FOOL_CLASSES
     imgs = torch.cat([sample_image(n, size) for n in names])
+    truth = ["-"] * len(names)
+    if not ctx.quick:  # and one of foolbox's ImageNet validation photos, whose true label is known
+        from .foundation import foolbox_photos
+        fb, paths, labels = foolbox_photos(FOOL_FOOLBOX, size)
+        imgs, names, truth = torch.cat([imgs, fb]), names + [p.rsplit("/", 1)[-1] for p in paths], truth + labels
     sec = report.section("Fooling images", "Szegedy et al. 2014 and the lecture's recipe: start from any image, "
                          "pick any class, step the image until the network says that class with 99% confidence "
                          "(targeted sign steps of 0.25/255 inside an 8/255 ball, each image stops when it "
@@ -48,14 +54,17 @@ def fooling(report, ctx):
     for cls in classes:
         f = fool(m, imgs, cls)
         rows.append(f.render(0, height=160))
+        if not ctx.quick and cls == classes[0]:
+            rows.append(f.render(len(names) - 1, height=160))
         for i, n in enumerate(names):
-            table.append([n, cls, f"{f.name(int(f.pred_before[i]))} {f.prob_before[i]:.3f}",
+            table.append([n, truth[i], cls, f"{f.name(int(f.pred_before[i]))} {f.prob_before[i]:.3f}",
                           f"{f.target_prob_after[i]:.4f}", int(f.steps[i]), f"{255 * float(f.linf[i]):.2f}/255",
                           f"{float(f.l2[i]):.3f}"])
-    sec.figure(stack_rows(rows), "adversarial_fooling.png", f"chelsea: FGSM, then fooled into {', '.join(classes)}: "
-               "image (top-1, prob) | fooled image (top-1, prob) | difference | 10x difference.",
+    extra = "" if ctx.quick else f" (after the first, the same for foolbox's {truth[-1]} photo)"
+    sec.figure(stack_rows(rows), "adversarial_fooling.png", f"chelsea: FGSM, then fooled into {', '.join(classes)}"
+               f"{extra}: image (top-1, prob) | fooled image (top-1, prob) | difference | 10x difference.",
                command=f"convlens fool chelsea --target {classes[0]} -o fool.png   (FGSM: convlens fgsm chelsea --eps 2/255 -o fgsm.png)")
-    sec.table(["image", "target", "clean top-1", "p(target) after", "steps", "L-inf", "L2"], table)
+    sec.table(["image", "true label", "target", "clean top-1", "p(target) after", "steps", "L-inf", "L2"], table)
 
 
 def unrecognizable_section(report, ctx):

@@ -11,12 +11,19 @@ def _full(name: str, side: int = 224) -> torch.Tensor:
 
 
 def side_by_side_methods(report, ctx):
+    from pathlib import Path
+
     from .. import attribution as A
     from ..images import sample_image
     from ..render import grid
+    from .foundation import foolbox_photos
     m = ctx.model
-    names = ["chelsea"] if ctx.quick else ["chelsea", "coffee", "flower", "rocket"]
     q = ctx.quick
+    side = 128 if q else m.input_size
+    names = ["chelsea"] if q else ["chelsea", "coffee"]
+    items = [(n, sample_image(n, side), "", n) for n in names]
+    fb = [16] if q else [16, 14]  # foolbox's dalmatian, and its spoonbill (read as a white stork)
+    items += [(Path(p).stem, x[None], t, p) for x, p, t in zip(*foolbox_photos(fb, side))]
     sec = report.section("Which pixels matter", "Seven attribution methods side by side on the offline "
                          f"{m.name}, each explaining the predicted class. Saliency = max over RGB of |dS/dx| "
                          "(Simonyan 2014); SmoothGrad averages it over noisy copies (Smilkov 2017); guided backprop "
@@ -26,24 +33,27 @@ def side_by_side_methods(report, ctx):
                          "(Sundararajan 2017); occlusion records the probability drop under a sliding grey patch "
                          "(Zeiler & Fergus 2014). Raw ranges are in the table.")
     rows = []
-    for n in names:
-        img = sample_image(n, 128 if q else m.input_size)
+    for n, img, true, arg in items:
         res = [A.saliency(m, img), A.smoothgrad(m, img, samples=4 if q else 25),
                A.guided_backprop(m, img), A.deconvnet(m, img), A.grad_cam(m, img),
                A.integrated_gradients(m, img, steps=4 if q else 32),
                A.occlusion(m, img, window=32 if q else 16, stride=32 if q else 8, baseline="grey")]
         tiles = [img] + [r.heatmap(0) if r.default_mode == "rgb" else r.overlay(0, colorbar=False, label=False)
                          for r in res]
-        labels = [f"{n}: {res[0].labels[0]}"] + [r.method.replace("_", " ") for r in res]
+        labels = [f"true {true}: {res[0].labels[0]}" if true else f"{n}: {res[0].labels[0]}"] \
+            + [r.method.replace("_", " ") for r in res]
         fname = f"attribution_{n}.png"
+        truth = f" (true label: {true}; ImageNet validation photo from foolbox)" if true else ""
         sec.figure(grid(tiles, labels, ncol=len(tiles), tile=160, upscale="bilinear"), fname,
-                   f"{n}: image, then each method's map for '{res[0].labels[0]}'.",
-                   command=f"convlens saliency {n} -o sal.png  (likewise: smoothgrad, guided, deconvnet, gradcam, ig, "
+                   f"{n}{truth}: image, then each method's map for the predicted '{res[0].labels[0]}'.",
+                   command=f"convlens saliency {arg} -o sal.png  (likewise: smoothgrad, guided, deconvnet, gradcam, ig, "
                            f"occlusion --window {32 if q else 16} --stride {32 if q else 8} --baseline grey)")
         ig = res[5].info
-        rows.append([n, res[0].labels[0]] + [f"{float(r.map.min()):.3g} .. {float(r.map.max()):.3g}" for r in res]
+        rows.append([n, true or "-", res[0].labels[0]]
+                    + [f"{float(r.map.min()):.3g} .. {float(r.map.max()):.3g}" for r in res]
                     + [f"{ig['sum_attributions'][0]:.3f} vs {ig['score_diff'][0]:.3f}"])
-    sec.table(["image", "target", "saliency", "smoothgrad", "guided", "deconvnet", "grad-cam", "IG", "occlusion",
+    sec.table(["image", "true label", "target (predicted)", "saliency", "smoothgrad", "guided", "deconvnet",
+               "grad-cam", "IG", "occlusion",
                "IG completeness: sum vs S(x)-S(0)"], rows)
 
 

@@ -22,6 +22,38 @@ def predictions(report, ctx):
                "Sample images with their top-1 class and probability.",
                command="convlens predict " + " ".join(names) + " --topk 5")
     sec.table(["image", "top-1", "top-2", "top-3", "top-4", "top-5"], rows)
+    labelled_predictions(sec, m, 8 if ctx.quick else 20)
+
+
+def foolbox_photos(indices, size):
+    """Some of foolbox's ImageNet photos for the other sections: (images (N,3,S,S), file paths, true labels)."""
+    from ..images.labelled import labelled_photos
+    photos = labelled_photos("imagenet20")
+    imgs = photos.images(size)[list(indices)]
+    return imgs, [str(photos.paths[i]) for i in indices], [photos.label_of(i) for i in indices]
+
+
+def labelled_predictions(sec, m, n: int = 20) -> None:
+    """foolbox's ImageNet validation photos: the true label beside the top-5, and the accuracy."""
+    from ..images.labelled import labelled_photos
+    photos = labelled_photos("imagenet20")
+    idx = list(range(min(n, len(photos))))
+    x = photos.images(m.input_size)[idx]
+    rows, caps, top1, top5 = [], [], 0, 0
+    for i, top in zip(idx, predict(m, x, 5)):
+        true, cls = photos.label_of(i), photos.imagenet[i]
+        top1 += top[0].index == cls
+        top5 += any(p.index == cls for p in top)
+        caps.append(f"{true}: {'ok' if top[0].index == cls else top[0].label}")
+        rows.append([photos.paths[i].name, true] + [("✓ " if p.index == cls else "") + f"{p.label} ({p.prob:.3f})"
+                                                    for p in top])
+    sec.text(f"{len(idx)} ImageNet validation photos shipped with foolbox, with their true labels: top-1 "
+             f"{top1}/{len(idx)}, top-5 {top5}/{len(idx)} (✓ marks the true class).")
+    sec.figure(grid(x, caps, ncol=min(10, len(idx)), tile=128, upscale="bilinear"), "predictions_imagenet20.png",
+               "foolbox's ImageNet photos: the true label, then 'ok' or the wrong top-1.",
+               command="python -c \"import convlens; s = convlens.labelled_photos('imagenet20'); "
+                       "print(s.label_names, convlens.predict(convlens.load_model(), s.images(224), 5))\"")
+    sec.table(["photo", "true label", "top-1", "top-2", "top-3", "top-4", "top-5"], rows)
 
 
 def stage_strip(m, image: str = "chelsea"):

