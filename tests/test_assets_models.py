@@ -80,7 +80,6 @@ def test_efficientnet_lite2_reads_the_lecture_photos():
     assert pe[0].label == "espresso" and pe[0].prob > 0.8              # measured 0.89
 
 
-@pytest.mark.slow
 def test_efficientnet_lite2_agrees_with_mobilenet_v2_on_foolbox_photos(offline_model):
     """offline.md: 18/20 top-1 for each; measured here: both 18/20 correct, top-1 agreement 20/20."""
     m = convlens.load_model("efficientnet_lite2")

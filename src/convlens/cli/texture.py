@@ -1,7 +1,7 @@
 """CLI commands for texture and style: texture, style, fast-style train|apply.
 
     convlens texture brick --method efros-leung --size 128 -o brick.png
-    convlens style chelsea ihc -o cat_ihc.png [--model vgg16-hed|mobilenet_v2|vgg19]
+    convlens style chelsea starry_night -o cat_starry.png [--model vgg16-imagenet|vgg16-hed|mobilenet_v2|vgg19]
     convlens fast-style train --style ihc --out ihc.safetensors
     convlens fast-style apply ihc chelsea -o cat_fast.png
 """
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
                 levels: int = typer.Option(3, "--levels", help="Wei-Levoy pyramid levels."),
                 search: str = typer.Option("exact", "--search", help="Wei-Levoy search: exact or tsvq."),
                 model: str = typer.Option(None, "--model", "-m", help="Network for --method gram (default: vgg19 if "
-                                                                      "its weights are cached, else vgg16-hed)."),
+                                                                      "its weights are cached, else vgg16-imagenet)."),
                 steps: int = typer.Option(100, "--steps", help="Optimizer steps for --method gram."),
                 layers: str = typer.Option(None, "--layers", help="--method gram: style layers, comma-separated "
                                                                  "(default: the network's, e.g. relu1_1..relu5_1)."),
@@ -110,9 +110,10 @@ def register(app: typer.Typer) -> None:
                                                             "hubble...); several comma-separated.")),
                     fixed("styles_weights", typer.Option(None, "--styles-weights", help="Weights of several styles, e.g. 0.7,0.3.")),
                     fixed("model", typer.Option(None, "--model", "-m",
-                                                help="vgg16-hed (offline VGG-16), mobilenet_v2 (softmax smoothing), "
+                                                help="vgg16-imagenet (offline ImageNet VGG-16), vgg16-hed (HED's "
+                                                     "VGG-16), mobilenet_v2 (softmax smoothing), "
                                                      "vgg19 (Gatys's network, needs a download once). Default: vgg19 "
-                                                     "if its weights are in the torch cache, else vgg16-hed.")),
+                                                     "if its weights are in the torch cache, else vgg16-imagenet.")),
                     fixed("out", OUT_OPT)], style,
                    "Neural style transfer (Gatys, Ecker & Bethge 2016) on the optimization engine.\n\n"
                    "Example: convlens style chelsea ihc --size 256 --steps 60 -o cat_ihc.png")

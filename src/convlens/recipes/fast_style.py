@@ -42,6 +42,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data"
 SHIPPED_DEFAULT = "fast_style_ihc"
 # Johnson et al.'s layers on VGG-16: content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3.
 JOHNSON_LAYERS = {
+    "vgg16-imagenet": (("features.8",), ("features.3", "features.8", "features.15", "features.22")),
     "vgg16-hed": (("features.8",), ("features.3", "features.8", "features.15", "features.22")),
     "vgg16": (("features.8",), ("features.3", "features.8", "features.15", "features.22")),
 }
@@ -107,7 +108,8 @@ class FastStyleConfig:
     content_weight: float = field(default=1.0, metadata={"help": "weight of the (relative) content loss"})
     style_weight: float = field(default=3.0, metadata={"help": "weight of the (relative) style loss"})
     tv_weight: float = field(default=0.5, metadata={"help": "weight of the mean-squared total variation"})
-    loss_model: str = field(default="vgg16-hed", metadata={"help": "loss network (vgg16-hed offline; vgg16 online)"})
+    loss_model: str = field(default="vgg16-imagenet", metadata={"help": "loss network (vgg16-imagenet offline; "
+                                                                                  "vgg16-hed; vgg16 online)"})
     seed: int = field(default=0, metadata={"help": "seed of the crops and the initialization"})
 
 
