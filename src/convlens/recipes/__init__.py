@@ -4,7 +4,7 @@ inversion (see docs/synthesis.md); Gram texture synthesis, style transfer and fa
 (see docs/texture-style.md)."""
 from .deepdream import Dream, DreamConfig, deepdream
 from .facets import Facets, FacetsConfig, pick_channel, visualize_facets
-from .fast_style import (FastStyleConfig, FastStyleTraining, TransformerNet, fast_style, load_fast_style,
+from .fast_style import (FastStyleConfig, FastStyleTraining, TransformerNet, arbitrary_style, fast_style, load_fast_style,
                          shipped_styles, train_fast_style)
 from .generator import ConvGenerator
 from .inversion import Inversion, InversionRow, InvertConfig, invert, invert_layers
@@ -18,4 +18,4 @@ __all__ = ["VizConfig", "Visualization", "visualize_class", "visualize_channel",
            "invert_layers",
            "gram", "StyleConfig", "StyleResult", "style_transfer", "TextureConfig", "synthesize_texture",
            "texture_layer_sets", "TransformerNet", "FastStyleConfig", "FastStyleTraining", "train_fast_style",
-           "load_fast_style", "fast_style", "shipped_styles"]
+           "load_fast_style", "fast_style", "arbitrary_style", "shipped_styles"]
