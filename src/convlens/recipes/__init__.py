@@ -6,14 +6,14 @@ from .deepdream import Dream, DreamConfig, deepdream
 from .facets import Facets, FacetsConfig, pick_channel, visualize_facets
 from .fast_style import (FastStyleConfig, FastStyleTraining, TransformerNet, arbitrary_style, fast_style, load_fast_style,
                          shipped_styles, train_fast_style)
-from .generator import ConvGenerator
+from .generator import ConvGenerator, load_face_generator
 from .inversion import Inversion, InversionRow, InvertConfig, invert, invert_layers
 from .style import (StyleConfig, StyleResult, TextureConfig, gram, style_transfer, synthesize_texture,
                     texture_layer_sets)
 from .visualize import VizConfig, Visualization, visualize_channel, visualize_class, visualize_neuron
 
 __all__ = ["VizConfig", "Visualization", "visualize_class", "visualize_channel", "visualize_neuron",
-           "FacetsConfig", "Facets", "visualize_facets", "pick_channel", "ConvGenerator",
+           "FacetsConfig", "Facets", "visualize_facets", "pick_channel", "ConvGenerator", "load_face_generator",
            "DreamConfig", "Dream", "deepdream", "InvertConfig", "Inversion", "InversionRow", "invert",
            "invert_layers",
            "gram", "StyleConfig", "StyleResult", "style_transfer", "TextureConfig", "synthesize_texture",
