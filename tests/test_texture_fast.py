@@ -204,3 +204,13 @@ def test_fast_style_cli_blend_arbitrary_and_styles(tmp_path, capsys):
     assert sum(ln[:2].strip().isdigit() for ln in lines) == 26 and any("starry" in ln and "(default)" in ln for ln in lines)
     assert run(["fast-style", "apply", "--blend", "19:0.7,40:0.3", "coffee", "-o", str(tmp_path / "x.png")]) == 1
     assert not (tmp_path / "x.png").exists()
+
+
+def test_per_image_styles_in_one_batch_equal_one_by_one(multistyle):
+    from convlens.models.style_nets import parse_styles
+    x = torch.rand(2, 3, 36, 40)
+    w = torch.stack([parse_styles(19), parse_styles("3:0.5,19:0.5")])
+    with torch.no_grad():
+        both = multistyle(x, w)
+        one = torch.cat([multistyle(x[:1], w[0]), multistyle(x[1:], w[1])])
+    torch.testing.assert_close(both, one, atol=1e-5, rtol=0)
