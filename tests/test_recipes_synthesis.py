@@ -212,3 +212,15 @@ def test_face_generator_latent_steps_raise_a_class_probability(offline_model):
         p = float(offline_model(v.images).softmax(1)[0, target])
     assert p > 3 * p0 and p > 0.02, (p0, p)
     assert v.images.shape == (1, 3, 128, 128)
+
+
+def test_classviz_cli_generator_faces(tmp_path, capsys):
+    from PIL import Image
+
+    from convlens.cli import run
+    out = tmp_path / "wig.png"
+    assert run(["classviz", "--target", "wig", "--generator", "faces", "--steps", "2", "-o", str(out)]) == 0
+    assert Image.open(out).size == (224, 224)              # 64 px faces upsampled to the model's input size
+    assert run(["classviz", "--target", "wig", "--generator", "cars", "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'faces'" in err[0] and not (tmp_path / "x.png").exists()

@@ -195,7 +195,7 @@ def test_fast_style_cli_blend_arbitrary_and_styles(tmp_path, capsys):
     assert run(["fast-style", "apply", "--blend", "19:0.7,3:0.3", "coffee", "--size", "50", "-o", str(out)]) == 0
     x = convlens.recipes.style.resize_long(convlens.texture_image("coffee"), 50)
     ref = fast_style(load_multistyle(), x, style="19:0.7,3:0.3")
-    got = torch.from_numpy(np.asarray(Image.open(out))).permute(2, 0, 1).float()[None] / 255
+    got = torch.from_numpy(np.array(Image.open(out))).permute(2, 0, 1).float()[None] / 255
     assert got.shape == ref.shape and float((got - ref).abs().max()) <= 1 / 255 + 1e-6
     assert run(["fast-style", "arbitrary", "starry_night", "coffee", "--size", "64", "-o", str(tmp_path / "a.png")]) == 0
     assert Image.open(tmp_path / "a.png").size == (64, 43)
