@@ -157,3 +157,10 @@ def test_gatys_on_vgg16_imagenet_keeps_the_cat_and_takes_the_paintings_colours()
     assert keep > 0.2 and keep > other + 0.2, (keep, other)   # measured 0.29 vs 0.02
     mc, ms, mo = (t.mean((0, 2, 3)) for t in (c, resize_long(r.styles[0], 96), out))
     assert float((mo - ms).norm()) < 0.5 * float((mc - ms).norm())
+
+
+def test_gram_custom_backward_passes_gradcheck():
+    """gram's one-matmul backward (dF = (dG + dG^T) F) against finite differences, first and second order."""
+    f = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: gram(t, normalize="gatys"), (f,))
+    assert torch.autograd.gradgradcheck(lambda t: gram(t), (f,))
