@@ -20,7 +20,6 @@ wheel's indices; ``convlens fast-style styles`` prints them).
 """
 from __future__ import annotations
 
-import copy
 from functools import lru_cache
 
 import torch
@@ -147,13 +146,6 @@ class MultiStyleNet(nn.Module):
         """Select a style or blend (``parse_styles``) for calls without ``style``; returns self."""
         self.style.copy_(parse_styles(spec))
         return self
-
-    def with_style(self, spec) -> "MultiStyleNet":
-        """A copy with another style (the weights are shared: no tensor is copied)."""
-        net = copy.copy(self)
-        net._buffers = dict(self._buffers)
-        net._buffers["style"] = parse_styles(spec).to(self.style)
-        return net
 
     def forward(self, x: torch.Tensor, style: torch.Tensor | None = None) -> torch.Tensor:
         w = self.style if style is None else style
