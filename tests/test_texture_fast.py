@@ -214,3 +214,7 @@ def test_per_image_styles_in_one_batch_equal_one_by_one(multistyle):
         both = multistyle(x, w)
         one = torch.cat([multistyle(x[:1], w[0]), multistyle(x[1:], w[1])])
     torch.testing.assert_close(both, one, atol=1e-5, rtol=0)
+    import copy
+    other = copy.deepcopy(multistyle).set_style("swirls:1,starry:1")     # the net's own style for plain calls
+    with torch.no_grad():
+        torch.testing.assert_close(other(x[1:]), one[1:], atol=1e-5, rtol=0)
