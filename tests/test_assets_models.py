@@ -91,3 +91,9 @@ def test_efficientnet_lite2_agrees_with_mobilenet_v2_on_foolbox_photos(offline_m
     b = [p[0].index for p in convlens.predict(offline_model, x, topk=1)]
     assert sum(i == j for i, j in zip(a, b)) >= 17
     assert sum(i == t for i, t in zip(a, labels)) >= 17
+
+
+def test_unknown_model_names_the_offline_networks():
+    with pytest.raises(ConvlensError, match="vgg16-imagenet") as e:
+        convlens.load_model("vgg16-imagenett")
+    assert "\n" not in str(e.value)
