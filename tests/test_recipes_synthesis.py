@@ -177,3 +177,50 @@ def test_inversion_row_detail_fades_with_depth(offline_model, cat):
     row = convlens.invert_layers(offline_model, cat, ["features.1", "features.6", "features.14"], size=128, steps=150)
     err = [float((r.image - r.target).abs().mean()) for r in row.inversions]
     assert err[0] < err[1] < err[2]
+
+
+# --- the trained DCGAN face generator (gan-face-generate, issue 20) ----------------------------------------
+def test_face_generator_reproduces_the_packages_own_model():
+    """Reference numbers from running the package's own code once (gan_face_generate.models.Generator(0, 3,
+    100, 64), load_state_dict(weights.tar['netG_state_dict']), eval, z = torch.randn(2, 100, 1, 1,
+    generator=torch.Generator().manual_seed(0)), torch 2.14 CPU): out[0, :, 32, 32], out[1, :, 10, 50] and
+    the per-image mean and std."""
+    G = convlens.load_face_generator()
+    z = torch.randn(2, 100, 1, 1, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        y = G(z)
+    assert y.shape == (2, 3, 64, 64) and G.output_range == "tanh"
+    tol = dict(atol=2e-5, rtol=0)
+    torch.testing.assert_close(y[0, :, 32, 32], torch.tensor([0.0789838, -0.2474075, -0.1800496]), **tol)
+    torch.testing.assert_close(y[1, :, 10, 50], torch.tensor([-0.1486574, -0.1689065, -0.4260339]), **tol)
+    torch.testing.assert_close(y.mean((1, 2, 3)), torch.tensor([-0.5985766, -0.4677601]), **tol)
+    torch.testing.assert_close(y.std((1, 2, 3)), torch.tensor([0.2450472, 0.3422044]), **tol)
+    with torch.no_grad():       # a flat (N, 100) code is the same code
+        torch.testing.assert_close(G(z.flatten(1)), y)
+
+
+def test_face_generator_latent_steps_raise_a_class_probability(offline_model):
+    """Generator-space visualization with the trained faces prior: a few Adam steps on z raise p(wig)
+    above the start code's (same seed), and the result is still the generator's output."""
+    G = convlens.load_face_generator(128)
+    target = offline_model.class_index("wig")
+    z0 = torch.randn(1, 100, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        p0 = float(offline_model((G(z0) + 1) / 2).softmax(1)[0, target])
+    v = convlens.visualize_class(offline_model, "wig", param="generator", generator=G, steps=8, transforms="none")
+    with torch.no_grad():
+        p = float(offline_model(v.images).softmax(1)[0, target])
+    assert p > 3 * p0 and p > 0.02, (p0, p)
+    assert v.images.shape == (1, 3, 128, 128)
+
+
+def test_classviz_cli_generator_faces(tmp_path, capsys):
+    from PIL import Image
+
+    from convlens.cli import run
+    out = tmp_path / "wig.png"
+    assert run(["classviz", "--target", "wig", "--generator", "faces", "--steps", "2", "-o", str(out)]) == 0
+    assert Image.open(out).size == (224, 224)              # 64 px faces upsampled to the model's input size
+    assert run(["classviz", "--target", "wig", "--generator", "cars", "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'faces'" in err[0] and not (tmp_path / "x.png").exists()

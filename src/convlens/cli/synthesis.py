@@ -36,20 +36,38 @@ def _layer_list(model, text: str) -> list[str]:
     return layers
 
 
+GENERATOR_OPT = typer.Option(None, "--generator", help="Optimize a generator's code instead of pixels (Nguyen et al. "
+                             "2016): 'faces' = the trained DCGAN face generator (64 px, upsampled to the model's size).")
+
+
+def _generator(name, model, cfg):
+    """(cfg, generator module) for --generator NAME (None: pixels, unchanged)."""
+    from dataclasses import replace
+
+    from ..errors import ConvlensError
+    if not name:
+        return cfg, None
+    if name != "faces":
+        raise ConvlensError(f"unknown --generator '{name}'; the offline one is 'faces' (DCGAN faces)")
+    from ..recipes.generator import load_face_generator
+    return replace(cfg, param="generator"), load_face_generator(model.input_size[0], model.device)
+
+
 def register(app: typer.Typer) -> None:
     from ..recipes import DreamConfig, FacetsConfig, InvertConfig, VizConfig
     from ..progress import cli_bar
 
     common = [fixed("model", MODEL_OPT), fixed("weights", WEIGHTS_OPT), fixed("out", OUT_OPT)]
 
-    def classviz(cfg, target: str, model: str, weights: str, out: str):
+    def classviz(cfg, target: str, generator: str, model: str, weights: str, out: str):
         from ..recipes import visualize_class
         from ..recipes.visualize import resolve
         m = get_model(model, weights)
+        cfg, gen = _generator(generator, m, cfg)
         targets = [t.strip() for t in target.split(",") if t.strip()]
         steps = cfg.steps * cfg.octaves
         with cli_bar(f"classviz {target} ({resolve(cfg).preset})", steps) as bar:
-            v = visualize_class(m, targets, cfg, progress=bar)
+            v = visualize_class(m, targets, cfg, generator=gen, progress=bar)
         _save(v.images, v.labels, out)
         for lab, s in zip(v.labels, v.scores.tolist()):
             echo(f"  {lab}: logit {s:.2f}")
@@ -57,10 +75,12 @@ def register(app: typer.Typer) -> None:
 
     config_command(app, "classviz", VizConfig,
                    [fixed("target", typer.Option(..., "--target", "-t",
-                                                 help="Class name or index; several comma-separated (one image each)."))]
+                                                 help="Class name or index; several comma-separated (one image each).")),
+                    fixed("generator", GENERATOR_OPT)]
                    + common, classviz,
                    "Synthesize images that maximize a class score (Simonyan 2014 / Yosinski 2015 / Lucid-style).\n\n"
-                   "Example: convlens classviz --target flamingo,pelican --preset robust --steps 200 -o classes.png")
+                   "Example: convlens classviz --target flamingo,pelican --preset robust --steps 200 -o classes.png\n"
+                   "         convlens classviz --target wig --generator faces --steps 60 -o wig_faces.png")
 
     def neuronviz(cfg, layer: str, channel: str, unit: str, model: str, weights: str, out: str):
         from ..errors import ConvlensError

@@ -1,13 +1,16 @@
 """CLI commands for texture and style: texture, style, fast-style train|apply.
 
     convlens texture brick --method efros-leung --size 128 -o brick.png
-    convlens style chelsea ihc -o cat_ihc.png [--model vgg16-hed|mobilenet_v2|vgg19]
+    convlens style chelsea starry_night -o cat_starry.png [--model vgg16-imagenet|vgg16-hed|mobilenet_v2|vgg19]
     convlens fast-style train --style ihc --out ihc.safetensors
-    convlens fast-style apply ihc chelsea -o cat_fast.png
+    convlens fast-style apply starry chelsea -o cat_fast.png      (or --blend 19:0.7,3:0.3 chelsea)
+    convlens fast-style arbitrary starry_night chelsea -o cat_arb.png
+    convlens fast-style styles
 """
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import List
 
 import typer
 
@@ -47,7 +50,7 @@ def register(app: typer.Typer) -> None:
                 levels: int = typer.Option(3, "--levels", help="Wei-Levoy pyramid levels."),
                 search: str = typer.Option("exact", "--search", help="Wei-Levoy search: exact or tsvq."),
                 model: str = typer.Option(None, "--model", "-m", help="Network for --method gram (default: vgg19 if "
-                                                                      "its weights are cached, else vgg16-hed)."),
+                                                                      "its weights are cached, else vgg16-imagenet)."),
                 steps: int = typer.Option(100, "--steps", help="Optimizer steps for --method gram."),
                 layers: str = typer.Option(None, "--layers", help="--method gram: style layers, comma-separated "
                                                                  "(default: the network's, e.g. relu1_1..relu5_1)."),
@@ -110,16 +113,18 @@ def register(app: typer.Typer) -> None:
                                                             "hubble...); several comma-separated.")),
                     fixed("styles_weights", typer.Option(None, "--styles-weights", help="Weights of several styles, e.g. 0.7,0.3.")),
                     fixed("model", typer.Option(None, "--model", "-m",
-                                                help="vgg16-hed (offline VGG-16), mobilenet_v2 (softmax smoothing), "
+                                                help="vgg16-imagenet (offline ImageNet VGG-16), vgg16-hed (HED's "
+                                                     "VGG-16), mobilenet_v2 (softmax smoothing), "
                                                      "vgg19 (Gatys's network, needs a download once). Default: vgg19 "
-                                                     "if its weights are in the torch cache, else vgg16-hed.")),
+                                                     "if its weights are in the torch cache, else vgg16-imagenet.")),
                     fixed("out", OUT_OPT)], style,
                    "Neural style transfer (Gatys, Ecker & Bethge 2016) on the optimization engine.\n\n"
                    "Example: convlens style chelsea ihc --size 256 --steps 60 -o cat_ihc.png")
 
-    fast = typer.Typer(help="Fast style transfer (Johnson et al. 2016): train a feed-forward network once, "
-                            "then stylize in one forward pass.\n\nExample: convlens fast-style apply ihc chelsea "
-                            "-o cat_fast.png", no_args_is_help=True)
+    fast = typer.Typer(help="Fast style transfer: trained networks (26 styles, Dumoulin et al. 2017; any style "
+                            "image, Ghiasi et al. 2017) or your own (Johnson et al. 2016), one forward pass per "
+                            "image.\n\nExample: convlens fast-style apply starry chelsea -o cat_fast.png",
+                       no_args_is_help=True)
     app.add_typer(fast, name="fast-style")
 
     def train(cfg, style: str, images: str, out: str):
@@ -140,29 +145,78 @@ def register(app: typer.Typer) -> None:
                    "Example: convlens fast-style train --style ihc --steps 1200 --out ihc.safetensors")
 
     @fast.command("apply")
-    def apply(model: str = typer.Argument(..., help="A .safetensors fast-style model, or a shipped style name (ihc)."),
-              image: str = typer.Argument(..., help="Image file or sample name."),
+    def apply(args: List[str] = typer.Argument(..., help="STYLE IMAGE, or IMAGE alone with --blend. STYLE: a style "
+                                               "of the trained 26-style network (index or name: 19, starry; see "
+                                               "`convlens fast-style styles`), a shipped convlens style (ihc) or a "
+                                               ".safetensors file from `fast-style train`. IMAGE: file or sample name."),
+              blend: str = typer.Option(None, "--blend", help="Blend of the 26 styles, e.g. 19:0.7,3:0.3 "
+                                                              "(weights normalized to sum 1)."),
               size: int = typer.Option(0, "--size", help="Resize the longer side first (0: keep)."),
               out: str = OUT_OPT):
-        """Stylize an image in one forward pass of a trained fast-style network.
+        """Stylize an image in one forward pass of a trained fast-style network (any size).
 
-        Example: convlens fast-style apply ihc chelsea -o cat_fast.png
+        Example: convlens fast-style apply starry chelsea -o cat_starry.png
+                 convlens fast-style apply --blend 19:0.7,3:0.3 chelsea -o cat_blend.png
         """
         import time
 
+        from ..errors import ConvlensError
         from ..images import save_png
         from ..recipes.fast_style import fast_style, load_fast_style
         from ..recipes.style import resize_long
         from ..texture.samples import texture_image
-        net = load_fast_style(model)
-        img = texture_image(image)
+        if len(args) != (1 if blend else 2):
+            raise ConvlensError("give STYLE IMAGE, or --blend SPEC IMAGE (e.g. convlens fast-style apply --blend "
+                                "19:0.7,3:0.3 chelsea -o out.png)")
+        net = load_fast_style(blend or args[0])
+        img = texture_image(args[-1])
         if size:
             img = resize_long(img, size)
         t = time.perf_counter()
         y = fast_style(net, img)
         p = out_path(out)
         save_png(y, p)
+        style = getattr(net, "meta", {}).get("style", args[0])
+        echo(f"wrote {p}  (style {style}, {tuple(y.shape[-2:])}, {1000 * (time.perf_counter() - t):.0f} ms)")
+
+    @fast.command("arbitrary")
+    def arbitrary(style: str = typer.Argument(..., help="Style image: any file or sample name (starry_night...)."),
+                  image: str = typer.Argument(..., help="Content image: file or sample name."),
+                  strength: float = typer.Option(1.0, "--strength", help="0..1: the style code interpolated from "
+                                                                         "the content's own (0) to the style's (1)."),
+                  size: int = typer.Option(0, "--size", help="Resize the content's longer side first (0: keep)."),
+                  out: str = OUT_OPT):
+        """Arbitrary style transfer from any style image (Ghiasi et al. 2017; trained int8 networks in onnxruntime).
+
+        Example: convlens fast-style arbitrary starry_night chelsea -o cat_starry.png
+        """
+        import time
+
+        from ..images import save_png
+        from ..recipes.fast_style import arbitrary_style
+        from ..recipes.style import resize_long
+        from ..texture.samples import texture_image
+        img = texture_image(image)
+        if size:
+            img = resize_long(img, size)
+        t = time.perf_counter()
+        y = arbitrary_style(img, style, strength)
+        p = out_path(out)
+        save_png(y, p)
         echo(f"wrote {p}  ({tuple(y.shape[-2:])}, {1000 * (time.perf_counter() - t):.0f} ms)")
+
+    @fast.command("styles")
+    def styles():
+        """List the 26 styles of the trained network (index, name, what it looks like).
+
+        Example: convlens fast-style styles
+        """
+        from ..models.style_nets import DEFAULT_STYLE, STYLE_NAMES
+        from ..recipes.fast_style import shipped_styles
+        for i, (name, what) in STYLE_NAMES.items():
+            echo(f"{i:>2}  {name:<14} {what}{'  (default)' if i == DEFAULT_STYLE else ''}")
+        echo(f"shipped convlens-trained styles: {', '.join(shipped_styles()) or 'none'}; "
+             "any style image: convlens fast-style arbitrary STYLE_IMAGE IMAGE")
 
     @fast.command("export")
     def export(model: str = typer.Argument(..., help="A .safetensors fast-style model, or a shipped style name."),

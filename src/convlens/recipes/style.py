@@ -15,8 +15,8 @@ transfer", SWAG) smooth every activation with a softmax over the whole layer bef
 ``sigma(F)_k = exp(F_k) / sum_j exp(F_j)``; ``smooth="softmax"`` does that (times the layer's
 number of elements, so the smoothed features average 1 and the weights keep their scale).
 
-    m = convlens.load_model("vgg16-hed")
-    r = convlens.style_transfer(m, "chelsea", "hubble", size=384)
+    m = convlens.load_model("vgg16-imagenet")
+    r = convlens.style_transfer(m, "chelsea", "starry_night", size=384)
     r.image                                           # (1, 3, H, W) in [0, 1]
     t = convlens.synthesize_texture(m, "brick", size=256)
 """
@@ -40,6 +40,7 @@ from ..probe.probe import activations
 STYLE_LAYERS = {
     "vgg19": (("features.22",), ("features.1", "features.6", "features.11", "features.20", "features.29")),
     "vgg16": (("features.20",), ("features.1", "features.6", "features.11", "features.18", "features.25")),
+    "vgg16-imagenet": (("features.20",), ("features.1", "features.6", "features.11", "features.18", "features.25")),
     "vgg16-hed": (("features.20",), ("features.1", "features.6", "features.11", "features.18", "features.25")),
     "mobilenet_v2": (("features.10",), ("features.1", "features.3", "features.6", "features.10", "features.14")),
 }
@@ -49,17 +50,33 @@ SMOOTH_DEFAULT = {"mobilenet_v2": "softmax"}
 # more easily and need a larger weight for a visible style (measured: docs/texture-style.md).
 STYLE_WEIGHT_DEFAULT = {"mobilenet_v2": 100.0}
 DEFAULT_STYLE_WEIGHT = 10.0
-DEFAULT_STYLE_MODEL = "vgg16-hed"
+DEFAULT_STYLE_MODEL = "vgg16-imagenet"
 
 
 def default_style_model() -> str:
     """"vgg19" (Gatys's network) when torchvision's ImageNet VGG-19 weights are already in the torch
     cache (a connected machine that fetched them once: ``load_model("vgg19")``), else the offline
-    "vgg16-hed"."""
+    ImageNet "vgg16-imagenet" (Keras's VGG-16 conv layers; "vgg16-hed", HED's fine-tuned copy, stays an option)."""
     import os
     from ..models.offline import cache_dir
     from torchvision.models import VGG19_Weights
     return "vgg19" if (cache_dir() / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)).exists() else DEFAULT_STYLE_MODEL
+
+
+class _FFt(torch.autograd.Function):
+    """``F F^T`` (N, C, M) -> (N, C, C) with a one-matmul backward: ``dF = (dG + dG^T) F``. Autograd's own
+    backward of ``bmm(F, F^T)`` takes two (C x C x M) matmuls, one per operand; the Grams are most of a
+    Gatys step's cost beyond the network (checked with float64 gradcheck, double backward included)."""
+
+    @staticmethod
+    def forward(ctx, f):
+        ctx.save_for_backward(f)
+        return torch.bmm(f, f.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, g):
+        (f,) = ctx.saved_tensors
+        return torch.bmm(g + g.transpose(1, 2), f)
 
 
 def gram(features: torch.Tensor, normalize: str = "positions") -> torch.Tensor:
@@ -77,7 +94,7 @@ def gram(features: torch.Tensor, normalize: str = "positions") -> torch.Tensor:
     f = features.flatten(2) if features.ndim == 4 else features
     if f.ndim != 3:
         raise ConvlensError(f"gram needs (N, C, H, W) or (N, C, M) features, got {tuple(features.shape)}")
-    g = torch.bmm(f, f.transpose(1, 2))
+    g = _FFt.apply(f)
     n, m = f.shape[1], f.shape[2]
     if normalize == "positions":
         return g / m
@@ -356,7 +373,8 @@ def style_transfer(model: Model, content, style, config: StyleConfig | None = No
     sees luminance only, the content's chrominance (YIQ) is put back).
 
     Args:
-        model: a ``convlens.Model``: "vgg16-hed" (offline default), "mobilenet_v2" (softmax
+        model: a ``convlens.Model``: "vgg16-imagenet" (offline default), "vgg16-hed" (HED's VGG-16),
+            "mobilenet_v2" (softmax
             smoothing on), "vgg19" (Gatys's network, on a connected machine), or any model with
             ``content_layers``/``style_layers`` given.
         content, style: (1, 3, H, W) tensors in [0, 1], paths or sample names; ``style`` may be a list.
@@ -364,7 +382,7 @@ def style_transfer(model: Model, content, style, config: StyleConfig | None = No
     Returns:
         ``StyleResult``.
     Example:
-        >>> r = convlens.style_transfer(convlens.load_model("vgg16-hed"), "chelsea", "hubble", size=256, steps=50)
+        >>> r = convlens.style_transfer(convlens.load_model("vgg16-imagenet"), "chelsea", "starry_night", size=256, steps=50)
         >>> r.losses["style"] < r.losses_start["style"]
         True
     """
@@ -398,12 +416,15 @@ def synthesize_texture(model: Model, texture, config: TextureConfig | None = Non
     matrices of ``texture`` at ``layers`` (``L = sum_l E_l / n_layers``), L-BFGS by default.
 
     Example:
-        >>> t = convlens.synthesize_texture(convlens.load_model("vgg16-hed"), "brick", size=128, steps=50)
+        >>> t = convlens.synthesize_texture(convlens.load_model("vgg16-imagenet"), "brick", size=128, steps=50)
         >>> t.image.shape
         torch.Size([1, 3, 128, 128])
     """
     cfg = replace(config or TextureConfig(), **overrides)
-    scfg = StyleConfig(size=cfg.sample_size, steps=cfg.steps, style_weight=1.0, tv_weight=cfg.tv_weight,
+    # the loss is scaled by 10 (the minimizer is the same): with the unit weight, L-BFGS without line search
+    # (see _optimizer) stalled for good after one overshoot on vgg16-imagenet's relu1_1..relu3_1 set (flower,
+    # 96 px, seed 0: the result stayed noise); at 10 it recovers from the overshoot within a few steps
+    scfg = StyleConfig(size=cfg.sample_size, steps=cfg.steps, style_weight=DEFAULT_STYLE_WEIGHT, tv_weight=cfg.tv_weight,
                        init="noise", optimizer=cfg.optimizer, lr=cfg.lr, smooth=cfg.smooth,
                        content_layers=(), style_layers=cfg.layers, seed=cfg.seed)
     if cfg.layers is not None and not cfg.layers:
