@@ -39,8 +39,12 @@ def require_known_model(name: str, also: str = "") -> None:
     """A ConvlensError (closest names, then ``also``) unless ``name`` is a model convlens can load."""
     from ..errors import closest
     from ..models import available_models
-    if name not in available_models() and name != "vgg16-hed":
+    from ..models.registry import OFFLINE_MODELS
+    if name not in available_models() and name not in OFFLINE_MODELS:
         raise ConvlensError(f"unknown model '{str(name)[:60]}' (closest: {closest(str(name), available_models())}){also}")
+
+
+STYLE_NETWORKS = ("vgg16-imagenet", "vgg16-hed")  # offline feature-only networks the style techniques may pick
 
 
 @dataclass
@@ -91,9 +95,10 @@ class AppState:
         return self.data_dir / name
 
     def allowed_models(self) -> list[str]:
-        """The models requests may name: the served ones, then the style network of the texture recipes."""
+        """The models requests may name: the served ones, then the texture recipes' style networks (the
+        default one, and the offline VGG-16 feature nets: shipped in packages, so nothing is downloaded)."""
         from ..recipes.style import default_style_model
-        return list(dict.fromkeys((*self.models, default_style_model())))
+        return list(dict.fromkeys((*self.models, default_style_model(), *STYLE_NETWORKS)))
 
     def check_model(self, name: str | None) -> str:
         """``name`` (default: the server's model) if this server serves it, else a ConvlensError listing them."""

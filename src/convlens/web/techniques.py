@@ -532,7 +532,7 @@ def _texture(ctx: Ctx) -> dict:
 
 
 def _style_image(state, ref) -> torch.Tensor:
-    """A style sample (hubble, ihc, colorwheel), a bundled sample or an upload id; never a path."""
+    """A style sample (hubble, ihc, colorwheel), a bundled sample (paintings too) or an upload id; never a path."""
     from ..texture.samples import STYLE_SAMPLES, texture_image
     return texture_image(ref) if ref in STYLE_SAMPLES else state.image(ref)
 
@@ -561,11 +561,11 @@ def _fast_style(ctx: Ctx) -> dict:
 
 
 def _shipped_styles() -> list[str]:
-    try:
-        from ..recipes.fast_style import shipped_styles
-        return shipped_styles() or ["ihc"]
-    except Exception:  # noqa: BLE001 - the registry must load even if a family is broken
-        return ["ihc"]
+    """The trained 26-style network's named styles (starry first), then convlens's own trained nets."""
+    from ..models.style_nets import STYLE_NAMES
+    from ..recipes.fast_style import shipped_styles
+    names = [n for n, _ in STYLE_NAMES.values()]
+    return ["starry", *(n for n in names if n != "starry"), *shipped_styles()]
 
 
 def _registry() -> dict[str, Technique]:
@@ -641,11 +641,13 @@ def _registry() -> dict[str, Technique]:
                  F("seed", "int", 0, "random seed")]),
         T("style", "texture", "Neural style transfer (Gatys 2016)", _style, StyleConfig, iterative=True,
           hidden=("content_layers", "style_layers"),
-          fixed=[F("style", "str", "ihc", "style image: hubble, ihc, colorwheel, a sample name or an upload id"),
-                 F("model", "str", None, "network (empty: vgg19 if cached, else vgg16-hed)",
-                   choices=["vgg16-hed", "vgg19", "mobilenet_v2"], optional=True)]),
+          fixed=[F("style", "str", "starry_night", "style image: a painting (starry_night, great_wave, kandinsky...), "
+                   "hubble, ihc, colorwheel, a sample name or an upload id"),
+                 F("model", "str", None, "network (empty: vgg19 if cached, else vgg16-imagenet)",
+                   choices=["vgg16-imagenet", "vgg16-hed", "vgg19", "mobilenet_v2"], optional=True)]),
         T("fast_style", "texture", "Fast style transfer (Johnson 2016)", _fast_style,
-          fixed=[F("style", "str", _shipped_styles()[0], "shipped style", choices=_shipped_styles()),
+          fixed=[F("style", "str", _shipped_styles()[0], "a style of the trained 26-style network (Dumoulin 2017) "
+                   "or a convlens-trained net", choices=_shipped_styles()),
                  F("size", "int", 256, "resize the longer side first (0: keep)")]),
     ]
     return {t.name: t for t in items}
