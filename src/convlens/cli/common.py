@@ -19,6 +19,7 @@ MODEL_OPT = typer.Option("mobilenet_v2", "--model", "-m", help="torchvision mode
 WEIGHTS_OPT = typer.Option("default", "--weights", "-w",
                            help="'default', 'none' (random, seeded), a torchvision weights name, or a file.")
 OUT_OPT = typer.Option(..., "--out", "-o", help="Output PNG path.")
+CONFIG_CLASSES: set = set()  # every config behind a command (cli/spec.py hashes their files)
 
 
 def get_model(name: str, weights: str):
@@ -138,6 +139,7 @@ def config_command(app: typer.Typer, name: str, config_cls, fixed: list[inspect.
 
     ``run(config, **fixed_values)`` does the work.
     """
+    CONFIG_CLASSES.add(config_cls)
     cfg_params = config_options(config_cls)
     cfg_names = {p.name for p in cfg_params}
 
