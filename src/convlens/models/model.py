@@ -2,8 +2,11 @@
 
 convlens never changes a user's module. `Model.wrap` works on a deep copy (eval mode,
 parameters frozen), so `.eval()`, hooks, activation overrides and `.grad` never reach the
-caller's object. Pass `copy=False` only for models too large to copy; convlens then still
-removes every hook it adds, but the module is put in eval mode and its parameters frozen.
+caller's object. The copy is a snapshot of the network, not of the user's instrumentation: the
+user's own hooks (forward, forward-pre, backward, state-dict) stay on their module and never fire
+inside convlens calls. Pass `copy=False` only for models too large to copy; convlens then still
+removes every hook it adds, but the module is put in eval mode, its parameters frozen, and the
+user's hooks on it do fire.
 """
 from __future__ import annotations
 
@@ -24,6 +27,33 @@ def _dtype_device(net: nn.Module) -> tuple[torch.dtype, torch.device]:
         if t.is_floating_point():
             return t.dtype, t.device
     return torch.float32, torch.device("cpu")
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+               "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+# per-hook flags keyed like the hooks of the dict they qualify
+_HOOK_FLAGS = {"_forward_hooks_with_kwargs": "_forward_hooks", "_forward_hooks_always_called": "_forward_hooks",
+               "_forward_pre_hooks_with_kwargs": "_forward_pre_hooks"}
+
+
+def _is_torch_hook(hook) -> bool:
+    """torch's own hooks (lazy modules, weight/spectral norm, pruning) are part of the network."""
+    fn = getattr(hook, "func", hook)  # functools.partial
+    mod = getattr(fn, "__module__", None) or type(fn).__module__
+    return (mod or "").split(".")[0] == "torch"
+
+
+def _drop_user_hooks(net: nn.Module) -> None:
+    """Remove every hook the user registered on a (copied) network, keeping torch's own."""
+    for m in net.modules():
+        for attr in _HOOK_DICTS:
+            hooks = getattr(m, attr, {})
+            for key in [k for k, h in hooks.items() if not _is_torch_hook(h)]:
+                del hooks[key]
+        for flag, attr in _HOOK_FLAGS.items():
+            flags, hooks = getattr(m, flag, {}), getattr(m, attr, {})
+            for key in [k for k in flags if k not in hooks]:
+                del flags[key]
 
 
 @dataclass(frozen=True)
@@ -74,8 +104,9 @@ class Model(nn.Module):
         """Wrap any ``nn.Module`` mapping normalized images to logits.
 
         Args:
-            module: the user's network; it is deep-copied unless ``copy=False``. The normalization
-                takes the dtype and device of its parameters (float64, float16, CUDA work as is).
+            module: the user's network; it is deep-copied unless ``copy=False``: a snapshot of the
+                network without the user's hooks (they stay on ``module`` and never fire inside
+                convlens). The normalization takes the dtype and device of its parameters.
             mean, std: per-channel normalization the network expects (ImageNet by default).
             classes: class names; default: ImageNet's if the output has 1000 logits, else indices.
             input_size: (H, W) or int.
@@ -88,7 +119,10 @@ class Model(nn.Module):
             return module
         if not isinstance(module, nn.Module):
             raise ConvlensError(f"Model.wrap needs a torch.nn.Module, got {type(module).__name__}")
-        net = _copy.deepcopy(module) if copy else module
+        net = module
+        if copy:
+            net = _copy.deepcopy(module)
+            _drop_user_hooks(net)
         model = cls(net, mean=mean, std=std, input_size=input_size, classes=classes,
                     name=name or type(module).__name__, weights="user")
         if model.classes is None:
