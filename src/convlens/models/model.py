@@ -56,6 +56,59 @@ def _drop_user_hooks(net: nn.Module) -> None:
                 del flags[key]
 
 
+def validate_images(images, channels: int = 3) -> None:
+    """Refuse anything but float (N, C, H, W) images in [0, 1], in one line naming the fix.
+
+    Every image reaches a network through ``Model.forward`` (and ``predict``), so every technique
+    gets this check. Small excursions outside [0, 1] pass: SmoothGrad's noise, integrated-gradient
+    paths, unclamped optimisation steps and hand-made tests make them on purpose. What is refused is a
+    whole image on another scale: a maximum above 10 with more than half of the values above 1.5
+    (0-255 floats: a photo's brightest pixel is far above 10), or more than half of the values
+    below -0.5 (an image normalized already), plus integer / bool / complex dtypes, NaN or inf, wrong ranks, channel
+    counts and empty batches.
+    """
+    want = f"float32 (N, {channels}, H, W) in [0, 1]"
+    if not isinstance(images, torch.Tensor):
+        raise ConvlensError(f"images must be a torch tensor {want}, got {type(images).__name__}; "
+                            "use convlens.load_image(path) or torch.as_tensor(array)")
+    shape = tuple(images.shape)
+    if not images.is_floating_point():
+        fix = "images.float() / 255" if images.dtype == torch.uint8 else "images.float() (values in [0, 1])"
+        raise ConvlensError(f"images must be {want}, got dtype {str(images.dtype).replace('torch.', '')} {shape}; "
+                            f"use {fix} or convlens.load_image(path)")
+    if images.ndim != 4:
+        fix = {3: "add the batch dimension with images.unsqueeze(0)",
+               2: f"a grey (H, W) image: images.expand({channels}, -1, -1).unsqueeze(0)"}.get(
+            images.ndim, "use convlens.load_image(path)")
+        raise ConvlensError(f"images must be {want}, got shape {shape}; {fix}")
+    if shape[1] != channels:
+        if shape[-1] == channels:
+            fix = "channels-last: use images.permute(0, 3, 1, 2)"
+        elif shape[1] == 4 and channels == 3:
+            fix = "RGBA: drop the alpha with images[:, :3] or load with convlens.load_image(path)"
+        elif shape[1] == 1:
+            fix = f"grey: use images.expand(-1, {channels}, -1, -1)"
+        else:
+            fix = "use convlens.load_image(path)"
+        raise ConvlensError(f"images must be {want}, got {shape[1]} channels {shape}; {fix}")
+    if 0 in shape:
+        raise ConvlensError(f"images must be {want}, got an empty batch {shape}; give at least one image of "
+                            "at least 1x1 pixel")
+    x = images.detach()
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ConvlensError(f"images contain {bad} NaN or inf values of {x.numel()}; images must be {want}: "
+                            "check what produced them (torch.nan_to_num fixes stray values)")
+    lo, hi = torch.aminmax(x)
+    if hi > 10 and float((x > 1.5).float().mean()) > 0.5:
+        raise ConvlensError(f"images look like 0-255 values (max {float(hi):.4g}); images must be {want}: "
+                            "divide by 255 (or use convlens.load_image)")
+    if lo < -0.5 and float((x < -0.5).float().mean()) > 0.5:
+        raise ConvlensError(f"images look normalized already (min {float(lo):.4g}); images must be {want}: "
+                            "pass the [0, 1] image, the Model normalizes inside")
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """One addressable layer: dotted name, module type, output shape (C, H, W) or (D,), params."""
@@ -139,6 +192,7 @@ class Model(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for images in [0, 1], shape (N, 3, H, W) -> (N, num_classes)."""
+        validate_images(images, self.mean.shape[1])
         out = self.net((images.to(self.mean.dtype) - self.mean) / self.std)
         if not isinstance(out, torch.Tensor):  # GoogLeNet / Inception namedtuples in train mode
             out = out[0]
