@@ -121,6 +121,7 @@ def _huge_png(w: int, h: int) -> bytes:
             + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL's, in the extraction
 def test_huge_image_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
     """10000 x 10000 (100 MP) is over the 64 MP limit: refused by load_image, check_image_header
     and the embedding extraction, and no pixel is decoded (issue 19.13)."""

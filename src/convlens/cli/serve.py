@@ -31,6 +31,8 @@ def register(app: typer.Typer) -> None:
 
         from ..errors import ConvlensError
         from ..web import create_app
+        if not 1 <= port <= 65535:
+            raise ConvlensError(f"--port must be a TCP port in 1..65535, got {port}; e.g. --port 8000")
         if workers < 1:
             raise ConvlensError(f"--workers must be at least 1, got {workers}")
         if threads is not None and threads < 1:
