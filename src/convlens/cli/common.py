@@ -168,10 +168,11 @@ def parse_config(config_cls, values: dict[str, Any]):
 
 
 def config_command(app: typer.Typer, name: str, config_cls, fixed: list[inspect.Parameter],
-                   run: Callable[..., None], help: str) -> None:
+                   run: Callable[..., None], help: str, out_suffix: str = ".png") -> None:
     """Register ``convlens NAME`` whose options are ``fixed`` + the fields of ``config_cls``.
 
-    ``run(config, **fixed_values)`` does the work.
+    ``run(config, **fixed_values)`` does the work; an ``out`` value is checked first (``out_path``
+    with ``out_suffix``), the config's values next (``check_range``).
     """
     CONFIG_CLASSES.add(config_cls)
     cfg_params = config_options(config_cls)
@@ -179,7 +180,7 @@ def config_command(app: typer.Typer, name: str, config_cls, fixed: list[inspect.
 
     def command(**kwargs):
         if isinstance(kwargs.get("out"), str):
-            check_output(kwargs["out"])
+            out_path(kwargs["out"], out_suffix)
         cfg = parse_config(config_cls, {k: v for k, v in kwargs.items() if k in cfg_names})
         run(cfg, **{k: v for k, v in kwargs.items() if k not in cfg_names})
     command.__signature__ = inspect.Signature(list(fixed) + cfg_params)

@@ -124,7 +124,9 @@ def register(app: typer.Typer) -> None:
                 raise ConvlensError(f"--images '{images}': write samples:N with a number, e.g. samples:300") from None
             at_least(n_img, 1, "samples:N")
         m = get_model(model, weights)
-        if layer not in ("class", "logits"):
+        if layer in ("class", "logits"):
+            m.class_index(channel)
+        else:
             if channel != "auto":
                 try:
                     _check_channels(m, layer, [int(channel)])

@@ -153,7 +153,8 @@ def register(app: typer.Typer) -> None:
                     fixed("images", typer.Option("samples", "--images", help="Folder of content photos, or 'samples'.")),
                     fixed("out", typer.Option(..., "--out", "-o", help="Output .safetensors path."))], train,
                    "Train a fast-style network with the perceptual losses on content crops (with flips).\n\n"
-                   "Example: convlens fast-style train --style ihc --steps 1200 --out ihc.safetensors")
+                   "Example: convlens fast-style train --style ihc --steps 1200 --out ihc.safetensors",
+                   out_suffix=".safetensors")
 
     @fast.command("apply")
     def apply(model: str = typer.Argument(..., help="A .safetensors fast-style model, or a shipped style name (ihc)."),
