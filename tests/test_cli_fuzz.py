@@ -273,3 +273,75 @@ def _accepted(*_):
 
 
 RAW = re.compile(r"convlens: error: [A-Z]\w*(Error|Exception|Interrupt)\b")
+
+
+# --- the CLI without torch (issue 19.17) -------------------------------------------------------------
+NO_TORCH = r"""
+import sys
+from convlens.cli.main import run
+from convlens.cli.spec import load_fresh_spec
+assert load_fresh_spec() is not None, "data/cli_commands.json is stale"
+def paths(cs, prefix=()):
+    for c in cs:
+        if c["kind"] == "group":
+            yield (*prefix, c["name"])
+            yield from paths(c["commands"], (*prefix, c["name"]))
+        else:
+            yield (*prefix, c["name"])
+calls = [["--help"], ["samples"], ["predict"], ["classviz", "--steps", "x"], ["nosuchcommand"],
+         *[[*p, "--help"] for p in paths(load_fresh_spec()["commands"])]]
+for argv in calls:
+    rc = run(argv)
+    assert "torch" not in sys.modules, f"convlens {' '.join(argv)} imported torch"
+    print(rc, " ".join(argv))
+"""
+
+
+def test_help_usage_errors_and_samples_do_not_import_torch(tmp_path):
+    import os
+    import subprocess
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    r = subprocess.run([sys.executable, "-c", NO_TORCH], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    codes = dict(line.split(" ", 1)[::-1] for line in r.stdout.splitlines() if line[:1].isdigit())
+    assert codes["--help"] == "0" and codes["samples"] == "0" and codes["classviz --help"] == "0"
+    assert codes["predict"] == "2" and codes["classviz --steps x"] == "2" and codes["nosuchcommand"] == "2"
+    assert "chelsea" in r.stdout and "starry_night" in r.stdout  # `samples` listed the names
+    assert len(codes) == 5 + len(_command_paths()) + 2  # every command's --help, and the two groups'
+
+
+def test_saved_command_description_is_current():
+    """data/cli_commands.json matches the live commands: regenerate with `python -m convlens.cli.spec`."""
+    import json
+
+    from convlens.cli import spec
+    assert json.loads(spec.SPEC_FILE.read_text()) == json.loads(json.dumps(spec.build_spec())), \
+        "stale data/cli_commands.json: run `python -m convlens.cli.spec`"
+
+
+def test_commands_from_the_description_have_the_real_help(capsys):
+    """Each command rebuilt from the description prints the same --help as the real one."""
+    import importlib
+
+    import typer
+    import typer.main
+
+    from convlens.cli import spec
+
+    def helps(app):
+        app.callback()(lambda: None)
+        group = typer.main.get_command(app)
+        out = {}
+        for path in sorted(_paths(group)) + [("fast-style",), ("words",)]:
+            group.main(args=[*path, "--help"], standalone_mode=False, prog_name="convlens")
+            out[path] = capsys.readouterr().out
+        return out
+    stub, real = typer.Typer(), typer.Typer()
+    assert spec.register_stubs(stub)
+    for name in spec.CLI_MODULES:
+        importlib.import_module(f"convlens.cli.{name}").register(real)
+    a, b = helps(stub), helps(real)
+    assert a.keys() == b.keys() and len(a) > 40
+    for path in a:
+        assert a[path] == b[path], path
+        assert "Usage: convlens" in a[path]

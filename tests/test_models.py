@@ -193,3 +193,29 @@ def test_wrap_is_a_snapshot_without_the_users_hooks():
     user.state_dict()
     assert calls == {"fwd": 2, "pre": 1, "bwd": 2, "state": 1}
     assert torch.allclose(m(x), user((x - m.mean) / m.std))
+
+
+def test_lazy_namespace_is_complete_and_imports_torch_only_on_use():
+    """`import convlens` is instant; every public name still resolves, `dir` and `__all__` list them all."""
+    import subprocess
+    import sys
+
+    import convlens.concerns
+    code = ("import sys, convlens\nfrom convlens import errors\nassert 'torch' not in sys.modules\n"
+            "assert convlens.__version__ and errors.ConvlensError is convlens.ConvlensError\n"
+            "assert 'torch' not in sys.modules\nconvlens.load_model\nassert 'torch' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    core = ["Model", "LayerInfo", "load_model", "available_models", "predict", "Prediction", "imagenet_classes",
+            "Probe", "layer_activations", "receptive_field", "ReceptiveField", "load_image", "sample_image",
+            "sample_names", "fit", "save_png", "list_images", "grid", "overlay", "heatmap", "side_by_side", "Report",
+            "batched_forward", "thread_budget", "ConvlensError", "__version__"]
+    names = set(core) | set(convlens.concerns.__all__)
+    assert names <= set(convlens.__all__) and set(convlens.__all__) <= set(dir(convlens))
+    ns = {}
+    exec("from convlens import *", ns)
+    assert names <= set(ns)
+    assert convlens.layer_activations is convlens.probe.activations
+    assert convlens.saliency is convlens.attribution.saliency and convlens.Probe is convlens.probe.Probe
+    with pytest.raises(AttributeError):
+        convlens.no_such_name
