@@ -20,7 +20,7 @@ import typing
 from pathlib import Path
 
 import typer
-from typer.models import ArgumentInfo, CommandInfo, DefaultPlaceholder, OptionInfo, TyperInfo
+from typer.models import ArgumentInfo, CommandInfo, DefaultPlaceholder, TyperInfo
 
 # the modules whose register(app) adds commands, in the order of `convlens --help`
 CLI_MODULES = ("core", "inspect", "attribution", "synthesis", "embed", "adversarial", "texture", "serve")
@@ -60,7 +60,8 @@ def _annotation(ann) -> str:
 
 
 def _eval_annotation(text: str):
-    return eval(text, {"typing": typing, "str": str, "int": int, "float": float, "bool": bool, "list": list})  # noqa: S307
+    names = {"__builtins__": {}, "typing": typing, "str": str, "int": int, "float": float, "bool": bool, "list": list}
+    return eval(text, names)  # noqa: S307 - our own file, names limited to these
 
 
 def _command(info: CommandInfo) -> dict:
