@@ -34,18 +34,29 @@ _CORE = {
 }
 
 
+_LIGHT = {"errors", "progress", "assets", "cli", "ConvlensError"}  # names that need no torch
+
+
+def _load_all():
+    """What ``import convlens`` used to import (so ``convlens.drivers.onnx`` etc. resolve as before)."""
+    for module in ("drivers", "errors", "images", "models", "probe", "render", "concerns"):
+        importlib.import_module(f".{module}", __name__)
+
+
 def _concern_names() -> list[str]:
     return list(importlib.import_module(".concerns", __name__).__all__)
 
 
 def __getattr__(name: str):
+    if name.startswith("__") and name != "__all__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _LIGHT:
+        _load_all()  # the first touch of a name that needs torch loads the whole package, once
     if name == "__all__":
         value = [*_CORE, "__version__", *_concern_names()]
     elif name in _CORE:
         module, attr = _CORE[name]
         value = getattr(importlib.import_module(f".{module}", __name__), attr)
-    elif name.startswith("__"):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: convlens.embed
         return importlib.import_module(f".{name}", __name__)
     elif name in _concern_names():
