@@ -106,11 +106,61 @@ def test_bad_files_name_the_file(tmp_path):
         convlens.load_image(tmp_path)
 
 
+def _huge_png(w: int, h: int) -> bytes:
+    """A valid 1-bit black PNG of w x h pixels, written row by row (10000 x 10000: ~12 KB)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    z, row, parts = zlib.compressobj(9), b"\0" * (1 + (w + 7) // 8), []
+    for _ in range(h):
+        parts.append(z.compress(row))
+    parts.append(z.flush())
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # PIL's, in the extraction
+def test_huge_image_is_refused_from_its_header_before_decoding(tmp_path, monkeypatch):
+    """10000 x 10000 (100 MP) is over the 64 MP limit: refused by load_image, check_image_header
+    and the embedding extraction, and no pixel is decoded (issue 19.13)."""
+    from PIL import ImageFile
+
+    from convlens.embed.extract import decode_bytes
+    data = _huge_png(10_000, 10_000)
+    assert len(data) < 200_000
+    (tmp_path / "huge.png").write_bytes(data)
+    with pytest.warns(Image.DecompressionBombWarning), Image.open(tmp_path / "huge.png") as im:  # a real PNG
+        assert im.size == (10_000, 10_000) and im.mode == "1"
+    loads = []
+    real_load = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loads.append(self.size) or real_load(self))
+    msg = r"huge.png: 10000x10000 = 100 megapixels, over convlens's limit of 64 megapixels"
+    with pytest.raises(convlens.ConvlensError, match=msg):
+        convlens.load_image(tmp_path / "huge.png")
+    with pytest.raises(convlens.ConvlensError, match=msg):
+        imio.check_image_header(str(tmp_path / "huge.png"))
+    f = io.BytesIO(data)
+    with pytest.raises(convlens.ConvlensError, match="upload.png: 10000x10000"):  # a file object (the web)
+        imio.check_image_header(f, "upload.png")
+    assert f.tell() == 0  # left where it was, for the caller's own read
+    r = decode_bytes(data, (224, 224))
+    assert not r["ok"] and "10000x10000 = 100 megapixels" in r["reason"]
+    assert loads == []
+    assert imio.check_image_header(_huge_png(8000, 8000)) == (8000, 8000)  # at the limit: accepted
+
+
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     Image.new("L", (200, 200)).save(tmp_path / "big.png")
-    monkeypatch.setattr(imio, "MAX_PIXELS", 10_000)  # 200x200 = 40,000 > limit (x2 = PIL's error)
-    with pytest.raises(convlens.ConvlensError, match="big.png: refused as a possible decompression bomb"):
+    monkeypatch.setattr(imio, "MAX_PIXELS", 10_000)  # 200x200 = 40,000 > limit
+    with pytest.raises(convlens.ConvlensError, match="big.png: 200x200 = 0.04 megapixels, over convlens's limit"):
         convlens.load_image(tmp_path / "big.png")
+    with pytest.raises(convlens.ConvlensError, match="<PIL image>: 200x200"):
+        convlens.load_image(Image.new("L", (200, 200)))
+    bomb = _huge_png(20_000, 10_000)  # 200 MP: over PIL's own limit too (its error, in our words)
+    with pytest.raises(convlens.ConvlensError, match="image: Image size .200000000 pixels.*limit of 0.01 megapixels"):
+        imio.check_image_header(bomb)
 
 
 def test_fit_resizes_shorter_side_and_centre_crops():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.utils.prune
 from torch import nn
 
 import convlens
@@ -150,3 +151,71 @@ def test_offline_weights_are_copied_into_an_empty_torch_cache(tmp_path, monkeypa
     m = convlens.load_model()  # torchvision reads it from the new cache
     assert m.weights == "IMAGENET1K_V1"
     assert ensure_offline_weights("unknown-0000.pth") is None
+
+
+def test_wrap_is_a_snapshot_without_the_users_hooks():
+    """The user's hooks stay on their module and never fire inside convlens calls (issue 19.15)."""
+    user = tiny_convnet()
+    calls = {"fwd": 0, "pre": 0, "bwd": 0, "state": 0}
+    conv = user[0]
+
+    def count(name):
+        def hook(*args, **kwargs):
+            calls[name] += 1
+        return hook
+    conv.register_forward_hook(count("fwd"))
+    conv.register_forward_hook(count("fwd"), with_kwargs=True, always_call=True)
+    conv.register_forward_pre_hook(count("pre"))
+    user[-1].register_full_backward_hook(count("bwd"))
+    user[-1].register_full_backward_pre_hook(count("bwd"))
+    conv._register_state_dict_hook(count("state"))
+    pruned = tiny_convnet().requires_grad_(False)  # (a pruned weight with grad cannot be deep-copied)
+    torch.nn.utils.prune.l1_unstructured(pruned[0], "weight", amount=0.5)  # torch's own pre-hook stays
+    pruned[0].register_forward_pre_hook(count("pre"))
+
+    m = convlens.Model.wrap(user, input_size=16, classes=["a", "b", "c"])
+    x = torch.rand(2, 3, 16, 16)
+    m(x)
+    m.layers()
+    m.state_dict()
+    convlens.saliency(m, x, target=0)
+    with convlens.Probe(m, "0") as p:
+        m(x)
+    assert p["0"].shape == (2, 4, 16, 16)
+    pm = convlens.Model.wrap(pruned, input_size=16, classes=["a", "b", "c"])
+    pm(x)
+    kept = list(pm.net[0]._forward_pre_hooks.values())
+    assert len(kept) == 1 and isinstance(kept[0], torch.nn.utils.prune.BasePruningMethod)
+    assert calls == {"fwd": 0, "pre": 0, "bwd": 0, "state": 0}
+
+    xr = x.clone().requires_grad_(True)
+    user(xr).sum().backward()  # the user's module keeps every hook
+    user.state_dict()
+    assert calls == {"fwd": 2, "pre": 1, "bwd": 2, "state": 1}
+    assert torch.allclose(m(x), user((x - m.mean) / m.std))
+
+
+def test_lazy_namespace_is_complete_and_imports_torch_only_on_use():
+    """`import convlens` is instant; every public name still resolves, `dir` and `__all__` list them all."""
+    import subprocess
+    import sys
+
+    import convlens.concerns
+    code = ("import sys, convlens\nfrom convlens import errors\nassert 'torch' not in sys.modules\n"
+            "assert convlens.__version__ and errors.ConvlensError is convlens.ConvlensError\n"
+            "assert 'torch' not in sys.modules\nconvlens.load_model\nassert 'torch' in sys.modules")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    core = ["Model", "LayerInfo", "load_model", "available_models", "predict", "Prediction", "imagenet_classes",
+            "Probe", "layer_activations", "receptive_field", "ReceptiveField", "load_image", "sample_image",
+            "sample_names", "fit", "save_png", "list_images", "grid", "overlay", "heatmap", "side_by_side", "Report",
+            "batched_forward", "thread_budget", "ConvlensError", "__version__"]
+    names = set(core) | set(convlens.concerns.__all__)
+    assert names <= set(convlens.__all__) and set(convlens.__all__) <= set(dir(convlens))
+    ns = {}
+    exec("from convlens import *", ns)
+    assert names <= set(ns)
+    assert convlens.layer_activations is convlens.probe.activations
+    assert convlens.saliency is convlens.attribution.saliency and convlens.Probe is convlens.probe.Probe
+    with pytest.raises(AttributeError):
+        convlens.no_such_name

@@ -16,11 +16,28 @@ from __future__ import annotations
 
 import typer
 
-from .common import MODEL_OPT, WEIGHTS_OPT, config_command, echo, fixed, get_image, get_model, out_path
+from .common import MODEL_OPT, WEIGHTS_OPT, at_least, config_command, echo, fixed, get_image, get_model, out_path
 
 IMAGE_ARG = typer.Argument(..., help="Image file or sample name (e.g. chelsea).")
 TARGET_OPT = typer.Option(None, "--target", "-t", help="Class index or name to reach (targeted); default: untargeted.")
 OUT_OPT = typer.Option(None, "--out", "-o", help="Output PNG path (optional).")
+
+
+def _eps(text, flag: str = "--eps"):
+    """``text`` (a number, a fraction like 2/255, or a comma-separated list of them) checked in one
+    line before any work: a zero denominator names the fix instead of a ZeroDivisionError."""
+    from ..adversarial.base import parse_eps
+    from ..errors import ConvlensError
+    if text is None or not isinstance(text, str):
+        return text
+    for item in (s for s in text.split(",") if s.strip()):
+        if item.strip().lower() in ("inf", "none"):
+            continue
+        try:
+            parse_eps(item, name=flag, unit=False)
+        except ZeroDivisionError:
+            raise ConvlensError(f"{flag} '{item.strip()}' divides by zero; give a number or a fraction like 2/255") from None
+    return text
 
 
 def _save(image, out):
@@ -31,7 +48,17 @@ def _save(image, out):
 
 def _class_list(text: str) -> list[str]:
     """"robin, goldfish" -> ["robin", "goldfish"]."""
-    return [t.strip() for t in text.split(",") if t.strip()]
+    from ..errors import ConvlensError
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise ConvlensError("--target needs a class name or index, e.g. --target robin")
+    return names
+
+
+def _check_out(out):
+    """The optional -o checked before any work."""
+    if out:
+        out_path(out)
 
 
 def _image(arg, model):
@@ -59,6 +86,7 @@ def register(app: typer.Typer) -> None:
         """
         from ..adversarial import dimension_study, linear_walkthrough
         from ..errors import ConvlensError
+        _check_out(out)
 
         def nums(s):
             try:
@@ -77,8 +105,11 @@ def register(app: typer.Typer) -> None:
             import dataclasses
 
             from .. import adversarial
-            m = get_model(model, weights)
+            _check_out(out)
             kw = dataclasses.asdict(cfg)
+            for f in ("eps", "step"):
+                _eps(kw.get(f), f"--{f}")
+            m = get_model(model, weights)
             with cli_bar(f"{name} {target or ''}", kw.get("steps") or kw.get("max_steps")) as bar:
                 extra = {} if name == "fgsm" else {"progress": bar}
                 if name == "fool":
@@ -106,8 +137,9 @@ def register(app: typer.Typer) -> None:
 
     def unrec_run(cfg, target: str, model: str, weights: str, out: str):
         from ..adversarial import unrecognizable
-        m = get_model(model, weights)
+        _check_out(out)
         targets = _class_list(target)
+        m = get_model(model, weights)
         with cli_bar("unrecognizable", cfg.steps) as bar:
             u = unrecognizable(m, targets, cfg, progress=bar)
         for lab in u.labels:
@@ -124,6 +156,7 @@ def register(app: typer.Typer) -> None:
 
     def evolve_run(cfg, target: str, model: str, weights: str, out: str):
         from ..adversarial import evolve_unrecognizable
+        _check_out(out)
         m = get_model(model, weights)
         targets = _class_list(target)
         with cli_bar("evolve", cfg.generations * len(targets)) as bar:
@@ -154,13 +187,17 @@ def register(app: typer.Typer) -> None:
         from ..adversarial import linear_mixing_panel, mix_gradient, train_linear_digits
         from ..adversarial.base import parse_eps_list
         from ..render import stack_rows
+        _check_out(out)
+        _eps(eps)
+        at_least(repeats, 1, "--repeats")
+        m = get_model(model, weights)
+        photo = _image(image, m)
         clf = train_linear_digits()
         echo(f"linear softmax on 8x8 digits: held-out accuracy {clf.test_accuracy:.1%}")
         panel, mixes = linear_mixing_panel(clf)
         for mx in mixes:
             echo("  " + mx.line())
-        m = get_model(model, weights)
-        d = mix_gradient(m, _image(image, m), target, parse_eps_list(eps), repeats=repeats)
+        d = mix_gradient(m, photo, target, parse_eps_list(eps), repeats=repeats)
         for lab in d.labels():
             echo(f"  {image} {lab}")
         _save(stack_rows([clf.templates(), panel, d.render()]) if out else None, out)
@@ -168,6 +205,7 @@ def register(app: typer.Typer) -> None:
     def hog_run(cfg, image_a: str, image_b: str, out: str):
         from ..adversarial.hog import hog_match
         from ..images import fit
+        _check_out(out)
         a, b = fit(get_image(image_a), cfg.size), fit(get_image(image_b), cfg.size)
         with cli_bar("hog-match", cfg.steps) as bar:
             r = hog_match(a, b, cfg, progress=bar)
@@ -188,6 +226,9 @@ def register(app: typer.Typer) -> None:
 
         from ..adversarial import robustness
         from ..images import fit, list_images, load_image
+        _check_out(out)
+        _eps(eps)
+        at_least(n, 1, "--n"), at_least(size, 1, "--size")
         m = get_model(model, weights)
         if images.startswith("samples"):
             from ..inspect import sample_dataset

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from .common import MODEL_OPT, OUT_OPT, WEIGHTS_OPT, echo, get_image, get_model, out_path
+from .common import MODEL_OPT, OUT_OPT, WEIGHTS_OPT, at_least, echo, get_image, get_model, out_path
 
 TARGET_OPT = typer.Option(None, "--target", "-t", help="Class index or name ('Egyptian cat'); default: the predicted class.")
 LAYER_OPT = typer.Option(None, "--layer", "-l", help="Explain a neuron of this layer instead of a class (see `convlens layers`).")
@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
         Example: convlens saliency chelsea --target "Egyptian cat" -o sal.png
         """
         from ..attribution import saliency
+        out_path(out)
         m = get_model(model, weights)
         kw = dict(layer=layer, channel=channel, unit=_unit(unit) if layer else None)
         _save(saliency(m, _image(image, m, full), target, **kw), out, mode)
@@ -76,6 +77,7 @@ def register(app: typer.Typer) -> None:
                 layer: str = LAYER_OPT, channel: int = CHANNEL_OPT, unit: str = UNIT_OPT, mode: str = MODE_OPT,
                 full: bool = FULL_OPT, out: str = OUT_OPT):
             from .. import attribution
+            out_path(out)
             m = get_model(model, weights)
             kw = dict(layer=layer, channel=channel, unit=_unit(unit) if layer else None)
             _save(getattr(attribution, fn_name)(m, _image(image, m, full), target, **kw), out, mode)
@@ -104,13 +106,23 @@ def register(app: typer.Typer) -> None:
         """
         from ..attribution import occlusion
         from ..attribution.occlusion import window_positions
+        from ..errors import ConvlensError
         from ..progress import cli_bar
-        m = get_model(model, weights)
-        img = _image(image, m, full)
+        out_path(out)
+        at_least(window, 1, "--window"), at_least(stride, 1, "--stride"), at_least(batch_size, 1, "--batch-size")
         try:
             base = float(baseline)
         except ValueError:
             base = baseline
+        if isinstance(base, float) and not 0 <= base <= 1:
+            raise ConvlensError(f"--baseline must be zero, grey, blur, mean or a number in [0, 1], got {baseline}")
+        if score not in ("prob", "logit"):
+            raise ConvlensError(f"--score must be prob or logit, got '{score}'")
+        m = get_model(model, weights)
+        img = _image(image, m, full)
+        if window > min(img.shape[-2:]):
+            raise ConvlensError(f"--window {window} is larger than the image ({img.shape[-2]}x{img.shape[-1]}); "
+                                "give at most the image's shorter side")
         n = len(window_positions(img.shape[-2], window, stride)) * len(window_positions(img.shape[-1], window, stride))
         try:
             with cli_bar("occlusion", n) as bar:
@@ -134,6 +146,7 @@ def register(app: typer.Typer) -> None:
         Example: convlens gradcam coffee --target espresso -o cam.png
         """
         from ..attribution import grad_cam
+        out_path(out)
         m = get_model(model, weights)
         _save(grad_cam(m, _image(image, m, full), target, layer=layer), out, mode)
 
@@ -149,7 +162,12 @@ def register(app: typer.Typer) -> None:
         Example: convlens smoothgrad chelsea --samples 25 --noise 0.15 -o sg.png
         """
         from ..attribution import smoothgrad
+        from ..errors import ConvlensError
         from ..progress import cli_bar
+        out_path(out)
+        at_least(samples, 1, "--samples")
+        if not noise >= 0:  # also NaN
+            raise ConvlensError(f"--noise must be a fraction of the value range, 0 or more (e.g. 0.15), got {noise}")
         m = get_model(model, weights)
         with cli_bar("smoothgrad", samples) as bar:
             r = smoothgrad(m, _image(image, m, full), target, noise=noise, samples=samples, seed=seed, progress=bar)
@@ -167,7 +185,12 @@ def register(app: typer.Typer) -> None:
         Example: convlens ig chelsea --steps 50 -o ig.png
         """
         from ..attribution import integrated_gradients
+        from ..errors import ConvlensError
         from ..progress import cli_bar
+        out_path(out)
+        at_least(steps, 1, "--steps")
+        if not 0 <= baseline <= 1:
+            raise ConvlensError(f"--baseline must be a pixel value in [0, 1] (0 = black), got {baseline}")
         m = get_model(model, weights)
         with cli_bar("integrated gradients", steps) as bar:
             r = integrated_gradients(m, _image(image, m, full), target, baseline=baseline, steps=steps,
@@ -193,6 +216,13 @@ def register(app: typer.Typer) -> None:
         from ..images import save_png
         if method not in ("smoothgrad", "saliency"):
             raise ConvlensError(f"--method must be smoothgrad or saliency, got '{method}'")
+        out_path(out)
+        for flag, q in (("--fg", foreground), ("--probable", probable), ("--bg", background)):
+            if not 0 <= q <= 1:
+                raise ConvlensError(f"{flag} is a quantile in [0, 1], got {q}")
+        if not background <= probable <= foreground:
+            raise ConvlensError(f"the quantiles must satisfy --bg <= --probable <= --fg, got {background}, {probable}, "
+                                f"{foreground}")
         m = get_model(model, weights)
         img = _image(image, m, full)
         sal = (smoothgrad(m, img, target, samples=16) if method == "smoothgrad" else saliency(m, img, target))
@@ -213,6 +243,8 @@ def register(app: typer.Typer) -> None:
         """
         from ..attribution import sanity_check
         from ..images import save_png
+        out_path(out)
+        at_least(groups, 1, "--groups")
         m = get_model(model, weights)
         r = sanity_check(method, m, _image(image, m, False), target, groups=groups, cascade=not independent)
         echo(r.summary())

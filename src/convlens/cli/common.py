@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import math
 import types
 import typing
 from pathlib import Path
@@ -19,6 +20,7 @@ MODEL_OPT = typer.Option("mobilenet_v2", "--model", "-m", help="torchvision mode
 WEIGHTS_OPT = typer.Option("default", "--weights", "-w",
                            help="'default', 'none' (random, seeded), a torchvision weights name, or a file.")
 OUT_OPT = typer.Option(..., "--out", "-o", help="Output PNG path.")
+CONFIG_CLASSES: set = set()  # every config behind a command (cli/spec.py hashes their files)
 
 
 def get_model(name: str, weights: str):
@@ -114,8 +116,40 @@ def config_options(config_cls) -> list[inspect.Parameter]:
     return params
 
 
+# Sanity ranges of config fields by name, checked on the CLI's values before anything runs (a zero
+# step count or a negative learning rate would otherwise run for minutes, or fail deep inside).
+_AT_LEAST_1 = {"steps", "size", "octaves", "max_steps", "generations", "population", "n_facets", "top", "examples",
+               "batch", "crop", "width", "orientations", "cell", "block", "batch_size", "n_iter", "sample",
+               "n_neighbors", "large", "hidden", "layers", "grid", "tile", "max_size", "patch", "yosinski_set",
+               "blur_every", "patience"}
+_POSITIVE = {"lr", "octave_scale", "sigma", "perplexity", "target"}
+_NON_NEGATIVE = {"jitter", "style_size", "l2", "tv", "tv_weight", "content_weight", "style_weight", "alpha_weight",
+                 "pixel_weight", "center_bias", "beta", "alpha", "blur_sigma", "decay", "norm_pct",
+                 "contribution_pct", "decay_power"}
+_FRACTION = {"confidence"}  # strictly between 0 and 1
+
+
+def check_range(name: str, value) -> None:
+    """One-line error for a CLI value outside its field's sanity range (see the sets above)."""
+    from ..errors import ConvlensError
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConvlensError(f"{flag} must be a finite number, got {value}")
+    if name in _AT_LEAST_1 and value < 1:
+        raise ConvlensError(f"{flag} must be at least 1, got {value}")
+    if name in _POSITIVE and value <= 0:
+        raise ConvlensError(f"{flag} must be greater than 0, got {value}")
+    if name in _NON_NEGATIVE and value < 0:
+        raise ConvlensError(f"{flag} must be 0 or more, got {value}")
+    if name in _FRACTION and not 0 < value < 1:
+        raise ConvlensError(f"{flag} must be between 0 and 1 (exclusive), got {value}")
+
+
 def parse_config(config_cls, values: dict[str, Any]):
-    """Build a config from CLI values (strings for tuple/list fields are split on commas)."""
+    """Build a config from CLI values (strings for tuple/list fields are split on commas), each
+    checked against its sanity range (``check_range``)."""
     hints = typing.get_type_hints(config_cls)
     kwargs = {}
     for f in dataclasses.fields(config_cls):
@@ -128,20 +162,25 @@ def parse_config(config_cls, values: dict[str, Any]):
             inner = (typing.get_args(ann) or (str,))[0]
             inner = inner if inner in (int, float, str) else str
             v = origin(inner(x) for x in v.split(",") if x.strip())
+        check_range(f.name, v)
         kwargs[f.name] = v
     return config_cls(**kwargs)
 
 
 def config_command(app: typer.Typer, name: str, config_cls, fixed: list[inspect.Parameter],
-                   run: Callable[..., None], help: str) -> None:
+                   run: Callable[..., None], help: str, out_suffix: str = ".png") -> None:
     """Register ``convlens NAME`` whose options are ``fixed`` + the fields of ``config_cls``.
 
-    ``run(config, **fixed_values)`` does the work.
+    ``run(config, **fixed_values)`` does the work; an ``out`` value is checked first (``out_path``
+    with ``out_suffix``), the config's values next (``check_range``).
     """
+    CONFIG_CLASSES.add(config_cls)
     cfg_params = config_options(config_cls)
     cfg_names = {p.name for p in cfg_params}
 
     def command(**kwargs):
+        if isinstance(kwargs.get("out"), str):
+            out_path(kwargs["out"], out_suffix)
         cfg = parse_config(config_cls, {k: v for k, v in kwargs.items() if k in cfg_names})
         run(cfg, **{k: v for k, v in kwargs.items() if k not in cfg_names})
     command.__signature__ = inspect.Signature(list(fixed) + cfg_params)
@@ -155,9 +194,31 @@ def fixed(name: str, default, annotation=str) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def out_path(path: str) -> Path:
+def check_output(path) -> Path:
+    """An output path convlens can create: not an existing folder, no file where a folder must be.
+    Commands call it before any work (missing parent folders are created when writing)."""
     from ..errors import ConvlensError
     p = Path(path)
-    if p.suffix.lower() != ".png":
-        raise ConvlensError(f"output {path} must end in .png")
+    if p.is_dir():
+        raise ConvlensError(f"output {path} is a folder; give a file name inside it, e.g. {p / 'out.png'}")
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ConvlensError(f"cannot write {path}: {parent} is a file, not a folder")
     return p
+
+
+def out_path(path: str, suffix: str = ".png") -> Path:
+    """The output path of a figure, checked (``check_output``) and ending in ``suffix``."""
+    from ..errors import ConvlensError
+    p = check_output(path)
+    if p.suffix.lower() != suffix:
+        raise ConvlensError(f"output {path} must end in {suffix}")
+    return p
+
+
+def at_least(value, minimum, flag: str):
+    """``value`` if it is at least ``minimum`` (None passes: the default), else a one-line error."""
+    from ..errors import ConvlensError
+    if value is not None and value < minimum:
+        raise ConvlensError(f"{flag} must be at least {minimum}, got {value}")
+    return value

@@ -1,11 +1,12 @@
 """Foundation commands: models, layers, predict, demo."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List
 
 import typer
 
-from .common import MODEL_OPT, WEIGHTS_OPT, echo, get_image, get_model
+from .common import MODEL_OPT, WEIGHTS_OPT, at_least, check_output, echo, get_image, get_model
 
 
 def register(app: typer.Typer) -> None:
@@ -37,7 +38,12 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"{model} layers at {m.input_size[0]}x{m.input_size[1]}")
         for col in ("name", "type", "output shape", "params") + (("receptive field",) if rf else ()):
             t.add_column(col)
-        for li in m.layers(kind):
+        chosen = m.layers(kind)
+        if not chosen:
+            from ..errors import ConvlensError
+            types = sorted({li.type for li in m.layers()})
+            raise ConvlensError(f"no layer of {model} has a type containing '{kind}'; types: {', '.join(types)}")
+        for li in chosen:
             row = [li.name, li.type, "x".join(map(str, li.shape)), f"{li.params:,}"]
             if rf:
                 row.append(_rf_text(receptive_field(m, li.name)) if li.is_conv else "")
@@ -50,6 +56,7 @@ def register(app: typer.Typer) -> None:
                     topk: int = typer.Option(5, "--topk", "-k", help="How many classes per image.")):
         """Top-k classes of each image. Example: convlens predict chelsea coffee --topk 3"""
         from ..models import predict
+        at_least(topk, 1, "--topk")
         m = get_model(model, weights)
         for arg in images:
             preds = predict(m, get_image(arg), topk)[0]
@@ -73,6 +80,16 @@ def register(app: typer.Typer) -> None:
         Example: convlens demo --out out/demo
         """
         from ..demo import run_demo
+        from ..errors import ConvlensError
+        if Path(out).exists() and not Path(out).is_dir():
+            raise ConvlensError(f"--out {out} is a file; give a folder for the report")
+        check_output(out)
+        if only:  # before the report folder is made
+            from ..demo.run import all_sections
+            names = [n for n, _ in all_sections()]
+            unknown = sorted(set(only.split(",")) - set(names))
+            if unknown:
+                raise ConvlensError(f"unknown demo section(s) {', '.join(unknown)}; choose from {', '.join(names)}")
         path, failures = run_demo(out, quick=quick, only=only.split(",") if only else None, log=echo)
         echo(f"report: {path}")
         if failures:

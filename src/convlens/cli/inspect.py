@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from .common import MODEL_OPT, WEIGHTS_OPT, echo, get_image, get_model, out_path
+from .common import MODEL_OPT, WEIGHTS_OPT, at_least, check_output, echo, get_image, get_model, out_path
 from .embed import ADDRESS_OPT, ENGINE_OPT, THREADS_OPT, check_engine
 
 
@@ -20,6 +20,8 @@ def _images_arg(source: str, n: int, seed: int):
                 n = int(source.split(":", 1)[1])
             except ValueError:
                 raise ConvlensError(f"'{source}': write samples:N with a number, e.g. samples:500") from None
+            if n < 1:
+                raise ConvlensError(f"'{source}': the sample set needs at least 1 image, e.g. samples:500")
         return sample_dataset(n, seed=seed)
     from ..images.labelled import labelled_folder
     p = Path(labelled_folder(source) or source)
@@ -49,6 +51,8 @@ def register(app: typer.Typer) -> None:
         Example: convlens filters --model alexnet --weights none --layer features.0 -o filters.png
         """
         from ..inspect import filters
+        out_path(out)
+        at_least(max_out, 1, "--max-out"), at_least(max_in, 1, "--max-in")
         m = get_model(model, weights)
         g = filters(m, layer, scale=scale, max_out=max_out, max_in=max_in)
         path = g.save(out_path(out))
@@ -70,6 +74,8 @@ def register(app: typer.Typer) -> None:
         Example: convlens activations chelsea --layer features.3 --order mean -o acts.png
         """
         from ..inspect import activations
+        out_path(out)
+        at_least(max_channels, 1, "--max-channels"), at_least(top, 0, "--top"), at_least(highlight, 0, "--highlight")
         m = get_model(model, weights)
         a = activations(m, get_image(image), layer, order=order, scale=scale, highlight=highlight,
                         max_channels=max_channels)
@@ -102,6 +108,11 @@ def register(app: typer.Typer) -> None:
         """
         from ..inspect import max_activating_patches
         from ..progress import cli_bar
+        out_path(out)
+        at_least(k, 1, "--k"), at_least(batch_size, 1, "--batch-size"), at_least(n, 1, "--n")
+        at_least(workers, 1, "--workers"), at_least(threads, 1, "--threads")
+        if state:
+            check_output(state)
         m = get_model(model, weights)
         ray = check_engine(engine) == "ray"
         data = images if ray else _images_arg(images, n, seed)

@@ -33,10 +33,21 @@ def _global(debug: bool = typer.Option(False, "--debug", help="Show full traceba
         STATE["threads"] = threads
 
 
+_REGISTERED = []
+
+
 def _register_all() -> None:
-    from . import adversarial, attribution, core, embed, inspect, serve, synthesis, texture  # noqa: F401  (each registers on `app`)
-    for mod in (core, inspect, attribution, synthesis, embed, adversarial, texture, serve):
-        mod.register(app)
+    """Add every command to `app` once: from the saved description when it is current (no torch
+    until a command runs; see cli/spec.py), else by importing each CLI module's register(app)."""
+    if _REGISTERED:
+        return
+    import importlib
+
+    from .spec import CLI_MODULES, register_stubs
+    if not register_stubs(app):
+        for name in CLI_MODULES:
+            importlib.import_module(f".{name}", __package__).register(app)
+    _REGISTERED.append(True)
 
 
 def run(argv=None) -> int:

@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
         from ..errors import ConvlensError
         from ..web import create_app
         models = list(model or [DEFAULT_MODEL])
-        if not 0 < port < 65536:
-            raise ConvlensError(f"--port must be between 1 and 65535, got {port}")
+        if not 1 <= port <= 65535:
+            raise ConvlensError(f"--port must be a TCP port in 1..65535, got {port}; e.g. --port 8000")
         if orphan_timeout < 0:
             raise ConvlensError(f"--orphan-timeout must be 0 (never) or a number of seconds, got {orphan_timeout}")
         if workers < 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from .common import MODEL_OPT, OUT_OPT, WEIGHTS_OPT, config_command, echo, fixed, get_image, get_model, out_path
+from .common import MODEL_OPT, OUT_OPT, WEIGHTS_OPT, at_least, config_command, echo, fixed, get_image, get_model, out_path
 
 
 def _save(images, labels, path, tile=None):
@@ -24,6 +24,15 @@ def _save(images, labels, path, tile=None):
 def _interrupted(result) -> None:
     if getattr(result, "stopped", "") == "interrupted":
         echo("interrupted: wrote the best image so far")
+
+
+def _check_channels(model, layer: str, channels: list[int]) -> None:
+    """Each channel index exists in ``layer``'s output (one line naming the valid range)."""
+    from ..errors import ConvlensError
+    shape = model.layer_info(layer).shape
+    for c in channels:
+        if not 0 <= c < shape[0]:
+            raise ConvlensError(f"channel {c} out of range 0..{shape[0] - 1} for {layer} {shape}")
 
 
 def _layer_list(model, text: str) -> list[str]:
@@ -62,9 +71,12 @@ def register(app: typer.Typer) -> None:
     def classviz(cfg, target: str, generator: str, model: str, weights: str, out: str):
         from ..recipes import visualize_class
         from ..recipes.visualize import resolve
+        from ..errors import ConvlensError
+        targets = [t.strip() for t in target.split(",") if t.strip()]
+        if not targets:
+            raise ConvlensError("--target needs a class name or index, e.g. --target flamingo (see `convlens predict`)")
         m = get_model(model, weights)
         cfg, gen = _generator(generator, m, cfg)
-        targets = [t.strip() for t in target.split(",") if t.strip()]
         steps = cfg.steps * cfg.octaves
         with cli_bar(f"classviz {target} ({resolve(cfg).preset})", steps) as bar:
             v = visualize_class(m, targets, cfg, generator=gen, progress=bar)
@@ -90,12 +102,18 @@ def register(app: typer.Typer) -> None:
             chans = [int(c) for c in channel.split(",") if c.strip()]
         except ValueError:
             raise ConvlensError(f"--channel takes integers like 7 or 3,7,12, got {channel!r}") from None
+        if not chans:
+            raise ConvlensError("--channel needs at least one channel index, e.g. --channel 7")
+        _check_channels(m, layer, chans)
         with cli_bar(f"neuronviz {layer}:{channel}", cfg.steps * cfg.octaves) as bar:
             if unit:
                 try:
                     y, x = (int(v) for v in unit.split(","))
                 except ValueError:
                     raise ConvlensError(f"--unit takes y,x like 7,7, got {unit!r}") from None
+                _, h, w = m.layer_info(layer).shape
+                if not (0 <= y < h and 0 <= x < w):
+                    raise ConvlensError(f"--unit {y},{x} is outside {layer}'s {h}x{w} map; give 0..{h - 1},0..{w - 1}")
                 v = visualize_neuron(m, layer, chans, (y, x), cfg, progress=bar)
             else:
                 v = visualize_channel(m, layer, chans, cfg, progress=bar)
@@ -115,9 +133,28 @@ def register(app: typer.Typer) -> None:
         from ..images import list_images, load_image
         from ..recipes import visualize_facets
         import torch
-        m = get_model(model, weights)
+
+        from ..errors import ConvlensError
+        at_least(n, 1, "--n")
+        n_img = 300
         if images.startswith("samples"):
-            n_img = int(images.split(":")[1]) if ":" in images else 300
+            try:
+                n_img = int(images.split(":")[1]) if ":" in images else 300
+            except ValueError:
+                raise ConvlensError(f"--images '{images}': write samples:N with a number, e.g. samples:300") from None
+            at_least(n_img, 1, "samples:N")
+        m = get_model(model, weights)
+        if layer in ("class", "logits"):
+            m.class_index(channel)
+        else:
+            if channel != "auto":
+                try:
+                    _check_channels(m, layer, [int(channel)])
+                except ValueError:
+                    raise ConvlensError(f"--channel takes a channel index or 'auto', got {channel!r}") from None
+            else:
+                m.module(layer)
+        if images.startswith("samples"):
             data = sample_dataset(n_img, size=m.input_size[0])
         else:
             from ..images import fit

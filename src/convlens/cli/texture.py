@@ -14,7 +14,7 @@ from typing import List
 
 import typer
 
-from .common import OUT_OPT, config_command, echo, fixed, out_path
+from .common import OUT_OPT, at_least, config_command, echo, fixed, out_path
 
 METHODS = ("efros-leung", "wei-levoy", "quilting", "gram")
 
@@ -69,8 +69,15 @@ def register(app: typer.Typer) -> None:
         from ..texture.samples import prepare_sample
         if method not in METHODS:
             raise ConvlensError(f"unknown --method '{method}'; choose {', '.join(METHODS)}")
-        img = prepare_sample(sample, crop, sample_size)
+        if search not in ("exact", "tsvq"):
+            raise ConvlensError(f"--search must be exact or tsvq, got '{search}'")
         p = out_path(out)
+        for flag, v, lo in (("--size", size, 1), ("--crop", crop, 0), ("--sample-size", sample_size, 0),
+                            ("--window", window, 1), ("--block", block, 1), ("--levels", levels, 1), ("--steps", steps, 1)):
+            at_least(v, lo, flag)
+        if not epsilon >= 0:
+            raise ConvlensError(f"--epsilon must be 0 or more, got {epsilon}")
+        img = prepare_sample(sample, crop, sample_size)
         with cli_bar(f"texture {method}", None) as bar:
             if method == "efros-leung":
                 r = efros_leung(img, size, window=window or 11, epsilon=epsilon, seed=seed, progress=bar)
@@ -95,12 +102,21 @@ def register(app: typer.Typer) -> None:
         from ..images import save_png
         from ..recipes.style import style_transfer
         cfg = replace(cfg, content_layers=_layers(cfg.content_layers), style_layers=_layers(cfg.style_layers))
+        from ..errors import ConvlensError
+        p = out_path(out)
         styles = [s.strip() for s in style.split(",") if s.strip()]
-        weights = [float(w) for w in styles_weights.split(",")] if styles_weights else None
+        if not styles:
+            raise ConvlensError("give at least one style image, e.g. ihc")
+        try:
+            weights = [float(w) for w in styles_weights.split(",")] if styles_weights else None
+        except ValueError:
+            raise ConvlensError(f"--styles-weights takes numbers like 0.7,0.3, got {styles_weights!r}") from None
+        if weights is not None and (len(weights) != len(styles) or any(not w >= 0 for w in weights)):
+            raise ConvlensError(f"--styles-weights needs one weight of 0 or more per style ({len(styles)}), "
+                                f"got {styles_weights!r}")
         m = _style_model(model)
         with cli_bar(f"style ({m.name})", cfg.steps * cfg.octaves) as bar:
             r = style_transfer(m, content, styles, cfg, styles_weights=weights, progress=bar)
-        p = out_path(out)
         save_png(r.image, p)
         echo(f"wrote {p}  ({r.seconds:.1f} s; style loss {r.losses_start['style']:.3f} -> {r.losses['style']:.3f}, "
              f"content loss {r.losses.get('content', 0):.3f})")
@@ -142,7 +158,8 @@ def register(app: typer.Typer) -> None:
                     fixed("images", typer.Option("samples", "--images", help="Folder of content photos, or 'samples'.")),
                     fixed("out", typer.Option(..., "--out", "-o", help="Output .safetensors path."))], train,
                    "Train a fast-style network with the perceptual losses on content crops (with flips).\n\n"
-                   "Example: convlens fast-style train --style ihc --steps 1200 --out ihc.safetensors")
+                   "Example: convlens fast-style train --style ihc --steps 1200 --out ihc.safetensors",
+                   out_suffix=".safetensors")
 
     @fast.command("apply")
     def apply(args: List[str] = typer.Argument(..., help="STYLE IMAGE, or IMAGE alone with --blend. STYLE: a style "

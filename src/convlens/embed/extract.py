@@ -93,6 +93,8 @@ def decode_bytes(data: bytes, size: tuple[int, int], thumb: int = THUMB, draft: 
     try:
         h = hashlib.sha1(data).hexdigest()
         im = Image.open(io.BytesIO(data))
+        from ..images.io import check_image_header
+        check_image_header(im)  # a too-large image is refused from its header, before decoding
         W0, H0 = im.size
         th, tw = size
         if draft and im.format == "JPEG" and im.mode in ("RGB", "L"):

@@ -1,8 +1,20 @@
-"""Image loading (any format -> float32 (1, 3, H, W) in [0, 1]), bundled samples, atomic PNG writes."""
-from .io import fit, list_images, load_image, resize_shorter, save_png, to_uint8, write_atomic
-from .labelled import LabelledPhotos, labelled_photos, loo_1nn_accuracy
-from .samples import PAINTINGS, PHOTOS, TEXTURES, image_from_arg, sample_image, sample_names
+"""Image loading (any format -> float32 (1, 3, H, W) in [0, 1]), bundled samples, atomic PNG writes.
 
-__all__ = ["load_image", "fit", "resize_shorter", "save_png", "to_uint8", "write_atomic", "list_images", "sample_image",
-           "sample_names", "image_from_arg", "PHOTOS", "TEXTURES", "PAINTINGS",
-           "labelled_photos", "LabelledPhotos", "loo_1nn_accuracy"]
+Names load on first use (PEP 562): ``convlens.images.samples`` (the sample list) needs no torch.
+"""
+import importlib
+
+_NAMES = {**{n: "io" for n in ("check_image_header", "fit", "list_images", "load_image", "resize_shorter",
+                               "save_png", "to_uint8", "write_atomic", "MAX_PIXELS")},
+          **{n: "samples" for n in ("PAINTINGS", "PHOTOS", "TEXTURES", "image_from_arg", "sample_image", "sample_names")},
+          **{n: "labelled" for n in ("LabelledPhotos", "labelled_photos", "loo_1nn_accuracy")}}
+
+__all__ = list(_NAMES)
+
+
+def __getattr__(name: str):
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
+    globals()[name] = value
+    return value

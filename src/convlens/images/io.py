@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,11 @@ from PIL import Image, ImageOps
 
 from ..errors import ConvlensError
 
-MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 0.25 GB of RGBA)
+# The largest image convlens decodes: 64 megapixels (8000 x 8000; 0.77 GB as float32 RGB). Checked
+# from the header before any pixel is decoded (check_image_header), wherever images enter: load_image,
+# the embedding extraction, the explorer's uploads. Raise it (convlens.images.io.MAX_PIXELS = ...)
+# for bigger scans.
+MAX_PIXELS = 64_000_000
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm"}
 
 
@@ -49,28 +54,74 @@ def load_image(source, size: int | tuple | None = None, background=(1.0, 1.0, 1.
     return fit(t, size) if size is not None else t
 
 
-def _open(path: Path) -> Image.Image:
-    if not path.exists():
-        raise ConvlensError(f"image file not found: {path}")
-    if path.is_dir():
-        raise ConvlensError(f"{path} is a folder; pass an image file")
-    old = Image.MAX_IMAGE_PIXELS
+def _too_large(name: str, detail: str) -> ConvlensError:
+    return ConvlensError(f"{name}: {detail}, over convlens's limit of {MAX_PIXELS / 1e6:g} megapixels "
+                         "(convlens.images.io.MAX_PIXELS); downscale it first")
+
+
+def _open_lazily(fp, name: str) -> Image.Image:
+    """``Image.open`` (reads the header only), PIL's own bomb error turned into ours."""
     try:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        img = Image.open(path)
+        with warnings.catch_warnings():  # PIL warns above its own limit; ours is lower and refuses
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(fp)
+    except Image.DecompressionBombError as e:
+        raise _too_large(name, str(e).split(",")[0]) from None
+
+
+def check_image_header(source, name: str | None = None) -> tuple[int, int]:
+    """(width, height) from an image's header, refusing more than ``MAX_PIXELS`` before decoding.
+
+    Args:
+        source: a path, bytes, a binary file object (its position is restored), or a PIL image
+            opened but not loaded (``Image.open`` reads only the header).
+        name: how the error names the image (default: the path, else "image").
+    Raises ``ConvlensError`` (one line: the size, the limit, the fix) for an image too large, and
+    for a file that is missing or not an image. The web upload and the embedding extraction call
+    it before decoding; ``load_image`` does too.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = name or str(source)
+        path = Path(source)
+        if not path.exists():
+            raise ConvlensError(f"image file not found: {path}")
+        if path.is_dir():
+            raise ConvlensError(f"{path} is a folder; pass an image file")
+    name = name or "image"
+    if isinstance(source, Image.Image):
+        w, h = source.size
+    else:
+        fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+        pos = fp.tell() if hasattr(fp, "tell") else None
+        try:
+            with _open_lazily(fp, name) as im:
+                w, h = im.size
+        except ConvlensError:
+            raise
+        except Exception as e:  # noqa: BLE001 - PIL raises several types for non-image files
+            raise ConvlensError(f"{name}: not a readable image ({type(e).__name__}: {str(e)[:80]})") from None
+        finally:
+            if pos is not None:
+                fp.seek(pos)
+    if w * h > MAX_PIXELS:
+        raise _too_large(name, f"{w}x{h} = {w * h / 1e6:.4g} megapixels")
+    return w, h
+
+
+def _open(path: Path) -> Image.Image:
+    check_image_header(path)  # missing, a folder, not an image, too large: refused before decoding
+    try:
+        img = _open_lazily(path, str(path))
         img.load()
         return img
-    except Image.DecompressionBombError as e:
-        raise ConvlensError(f"{path}: refused as a possible decompression bomb ({e}); downscale it first") from None
+    except ConvlensError:
+        raise
     except Exception as e:  # PIL raises several types for truncated / non-image files
         raise ConvlensError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:80]})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = old
 
 
 def _from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
-    if img.width * img.height > MAX_PIXELS:
-        raise ConvlensError(f"{name}: {img.width}x{img.height} is too large (possible decompression bomb); downscale it first")
+    check_image_header(img, name)
     try:
         img = ImageOps.exif_transpose(img)
     except Exception:

@@ -3,11 +3,12 @@ paintings from Debian packages (opencv-doc; gcompris-qt-data, see ``paintings``)
 from __future__ import annotations
 
 from functools import lru_cache
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import ConvlensError, closest
+
+if TYPE_CHECKING:  # `convlens samples` lists the names without importing torch
+    import torch
 
 
 def _skimage(name):
@@ -26,12 +27,14 @@ def _sklearn(fname):
 
 def _grace_hopper():
     import matplotlib.cbook
+    import numpy as np
     from PIL import Image
     with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
         return np.asarray(Image.open(f).convert("RGB"))
 
 
 def _starry_night():
+    import numpy as np
     from PIL import Image
 
     from ..assets import data_file

@@ -2,8 +2,11 @@
 
 convlens never changes a user's module. `Model.wrap` works on a deep copy (eval mode,
 parameters frozen), so `.eval()`, hooks, activation overrides and `.grad` never reach the
-caller's object. Pass `copy=False` only for models too large to copy; convlens then still
-removes every hook it adds, but the module is put in eval mode and its parameters frozen.
+caller's object. The copy is a snapshot of the network, not of the user's instrumentation: the
+user's own hooks (forward, forward-pre, backward, state-dict) stay on their module and never fire
+inside convlens calls. Pass `copy=False` only for models too large to copy; convlens then still
+removes every hook it adds, but the module is put in eval mode, its parameters frozen, and the
+user's hooks on it do fire.
 """
 from __future__ import annotations
 
@@ -24,6 +27,86 @@ def _dtype_device(net: nn.Module) -> tuple[torch.dtype, torch.device]:
         if t.is_floating_point():
             return t.dtype, t.device
     return torch.float32, torch.device("cpu")
+
+
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks", "_state_dict_hooks",
+               "_state_dict_pre_hooks", "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+# per-hook flags keyed like the hooks of the dict they qualify
+_HOOK_FLAGS = {"_forward_hooks_with_kwargs": "_forward_hooks", "_forward_hooks_always_called": "_forward_hooks",
+               "_forward_pre_hooks_with_kwargs": "_forward_pre_hooks"}
+
+
+def _is_torch_hook(hook) -> bool:
+    """torch's own hooks (lazy modules, weight/spectral norm, pruning) are part of the network."""
+    fn = getattr(hook, "func", hook)  # functools.partial
+    mod = getattr(fn, "__module__", None) or type(fn).__module__
+    return (mod or "").split(".")[0] == "torch"
+
+
+def _drop_user_hooks(net: nn.Module) -> None:
+    """Remove every hook the user registered on a (copied) network, keeping torch's own."""
+    for m in net.modules():
+        for attr in _HOOK_DICTS:
+            hooks = getattr(m, attr, {})
+            for key in [k for k, h in hooks.items() if not _is_torch_hook(h)]:
+                del hooks[key]
+        for flag, attr in _HOOK_FLAGS.items():
+            flags, hooks = getattr(m, flag, {}), getattr(m, attr, {})
+            for key in [k for k in flags if k not in hooks]:
+                del flags[key]
+
+
+def validate_images(images, channels: int = 3) -> None:
+    """Refuse anything but float (N, C, H, W) images in [0, 1], in one line naming the fix.
+
+    Every image reaches a network through ``Model.forward`` (and ``predict``), so every technique
+    gets this check. Small excursions outside [0, 1] pass: SmoothGrad's noise, integrated-gradient
+    paths, unclamped optimisation steps and hand-made tests make them on purpose. What is refused is a
+    whole image on another scale: a maximum above 10 with more than half of the values above 1.5
+    (0-255 floats: a photo's brightest pixel is far above 10), or more than half of the values
+    below -0.5 (an image normalized already), plus integer / bool / complex dtypes, NaN or inf, wrong ranks, channel
+    counts and empty batches.
+    """
+    want = f"float32 (N, {channels}, H, W) in [0, 1]"
+    if not isinstance(images, torch.Tensor):
+        raise ConvlensError(f"images must be a torch tensor {want}, got {type(images).__name__}; "
+                            "use convlens.load_image(path) or torch.as_tensor(array)")
+    shape = tuple(images.shape)
+    if not images.is_floating_point():
+        fix = "images.float() / 255" if images.dtype == torch.uint8 else "images.float() (values in [0, 1])"
+        raise ConvlensError(f"images must be {want}, got dtype {str(images.dtype).replace('torch.', '')} {shape}; "
+                            f"use {fix} or convlens.load_image(path)")
+    if images.ndim != 4:
+        fix = {3: "add the batch dimension with images.unsqueeze(0)",
+               2: f"a grey (H, W) image: images.expand({channels}, -1, -1).unsqueeze(0)"}.get(
+            images.ndim, "use convlens.load_image(path)")
+        raise ConvlensError(f"images must be {want}, got shape {shape}; {fix}")
+    if shape[1] != channels:
+        if shape[-1] == channels:
+            fix = "channels-last: use images.permute(0, 3, 1, 2)"
+        elif shape[1] == 4 and channels == 3:
+            fix = "RGBA: drop the alpha with images[:, :3] or load with convlens.load_image(path)"
+        elif shape[1] == 1:
+            fix = f"grey: use images.expand(-1, {channels}, -1, -1)"
+        else:
+            fix = "use convlens.load_image(path)"
+        raise ConvlensError(f"images must be {want}, got {shape[1]} channels {shape}; {fix}")
+    if 0 in shape:
+        raise ConvlensError(f"images must be {want}, got an empty batch {shape}; give at least one image of "
+                            "at least 1x1 pixel")
+    x = images.detach()
+    finite = torch.isfinite(x)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ConvlensError(f"images contain {bad} NaN or inf values of {x.numel()}; images must be {want}: "
+                            "check what produced them (torch.nan_to_num fixes stray values)")
+    lo, hi = torch.aminmax(x)
+    if hi > 10 and float((x > 1.5).float().mean()) > 0.5:
+        raise ConvlensError(f"images look like 0-255 values (max {float(hi):.4g}); images must be {want}: "
+                            "divide by 255 (or use convlens.load_image)")
+    if lo < -0.5 and float((x < -0.5).float().mean()) > 0.5:
+        raise ConvlensError(f"images look normalized already (min {float(lo):.4g}); images must be {want}: "
+                            "pass the [0, 1] image, the Model normalizes inside")
 
 
 @dataclass(frozen=True)
@@ -74,8 +157,9 @@ class Model(nn.Module):
         """Wrap any ``nn.Module`` mapping normalized images to logits.
 
         Args:
-            module: the user's network; it is deep-copied unless ``copy=False``. The normalization
-                takes the dtype and device of its parameters (float64, float16, CUDA work as is).
+            module: the user's network; it is deep-copied unless ``copy=False``: a snapshot of the
+                network without the user's hooks (they stay on ``module`` and never fire inside
+                convlens). The normalization takes the dtype and device of its parameters.
             mean, std: per-channel normalization the network expects (ImageNet by default).
             classes: class names; default: ImageNet's if the output has 1000 logits, else indices.
             input_size: (H, W) or int.
@@ -88,7 +172,10 @@ class Model(nn.Module):
             return module
         if not isinstance(module, nn.Module):
             raise ConvlensError(f"Model.wrap needs a torch.nn.Module, got {type(module).__name__}")
-        net = _copy.deepcopy(module) if copy else module
+        net = module
+        if copy:
+            net = _copy.deepcopy(module)
+            _drop_user_hooks(net)
         model = cls(net, mean=mean, std=std, input_size=input_size, classes=classes,
                     name=name or type(module).__name__, weights="user")
         if model.classes is None:
@@ -105,6 +192,7 @@ class Model(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for images in [0, 1], shape (N, 3, H, W) -> (N, num_classes)."""
+        validate_images(images, self.mean.shape[1])
         out = self.net((images.to(self.mean.dtype) - self.mean) / self.std)
         if not isinstance(out, torch.Tensor):  # GoogLeNet / Inception namedtuples in train mode
             out = out[0]

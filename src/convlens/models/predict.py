@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import Model
+from .model import Model, validate_images
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,9 @@ def predict(model: Model, images: torch.Tensor, topk: int = 5, *, backend: str |
     from ..errors import ConvlensError
     from ..images import fit
 
+    validate_images(images, model.mean.shape[1])
+    if topk < 1:
+        raise ConvlensError(f"topk must be at least 1, got {topk}")
     images = fit(images, model.input_size).to(model.device)
     budget = threads if threads is not None else torch.get_num_threads()
     switch = Switch(model, [], True, budget, backend, total=images.shape[0])
