@@ -32,15 +32,22 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
         from rich.table import Table
-        from ..probe import receptive_field
         m = get_model(model, weights)
         t = Table(title=f"{model} layers at {m.input_size[0]}x{m.input_size[1]}")
         for col in ("name", "type", "output shape", "params") + (("receptive field",) if rf else ()):
             t.add_column(col)
-        for li in m.layers(kind):
+        infos = m.layers(kind)
+        fields = {}
+        if rf:  # analytic where the module graph allows it (all at once), else the gradient method
+            from ..probe import receptive_fields
+            from ..progress import cli_bar
+            conv = [li.name for li in infos if li.is_conv]
+            with cli_bar("receptive fields", len(conv)) as bar:
+                fields = receptive_fields(m, conv, progress=bar)
+        for li in infos:
             row = [li.name, li.type, "x".join(map(str, li.shape)), f"{li.params:,}"]
             if rf:
-                row.append(_rf_text(receptive_field(m, li.name)) if li.is_conv else "")
+                row.append(_rf_text(fields[li.name]) if li.name in fields else "")
             t.add_row(*row)
         Console(width=140).print(t)
 

@@ -24,97 +24,16 @@ How:
 """
 from __future__ import annotations
 
-import operator
 import weakref
 from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 
+from ..probe.geometry import CONST, GLOBAL, IDENTITY, node_field, shape
 from ..probe.receptive_field import ReceptiveField
 from .forward import inference_twin
-
-# Ops that act on each spatial position alone (their output unit (y, x) reads input units (y, x) only).
-_POINTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-                      nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Softplus, nn.Hardtanh,
-                      nn.Identity, nn.Dropout, nn.Dropout2d, nn.BatchNorm2d, nn.LocalResponseNorm)
-_POINTWISE_FUNCTIONS = {F.relu, F.relu6, F.hardtanh, F.hardswish, F.hardsigmoid, F.silu, F.gelu, F.elu,
-                        F.leaky_relu, F.sigmoid, F.tanh, F.mish, F.dropout, torch.relu, torch.sigmoid, torch.tanh,
-                        torch.clamp, operator.neg, torch.neg}
-_BINARY_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.mul, operator.imul, operator.truediv,
-                     torch.add, torch.sub, torch.mul, torch.div}
-_POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "clamp", "clamp_", "contiguous",
-                      "hardtanh", "hardtanh_", "neg"}
-_BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
-
-IDENTITY = ReceptiveField(size=(1, 1), stride=(1, 1), offset=(0, 0))
-GLOBAL = "global"  # the unit depends on the whole input (or on something this module cannot see through)
-CONST = "const"    # no dependence on the segment's input (parameters, constants)
-
-
-def _window(field: ReceptiveField, kernel, stride, padding, dilation) -> ReceptiveField:
-    """The field after a sliding window op (conv / pool) applied to a map whose units have ``field``."""
-    k, s, p, d = (_pair(v) for v in (kernel, stride, padding, dilation))
-    return ReceptiveField(
-        size=tuple(field.size[a] + (k[a] - 1) * d[a] * field.stride[a] for a in (0, 1)),
-        stride=tuple(field.stride[a] * s[a] for a in (0, 1)),
-        offset=tuple(field.offset[a] - p[a] * field.stride[a] for a in (0, 1)))
-
-
-def _union(fields):
-    """Field of a pointwise op of several inputs (add, mul, concat along channels)."""
-    fields = [f for f in fields if f is not CONST]
-    if not fields:
-        return CONST
-    if any(f is GLOBAL for f in fields) or len({f.stride for f in fields}) > 1:
-        return GLOBAL
-    lo = tuple(min(f.offset[a] for f in fields) for a in (0, 1))
-    hi = tuple(max(f.offset[a] + f.size[a] for f in fields) for a in (0, 1))
-    return ReceptiveField(size=(hi[0] - lo[0], hi[1] - lo[1]), stride=fields[0].stride, offset=lo)
-
-
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
-
-
-def _shape(node):
-    meta = node.meta.get("tensor_meta")
-    return tuple(meta.shape) if hasattr(meta, "shape") else None
-
-
-def _node_field(node: fx.Node, fields: dict, modules: dict):
-    """Receptive field of ``node``'s output in the segment input's units (GLOBAL when unknown)."""
-    args = node.all_input_nodes
-    ins = [fields.get(a, CONST) for a in args]
-    if all(f is CONST for f in ins):
-        return CONST
-    out_shape = _shape(node)
-    if out_shape is None or len(out_shape) != 4:
-        return GLOBAL
-    mod = modules.get(node.target) if node.op == "call_module" else None
-    if isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        padding = mod.padding
-        if isinstance(padding, str):  # "same" pads asymmetrically for even kernels: not modelled
-            padding = 0 if padding == "valid" else None
-        if ins[0] is GLOBAL or padding is None:
-            return GLOBAL
-        return _window(ins[0], mod.kernel_size, mod.stride or mod.kernel_size, padding, getattr(mod, "dilation", 1))
-    # pointwise and elementwise ops: every input that depends on the segment input has the output's size
-    if any(f is not CONST and (_shape(a) is None or _shape(a)[-2:] != out_shape[-2:]) for a, f in zip(args, ins)):
-        return GLOBAL
-    if len(args) == 1 and (isinstance(mod, _POINTWISE_MODULES) or
-                           (node.op == "call_function" and node.target in _POINTWISE_FUNCTIONS) or
-                           (node.op == "call_method" and node.target in _POINTWISE_METHODS)):
-        return ins[0]
-    if (node.op == "call_function" and node.target in _BINARY_FUNCTIONS) or \
-            (node.op == "call_method" and node.target in _BINARY_METHODS):
-        return _union(ins)
-    if node.op == "call_function" and node.target is torch.cat:
-        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-        return _union(ins) if dim in (1, -3) else GLOBAL
-    return GLOBAL
 
 
 @dataclass
@@ -159,7 +78,7 @@ def split(gm: fx.GraphModule, example: torch.Tensor) -> list[Segment]:
     index = {n: i for i, n in enumerate(nodes)}
     cuts, live_until = [nodes[0]], 0
     for i, n in enumerate(nodes):
-        if i > 0 and live_until <= i and _shape(n) is not None:
+        if i > 0 and live_until <= i and shape(n) is not None:
             cuts.append(n)
         live_until = max(live_until, max((index.get(u, len(nodes)) for u in n.users), default=i))
     if cuts[-1] is not nodes[-1]:
@@ -170,7 +89,7 @@ def split(gm: fx.GraphModule, example: torch.Tensor) -> list[Segment]:
         body = nodes[index[a] + 1:index[b] + 1]
         fields = {a: IDENTITY}
         for n in body:
-            fields[n] = _node_field(n, fields, modules)
+            fields[n] = node_field(n, fields, modules)
         prev = pieces[-1][2] if pieces else None
         # merge a pointwise piece into the local one before it; after the first global piece, all is global
         if prev is not None and (prev in (GLOBAL, CONST) or fields[b] == IDENTITY):
