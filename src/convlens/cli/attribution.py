@@ -53,6 +53,21 @@ def _save(result, out: str, mode):
     echo(f"{result.method}: {result.labels[0]}; raw range [{lo:.3g}, {hi:.3g}]{extra}\nwrote {p}")
 
 
+def _save_partial(partial, out: str, mode) -> None:
+    """Ctrl-C during occlusion: write the windows finished so far (atomically, titled "partial k/n"),
+    say so in one line on stderr, exit 130. Pixels no finished window covers show the bare image."""
+    import sys
+    done, total = (partial.info["finished"], partial.info["total"]) if partial is not None else (0, None)
+    if not done:
+        print("convlens: interrupted before any occlusion window finished; no file written", file=sys.stderr)
+    else:
+        from ..images import save_png
+        label = f"partial {done}/{total} windows: {partial.labels[0]}"
+        p = save_png(partial.overlay(0, mode, label=label), out_path(out))
+        print(f"convlens: interrupted; partial: {done} of {total} windows, written to {p}", file=sys.stderr)
+    raise SystemExit(130)  # the line above says what was kept
+
+
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to `app`."""
 
@@ -116,12 +131,8 @@ def register(app: typer.Typer) -> None:
             with cli_bar("occlusion", n) as bar:
                 r = occlusion(m, img, target, window=window, stride=stride, baseline=base, score=score,
                               batch_size=batch_size, incremental=incremental, progress=bar)
-        except KeyboardInterrupt as e:  # keep the windows finished so far
-            partial = getattr(e, "partial", None)
-            if partial is not None and partial.info["finished"]:
-                _save(partial, out, mode)
-                echo(f"interrupted after {partial.info['finished']} of {partial.info['total']} windows")
-            raise
+        except KeyboardInterrupt as e:
+            _save_partial(getattr(e, "partial", None), out, mode)
         _save(r, out, mode)
 
     @app.command("gradcam")
