@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
                       baseline: str = typer.Option("zero", "--baseline", help="zero, grey, blur, mean, or a number in [0, 1]."),
                       score: str = typer.Option("prob", "--score", help="prob (softmax, Zeiler & Fergus) or logit."),
                       batch_size: int = typer.Option(None, "--batch-size", help="Perturbations per forward (default: automatic)."),
-                      incremental: bool = typer.Option(True, "--incremental/--whole", help="Recompute only the feature-map regions each window changes (same map, faster), or run whole passes."),
+                      incremental: bool = typer.Option(None, "--incremental/--whole", help="Recompute only the feature-map regions each window changes, or run whole passes (same map; default: the faster, see docs/attribution.md)."),
                       mode: str = MODE_OPT, full: bool = FULL_OPT, out: str = OUT_OPT):
         """Occlusion map: drop of the target's probability as a window hides each region (Zeiler & Fergus 2014).
 
@@ -130,7 +130,8 @@ def register(app: typer.Typer) -> None:
         try:
             with cli_bar("occlusion", n) as bar:
                 r = occlusion(m, img, target, window=window, stride=stride, baseline=base, score=score,
-                              batch_size=batch_size, incremental=incremental, progress=bar)
+                              batch_size=batch_size, incremental="auto" if incremental is None else incremental,
+                              progress=bar)
         except KeyboardInterrupt as e:
             _save_partial(getattr(e, "partial", None), out, mode)
         _save(r, out, mode)

@@ -121,6 +121,7 @@ class IncrementalNet:
                              device=model.device)
         self.segments = split(gm, (example - self.twin.mean) / self.twin.std)
         self.crop_limit = crop_limit
+        self.flops = _segment_flops(self.segments, (example - self.twin.mean) / self.twin.std, self.format)
         self.check(example)
 
     def check(self, image: torch.Tensor, size: int = 8, rtol: float = 1e-4) -> None:
@@ -143,6 +144,19 @@ class IncrementalNet:
     def at(self, image: torch.Tensor) -> "IncrementalPass":
         """Run the clean ``image`` (1, 3, H, W) in [0, 1] once; perturbations of it then cost less."""
         return IncrementalPass(self, image)
+
+
+def _segment_flops(segments: list[Segment], x: torch.Tensor, fmt) -> list[float]:
+    """FLOPs of each segment on ``x`` (one counted forward; the cost model's weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    out = []
+    with torch.inference_mode():
+        a = x.contiguous(memory_format=fmt)
+        for seg in segments:
+            with FlopCounterMode(display=False) as fc:
+                a = seg.module(a.clone(memory_format=fmt))
+            out.append(float(fc.get_total_flops()))
+    return out
 
 
 class IncrementalPass:
@@ -184,6 +198,29 @@ class IncrementalPass:
                 data = _gather_batched(out, rel, plan.out_size)
                 pos = plan.out_pos
             return self._whole(len(net.segments), pos, data)  # a fully local net: paste into the clean output
+
+    def cost(self, size) -> float:
+        """FLOPs of an incremental pass for an (h, w) box in the middle of the image, as a fraction of a
+        whole pass's: each local segment before the switch to whole maps costs its FLOPs times the
+        fraction of its input map its crop covers; from the switch on, the full FLOPs."""
+        net = self.net
+        H, W = self.clean[0].shape[-2:]
+        h, w = min(int(size[0]), H), min(int(size[1]), W)
+        pos = torch.tensor([[(H - h) // 2, (W - w) // 2]])
+        total, spent = sum(net.flops), 0.0
+        for k, seg in enumerate(net.segments):
+            A = self.clean[k]
+            if not seg.local or A.ndim != 4:
+                break
+            plan = _plan(seg.field, pos, (h, w), A.shape[-2:], self.clean[k + 1].shape[-2:])
+            frac = plan.crop[0] * plan.crop[1] / (A.shape[-2] * A.shape[-1]) if plan is not None else 1.0
+            if plan is None or frac > net.crop_limit:
+                break
+            spent += net.flops[k] * frac
+            pos, (h, w) = plan.out_pos, plan.out_size
+        else:
+            k = len(net.segments)
+        return (spent + sum(net.flops[k:])) / max(total, 1.0)
 
     def _whole(self, k: int, pos: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
         """Paste the changed box into the clean map at cut ``k`` and run the rest of the network whole."""
