@@ -10,8 +10,9 @@ How:
    need passes) into segments.
 2. Each segment's receptive field (size, stride, offset per axis, in its input's units) follows from the
    geometry of its ops: convolutions and pools compose, pointwise ops keep it, adds and channel
-   concatenations take the union. Any op whose geometry is not known here (global pooling, flatten,
-   squeeze-excitation gates, ...) makes the segment *global*: from it on the network runs whole.
+   concatenations take the union (``probe/geometry.py``, shared with ``receptive_field``). Any op whose
+   geometry is not known there (global pooling, flatten, squeeze-excitation gates, ...) makes the
+   segment *global*: from it on the network runs whole.
 3. The clean image runs once; its activation at every cut is kept. A perturbed image differs from the
    clean one inside a box of the input, so at the next cut it differs only inside the box of units whose
    field meets it, and so on. Each local segment runs on a crop of its clean input with the changed
@@ -21,6 +22,9 @@ How:
    on its border, so every kept unit sees exactly the inputs and the padding it sees in the whole pass.
    The result equals the whole forward pass up to float rounding; ``IncrementalNet.check`` compares
    the two on probe perturbations, and callers fall back to whole passes if they differ.
+5. Cost: ``IncrementalPass.cost(window)`` estimates an incremental pass's FLOPs as a fraction of a whole
+   pass's (each segment's FLOPs, counted once, weighted by the share of its map the crop covers), the
+   cost model occlusion's ``incremental="auto"`` starts from.
 """
 from __future__ import annotations
 
