@@ -11,6 +11,7 @@ The rules (shared by ``receptive_field``'s analytic path and ``drivers.increment
 """
 from __future__ import annotations
 
+import copy
 import operator
 from dataclasses import dataclass
 
@@ -183,18 +184,38 @@ class _Shape:
     shape: tuple
 
 
+def _meta_copy(net: nn.Module) -> nn.Module:
+    """``net`` with every parameter and buffer replaced by a "meta" tensor (shape and dtype, no data):
+    a forward through it infers shapes without computing anything."""
+    memo = {}
+    for t in (*net.parameters(), *net.buffers()):
+        m = torch.empty(t.shape, dtype=t.dtype, device="meta")
+        memo[id(t)] = nn.Parameter(m, requires_grad=False) if isinstance(t, nn.Parameter) else m
+    return copy.deepcopy(net, memo)
+
+
+def _traced_shapes(net: nn.Module, example: torch.Tensor) -> tuple[fx.GraphModule, dict]:
+    """The fx graph of ``net`` with each node's output shape, and {module name: its output node}."""
+    tracer = _ModuleTracer()
+    graph = tracer.trace(net)
+    gm = fx.GraphModule(tracer.root, graph)
+    with torch.inference_mode():
+        _ShapeRecorder(gm).run(example)
+    return gm, tracer.outputs
+
+
 def module_fields(net: nn.Module, example: torch.Tensor) -> dict[str, tuple]:
     """{dotted module name: (field, output shape)} of every module of ``net`` whose output is one
-    tensor, from one ``torch.fx`` trace and one forward of ``example`` (for the shapes); the field is
-    GLOBAL where the rules above do not reach. Raises ``ValueError`` when ``net`` cannot be traced."""
-    tracer = _ModuleTracer()
+    tensor, from one ``torch.fx`` trace and one forward of ``example`` for the shapes (on "meta"
+    tensors: no arithmetic; on the real network if an op has no meta kernel); the field is GLOBAL
+    where the rules above do not reach. Raises ``ValueError`` when ``net`` cannot be traced."""
     try:
-        graph = tracer.trace(net)
-        gm = fx.GraphModule(tracer.root, graph)
-        with torch.inference_mode():
-            _ShapeRecorder(gm).run(example)
-    except Exception as e:  # noqa: BLE001 - data-dependent control flow and the like
-        raise ValueError(f"cannot trace the network with torch.fx ({type(e).__name__})") from e
+        gm, outputs = _traced_shapes(_meta_copy(net), example.to("meta"))
+    except Exception:  # noqa: BLE001 - an op without a meta kernel, a tensor attribute: try for real
+        try:
+            gm, outputs = _traced_shapes(net, example)
+        except Exception as e:  # noqa: BLE001 - data-dependent control flow and the like
+            raise ValueError(f"cannot trace the network with torch.fx ({type(e).__name__})") from e
     modules = dict(gm.named_modules())
     fields: dict = {}
     for n in gm.graph.nodes:
@@ -202,4 +223,4 @@ def module_fields(net: nn.Module, example: torch.Tensor) -> dict[str, tuple]:
             fields[n] = IDENTITY
         elif n.op not in ("get_attr", "output"):
             fields[n] = node_field(n, fields, modules)
-    return {name: (fields.get(node, GLOBAL), shape(node)) for name, node in tracer.outputs.items()}
+    return {name: (fields.get(node, GLOBAL), shape(node)) for name, node in outputs.items()}
