@@ -91,8 +91,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
             window's crop covers); at most ``DECISIVE_COST`` (deep nets at large sizes: VGG at 224 px
             is 0.17) picks incremental outright. Above it FLOPs do not decide (MobileNetV2's small
             crops are memory-bound: estimated 0.69 at 112 px, measured 1.25-1.4x the whole pass's
-            time), so the first two chunks of windows of the first image run one each way, timed,
-            and the faster per window does the rest (both are exact: the map is the same either way).
+            time), so two chunks of windows of the first image (an eighth of its windows each, at
+            least 4) run one each way, timed, and the faster per window does the rest (both are exact: the map is the same either way).
             Whole passes are used when the network cannot be traced.
         backend: for whole passes: "auto" (default), "torch" or "onnxruntime" (docs/forward.md);
             "onnxruntime" runs every window as a whole pass in onnxruntime.
@@ -129,6 +129,7 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     switch = Switch(model, [], True, torch.get_num_threads(), backend, total=total) if path != "incremental" else None
     grid = torch.full((N, len(ys), len(xs)), float("nan"), dtype=x.dtype, device=x.device)
     choice = {"flops": None, "incremental_s": None, "whole_s": None}
+    probe = max(1, min(bs, len(pos) // 2, max(4, len(pos) // 8)))  # windows per timed probe chunk
     done = 0
 
     def result(clean):
@@ -170,7 +171,7 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
                     way = path
                     if path == "auto":  # probe: one chunk each way, timed
                         way = "incremental" if choice["incremental_s"] is None else "whole"
-                    chunk = pos[start:start + (bs if path != "auto" else max(1, min(bs, len(pos) // 2)))]
+                    chunk = pos[start:start + (bs if path != "auto" else probe)]
                     t0 = time.perf_counter()
                     logits = incremental_drops(run, xn, bn, chunk) if way == "incremental" else whole_drops(xn, bn, chunk)
                     if path == "auto":
