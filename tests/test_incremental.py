@@ -171,6 +171,10 @@ def test_cost_model_by_hand_and_auto_takes_incremental_outright():
     r = convlens.occlusion(m, x, 0, window=4, stride=4)   # auto: 0.06 <= DECISIVE_COST, no timing
     assert r.info["incremental"] and r.info["choice"]["incremental_s"] is None
     assert r.info["choice"]["flops"] == pytest.approx(0.0626, abs=1e-4)
+    # a 30x30 window: the conv's crop is the whole map (> 80%): the estimate is 1 >= WHOLE_COST, whole passes
+    r = convlens.occlusion(m, x, 0, window=30, stride=2)
+    assert r.info["choice"]["flops"] == 1.0 and not r.info["incremental"]
+    assert r.info["choice"]["incremental_s"] is None and r.info["choice"]["whole_s"] is None
 
 
 @pytest.mark.parametrize("slow", ["incremental", "whole"])

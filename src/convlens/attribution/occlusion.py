@@ -60,7 +60,11 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
 
 
-DECISIVE_COST = 0.35  # auto: an incremental pass estimated below this fraction of a whole pass's FLOPs wins outright
+# auto: an incremental pass estimated at most this fraction of a whole pass's FLOPs wins outright ...
+DECISIVE_COST = 0.35
+# ... and from this fraction whole passes do: saving at most a third of the FLOPs does not pay for the
+# crops' gathers and small convolutions, and whole passes may run in onnxruntime (1.3x torch or more)
+WHOLE_COST = 0.65
 
 
 def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero", score: str = "prob",
@@ -89,11 +93,12 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
             two. The cost model: ``IncrementalPass.cost`` estimates an incremental pass's FLOPs as a
             fraction of a whole pass's (each local segment weighted by the share of its map the
             window's crop covers); at most ``DECISIVE_COST`` (deep nets at large sizes: VGG at 224 px
-            is 0.17) picks incremental outright. Above it FLOPs do not decide (MobileNetV2's small
-            crops are memory-bound: estimated 0.69 at 112 px, measured 1.25-1.4x the whole pass's
-            time), so two chunks of windows of the first image (an eighth of its windows each, at
-            least 4) run one each way, timed, and the faster per window does the rest (both are exact: the map is the same either way).
-            Whole passes are used when the network cannot be traced.
+            is 0.17) picks incremental outright, at least ``WHOLE_COST`` whole passes (MobileNetV2
+            at 112 px: 0.69; its small crops are memory-bound: measured 1.25-1.4x the whole pass's
+            time). In between FLOPs do not decide (MobileNetV2 at 224 px: 0.59, incremental 1.5-1.9x
+            faster), so two chunks of windows of the first image (an eighth of its windows each, at
+            least 4) run one each way, timed, and the faster per window does the rest (both are
+            exact: the map is the same either way). Whole passes when the network cannot be traced.
         backend: for whole passes: "auto" (default), "torch" or "onnxruntime" (docs/forward.md);
             "onnxruntime" runs every window as a whole pass in onnxruntime.
         progress: called with (done, total) perturbations.
@@ -164,8 +169,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
                 run = inc.at(x[n:n + 1]) if path != "whole" else None
                 if path == "auto":
                     choice["flops"] = run.cost((wh, ww))
-                    if choice["flops"] <= DECISIVE_COST or len(pos) < 2:
-                        path = "incremental" if choice["flops"] < 1 else "whole"
+                    if choice["flops"] <= DECISIVE_COST or choice["flops"] >= WHOLE_COST or len(pos) < 2:
+                        path = "incremental" if choice["flops"] < WHOLE_COST else "whole"
                 start = 0
                 while start < len(pos):
                     way = path
