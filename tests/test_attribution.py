@@ -389,14 +389,54 @@ def test_occlusion_interrupt_keeps_finished_windows(tmp_path, monkeypatch, capsy
     # image 1: window row 0 and window (1, 0) done; pixels only later windows cover are NaN
     assert part.map[1, :4].isfinite().all() and part.map[1, 4:8, :4].isfinite().all()
     assert part.map[1, 4:8, 4:].isnan().all() and part.map[1, 8:].isnan().all()
-    # the CLI writes the finished part, then exits 130
+
+
+def test_occlusion_cli_interrupt_writes_the_partial_map(tmp_path, monkeypatch, capsys, offline_model):
+    """Ctrl-C (KeyboardInterrupt from the progress callback after 20 windows) writes the finished
+    windows' map, titled partial, atomically, says so on stderr and exits 130."""
+    import dataclasses
+    from PIL import Image
+    from convlens.cli.attribution import _image
     from convlens.cli.main import run
+    img = _image("chelsea", offline_model, False)
+    full = convlens.occlusion(offline_model, img, window=32, stride=32, batch_size=8)  # 7x7 disjoint windows
+
+    def stop_after(n):
+        def progress(done, total):
+            if done >= n:
+                raise KeyboardInterrupt
+        return progress
     real = convlens.attribution.occlusion
     monkeypatch.setattr(convlens.attribution, "occlusion",
-                        lambda *a, **k: real(*a, **{**k, "progress": stop_after(100)}))
+                        lambda *a, **k: real(*a, **{**k, "progress": stop_after(20)}))
     out = tmp_path / "occ.png"
-    assert run(["occlusion", "chelsea", "--window", "32", "--stride", "16", "-o", str(out)]) == 130
-    assert out.exists() and re.search(r"interrupted after \d+ of 169 windows", capsys.readouterr().out)
+    args = ["occlusion", "chelsea", "--window", "32", "--stride", "32", "--batch-size", "8", "-o", str(out)]
+    assert run(args) == 130
+    err = capsys.readouterr().err
+    k = int(re.search(r"partial: (\d+) of 49 windows, written to", err).group(1))
+    assert 20 <= k < 49  # the chunk that reached 20 finished, no more (chunk sizes depend on auto's path)
+    assert [p.name for p in tmp_path.iterdir()] == ["occ.png"]  # no temporary file left
+    # expected: the full run's map on the k finished windows (row-major 32x32 blocks), NaN elsewhere
+    finished = torch.zeros(224, 224, dtype=torch.bool)
+    for i in range(k):
+        finished[32 * (i // 7):32 * (i // 7 + 1), 32 * (i % 7):32 * (i % 7 + 1)] = True
+    masked = full.map.clone()
+    masked[0, ~finished] = float("nan")
+    want = dataclasses.replace(full, map=masked).overlay(0, label=f"partial {k}/49 windows: {full.labels[0]}")
+    got = np.asarray(Image.open(out).convert("RGB"), dtype=np.int16)
+    want = np.asarray(want.convert("RGB"), dtype=np.int16)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 2
+    # the finished part is coloured, the rest is the bare image: not the same picture as the full map's
+    assert np.abs(got - np.asarray(full.overlay(0).convert("RGB"), dtype=np.int16))[128:224, :224].max() > 20
+    # interrupted before any window finished (while the network is being prepared): one line, no file
+    out.unlink()
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(convlens.attribution, "occlusion", interrupted)
+    assert run(args) == 130
+    assert "no file written" in capsys.readouterr().err and not out.exists()
 
 
 def test_class_gradient_through_folded_twin_equals_plain_network():

@@ -148,9 +148,64 @@ def test_occlusion_incremental_equals_whole_passes():
     m = convlens.load_model("resnet18", weights=None).double()
     x = torch.rand(2, 3, 64, 64, dtype=torch.float64)
     for window, stride, baseline in ((16, 8, "zero"), (11, 5, "blur")):  # 11/5: the last windows are clipped
-        a = convlens.occlusion(m, x, window=window, stride=stride, baseline=baseline, channels_last=False)
+        a = convlens.occlusion(m, x, window=window, stride=stride, baseline=baseline, channels_last=False,
+                               incremental=True)
         b = convlens.occlusion(m, x, a.target, window=window, stride=stride, baseline=baseline,
                                channels_last=False, incremental=False)
         assert a.info["incremental"] and not b.info["incremental"]
         torch.testing.assert_close(a.info["grid"], b.info["grid"], rtol=1e-9, atol=1e-15)
         assert float(a.info["grid"].abs().max()) > 0
+
+
+def test_cost_model_by_hand_and_auto_takes_incremental_outright():
+    """conv 3x3 pad 1 (3 -> 8) + ReLU | global pool + linear(8 -> 2), 32 px, a 4x4 window in the middle:
+    the conv's 6x6 changed outputs need an 8x8 input crop, 64 of its 1024 positions."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(1),
+                        nn.Linear(8, 2))
+    m = convlens.Model.wrap(net, input_size=32, classes=["a", "b"], **ID)
+    conv, head = 2 * 8 * 32 * 32 * 3 * 9, 2 * 8 * 2  # FLOPs: 2 per multiply-add
+    assert incremental_net(m).flops == [conv, head]
+    x = torch.rand(1, 3, 32, 32)
+    assert incremental_net(m).at(x).cost((4, 4)) == pytest.approx((conv * 64 / 1024 + head) / (conv + head))
+    r = convlens.occlusion(m, x, 0, window=4, stride=4)   # auto: 0.06 <= DECISIVE_COST, no timing
+    assert r.info["incremental"] and r.info["choice"]["incremental_s"] is None
+    assert r.info["choice"]["flops"] == pytest.approx(0.0626, abs=1e-4)
+    # a 30x30 window: the conv's crop is the whole map (> 80%): the estimate is 1 >= WHOLE_COST, whole passes
+    r = convlens.occlusion(m, x, 0, window=30, stride=2)
+    assert r.info["choice"]["flops"] == 1.0 and not r.info["incremental"]
+    assert r.info["choice"]["incremental_s"] is None and r.info["choice"]["whole_s"] is None
+
+
+@pytest.mark.parametrize("slow", ["incremental", "whole"])
+def test_auto_times_both_ways_when_flops_do_not_decide(monkeypatch, slow):
+    """tiny_convnet at 16 px with 8x8 windows: the crops cover most maps (estimate > DECISIVE_COST), so
+    auto runs one chunk each way and keeps the faster; a fake clock makes `slow` the slower path."""
+    import sys
+    from convlens.drivers import incremental as inc_mod
+    from convlens.drivers import onnx as onnx_mod
+    occ = sys.modules["convlens.attribution.occlusion"]
+    clock = [0.0]
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            return clock[0]
+
+    def slowed(fn, way):
+        def wrapper(*a, **k):
+            clock[0] += 10.0 if way == slow else 1.0
+            return fn(*a, **k)
+        return wrapper
+    monkeypatch.setattr(occ, "time", FakeTime)
+    monkeypatch.setattr(inc_mod.IncrementalPass, "logits", slowed(inc_mod.IncrementalPass.logits, "incremental"))
+    monkeypatch.setattr(onnx_mod.Switch, "run", slowed(onnx_mod.Switch.run, "whole"))
+    m = convlens.Model.wrap(tiny_convnet(), input_size=16, **ID).double()
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    r = convlens.occlusion(m, x, window=8, stride=2, batch_size=8, backend="torch")
+    assert r.info["choice"]["flops"] > occ.DECISIVE_COST
+    assert r.info["incremental"] is (slow == "whole")
+    s = r.info["choice"]
+    assert (s["incremental_s"] > s["whole_s"]) is (slow == "incremental")
+    ref = convlens.occlusion(m, x, r.target, window=8, stride=2, batch_size=8, incremental=False, backend="torch")
+    torch.testing.assert_close(r.info["grid"], ref.info["grid"], rtol=1e-9, atol=1e-15)  # the same map either way

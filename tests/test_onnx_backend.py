@@ -189,6 +189,40 @@ def test_threads_budget_reaches_the_session_from_a_worker():
     assert opts.inter_op_num_threads == 1
 
 
+STAT = "cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 0 0 0 0 0 0 0 0 0 0\ncpu1 0 0 0 0 0 0 0 0 0 0\nintr 1 2\n"
+
+
+def test_spin_decision_from_injected_load_readings(monkeypatch):
+    """Spin-waiting on when other processes leave an idle core per thread; CONVLENS_ORT_SPIN forces it."""
+    # 2 CPUs, 1 s apart (200 jiffies in all, 100 per CPU): 150 busy jiffies, 40 of them ours ->
+    # others used 1.1 cores, 0.9 idle
+    before, after = STAT.format(busy=1000, idle=5000), STAT.format(busy=1150, idle=5050)
+    assert ob.idle_cores(before, after, own_jiffies=40) == pytest.approx(0.9)
+    assert ob.idle_cores(before, after, own_jiffies=150) == pytest.approx(2.0)   # the busy one was us
+    quiet = ob.idle_cores(STAT.format(busy=0, idle=0), STAT.format(busy=6, idle=194))
+    assert quiet == pytest.approx(1.94)
+    assert ob.decide_spin(2, quiet) is True          # quiet machine: spin (the ORT default)
+    assert ob.decide_spin(2, 0.9) is False           # another process holds a core: no spin
+    assert ob.decide_spin(1, 0.9) is True            # ... but one thread still has its idle core
+    assert ob.decide_spin(2, None) is False          # unknown: the safe choice
+    assert ob.decide_spin(2, 0.0, env="1") is True and ob.decide_spin(2, 2.0, env="0") is False
+    # the session gets the decision: injected readings, then the env override (which measures nothing)
+    m = convlens.Model.wrap(tiny_convnet(), input_size=16, classes=["a", "b", "c"])
+    monkeypatch.delenv("CONVLENS_ORT_SPIN", raising=False)
+    spins = {}
+    for idle in (2.0, 0.5):
+        ob.clear_memory_cache()
+        monkeypatch.setattr(ob, "measure_idle_cores", lambda sample_s=0.1, idle=idle: idle)
+        r = ob.get_runner(m, [], True, (16, 16), 2)
+        entry = r.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        spins[idle] = (r.spin, entry)
+    assert spins == {2.0: (True, "1"), 0.5: (False, "0")}
+    monkeypatch.setattr(ob, "measure_idle_cores", lambda sample_s=0.1: pytest.fail("measured despite the env"))
+    monkeypatch.setenv("CONVLENS_ORT_SPIN", "1")
+    ob.clear_memory_cache()
+    assert ob.get_runner(m, [], True, (16, 16), 2).spin is True
+
+
 def test_auto_rule_small_passes_never_export(monkeypatch):
     monkeypatch.setattr(ob, "export", lambda *a, **k: pytest.fail("auto exported a small pass"))
     m = convlens.Model.wrap(tiny_convnet(), input_size=16, classes=["a", "b", "c"])

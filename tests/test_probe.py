@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import convlens
-from convlens.probe import hook_count, receptive_field
+from convlens.probe import hook_count, receptive_field, receptive_fields
 from helpers import tiny_convnet
 
 
@@ -118,8 +118,9 @@ def test_receptive_field_matches_hand_formula_and_brute_force(name):
     m = convlens.Model.wrap(net, input_size=size, classes=["x"])  # a copy: `net` stays ours
     net = net.double()
     last = str(len(net) - 1)
-    rf = receptive_field(m, last)
+    rf = receptive_field(m, last, method="analytic")
     assert (rf.size[0], rf.stride[0], rf.offset[0]) == HAND[name]
+    assert receptive_field(m, last, method="gradient") == rf
     assert rf.size[0] == rf.size[1] and rf.stride[0] == rf.stride[1]
     with torch.no_grad():
         H = net(torch.zeros(1, 3, size, size, dtype=torch.float64)).shape[-1]
@@ -142,9 +143,10 @@ def test_receptive_field_of_residual_block_is_the_union_of_branches():
 
     net = nn.Sequential(Block(), nn.Conv2d(4, 4, 3, stride=2))
     m = convlens.Model.wrap(net, input_size=32, classes=["x"])
-    rf = receptive_field(m, "1")
-    assert (rf.size, rf.stride, rf.offset) == ((7, 7), (2, 2), (-2, -2))
-    assert convlens.receptive_field(m, "0.skip").size == (1, 1)
+    for method in ("analytic", "gradient"):
+        rf = receptive_field(m, "1", method=method)
+        assert (rf.size, rf.stride, rf.offset) == ((7, 7), (2, 2), (-2, -2))
+        assert convlens.receptive_field(m, "0.skip", method=method).size == (1, 1)
 
 
 def test_crop_pads_instead_of_shifting():
@@ -163,3 +165,72 @@ def test_mobilenet_receptive_fields_known_values(offline_model):
     assert receptive_field(offline_model, "features.0").size == (3, 3)
     assert receptive_field(offline_model, "features.1") == convlens.ReceptiveField((7, 7), (2, 2), (-3, -3))
     assert receptive_field(offline_model, "features.3") == convlens.ReceptiveField((19, 19), (4, 4), (-9, -9))
+
+
+class Inception(nn.Module):
+    """Two branches (3x3 pad 1, and 3x3 stride-1 max pool then 5x5 pad 2) concatenated, then a strided conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 2, 3, padding=1)
+        self.b = nn.Conv2d(3, 2, 5, padding=2)
+        self.head = nn.Conv2d(4, 3, 3, stride=2)
+
+    def forward(self, x):
+        b = self.b(nn.functional.max_pool2d(x, 3, 1, 1))
+        return self.head(torch.cat([torch.relu(self.a(x)), b], 1))
+
+
+def test_receptive_field_of_a_concatenation_by_hand():
+    m = convlens.Model.wrap(Inception(), input_size=32, classes=["x"])
+    # branch a: 3 @-1; branch b: pool 3 @-1 then 5x5 pad 2 -> 3 + 4 = 7 @-3; union 7 @-3 (the max);
+    # head 3x3 stride 2: 7 + 2 = 9, stride 2, offset -3
+    want = convlens.ReceptiveField((9, 9), (2, 2), (-3, -3))
+    assert receptive_field(m, "head", method="analytic") == want
+    assert receptive_field(m, "head", method="gradient") == want
+    assert receptive_field(m, "a", method="analytic") == convlens.ReceptiveField((3, 3), (1, 1), (-1, -1))
+
+
+class Squared(nn.Module):
+    """conv - an op the geometry tables do not know (torch.square) - strided conv: analytic gives up."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 2, 3, padding=1), nn.Conv2d(2, 2, 3, stride=2)
+
+    def forward(self, x):
+        return self.c2(torch.square(self.c1(x)))
+
+
+def test_unknown_op_falls_back_to_the_gradient_method_with_progress():
+    m = convlens.Model.wrap(Squared(), input_size=32, classes=["x"])
+    with pytest.raises(convlens.ConvlensError, match="method='gradient'"):
+        receptive_field(m, "c2", method="analytic")
+    calls = []
+    rfs = receptive_fields(m, ["c1", "c2"], progress=lambda done, total: calls.append((done, total)))
+    assert rfs["c2"] == convlens.ReceptiveField((5, 5), (2, 2), (-1, -1))  # 3 + 2, offset -1 from c1's padding
+    assert rfs["c1"] == convlens.ReceptiveField((3, 3), (1, 1), (-1, -1))
+    assert calls == [(1, 2), (2, 2)]  # c1 analytic at once, c2 after its gradient pass
+    with pytest.raises(convlens.ConvlensError, match="not \\(C, H, W\\)"):
+        receptive_field(convlens.Model.wrap(tiny_convnet(), input_size=16), "7")
+    with pytest.raises(convlens.ConvlensError, match="unknown receptive-field method"):
+        receptive_field(m, "c1", method="fast")
+
+
+# layers of four lecture architectures at 64 px (the gradient method doubles the input as it needs)
+ARCH_LAYERS = {
+    "mobilenet_v2": ["features.1", "features.3", "features.4.conv.1", "features.7", "features.10"],
+    "resnet18": ["maxpool", "layer1.0.conv2", "layer2.0.downsample", "layer2.1", "layer3.0.conv1"],
+    "vgg16": ["features.4", "features.9", "features.16", "features.21"],
+    "alexnet": ["features.2", "features.5", "features.10", "features.12"],  # features.12: 1x1 at 64 px, global
+}
+
+
+@pytest.mark.parametrize("name", list(ARCH_LAYERS))
+def test_analytic_equals_gradient_method_on_lecture_architectures(name):
+    net = convlens.load_model(name, weights=None).net
+    m = convlens.Model.wrap(net, input_size=64, copy=False)
+    layers = ARCH_LAYERS[name]
+    analytic = receptive_fields(m, layers, method="analytic")
+    assert analytic == receptive_fields(m, layers, method="gradient")
+    assert len({rf.size for rf in analytic.values()}) == len(layers)  # distinct layers, not one repeated answer

@@ -6,12 +6,14 @@ cached forward-only twin of the model (batch norms folded into the convolutions,
 memory format; the caller's module is not touched), and only the target column is kept. Each
 perturbed pass recomputes only the feature-map boxes the window changes, until they cover most of
 the map (``drivers.incremental``: same result up to float rounding; whole passes for networks
-torch.fx cannot trace). The window positions and the per-pixel averaging
-follow Captum's ``Occlusion`` exactly, so both give the same map.
+torch.fx cannot trace), when that is the faster path (``incremental="auto"``: a FLOP cost model,
+then the first windows timed both ways where FLOPs do not decide). The window positions and the
+per-pixel averaging follow Captum's ``Occlusion`` exactly, so both give the same map.
 """
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 
@@ -58,9 +60,16 @@ def _pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
 
 
+# auto: an incremental pass estimated at most this fraction of a whole pass's FLOPs wins outright ...
+DECISIVE_COST = 0.35
+# ... and from this fraction whole passes do: saving at most a third of the FLOPs does not pay for the
+# crops' gathers and small convolutions, and whole passes may run in onnxruntime (1.3x torch or more)
+WHOLE_COST = 0.65
+
+
 def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero", score: str = "prob",
               batch_size: int | None = None, channels_last: bool = True, fuse_bn: bool = True,
-              incremental: bool = True, backend: str | None = None, progress: ProgressFn | None = None
+              incremental: bool | str = "auto", backend: str | None = None, progress: ProgressFn | None = None
               ) -> Attribution:
     """Occlusion map: how much the target's score drops when a window of the image is hidden.
 
@@ -79,16 +88,24 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
         channels_last: run the perturbations in channels_last format (faster convs on CPU).
         fuse_bn: fold batch norms into convolutions for the perturbed passes (same function up to
             float rounding, ~1e-7 relative in float32; ``inference_twin``).
-        incremental: recompute only the regions each window changes (``drivers.incremental``; same
-            result up to float rounding). Ignored (whole passes) when the network cannot be traced.
-        backend: for whole passes: "auto" (default), "torch" or "onnxruntime" (docs/forward.md). The
-            rule, from benchmarks/bench_forward.py: the incremental torch path beats onnxruntime's
-            whole passes (MobileNetV2 and ResNet-18, 16x16 windows), so "auto" keeps it whenever it
-            applies and sends whole passes (``incremental=False`` or an untraceable network) through
-            the backend switch; "onnxruntime" runs whole passes in onnxruntime.
+        incremental: True: recompute only the regions each window changes (``drivers.incremental``;
+            same result up to float rounding); False: whole passes; "auto" (default): the faster of the
+            two. The cost model: ``IncrementalPass.cost`` estimates an incremental pass's FLOPs as a
+            fraction of a whole pass's (each local segment weighted by the share of its map the
+            window's crop covers); at most ``DECISIVE_COST`` (deep nets at large sizes: VGG at 224 px
+            is 0.17) picks incremental outright, at least ``WHOLE_COST`` whole passes (MobileNetV2
+            at 112 px: 0.69; its small crops are memory-bound: measured 1.25-1.4x the whole pass's
+            time). In between FLOPs do not decide (MobileNetV2 at 224 px: 0.59, incremental 1.5-1.9x
+            faster), so two chunks of windows of the first image (an eighth of its windows each, at
+            least 4) run one each way, timed, and the faster per window does the rest (both are
+            exact: the map is the same either way). Whole passes when the network cannot be traced.
+        backend: for whole passes: "auto" (default), "torch" or "onnxruntime" (docs/forward.md);
+            "onnxruntime" runs every window as a whole pass in onnxruntime.
         progress: called with (done, total) perturbations.
     Returns:
-        ``Attribution`` with ``map`` (N, H, W): positive where hiding the region lowers the score.
+        ``Attribution`` with ``map`` (N, H, W): positive where hiding the region lowers the score;
+        ``info["incremental"]`` says which path ran the windows after the choice, ``info["choice"]``
+        how it was made (the FLOP estimate, the seconds per window of each probe).
         On Ctrl-C the ``KeyboardInterrupt`` carries ``.partial``, the result over the windows finished
         so far (the others are NaN in ``info["grid"]``; pixels no finished window covers are NaN).
     Example:
@@ -99,6 +116,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     x = check_images(model, images)
     if score not in ("prob", "logit"):
         raise ConvlensError(f"occlusion score must be 'prob' or 'logit', got '{score}'")
+    if incremental not in (True, False, "auto"):
+        raise ConvlensError(f"occlusion incremental must be True, False or 'auto', got {incremental!r}")
     (wh, ww), (sh, sw) = _pair(window), _pair(stride)
     N, C, H, W = x.shape
     ys, xs = window_positions(H, wh, sh), window_positions(W, ww, sw)
@@ -106,12 +125,16 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     t = resolve_targets(model, target, x)
     base = make_baseline(x, baseline, (wh, ww))
     net = inference_twin(model, channels_last, fuse_bn) if (channels_last or fuse_bn) else model
-    inc = incremental_net(model, channels_last, fuse_bn) if incremental and resolve_backend(backend) != "onnxruntime" else None
+    inc = incremental_net(model, channels_last, fuse_bn) if incremental is not False and \
+        resolve_backend(backend) != "onnxruntime" else None
+    path = "whole" if inc is None else ("incremental" if incremental is True else "auto")
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     bs = batch_size or auto_batch(model, x)
     total = N * len(pos)
-    switch = Switch(model, [], True, torch.get_num_threads(), backend, total=total) if inc is None else None
+    switch = Switch(model, [], True, torch.get_num_threads(), backend, total=total) if path != "incremental" else None
     grid = torch.full((N, len(ys), len(xs)), float("nan"), dtype=x.dtype, device=x.device)
+    choice = {"flops": None, "incremental_s": None, "whole_s": None}
+    probe = max(1, min(bs, len(pos) // 2, max(4, len(pos) // 8)))  # windows per timed probe chunk
     done = 0
 
     def result(clean):
@@ -120,9 +143,22 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
                            {"window": (wh, ww), "stride": (sh, sw), "score": score, "grid": grid, "clean": clean,
                             "baseline": baseline if isinstance(baseline, (str, float, int)) else "tensor",
                             "batch_size": bs, "fused": bool(getattr(net, "_convlens_fused", False)),
-                            "incremental": inc is not None, "finished": done, "total": total,
-                            "backend": "torch" if switch is None else switch.backend_used},
+                            "incremental": path == "incremental", "choice": choice, "finished": done,
+                            "total": total, "backend": "torch" if switch is None else switch.backend_used},
                            default_mode="signed")
+
+    def incremental_drops(run, xn, bn, chunk):  # only the window's box (shifted inside the image) is passed
+        box = torch.tensor([(min(y, H - wh), min(xx, W - ww)) for y, xx in chunk])
+        patches = torch.stack([xn[:, by:by + wh, bx:bx + ww] for by, bx in box.tolist()])
+        for k, ((y, xx), (by, bx)) in enumerate(zip(chunk, box.tolist())):
+            patches[k, :, y - by:, xx - bx:] = bn[:, y:y + wh, xx:xx + ww]
+        return run.logits(box, patches)
+
+    def whole_drops(xn, bn, chunk):
+        batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
+        for k, (y, xx) in enumerate(chunk):
+            batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
+        return switch.run(batch, lambda b: (net(b), {}))[0]
 
     clean = None
     try:
@@ -130,22 +166,26 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
             clean = _score(net(x.contiguous(memory_format=fmt)), t, score)
             for n in range(N):
                 xn, bn, tn = x[n], base[n], t[n:n + 1]
-                run = inc.at(x[n:n + 1]) if inc is not None else None
-                for start in range(0, len(pos), bs):
-                    chunk = pos[start:start + bs]
-                    if run is not None:  # only the window's box (shifted inside the image) is passed
-                        box = torch.tensor([(min(y, H - wh), min(xx, W - ww)) for y, xx in chunk])
-                        patches = torch.stack([xn[:, by:by + wh, bx:bx + ww] for by, bx in box.tolist()])
-                        for k, ((y, xx), (by, bx)) in enumerate(zip(chunk, box.tolist())):
-                            patches[k, :, y - by:, xx - bx:] = bn[:, y:y + wh, xx:xx + ww]
-                        logits = run.logits(box, patches)
-                    else:
-                        batch = xn.expand(len(chunk), C, H, W).clone(memory_format=fmt)
-                        for k, (y, xx) in enumerate(chunk):
-                            batch[k, :, y:y + wh, xx:xx + ww] = bn[:, y:y + wh, xx:xx + ww]
-                        logits = switch.run(batch, lambda b: (net(b), {}))[0]
+                run = inc.at(x[n:n + 1]) if path != "whole" else None
+                if path == "auto":
+                    choice["flops"] = run.cost((wh, ww))
+                    if choice["flops"] <= DECISIVE_COST or choice["flops"] >= WHOLE_COST or len(pos) < 2:
+                        path = "incremental" if choice["flops"] < WHOLE_COST else "whole"
+                start = 0
+                while start < len(pos):
+                    way = path
+                    if path == "auto":  # probe: one chunk each way, timed
+                        way = "incremental" if choice["incremental_s"] is None else "whole"
+                    chunk = pos[start:start + (bs if path != "auto" else probe)]
+                    t0 = time.perf_counter()
+                    logits = incremental_drops(run, xn, bn, chunk) if way == "incremental" else whole_drops(xn, bn, chunk)
+                    if path == "auto":
+                        choice[f"{way}_s"] = (time.perf_counter() - t0) / len(chunk)
+                        if choice["whole_s"] is not None:
+                            path = "incremental" if choice["incremental_s"] < choice["whole_s"] else "whole"
                     s = _score(logits, tn.expand(len(chunk)), score)
                     grid[n].view(-1)[start:start + len(chunk)] = clean[n] - s
+                    start += len(chunk)
                     done += len(chunk)
                     call(progress, done, total)
     except KeyboardInterrupt as e:

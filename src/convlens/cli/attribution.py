@@ -53,6 +53,21 @@ def _save(result, out: str, mode):
     echo(f"{result.method}: {result.labels[0]}; raw range [{lo:.3g}, {hi:.3g}]{extra}\nwrote {p}")
 
 
+def _save_partial(partial, out: str, mode) -> None:
+    """Ctrl-C during occlusion: write the windows finished so far (atomically, titled "partial k/n"),
+    say so in one line on stderr, exit 130. Pixels no finished window covers show the bare image."""
+    import sys
+    done, total = (partial.info["finished"], partial.info["total"]) if partial is not None else (0, None)
+    if not done:
+        print("convlens: interrupted before any occlusion window finished; no file written", file=sys.stderr)
+    else:
+        from ..images import save_png
+        label = f"partial {done}/{total} windows: {partial.labels[0]}"
+        p = save_png(partial.overlay(0, mode, label=label), out_path(out))
+        print(f"convlens: interrupted; partial: {done} of {total} windows, written to {p}", file=sys.stderr)
+    raise SystemExit(130)  # the line above says what was kept
+
+
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to `app`."""
 
@@ -98,7 +113,7 @@ def register(app: typer.Typer) -> None:
                       baseline: str = typer.Option("zero", "--baseline", help="zero, grey, blur, mean, or a number in [0, 1]."),
                       score: str = typer.Option("prob", "--score", help="prob (softmax, Zeiler & Fergus) or logit."),
                       batch_size: int = typer.Option(None, "--batch-size", help="Perturbations per forward (default: automatic)."),
-                      incremental: bool = typer.Option(True, "--incremental/--whole", help="Recompute only the feature-map regions each window changes (same map, faster), or run whole passes."),
+                      incremental: bool = typer.Option(None, "--incremental/--whole", help="Recompute only the feature-map regions each window changes, or run whole passes (same map; default: the faster, see docs/attribution.md)."),
                       mode: str = MODE_OPT, full: bool = FULL_OPT, out: str = OUT_OPT):
         """Occlusion map: drop of the target's probability as a window hides each region (Zeiler & Fergus 2014).
 
@@ -127,13 +142,10 @@ def register(app: typer.Typer) -> None:
         try:
             with cli_bar("occlusion", n) as bar:
                 r = occlusion(m, img, target, window=window, stride=stride, baseline=base, score=score,
-                              batch_size=batch_size, incremental=incremental, progress=bar)
-        except KeyboardInterrupt as e:  # keep the windows finished so far
-            partial = getattr(e, "partial", None)
-            if partial is not None and partial.info["finished"]:
-                _save(partial, out, mode)
-                echo(f"interrupted after {partial.info['finished']} of {partial.info['total']} windows")
-            raise
+                              batch_size=batch_size, incremental="auto" if incremental is None else incremental,
+                              progress=bar)
+        except KeyboardInterrupt as e:
+            _save_partial(getattr(e, "partial", None), out, mode)
         _save(r, out, mode)
 
     @app.command("gradcam")

@@ -9,6 +9,13 @@ import typer
 from .common import MODEL_OPT, WEIGHTS_OPT, at_least, check_output, echo, get_image, get_model
 
 
+OFFLINE_NOTES = {  # the offline models that are not torchvision names (models/registry.py: OFFLINE_MODELS)
+    "vgg16-imagenet": "Keras ImageNet VGG-16 conv layers, offline; no classifier: style and texture",
+    "vgg16-hed": "VGG-16 conv features of the HED edge detector, offline; no classifier: style/texture",
+    "efficientnet_lite2": "EfficientNet-Lite2 ImageNet classifier with its 1000-class head, offline, 260 px",
+}
+
+
 def register(app: typer.Typer) -> None:
     @app.command("models")
     def models_cmd(all_: bool = typer.Option(False, "--all", help="List every torchvision classifier, not just the lecture's.")):
@@ -20,7 +27,10 @@ def register(app: typer.Typer) -> None:
             tag = f"  (default, weights {DEFAULT_WEIGHTS[n]}, offline)" if n == DEFAULT_MODEL else ""
             echo(n + tag)
         if not all_:
-            echo("vgg16-hed  (VGG-16 conv features from the HED edge detector, offline; no classifier: style/texture)")
+            from ..models.registry import OFFLINE_MODELS
+            for name, what in OFFLINE_NOTES.items():
+                if name in OFFLINE_MODELS:
+                    echo(f"{name}  ({what})")
 
     @app.command("layers")
     def layers_cmd(model: str = typer.Argument("mobilenet_v2", help="Model name."),
@@ -33,20 +43,26 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
         from rich.table import Table
-        from ..probe import receptive_field
         m = get_model(model, weights)
         t = Table(title=f"{model} layers at {m.input_size[0]}x{m.input_size[1]}")
         for col in ("name", "type", "output shape", "params") + (("receptive field",) if rf else ()):
             t.add_column(col)
-        chosen = m.layers(kind)
-        if not chosen:
+        infos = m.layers(kind)
+        if not infos:
             from ..errors import ConvlensError
             types = sorted({li.type for li in m.layers()})
             raise ConvlensError(f"no layer of {model} has a type containing '{kind}'; types: {', '.join(types)}")
-        for li in chosen:
+        fields = {}
+        if rf:  # analytic where the module graph allows it (all at once), else the gradient method
+            from ..probe import receptive_fields
+            from ..progress import cli_bar
+            conv = [li.name for li in infos if li.is_conv]
+            with cli_bar("receptive fields", len(conv)) as bar:
+                fields = receptive_fields(m, conv, progress=bar)
+        for li in infos:
             row = [li.name, li.type, "x".join(map(str, li.shape)), f"{li.params:,}"]
             if rf:
-                row.append(_rf_text(receptive_field(m, li.name)) if li.is_conv else "")
+                row.append(_rf_text(fields[li.name]) if li.name in fields else "")
             t.add_row(*row)
         Console(width=140).print(t)
 

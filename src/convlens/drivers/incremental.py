@@ -10,8 +10,9 @@ How:
    need passes) into segments.
 2. Each segment's receptive field (size, stride, offset per axis, in its input's units) follows from the
    geometry of its ops: convolutions and pools compose, pointwise ops keep it, adds and channel
-   concatenations take the union. Any op whose geometry is not known here (global pooling, flatten,
-   squeeze-excitation gates, ...) makes the segment *global*: from it on the network runs whole.
+   concatenations take the union (``probe/geometry.py``, shared with ``receptive_field``). Any op whose
+   geometry is not known there (global pooling, flatten, squeeze-excitation gates, ...) makes the
+   segment *global*: from it on the network runs whole.
 3. The clean image runs once; its activation at every cut is kept. A perturbed image differs from the
    clean one inside a box of the input, so at the next cut it differs only inside the box of units whose
    field meets it, and so on. Each local segment runs on a crop of its clean input with the changed
@@ -21,100 +22,22 @@ How:
    on its border, so every kept unit sees exactly the inputs and the padding it sees in the whole pass.
    The result equals the whole forward pass up to float rounding; ``IncrementalNet.check`` compares
    the two on probe perturbations, and callers fall back to whole passes if they differ.
+5. Cost: ``IncrementalPass.cost(window)`` estimates an incremental pass's FLOPs as a fraction of a whole
+   pass's (each segment's FLOPs, counted once, weighted by the share of its map the crop covers), the
+   cost model occlusion's ``incremental="auto"`` starts from.
 """
 from __future__ import annotations
 
-import operator
 import weakref
 from dataclasses import dataclass
 
 import torch
 import torch.fx as fx
-import torch.nn.functional as F
 from torch import nn
 
+from ..probe.geometry import CONST, GLOBAL, IDENTITY, node_field, shape
 from ..probe.receptive_field import ReceptiveField
 from .forward import inference_twin
-
-# Ops that act on each spatial position alone (their output unit (y, x) reads input units (y, x) only).
-_POINTWISE_MODULES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-                      nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.Mish, nn.Softplus, nn.Hardtanh,
-                      nn.Identity, nn.Dropout, nn.Dropout2d, nn.BatchNorm2d, nn.LocalResponseNorm)
-_POINTWISE_FUNCTIONS = {F.relu, F.relu6, F.hardtanh, F.hardswish, F.hardsigmoid, F.silu, F.gelu, F.elu,
-                        F.leaky_relu, F.sigmoid, F.tanh, F.mish, F.dropout, torch.relu, torch.sigmoid, torch.tanh,
-                        torch.clamp, operator.neg, torch.neg}
-_BINARY_FUNCTIONS = {operator.add, operator.iadd, operator.sub, operator.mul, operator.imul, operator.truediv,
-                     torch.add, torch.sub, torch.mul, torch.div}
-_POINTWISE_METHODS = {"relu", "relu_", "sigmoid", "sigmoid_", "tanh", "clamp", "clamp_", "contiguous",
-                      "hardtanh", "hardtanh_", "neg"}
-_BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
-
-IDENTITY = ReceptiveField(size=(1, 1), stride=(1, 1), offset=(0, 0))
-GLOBAL = "global"  # the unit depends on the whole input (or on something this module cannot see through)
-CONST = "const"    # no dependence on the segment's input (parameters, constants)
-
-
-def _window(field: ReceptiveField, kernel, stride, padding, dilation) -> ReceptiveField:
-    """The field after a sliding window op (conv / pool) applied to a map whose units have ``field``."""
-    k, s, p, d = (_pair(v) for v in (kernel, stride, padding, dilation))
-    return ReceptiveField(
-        size=tuple(field.size[a] + (k[a] - 1) * d[a] * field.stride[a] for a in (0, 1)),
-        stride=tuple(field.stride[a] * s[a] for a in (0, 1)),
-        offset=tuple(field.offset[a] - p[a] * field.stride[a] for a in (0, 1)))
-
-
-def _union(fields):
-    """Field of a pointwise op of several inputs (add, mul, concat along channels)."""
-    fields = [f for f in fields if f is not CONST]
-    if not fields:
-        return CONST
-    if any(f is GLOBAL for f in fields) or len({f.stride for f in fields}) > 1:
-        return GLOBAL
-    lo = tuple(min(f.offset[a] for f in fields) for a in (0, 1))
-    hi = tuple(max(f.offset[a] + f.size[a] for f in fields) for a in (0, 1))
-    return ReceptiveField(size=(hi[0] - lo[0], hi[1] - lo[1]), stride=fields[0].stride, offset=lo)
-
-
-def _pair(v) -> tuple[int, int]:
-    return (int(v), int(v)) if isinstance(v, (int, float)) else (int(v[0]), int(v[1]))
-
-
-def _shape(node):
-    meta = node.meta.get("tensor_meta")
-    return tuple(meta.shape) if hasattr(meta, "shape") else None
-
-
-def _node_field(node: fx.Node, fields: dict, modules: dict):
-    """Receptive field of ``node``'s output in the segment input's units (GLOBAL when unknown)."""
-    args = node.all_input_nodes
-    ins = [fields.get(a, CONST) for a in args]
-    if all(f is CONST for f in ins):
-        return CONST
-    out_shape = _shape(node)
-    if out_shape is None or len(out_shape) != 4:
-        return GLOBAL
-    mod = modules.get(node.target) if node.op == "call_module" else None
-    if isinstance(mod, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        padding = mod.padding
-        if isinstance(padding, str):  # "same" pads asymmetrically for even kernels: not modelled
-            padding = 0 if padding == "valid" else None
-        if ins[0] is GLOBAL or padding is None:
-            return GLOBAL
-        return _window(ins[0], mod.kernel_size, mod.stride or mod.kernel_size, padding, getattr(mod, "dilation", 1))
-    # pointwise and elementwise ops: every input that depends on the segment input has the output's size
-    if any(f is not CONST and (_shape(a) is None or _shape(a)[-2:] != out_shape[-2:]) for a, f in zip(args, ins)):
-        return GLOBAL
-    if len(args) == 1 and (isinstance(mod, _POINTWISE_MODULES) or
-                           (node.op == "call_function" and node.target in _POINTWISE_FUNCTIONS) or
-                           (node.op == "call_method" and node.target in _POINTWISE_METHODS)):
-        return ins[0]
-    if (node.op == "call_function" and node.target in _BINARY_FUNCTIONS) or \
-            (node.op == "call_method" and node.target in _BINARY_METHODS):
-        return _union(ins)
-    if node.op == "call_function" and node.target is torch.cat:
-        dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
-        return _union(ins) if dim in (1, -3) else GLOBAL
-    return GLOBAL
 
 
 @dataclass
@@ -159,7 +82,7 @@ def split(gm: fx.GraphModule, example: torch.Tensor) -> list[Segment]:
     index = {n: i for i, n in enumerate(nodes)}
     cuts, live_until = [nodes[0]], 0
     for i, n in enumerate(nodes):
-        if i > 0 and live_until <= i and _shape(n) is not None:
+        if i > 0 and live_until <= i and shape(n) is not None:
             cuts.append(n)
         live_until = max(live_until, max((index.get(u, len(nodes)) for u in n.users), default=i))
     if cuts[-1] is not nodes[-1]:
@@ -170,7 +93,7 @@ def split(gm: fx.GraphModule, example: torch.Tensor) -> list[Segment]:
         body = nodes[index[a] + 1:index[b] + 1]
         fields = {a: IDENTITY}
         for n in body:
-            fields[n] = _node_field(n, fields, modules)
+            fields[n] = node_field(n, fields, modules)
         prev = pieces[-1][2] if pieces else None
         # merge a pointwise piece into the local one before it; after the first global piece, all is global
         if prev is not None and (prev in (GLOBAL, CONST) or fields[b] == IDENTITY):
@@ -202,6 +125,7 @@ class IncrementalNet:
                              device=model.device)
         self.segments = split(gm, (example - self.twin.mean) / self.twin.std)
         self.crop_limit = crop_limit
+        self.flops = _segment_flops(self.segments, (example - self.twin.mean) / self.twin.std, self.format)
         self.check(example)
 
     def check(self, image: torch.Tensor, size: int = 8, rtol: float = 1e-4) -> None:
@@ -224,6 +148,19 @@ class IncrementalNet:
     def at(self, image: torch.Tensor) -> "IncrementalPass":
         """Run the clean ``image`` (1, 3, H, W) in [0, 1] once; perturbations of it then cost less."""
         return IncrementalPass(self, image)
+
+
+def _segment_flops(segments: list[Segment], x: torch.Tensor, fmt) -> list[float]:
+    """FLOPs of each segment on ``x`` (one counted forward; the cost model's weights)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    out = []
+    with torch.inference_mode():
+        a = x.contiguous(memory_format=fmt)
+        for seg in segments:
+            with FlopCounterMode(display=False) as fc:
+                a = seg.module(a.clone(memory_format=fmt))
+            out.append(float(fc.get_total_flops()))
+    return out
 
 
 class IncrementalPass:
@@ -265,6 +202,29 @@ class IncrementalPass:
                 data = _gather_batched(out, rel, plan.out_size)
                 pos = plan.out_pos
             return self._whole(len(net.segments), pos, data)  # a fully local net: paste into the clean output
+
+    def cost(self, size) -> float:
+        """FLOPs of an incremental pass for an (h, w) box in the middle of the image, as a fraction of a
+        whole pass's: each local segment before the switch to whole maps costs its FLOPs times the
+        fraction of its input map its crop covers; from the switch on, the full FLOPs."""
+        net = self.net
+        H, W = self.clean[0].shape[-2:]
+        h, w = min(int(size[0]), H), min(int(size[1]), W)
+        pos = torch.tensor([[(H - h) // 2, (W - w) // 2]])
+        total, spent = sum(net.flops), 0.0
+        for k, seg in enumerate(net.segments):
+            A = self.clean[k]
+            if not seg.local or A.ndim != 4:
+                break
+            plan = _plan(seg.field, pos, (h, w), A.shape[-2:], self.clean[k + 1].shape[-2:])
+            frac = plan.crop[0] * plan.crop[1] / (A.shape[-2] * A.shape[-1]) if plan is not None else 1.0
+            if plan is None or frac > net.crop_limit:
+                break
+            spent += net.flops[k] * frac
+            pos, (h, w) = plan.out_pos, plan.out_size
+        else:
+            k = len(net.segments)
+        return (spent + sum(net.flops[k:])) / max(total, 1.0)
 
     def _whole(self, k: int, pos: torch.Tensor, data: torch.Tensor) -> torch.Tensor:
         """Paste the changed box into the clean map at cut ``k`` and run the rest of the network whole."""

@@ -6,7 +6,8 @@ cannot be exported), returning those layers' outputs and/or the logits. It is ex
 ``torch.onnx.export`` (the TorchScript exporter, ``dynamo=False``: 0.5-0.6 s for MobileNetV2 or
 ResNet-18 here, against 2-7 s for ``dynamo=True``), with a dynamic batch and a fixed spatial size,
 and run by an onnxruntime session with an explicit thread budget (intra-op = the pass's threads,
-inter-op 1, no spin-waiting, all graph optimizations). CUDA's execution provider is used when the
+inter-op 1, all graph optimizations; spin-waiting threads only when the machine has an idle core
+per thread when the session is made: ``decide_spin``). CUDA's execution provider is used when the
 model is on a GPU and onnxruntime has it.
 
 Exact to rounding, or not used: the first batch run through a *new* export is also run through
@@ -255,6 +256,74 @@ def _quiet_stdout():
         os.close(null)
 
 
+# --- spin-waiting -------------------------------------------------------------------------------
+SPIN_SAMPLE_S = 0.1     # how long the machine's CPU use is sampled when a session is made
+SPIN_SLACK = 0.25       # spin when the idle cores (others' use left out) are >= threads - this
+
+
+def _cpu_jiffies(text: str) -> tuple[int, int, int]:
+    """(busy, total, cpus) from the text of /proc/stat: jiffies summed over all CPUs."""
+    lines = text.splitlines()
+    v = [int(x) for x in lines[0].split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)          # idle + iowait
+    total = sum(v[:8])                                  # guest time is already in user / nice
+    cpus = sum(1 for ln in lines[1:] if ln.startswith("cpu") and ln[3:4].isdigit())
+    return total - idle, total, max(1, cpus)
+
+
+def _own_jiffies() -> float:
+    t = os.times()
+    return (t.user + t.system) * os.sysconf("SC_CLK_TCK")
+
+
+def idle_cores(before: str, after: str, own_jiffies: float = 0.0) -> float:
+    """Cores left idle by *other* processes between two /proc/stat readings; ``own_jiffies`` is the
+    CPU time this process used in between (left out: our own threads will be the session's)."""
+    b0, t0, cpus = _cpu_jiffies(before)
+    b1, t1, _ = _cpu_jiffies(after)
+    per_cpu = max(1e-9, (t1 - t0) / cpus)               # jiffies of wall time, per CPU
+    others = max(0.0, (b1 - b0 - own_jiffies) / per_cpu)
+    return max(0.0, cpus - others)
+
+
+def measure_idle_cores(sample_s: float = SPIN_SAMPLE_S) -> float | None:
+    """Idle cores now: /proc/stat sampled over ``sample_s`` (our own use left out); elsewhere the
+    1-minute load average; None when neither can be read."""
+    try:
+        with open("/proc/stat") as f:
+            before = f.read()
+        own = _own_jiffies()
+        time.sleep(sample_s)
+        with open("/proc/stat") as f:
+            after = f.read()
+        return idle_cores(before, after, _own_jiffies() - own)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return max(0.0, (os.cpu_count() or 1) - os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return None
+
+
+def decide_spin(threads: int, idle: float | None, env: str | None = None) -> bool:
+    """Whether the session's intra-op threads spin-wait: ``env`` ("0"/"1", from ``CONVLENS_ORT_SPIN``)
+    forces it; else spin when the machine has an idle core for each thread (``idle`` >= threads -
+    ``SPIN_SLACK``), since spinning costs nothing then and saves the wake-up between ops (measured
+    on MobileNetV2: without it 0.83x a default session on a quiet machine); don't when other
+    processes hold the cores (spinning threads steal them: 82 vs 111 img/s there). Unknown: don't."""
+    if env is not None and env.strip() in ("0", "1"):
+        return env.strip() == "1"
+    return idle is not None and idle >= threads - SPIN_SLACK
+
+
+def spin_setting(threads: int) -> bool:
+    """``decide_spin`` for this machine now (measures only when ``CONVLENS_ORT_SPIN`` is unset)."""
+    env = os.environ.get("CONVLENS_ORT_SPIN")
+    if env is not None and env.strip() in ("0", "1"):
+        return decide_spin(threads, None, env)
+    return decide_spin(threads, measure_idle_cores())
+
+
 # --- sessions -----------------------------------------------------------------------------------
 class OrtRunner:
     """One onnxruntime session for one pass shape; ``runner(x) -> (logits | None, {layer: act})``."""
@@ -266,9 +335,8 @@ class OrtRunner:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no spin-waiting: on a busy (or 2-core) machine spinning threads steal the cores (measured 82
-        # vs 111 img/s on MobileNetV2) and would fight torch's own pool between batches
-        so.add_session_config_entry("session.intra_op.allow_spinning", os.environ.get("CONVLENS_ORT_SPIN", "0"))
+        self.spin = spin_setting(threads)  # from the machine's idle cores now (see spin_setting)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
         so.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), so, providers=providers)
         self.threads, self.names, self.device, self.verified, self.key, self.path = threads, names, device, verified, key, path
