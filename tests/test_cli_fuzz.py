@@ -110,7 +110,7 @@ TABLE: dict[tuple, list[list[str]]] = {
     ("index",): [["{missing}"], ["{store}", "--kind", "nosuch"], ["{store}", "--metric", "nosuch"], ["{store}", "--target-recall", "2"],
                  ["{store}", "--queries", "0"]],
     ("duplicates",): [["{missing}"], ["{store}", "--threshold", "2"], ["{store}", "--threshold", "nan"]],
-    ("words", "neighbors"): [["x"], ["x", "--vectors", "{missing}"], ["x", "--vectors", "{txt}"], ["x", "--vocab", "{vocab}", "--topk", "0"],
+    ("words", "neighbors"): [["x", "--vectors", "zh", "--vocab", "{vocab}"], ["x", "--vectors", "{missing}"], ["x", "--vectors", "{txt}"], ["x", "--vocab", "{vocab}", "--topk", "0"],
                              ["x", "--vocab", "{vocab}", "--topk", "-1"], ["", "--vocab", "{vocab}"]],
     ("words", "analogy"): [["a", "b", "c", "--vectors", "{missing}"], ["a", "b", "c", "--vocab", "{vocab}", "--topk", "0"]],
     ("words", "train"): [["{missing}", "--out", "{out_bin}"], ["{corpus}", "--out", "{out_bin}", "--size", "0"],
@@ -150,22 +150,17 @@ TABLE: dict[tuple, list[list[str]]] = {
                               ["--style", "ihc", "--images", "{missing}", "--out", "{out_st}"], ["--style", "ihc", "--out", "{out_txt}"]],
     ("fast-style", "apply"): [["{missing}", "chelsea", "-o", "{out}"], ["ihc", "{missing}", "-o", "{out}"], ["{txt}", "chelsea", "-o", "{out}"],
                               ["ihc", "chelsea", "--size", "-1", "-o", "{out}"], ["ihc", "chelsea", "-o", "{outdir}"]],
+    ("fast-style", "arbitrary"): [["{missing}", "chelsea", "-o", "{out}"], ["starry_night", "{missing}", "-o", "{out}"],
+                                  ["starry_night", "chelsea", "--strength", "2", "-o", "{out}"],
+                                  ["starry_night", "chelsea", "-o", "{outdir}"]],
+    ("fast-style", "styles"): [["extra"]],
+    ("verify",): [["{missing}"], ["{dir}"]],
+    ("words", "evaluate"): [["--analogies", "{missing}"], ["--vectors", "{txt}"], ["--restrict", "0"],
+                            ["--analogies", "{corpus}"]],
     ("fast-style", "export"): [["{missing}", "-o", "{out_onnx}"], ["ihc", "-o", "{out}"], ["ihc", "-o", "{outdir_onnx}"]],
     ("serve",): [["--port", "99999"], ["--port", "-1"], ["--port", "0x"], ["--workers", "0"], ["--worker-threads", "0"],
                  ["--store", "{missing}"], ["--model", "nosuchnet"], ["--images", "{missing}"]],
 }
-
-# rows of commands other engineers are fixing in their branches (expected to pass after the merge):
-# the embedding family (cli/embed.py), the fast-style sub-app, the explorer's model check
-OTHER_BRANCHES = {**{(c,): "embedding family (cli/embed.py)" for c in (
-    "embed", "neighbors", "project", "export-projector", "similar-why", "index", "duplicates")},
-    ("words",): "embedding family (cli/embed.py)", ("fast-style", "apply"): "fast-style sub-app",
-    ("fast-style", "export"): "fast-style sub-app", ("serve", 6): "serve: models are checked by the explorer's branch"}
-
-
-def _elsewhere(path, i):
-    return OTHER_BRANCHES.get((path[0],)) or OTHER_BRANCHES.get(path) or OTHER_BRANCHES.get((path[0], i))
-
 
 def _paths(group, prefix=()):
     for name, cmd in group.commands.items():
@@ -232,9 +227,7 @@ def cached_models():
 
 
 @pytest.mark.parametrize("path,i", ROWS, ids=[f"{' '.join(p)}-{i}" for p, i in ROWS])
-def test_bad_input_is_one_line(path, i, files, store, tmp_path, capsys, request):
-    if _elsewhere(path, i):
-        request.applymarker(pytest.mark.xfail(reason=f"{_elsewhere(path, i)}: fixed in another branch", strict=False))
+def test_bad_input_is_one_line(path, i, files, store, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "existing_dir.png").mkdir()

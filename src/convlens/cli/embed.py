@@ -14,7 +14,7 @@ from typing import List
 
 import typer
 
-from .common import MODEL_OPT, WEIGHTS_OPT, config_command, echo, fixed, get_model, out_path
+from .common import MODEL_OPT, WEIGHTS_OPT, at_least, check_output, config_command, echo, fixed, get_model, out_path
 
 STORE_ARG = typer.Argument(..., help="An embedding store folder (made by `convlens embed`).")
 ENGINE_OPT = typer.Option("local", "--engine", help="local (this process) or ray (Ray Data actor pool; "
@@ -342,6 +342,7 @@ def register(app: typer.Typer) -> None:
         Example: convlens words neighbors 麻辣烫 肯德基 黄焖鸡 馄饨
         """
         from ..embed import words
+        at_least(topk, 1, "--topk")
         typer.echo(words.format_neighbors(words.neighbors(queries, _wv(vectors, vocab, encoder, fmt, queries), topk,
                                                           userdict)), nl=False)
 
@@ -354,6 +355,7 @@ def register(app: typer.Typer) -> None:
         Example: convlens words analogy king man woman
         """
         from ..embed import words
+        at_least(topk, 1, "--topk")
         typer.echo(words.format_neighbors([words.analogy(a, b, c, _wv(vectors, vocab, encoder, fmt, [a, b, c]), topk)]),
                    nl=False)
 
@@ -369,6 +371,7 @@ def register(app: typer.Typer) -> None:
         Example: convlens words evaluate
         """
         from ..embed import words
+        at_least(restrict, 1, "--restrict")
         wv = words.load_pretrained(vectors) if vectors in ("zh", "en") else words.load_vectors(vectors, fmt)
         echo(words.evaluate_analogies(wv, analogies, restrict_vocab=restrict).summary())
 
@@ -387,6 +390,9 @@ def register(app: typer.Typer) -> None:
         Example: convlens words train reviews.txt --lang zh --out reviews.bin
         """
         from ..embed import words
+        for value, flag in ((size, "--size"), (window, "--window"), (min_count, "--min-count"), (epochs, "--epochs")):
+            at_least(value, 1, flag)
+        check_output(out)
         wv = words.train(corpus, lang, userdict=userdict, vector_size=size, window=window, min_count=min_count,
                          epochs=epochs, seed=seed, out=out)
         echo(f"{len(wv)} words x {wv.vectors.shape[1]} -> {out}")

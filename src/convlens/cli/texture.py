@@ -14,7 +14,7 @@ from typing import List
 
 import typer
 
-from .common import OUT_OPT, at_least, config_command, echo, fixed, out_path
+from .common import OUT_OPT, at_least, check_output, config_command, echo, fixed, out_path
 
 METHODS = ("efros-leung", "wei-levoy", "quilting", "gram")
 
@@ -185,13 +185,14 @@ def register(app: typer.Typer) -> None:
         if len(args) != (1 if blend else 2):
             raise ConvlensError("give STYLE IMAGE, or --blend SPEC IMAGE (e.g. convlens fast-style apply --blend "
                                 "19:0.7,3:0.3 chelsea -o out.png)")
+        at_least(size, 0, "--size")
+        p = out_path(out)
         net = load_fast_style(blend or args[0])
         img = texture_image(args[-1])
         if size:
             img = resize_long(img, size)
         t = time.perf_counter()
         y = fast_style(net, img)
-        p = out_path(out)
         save_png(y, p)
         style = getattr(net, "meta", {}).get("style", args[0])
         echo(f"wrote {p}  (style {style}, {tuple(y.shape[-2:])}, {1000 * (time.perf_counter() - t):.0f} ms)")
@@ -213,12 +214,16 @@ def register(app: typer.Typer) -> None:
         from ..recipes.fast_style import arbitrary_style
         from ..recipes.style import resize_long
         from ..texture.samples import texture_image
+        at_least(size, 0, "--size")
+        if not 0 <= strength <= 1:
+            from ..errors import ConvlensError
+            raise ConvlensError(f"--strength must be in 0..1 (0: the content's own style, 1: the style image's), got {strength}")
+        p = out_path(out)
         img = texture_image(image)
         if size:
             img = resize_long(img, size)
         t = time.perf_counter()
         y = arbitrary_style(img, style, strength)
-        p = out_path(out)
         save_png(y, p)
         echo(f"wrote {p}  ({tuple(y.shape[-2:])}, {1000 * (time.perf_counter() - t):.0f} ms)")
 
@@ -246,4 +251,5 @@ def register(app: typer.Typer) -> None:
         from ..recipes.fast_style import export_onnx, load_fast_style
         if not out.endswith(".onnx"):
             raise ConvlensError(f"output {out} must end in .onnx")
+        check_output(out)
         echo(f"wrote {export_onnx(load_fast_style(model), out)}")

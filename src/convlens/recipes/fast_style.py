@@ -312,8 +312,12 @@ def load_fast_style(path=None):
         raise ConvlensError(f"fast-style model not found: {path}; use a style of the trained network (see "
                             f"`convlens fast-style styles`), a shipped style ({', '.join(shipped_styles()) or 'none'}) "
                             "or train one with `convlens fast-style train`")
-    with safe_open(str(path), "pt") as f:
-        info = f.metadata() or {}
+    try:
+        with safe_open(str(path), "pt") as f:
+            info = f.metadata() or {}
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for a file that is not one
+        raise ConvlensError(f"{path} is not a safetensors file ({str(e).splitlines()[0][:80]}); give a model made by "
+                            "`convlens fast-style train` or a style name (`convlens fast-style styles`)") from None
     if "width" not in info:
         raise ConvlensError(f"{path} is not a convlens fast-style model (no width in its metadata)")
     net = TransformerNet(int(info["width"]), int(info.get("blocks", 5)))
