@@ -70,7 +70,7 @@ def run(quick: bool) -> list[Row]:
         rows.append(Row(f"occlusion {tag} 16x16/8 ({n} windows)", to, tc, "s/img", f"captum ppe={best}",
                         ">= 1.5x faster", higher_is_better=False,
                         note=f"ours batch {ours.info['batch_size']}; max rel diff {diff:.1e}"))
-        rows.append(Row(f"occlusion {tag}: incremental vs whole passes", to, tw, "s/img", "ours, whole passes",
+        rows.append(Row(f"occlusion {tag}: auto path vs whole passes", to, tw, "s/img", "ours, whole passes",
                         "report", higher_is_better=False, note=f"max rel diff {same:.1e}"))
         # SmoothGrad and IG per image
         ns = 8 if quick else 25

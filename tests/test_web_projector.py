@@ -211,7 +211,16 @@ def test_why_similar_job_gives_the_library_cosine_and_a_figure(client, stores, o
 
 def test_words_panel_equals_the_library_layout(client):
     from convlens.embed import words
-    r = client.get("/api/words/neighbors", params={"q": ["麻辣烫", "馄饨"], "topk": 5})
+    # default: the shipped Chinese word vectors for Chinese queries, as `convlens words neighbors` prints
+    r = client.get("/api/words/neighbors", params={"q": ["肯德基", "馄饨"], "topk": 5})
+    assert r.status_code == 200
+    zh = words.load_pretrained("zh")
+    assert r.json()["text"] == words.format_neighbors(words.neighbors(["肯德基", "馄饨"], zh, topk=5))
+    assert "麦当劳" in [n["word"] for n in r.json()["results"][0]["neighbors"]][:3]
+    en = client.get("/api/words/neighbors", params={"q": ["king"], "topk": 3}).json()
+    assert en["text"] == words.format_neighbors(words.neighbors(["king"], words.load_pretrained("en"), topk=3))
+    # the phrase path: the bundled food vocabulary through the e5 encoder
+    r = client.get("/api/words/neighbors", params={"q": ["麻辣烫", "馄饨"], "topk": 5, "vocab": "food"})
     assert r.status_code == 200
     body = r.json()
     wv = words.encode_vocab(words.FOOD_VOCAB)

@@ -181,7 +181,7 @@ def test_png_and_csv_export(url, tmp_path):
 def test_words_panel_shows_the_lecture_layout(url):
     from convlens.embed import words
     with chromium_page() as page:
-        page.goto(f"{url}/words?q=麻辣烫&q=馄饨&topk=5")
+        page.goto(f"{url}/words?q=麻辣烫&q=馄饨&topk=5&vocab=food")
         page.wait_for_function("(document.querySelector('[data-testid=words-out]')?.textContent || '').includes('——')",
                                timeout=60000)  # null-safe: the panel may not be built yet
         shown = page.locator("[data-testid=words-out]").text_content()

@@ -243,7 +243,7 @@ def test_requests_may_name_only_the_served_models(served, monkeypatch):
     ]:
         r = client.request(method, url, **kw)
         assert r.status_code == 400, (url, r.text)
-        assert "this server serves: mobilenet_v2, vgg16-hed" in r.json()["error"], r.text
+        assert "this server serves: mobilenet_v2, vgg16-imagenet, vgg16-hed" in r.json()["error"], r.text
     assert loads == []   # nothing was downloaded or loaded
 
 
@@ -379,7 +379,7 @@ def test_an_open_event_stream_keeps_a_silent_job_alive(offline_model):
         assert left.status == "cancelled" and "no client followed it" in left.note
 
 
-@pytest.mark.parametrize("args,words", [(["--port", "99999"], "--port must be between 1 and 65535"),
+@pytest.mark.parametrize("args,words", [(["--port", "99999"], "--port must be a TCP port in 1..65535"),
                                         (["--orphan-timeout", "-1"], "--orphan-timeout must be 0"),
                                         (["--model", "nosuchnet"], "unknown model 'nosuchnet'")])
 def test_serve_refuses_bad_options_in_one_line(monkeypatch, capsys, args, words):

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvlensError
-from ..models.model import Model
+from ..models.model import Model, validate_images
 
 RENDER_MODES = ("abs", "positive", "negative", "signed", "minmax", "rgb")
 
@@ -132,8 +132,7 @@ def check_images(model: Model, images) -> torch.Tensor:
                             "use convlens.load_image")
     if images.ndim == 3:
         images = images[None]
-    if images.ndim != 4 or images.shape[1] != model.mean.shape[1]:
-        raise ConvlensError(f"images must be (N, {model.mean.shape[1]}, H, W), got {tuple(images.shape)}")
+    validate_images(images, model.mean.shape[1])  # before the cast: an integer image is refused, not scaled
     dtype = model.mean.dtype
     return images.detach().to(device=model.device, dtype=dtype)
 

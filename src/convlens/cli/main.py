@@ -63,7 +63,7 @@ def run(argv=None) -> int:
     except SystemExit as e:  # typer/click exits (help, usage)
         return int(e.code or 0)
     except KeyboardInterrupt:
-        print("convlens: interrupted; finished outputs were kept", file=sys.stderr)
+        print("convlens: interrupted", file=sys.stderr)  # commands that keep partial work say what they wrote
         return 130
     except Exception as e:  # noqa: BLE001 - the CLI's contract is one line, no traceback
         if debug:

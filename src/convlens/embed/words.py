@@ -411,10 +411,14 @@ def load_pretrained(name: str) -> WordVectors:
     return WordVectors(words, vectors, source=PRETRAINED[name])
 
 
+def language_of(queries: Sequence[str]) -> str:
+    """"zh" if any query has a CJK character, else "en" (which shipped vectors answer them)."""
+    return "zh" if any("\u4e00" <= ch <= "\u9fff" for q in queries for ch in q) else "en"
+
+
 def default_vectors(queries: Sequence[str]) -> WordVectors:
     """The shipped vectors for these queries' language: Chinese if any has a CJK character, else English."""
-    cjk = any("\u4e00" <= ch <= "\u9fff" for q in queries for ch in q)
-    return load_pretrained("zh" if cjk else "en")
+    return load_pretrained(language_of(queries))
 
 
 def format_score(s: float) -> str:

