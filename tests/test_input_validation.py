@@ -82,3 +82,17 @@ def test_float64_model_takes_float32_images():
 def test_predict_rejects_a_topk_below_one(model):
     with pytest.raises(ConvlensError, match="topk must be at least 1"):
         convlens.predict(model, _cat16(), topk=0)
+
+
+def test_the_optimization_loop_may_leave_the_unit_range_the_edge_may_not(model):
+    """L-BFGS on raw pixels can overshoot far outside [0, 1] for a few steps (Gatys textures did, from the
+    first steps): inside convlens's own loop that is allowed; the same images from a caller are refused."""
+    from convlens.optim import objectives, params
+    init = torch.full((1, 3, 16, 16), 200.0)   # a whole image on the 0-255 scale
+    r = convlens.optimize(model, objectives.class_logit(0), params.PixelParam(init, clamp=False), steps=2, lr=0.1)
+    assert r.steps == 2
+    with torch.no_grad():  # its first objective value is the logit of the 0-255 image itself
+        ref = model.net((init - model.mean) / model.std)[0, 0]
+    assert torch.allclose(r.history[0].flatten()[0], ref, rtol=1e-5)
+    with pytest.raises(ConvlensError, match="0-255"):
+        model(init)

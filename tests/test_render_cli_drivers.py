@@ -106,6 +106,11 @@ def test_demo_quick_writes_report(tmp_path):
     html = (out / "index.html").read_text()
     assert "Predictions" in html and "Egyptian cat" in html and "convlens predict" in html
     assert (out / "predictions.png").stat().st_size > 10_000
+    # a second run rebuilds the report in the same folder (the README's `scripts/demo`, run twice)
+    (out / "index.html").unlink()
+    r = _cli("demo", "--quick", "--out", str(out), "--only", "layers", timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Layers" in (out / "index.html").read_text()
 
 
 def test_batched_forward_bn_folded_twin_matches_the_model():

@@ -99,7 +99,8 @@ def register(app: typer.Typer) -> None:
         from ..errors import ConvlensError
         if Path(out).exists() and not Path(out).is_dir():
             raise ConvlensError(f"--out {out} is a file; give a folder for the report")
-        check_output(out)
+        if not Path(out).is_dir():  # a new folder: no file where a parent folder must be (a rerun reuses it)
+            check_output(out)
         if only:  # before the report folder is made
             from ..demo.run import all_sections
             names = [n for n, _ in all_sections()]

@@ -10,6 +10,8 @@ user's hooks on it do fire.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy as _copy
 from dataclasses import dataclass
 from typing import Sequence
@@ -54,6 +56,21 @@ def _drop_user_hooks(net: nn.Module) -> None:
             flags, hooks = getattr(m, flag, {}), getattr(m, attr, {})
             for key in [k for k in flags if k not in hooks]:
                 del flags[key]
+
+
+_FROM_OPTIMIZER = contextvars.ContextVar("convlens_images_from_optimizer", default=False)
+
+
+@contextlib.contextmanager
+def optimizer_images():
+    """Inside this block (this thread or task only), ``Model.forward`` does not validate its input: the
+    images come from convlens's own optimization loop (an unconstrained parameterization may leave
+    [0, 1] far behind for a few L-BFGS steps), and the user's images were checked at the edge."""
+    token = _FROM_OPTIMIZER.set(True)
+    try:
+        yield
+    finally:
+        _FROM_OPTIMIZER.reset(token)
 
 
 def validate_images(images, channels: int = 3) -> None:
@@ -192,7 +209,8 @@ class Model(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits for images in [0, 1], shape (N, 3, H, W) -> (N, num_classes)."""
-        validate_images(images, self.mean.shape[1])
+        if not _FROM_OPTIMIZER.get():
+            validate_images(images, self.mean.shape[1])
         out = self.net((images.to(self.mean.dtype) - self.mean) / self.std)
         if not isinstance(out, torch.Tensor):  # GoogLeNet / Inception namedtuples in train mode
             out = out[0]

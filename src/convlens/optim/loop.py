@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import torch
 
 from ..errors import ConvlensError
-from ..models.model import Model
+from ..models.model import Model, optimizer_images
 from ..probe.probe import Probe
 from ..progress import ProgressFn
 from .objectives import Features, Objective, as_objective
@@ -182,7 +182,7 @@ def optimize(model: Model, objective: Objective | Callable, param: Param, *, ste
     t0 = time.perf_counter()
     probe = Probe(model, runner.layers, stop=not objective.logits) if runner.layers else None
     try:
-        with thread_budget(threads), (probe if probe is not None else _null()):
+        with thread_budget(threads), optimizer_images(), (probe if probe is not None else _null()):
             for o, size in enumerate(sizes):
                 if o > 0:
                     param = param.resized(size).to(device)
