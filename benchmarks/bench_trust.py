@@ -79,20 +79,28 @@ def _subprocess_s(code: list[str], repeat: int) -> float:
 def _help(quick: bool) -> list[Row]:
     s = _subprocess_s(["-m", "convlens", "--help"], 2 if quick else 5)
     return [Row("`convlens --help` wall time (fresh process)", s, None, "s", target="< 1 s",
-                higher_is_better=False, note="median; item 17 (another engineer) makes it torch-free")]
+                higher_is_better=False, note="median; torch is not imported (item 17)")]
 
 
 def _project(quick: bool) -> list[Row]:
+    """The first call in a fresh process, split: importing convlens's library (torch) and the projection's
+    own packages, then the call itself (item 18: the computation on small inputs must be instant)."""
     rows = []
-    for method in ("pca", "tsne"):
-        code = ("import time, numpy as np, convlens\n"
+    for method, package in (("pca", "sklearn.decomposition"), ("tsne", "openTSNE")):
+        code = ("import time, importlib, numpy as np\n"
+                "t0 = time.perf_counter(); P = importlib.import_module('convlens.embed.project')\n"
+                f"importlib.import_module('{package}'); t1 = time.perf_counter()\n"
                 "x = np.random.default_rng(0).standard_normal((20, 64)).astype('float32')\n"
-                f"t = time.perf_counter(); convlens.project(x, '{method}'); print(time.perf_counter() - t)")
+                f"P.project(x, '{method}'); t2 = time.perf_counter()\n"
+                "print(t1 - t0, t2 - t1)")
         env = {**os.environ, "PYTHONPATH": SRC}
-        vals = [float(subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
-                                     text=True).stdout.strip().splitlines()[-1]) for _ in range(1 if quick else 3)]
-        rows.append(Row(f"convlens.project {method} of 20 points (first call in a process)", min(vals), None, "s",
-                        target="< 1 s", higher_is_better=False, note="item 18 (another engineer)"))
+        runs = [tuple(map(float, subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True,
+                                                text=True).stdout.strip().splitlines()[-1].split()))
+                for _ in range(1 if quick else 3)]
+        imports, call = min(r[0] for r in runs), min(r[1] for r in runs)
+        rows.append(Row(f"convlens.project {method} of 20 points, first call in a fresh process (after imports)", call,
+                        None, "s", target="< 1 s", higher_is_better=False,
+                        note=f"imports before it (torch, {package}): {imports:.2f} s"))
     return rows
 
 
