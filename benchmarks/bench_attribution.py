@@ -14,7 +14,7 @@ import warnings
 
 import torch
 
-from .common import alternated, Row
+from .common import Row, alternated, captum_occlusion_ppe
 
 warnings.filterwarnings("ignore")
 
@@ -46,13 +46,7 @@ def run(quick: bool) -> list[Row]:
         # occlusion: Captum's best perturbations_per_eval on a small run, then the real one
         t = m.targets(None, cat)
         occ = Occlusion(lambda z: m(z).softmax(-1))
-        trial = {}
-        for ppe in (8, 16, 32, 64):
-            t0 = time.perf_counter()
-            occ.attribute(cat, target=t, sliding_window_shapes=(3, 32, 32), strides=(3, 32, 32), baselines=0.0,
-                          perturbations_per_eval=ppe)
-            trial[ppe] = time.perf_counter() - t0
-        best = min(trial, key=trial.get)
+        best = captum_occlusion_ppe(occ, cat, t)
         t0 = time.perf_counter()
         ref = occ.attribute(cat, target=t, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8), baselines=0.0,
                             perturbations_per_eval=best)

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .common import Row, alternated
+from .common import Row, alternated, captum_occlusion_ppe
 
 warnings.filterwarnings("ignore")
 SRC = str(Path(__import__("convlens").__file__).resolve().parents[1])
@@ -113,13 +113,7 @@ def _occlusion(quick: bool) -> list[Row]:
         cat = convlens.sample_image("chelsea", size)
         t = m.targets(None, cat)
         occ = Occlusion(lambda z: m(z).softmax(-1))
-        trial = {}
-        for ppe in (8, 16, 32, 64):
-            t0 = time.perf_counter()
-            occ.attribute(cat, target=t, sliding_window_shapes=(3, 32, 32), strides=(3, 32, 32), baselines=0.0,
-                          perturbations_per_eval=ppe)
-            trial[ppe] = time.perf_counter() - t0
-        best = min(trial, key=trial.get)
+        best = captum_occlusion_ppe(occ, cat, t)
         convlens.occlusion(m, cat[..., :64, :64], t, window=16, stride=16)  # builds the cached twin
         out = {}
 

