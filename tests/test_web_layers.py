@@ -285,7 +285,7 @@ def test_requests_beside_a_job_on_the_shared_model(client, offline_model):
     """A feature-visualization job (its Probe(stop=True) in a job thread) and activation / guided
     requests (their probes in request threads) on the one shared model: each gets its own values."""
     m = client.app.state.convlens.model()
-    q = "steps=40&size=64&seed=1"
+    q = "steps=120&size=64&seed=1"   # long enough to run through all the requests below
     job_id = client.post(f"/api/layers/features.6/channels/5/visualize?{q}").json()["job"]
     for image in ("chelsea", "coffee", "astronaut", "rocket"):
         for layer in ("features.4", "features.10"):   # layers no other test caches
@@ -299,8 +299,8 @@ def test_requests_beside_a_job_on_the_shared_model(client, offline_model):
                                                                  "channel 2 (sum)")))).convert("RGB"))
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 0.5   # rounding only (float32 ReLU ties)
     job = wait(client, job_id)
-    assert job["status"] == "done" and job["done"] == 40
-    v = convlens.visualize_channel(offline_model, "features.6", 5, steps=40, size=64, seed=1)
+    assert job["status"] == "done" and job["done"] == 120
+    v = convlens.visualize_channel(offline_model, "features.6", 5, steps=120, size=64, seed=1)
     assert job["result"]["score"] == pytest.approx(float(v.scores[0]), rel=1e-3)
     assert np.abs(decode(client.get(job["result"]["image"])).astype(int) - to_uint8(v.images[0]).astype(int)).max() <= 1
     assert all(not mod._forward_hooks for mod in m.modules())
