@@ -1,4 +1,5 @@
-"""Probe: bit-exact activations, gradients, truncation, hooks always removed; exact receptive fields."""
+"""Probe: bit-exact activations, gradients, truncation, hooks always removed, hooks per thread (races
+against plain forwards, backwards and relu_mode); exact receptive fields."""
 from __future__ import annotations
 
 import pytest
