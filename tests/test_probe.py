@@ -1,4 +1,5 @@
-"""Probe: bit-exact activations, gradients, truncation, hooks always removed; exact receptive fields."""
+"""Probe: bit-exact activations, gradients, truncation, hooks always removed, hooks per thread (races
+against plain forwards, backwards and relu_mode); exact receptive fields."""
 from __future__ import annotations
 
 import pytest
@@ -234,3 +235,166 @@ def test_analytic_equals_gradient_method_on_lecture_architectures(name):
     analytic = receptive_fields(m, layers, method="analytic")
     assert analytic == receptive_fields(m, layers, method="gradient")
     assert len({rf.size for rf in analytic.values()}) == len(layers)  # distinct layers, not one repeated answer
+
+
+# --- hooks are per thread: a probe never touches another thread's forward of the same model ---------
+
+def _race(*loops, timeout: float = 60.0) -> list[str]:
+    """Run each ``loop()`` in its own thread, started together with a tiny GIL switch interval (so
+    the threads interleave inside each other's forwards); returns every failure, as text."""
+    import sys
+    import threading
+    failures: list[str] = []
+    start = threading.Barrier(len(loops))
+
+    def body(loop):
+        start.wait()
+        try:
+            loop()
+        except BaseException as e:  # noqa: BLE001 - a failure in the thread is the test's result
+            failures.append(f"{type(e).__name__}: {e}")
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=body, args=(loop,), daemon=True) for loop in loops]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout)
+        assert not any(t.is_alive() for t in threads), "a thread did not finish in time"
+    finally:
+        sys.setswitchinterval(old)
+    return failures
+
+
+N_RACE = 300
+
+
+def _race_model():
+    m = convlens.Model.wrap(tiny_convnet(), input_size=12, classes=["a", "b", "c"])
+    g = torch.Generator().manual_seed(1)
+    xa, xb = torch.rand(2, 3, 12, 12, generator=g), torch.rand(2, 3, 12, 12, generator=g)
+    return m, xa, xb
+
+
+def test_probe_stop_in_one_thread_leaves_another_threads_forward_alone():
+    """The explorer's race: a job loops ``Probe(stop=True)`` while a request runs the same model."""
+    m, xa, xb = _race_model()
+    with torch.no_grad():
+        ref_logits = m(xb)
+        with convlens.Probe(m, "3", stop=True) as p:
+            p.run(xa)
+        ref_act = p["3"].clone()
+    assert not torch.allclose(convlens.layer_activations(m, xb, "3"), ref_act)  # the two images differ there
+    bad = {"probe": 0, "plain": 0}
+
+    def probing():
+        for _ in range(N_RACE):
+            with torch.no_grad(), convlens.Probe(m, "3", stop=True) as p:
+                out = p.run(xa)
+            if out is not None or not torch.allclose(p["3"], ref_act, atol=1e-6):
+                bad["probe"] += 1
+
+    def plain():
+        for _ in range(N_RACE):
+            with torch.no_grad():
+                out = m(xb)  # a stray _StopForward would raise here and fail the race
+            bad["plain"] += not torch.allclose(out, ref_logits, atol=1e-6)
+    assert _race(probing, plain) == []
+    assert bad == {"probe": 0, "plain": 0}
+    assert hook_count(m) == 0
+
+
+def test_probe_gradients_in_one_thread_leave_another_threads_backward_alone():
+    m, xa, xb = _race_model()
+
+    def alone_probe():
+        x = xa.clone().requires_grad_(True)
+        with convlens.Probe(m, "3", gradients=True) as p:
+            m(x)[:, 2].sum().backward()
+        return p["3"].detach().clone(), p.gradients["3"].clone(), x.grad.clone()
+
+    def alone_plain():
+        x = xb.clone().requires_grad_(True)
+        logits = m(x)
+        (g,) = torch.autograd.grad(logits[:, 1].sum(), x)
+        return logits.detach(), g
+    ref_act, ref_grad, ref_xgrad = alone_probe()
+    ref_logits, ref_g = alone_plain()
+    assert ref_grad.abs().sum() > 0 and ref_g.abs().sum() > 0
+    bad = {"probe": 0, "plain": 0}
+
+    def probing():
+        for _ in range(N_RACE):
+            act, grad, xgrad = alone_probe()
+            bad["probe"] += not (torch.allclose(act, ref_act, atol=1e-6) and torch.allclose(grad, ref_grad, atol=1e-7)
+                                 and torch.allclose(xgrad, ref_xgrad, atol=1e-7))
+
+    def plain():
+        for _ in range(N_RACE):
+            logits, g = alone_plain()
+            bad["plain"] += not (torch.allclose(logits, ref_logits, atol=1e-6) and torch.allclose(g, ref_g, atol=1e-7))
+    assert _race(probing, plain) == []
+    assert bad == {"probe": 0, "plain": 0}
+    assert hook_count(m) == 0
+
+
+def test_guided_relu_mode_in_one_thread_leaves_another_threads_gradient_plain():
+    """``relu_mode`` is a torch function mode, whose stack torch keeps per thread."""
+    from convlens.probe import relu_mode
+    m, xa, _ = _race_model()
+
+    def grad(mode):
+        x = xa.clone().requires_grad_(True)
+        with relu_mode(mode) as stats:
+            (g,) = torch.autograd.grad(m(x)[:, 0].sum(), x)
+        assert stats.count == 2
+        return g
+    ref = {mode: grad(mode) for mode in ("guided", "plain")}
+    assert not torch.allclose(ref["guided"], ref["plain"], atol=1e-4)  # the override changes this gradient
+    bad = {"guided": 0, "plain": 0}
+
+    def loop(mode):
+        for _ in range(N_RACE):
+            bad[mode] += not torch.allclose(grad(mode), ref[mode], atol=1e-7)
+    assert _race(lambda: loop("guided"), lambda: loop("plain")) == []
+    assert bad == {"guided": 0, "plain": 0}
+
+
+def test_probe_hooks_follow_the_call():
+    """The owner thread, a context copied inside the block and ``probe.run`` anywhere record; an
+    unrelated thread's forward does not."""
+    import contextvars
+    import threading
+    m, xa, xb = _race_model()
+    want_a, want_b = (convlens.layer_activations(m, x, "3") for x in (xa, xb))
+
+    def in_thread(fn):
+        t = threading.Thread(target=fn)
+        t.start()
+        t.join(30)
+        assert not t.is_alive()
+    with torch.no_grad(), convlens.Probe(m, "3") as p:
+        in_thread(lambda: m(xb))                                   # unrelated thread: not recorded
+        assert "3" not in p.activations
+        m(xa)                                                      # the owner thread
+        assert torch.allclose(p["3"], want_a)
+        ctx = contextvars.copy_context()                           # a thread run in the probe's context
+        in_thread(lambda: ctx.run(m, xb))
+        assert torch.allclose(p["3"], want_b)
+        p.activations.clear()
+        in_thread(lambda: p.run(xa))                               # probe.run is the probe's call anywhere
+        assert torch.allclose(p["3"], want_a)
+    assert hook_count(m) == 0
+    first_a, first_b = (convlens.layer_activations(m, x, "0") for x in (xa, xb))
+    outer = convlens.Probe(m, "3").__enter__()                    # probes exiting out of order
+    inner = convlens.Probe(m, "0").__enter__()
+    outer.__exit__(None, None, None)
+    with torch.no_grad():
+        m(xb)
+    assert "3" not in outer.activations and torch.allclose(inner["0"], first_b)
+    ctx = contextvars.copy_context()                               # the inner probe is still active in it
+    in_thread(lambda: ctx.run(m, xa))
+    assert torch.allclose(inner["0"], first_a)
+    inner.__exit__(None, None, None)
+    assert hook_count(m) == 0

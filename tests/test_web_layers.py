@@ -274,11 +274,36 @@ def test_openapi_documents_every_layers_endpoint(client):
 
 
 def test_the_model_is_not_changed(client, offline_model):
-    """The browser works on private copies: no hooks are left on the server's model."""
+    """The browser works on the server's model itself: no hooks are left on it, nothing unfrozen."""
     m = client.app.state.convlens.model()
     client.get("/api/layers/features.6/channels/3/guided.png?image=coffee")
     assert all(not mod._forward_hooks for mod in m.modules())
     assert not any(p.requires_grad for p in m.parameters())
+
+
+def test_requests_beside_a_job_on_the_shared_model(client, offline_model):
+    """A feature-visualization job (its Probe(stop=True) in a job thread) and activation / guided
+    requests (their probes in request threads) on the one shared model: each gets its own values."""
+    m = client.app.state.convlens.model()
+    q = "steps=120&size=64&seed=1"   # long enough to run through all the requests below
+    job_id = client.post(f"/api/layers/features.6/channels/5/visualize?{q}").json()["job"]
+    for image in ("chelsea", "coffee", "astronaut", "rocket"):
+        for layer in ("features.4", "features.10"):   # layers no other test caches
+            s = client.get(f"/api/layers/{layer}/activations?image={image}").json()
+            np.testing.assert_allclose(s["max"], probe(offline_model, layer, image).flatten(1).amax(1).numpy(),
+                                       rtol=1e-5, atol=1e-5)
+    got = decode(client.get("/api/layers/features.10/channels/2/guided.png?image=rocket"))
+    a = convlens.guided_backprop(offline_model, fit(sample_image("rocket"), offline_model.input_size),
+                                 layer="features.10", channel=2)
+    want = np.asarray(Image.open(io.BytesIO(png_bytes(a.overlay(0, "rgb", label="guided backprop: features.10 "
+                                                                 "channel 2 (sum)")))).convert("RGB"))
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 0.5   # rounding only (float32 ReLU ties)
+    job = wait(client, job_id)
+    assert job["status"] == "done" and job["done"] == 120
+    v = convlens.visualize_channel(offline_model, "features.6", 5, steps=120, size=64, seed=1)
+    assert job["result"]["score"] == pytest.approx(float(v.scores[0]), rel=1e-3)
+    assert np.abs(decode(client.get(job["result"]["image"])).astype(int) - to_uint8(v.images[0]).astype(int)).max() <= 1
+    assert all(not mod._forward_hooks for mod in m.modules())
 
 
 @pytest.fixture(scope="module")

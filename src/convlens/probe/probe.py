@@ -15,9 +15,18 @@ Semantics (documented because they are easy to get wrong):
   * ``stop=True`` ends the forward pass right after the deepest probed layer has run (truncation:
     no work is spent on layers nobody reads); use ``probe.run(x)`` in that mode.
   * Hooks are removed when the ``with`` block exits, also when it raises.
+  * Hooks are per call, not per module: they act only on forwards run by the thread that entered the
+    probe, or from a context copied from it while the probe was active (``asyncio.to_thread``,
+    ``contextvars.copy_context().run``, tasks created inside the block). Another thread's forward of
+    the same model (a web request beside a job) runs as if no probe existed: nothing recorded, not
+    truncated, its output untouched. So one shared ``Model`` serves concurrent probes and plain calls.
+    (Coroutines of one event loop share its thread: a probe held across an ``await`` also sees
+    the forwards that other tasks of that loop run meanwhile.)
 """
 from __future__ import annotations
 
+import contextvars
+import threading
 from typing import Iterable
 
 import torch
@@ -28,6 +37,11 @@ from ..models.model import Model
 
 class _StopForward(Exception):
     """Raised inside a hook to end a forward pass early (truncation)."""
+
+
+# Keys of the probes active in this context: inherited by contexts copied inside a ``with Probe``
+# block (threads started with the context, asyncio tasks), never seen by other threads.
+_ACTIVE: contextvars.ContextVar[frozenset] = contextvars.ContextVar("convlens_active_probes", default=frozenset())
 
 
 class Probe:
@@ -54,9 +68,13 @@ class Probe:
         self.activations: dict[str, torch.Tensor] = {}
         self.gradients: dict[str, torch.Tensor] = {}
         self._handles: list = []
+        self._owner: int | None = None   # thread ident of the ``with`` block
+        self._key: object | None = None  # this activation's key in ``_ACTIVE``
 
     # --- context manager ------------------------------------------------------------------
     def __enter__(self) -> "Probe":
+        self._owner, self._key = threading.get_ident(), object()
+        _ACTIVE.set(_ACTIVE.get() | {self._key})
         try:
             for name, module in self.modules.items():
                 self._handles.append(module.register_forward_hook(self._hook(name)))
@@ -73,10 +91,19 @@ class Probe:
         for h in self._handles:
             h.remove()
         self._handles.clear()
+        # a set difference, not a token reset: probes may exit out of order, or in another context
+        _ACTIVE.set(_ACTIVE.get() - {self._key})
+        self._owner = self._key = None
+
+    def _mine(self) -> bool:
+        """True when the running forward belongs to this probe's caller (its thread or a context copied from it)."""
+        return threading.get_ident() == self._owner or self._key in _ACTIVE.get()
 
     # --- hooks -------------------------------------------------------------------------------
     def _hook(self, name):
         def hook(module, inputs, output):
+            if not self._mine():
+                return None  # another thread's forward of the shared model: leave it alone
             if not isinstance(output, torch.Tensor):
                 raise ConvlensError(f"layer '{name}' returns {type(output).__name__}, not a tensor; probe a submodule")
             record = output.detach() if self.detach else output
@@ -90,13 +117,20 @@ class Probe:
 
     # --- running ---------------------------------------------------------------------------
     def run(self, images: torch.Tensor) -> torch.Tensor | None:
-        """Forward ``images``; returns logits, or None when ``stop=True`` cut the pass short."""
+        """Forward ``images``; returns logits, or None when ``stop=True`` cut the pass short.
+
+        The forward is this probe's call wherever it runs (also on a thread other than the one that
+        entered the probe)."""
         self.activations.clear()
         self.gradients.clear()
+        token = _ACTIVE.set(_ACTIVE.get() | {self._key}) if self._key is not None else None
         try:
             return self.model(images)
         except _StopForward:
             return None
+        finally:
+            if token is not None:
+                _ACTIVE.reset(token)
 
     def __getitem__(self, name: str) -> torch.Tensor:
         if name not in self.activations:

@@ -17,7 +17,10 @@ passed its input through; the deconvnet rule is the same ``max(dy, 0)``.
 How: a ``torch.overrides.TorchFunctionMode`` intercepts the activation *functions* while the
 context is active, so nothing is swapped, hooked or copied, and the caller's modules are never
 modified (the mode is popped in ``finally``, also when the forward raises). Because modules call
-these functions, both module and functional activations are covered.
+these functions, both module and functional activations are covered. Per thread: torch keeps the
+function-mode stack per thread, so another thread's forward of the same model (a web request beside a
+guided-backprop job) keeps its ordinary ReLUs (tested in tests/test_probe.py). The override is fixed in
+the graph at forward time, so the backward may run anywhere.
 
 Overridden: ``nn.ReLU`` (also ``inplace=True``), ``nn.ReLU6``, ``nn.Hardtanh(0, x)``, ``F.relu``,
 ``F.relu_``, ``F.relu6``, ``F.hardtanh(min_val=0)``, ``torch.relu``, ``torch.relu_``,

@@ -13,12 +13,11 @@ Request names never reach the filesystem except through ``safe_child`` (image fo
 ``<data_dir>/images/``, results under ``<data_dir>/results/``). Layers are looked up in the model,
 channels range-checked, images resolved by ``state.image``.
 
-The request thread and the jobs each work on their own private copy of the model (under a lock):
-a ``Probe`` hook installed by one request must never fire inside another thread's forward pass.
+Requests and jobs share the server's model: a ``Probe`` acts only on the forwards of the thread that
+entered it (``convlens.probe.probe``), so no private copies and no locks are needed.
 """
 from __future__ import annotations
 
-import copy
 import io
 import os
 import threading
@@ -76,13 +75,11 @@ class _Cache:
 
 
 class _View:
-    """What the layer browser keeps per server: caches and private model copies with their locks."""
+    """What the layer browser keeps per server: its caches."""
 
     def __init__(self):
         self.cache = _Cache(96)
         self.tops = _Cache(32)          # (model, layer, source, n, k) -> TopActivations (all channels)
-        self.copies: dict = {}
-        self.lock = threading.Lock()
 
 
 def _view(state: AppState) -> _View:
@@ -91,22 +88,6 @@ def _view(state: AppState) -> _View:
         with state._lock:
             v = state.__dict__.setdefault("_layers_view", _View())
     return v
-
-
-class _Private:
-    """A deep copy of the model for one kind of work ("request" or "job"), used under its lock."""
-
-    def __init__(self, model):
-        self.model, self.lock = copy.deepcopy(model), threading.RLock()
-
-
-def _private(state: AppState, name: str, role: str) -> _Private:
-    v = _view(state)
-    with v.lock:
-        key = (name, role)
-        if key not in v.copies:
-            v.copies[key] = _Private(state.model(name))
-        return v.copies[key]
 
 
 def _model_name(state: AppState, model: str | None) -> str:
@@ -191,12 +172,11 @@ def layer_maps(state: AppState, name: str, layer: str, image: str) -> torch.Tens
     hit = v.cache.get(key)
     if hit is not None:
         return hit
-    p = _private(state, name, "request")
-    with p.lock:
-        img = _image(state, p.model, image)
-        with Probe(p.model, layer, detach=True, stop=True) as probe, torch.inference_mode():
-            probe.run(img.to(p.model.device))
-            a = probe[layer]
+    m = state.model(name)
+    img = _image(state, m, image)
+    with Probe(m, layer, detach=True, stop=True) as probe, torch.inference_mode():
+        probe.run(img.to(m.device))
+        a = probe[layer]
     return v.cache.put(key, a[0].detach().float().cpu().clone())
 
 
@@ -419,10 +399,8 @@ def unit_guided(layer: str, channel: int, state: AppState = Depends(app_state), 
 
     def make():
         from ...attribution import guided_backprop
-        p = _private(state, name, "request")
-        with p.lock:
-            a = guided_backprop(p.model, _image(state, p.model, image), layer=layer, channel=c,
-                                unit="max" if unit == "max" else None)
+        a = guided_backprop(m, _image(state, m, image), layer=layer, channel=c,
+                            unit="max" if unit == "max" else None)
         return png_bytes(a.overlay(0, "rgb", label=f"guided backprop: {layer} channel {c} ({unit})"))
     return _cached_png(state, ("guided", name, layer, c, image, unit), make)
 
@@ -446,14 +424,12 @@ def _top_job(state: AppState, name: str, layer: str, source: str, n: int, k: int
             job.progress(done, total)
             if job.cancelled():
                 raise KeyboardInterrupt
-        p = _private(state, name, "job")
-        with p.lock:
-            try:
-                top = top_activations(p.model, images, layer, None, k, progress=progress, threads=state.threads)
-            except KeyboardInterrupt as e:
-                top = getattr(e, "partial", None)
-                if top is None:
-                    return {"layer": layer, "n_images": 0, "complete": False}
+        try:
+            top = top_activations(state.model(name), images, layer, None, k, progress=progress, threads=state.threads)
+        except KeyboardInterrupt as e:
+            top = getattr(e, "partial", None)
+            if top is None:
+                return {"layer": layer, "n_images": 0, "complete": False}
         complete = top.n_images == len(images)
         v.tops.put(key, (top, images))
         return {"layer": layer, "source": source, "n_images": top.n_images, "k": k, "complete": complete,
@@ -489,9 +465,7 @@ def channel_patches(state: AppState, name: str, layer: str, channel: int, source
                          n_images=top.n_images, per_image=top.per_image, map_size=top.map_size)
     if top.n_images < len(images):
         images = images[:top.n_images]   # a cancelled pass: the images it saw
-    p = _private(state, name, "request")
-    with p.lock:
-        return max_activating_patches(p.model, images, layer, [channel], top.k, state=sub)
+    return max_activating_patches(state.model(name), images, layer, [channel], top.k, state=sub)
 
 
 @router.get("/{layer}/channels/{channel}/patches")
@@ -560,11 +534,9 @@ def start_visualize(layer: str, channel: int, state: AppState = Depends(app_stat
             if info.step % every == 0 or info.step == info.total:
                 job.set_preview(png_bytes(info.image[0]))
             return job.cancelled()
-        p = _private(state, name, "job")
-        with p.lock:
-            v = visualize_channel(p.model, layer, c, steps=params["steps"], size=params["size"],
-                                  preset=params["preset"], seed=params["seed"], callback=callback,
-                                  progress=job.progress)
+        v = visualize_channel(state.model(name), layer, c, steps=params["steps"], size=params["size"],
+                              preset=params["preset"], seed=params["seed"], callback=callback,
+                              progress=job.progress)
         save_png(v.images[0], path)
         q = "&".join(f"{k}={val}" for k, val in params.items())
         return {"layer": layer, "channel": c, "score": float(v.scores[0]), "steps": int(v.optim.steps),
