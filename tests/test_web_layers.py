@@ -148,8 +148,10 @@ def test_guided_backprop_equals_library(client, offline_model):
     r = client.get("/api/layers/features.6/channels/3/guided.png?image=chelsea")
     a = convlens.guided_backprop(offline_model, fit(sample_image("chelsea"), offline_model.input_size),
                                  layer="features.6", channel=3)
-    want = png_bytes(a.overlay(0, "rgb", label="guided backprop: features.6 channel 3 (sum)"))
-    assert r.status_code == 200 and r.content == want
+    want = np.asarray(a.overlay(0, "rgb", label="guided backprop: features.6 channel 3 (sum)").convert("RGB"))
+    got = decode(r)  # decoded pixels, not PNG bytes (those depend on the thread count and zlib)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 2   # rounding of the last grey level
     assert float(a.attributions.abs().sum()) > 0
 
 
@@ -173,7 +175,8 @@ def test_patches_job_equals_library(client, offline_model):
         np.testing.assert_allclose([p["value"] for p in got["patches"]], want.top.values[0].numpy(), rtol=1e-5)
         assert got["patches"][0]["image"] == ds.name(int(want.top.image_index[0, 0]))
         png = client.get(f"/api/layers/features.6/channels/{c}/patches.png?n={N}&k={K}")
-        assert png.content == png_bytes(want.render())
+        want_px = np.asarray(want.render().convert("RGB")).astype(int)
+        assert np.abs(decode(png).astype(int) - want_px).max() <= 2   # decoded pixels, not PNG bytes
 
 
 def test_patches_over_a_named_folder(client, offline_model, monkeypatch):
@@ -300,8 +303,9 @@ def test_requests_beside_a_job_on_the_shared_model(client, offline_model):
     assert np.abs(got.astype(int) - want.astype(int)).mean() < 0.5   # rounding only (float32 ReLU ties)
     job = wait(client, job_id)
     assert job["status"] == "done" and job["done"] == 120
-    v = convlens.visualize_channel(offline_model, "features.6", 5, steps=120, size=64, seed=1)
-    assert job["result"]["score"] == pytest.approx(float(v.scores[0]), rel=1e-3)
+    with convlens.thread_budget(client.app.state.convlens.threads):  # the job's budget: 120 ascent steps
+        v = convlens.visualize_channel(offline_model, "features.6", 5, steps=120, size=64, seed=1)  # amplify
+    assert job["result"]["score"] == pytest.approx(float(v.scores[0]), rel=1e-3)   # thread-count rounding
     assert np.abs(decode(client.get(job["result"]["image"])).astype(int) - to_uint8(v.images[0]).astype(int)).max() <= 1
     assert all(not mod._forward_hooks for mod in m.modules())
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import threading
 import copy as _copy
 from dataclasses import dataclass
 from typing import Sequence
@@ -252,10 +253,11 @@ class Model(nn.Module):
             shapes: dict[str, tuple] = {}
             hooks = []
             names = [(n, m) for n, m in self.net.named_modules() if n]
+            owner = threading.get_ident()  # another thread's forward during this one must not record shapes
             try:
                 for n, m in names:
                     def hook(mod, inp, out, n=n):
-                        if isinstance(out, torch.Tensor):
+                        if isinstance(out, torch.Tensor) and threading.get_ident() == owner:
                             shapes[n] = tuple(out.shape[1:])
                     hooks.append(m.register_forward_hook(hook))
                 with torch.inference_mode():
