@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..drivers.forward import thread_budget
 from ..errors import ConvlensError
 from .vectors import VectorStore, as_torch
 
@@ -62,7 +63,6 @@ def exact_search(store: VectorStore, queries: np.ndarray, k: int = 10, metric: s
     """
     check_metric(metric)
     check_k(k)
-    from ..drivers import thread_budget
     n = len(store)
     if n == 0:
         raise ConvlensError(f"store {store.path} is empty; embed some images first")

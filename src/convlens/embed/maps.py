@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConvlensError
+from ..render.figures import font, grid, stack_rows
 from .exact import exact_search
 from .project import project
 from .tiles import _tile, neighbor_figure  # noqa: F401 - neighbor_figure: importable here as before
@@ -37,7 +38,6 @@ def pixel_vectors(store, side: int = 32) -> np.ndarray:
 def pixel_vs_feature(store, queries, k: int = 8, tile: int = 80, side: int = 32) -> Image.Image:
     """For each query: its neighbours by raw pixels (L2 on side x side RGB) above its neighbours by
     CNN features (cosine), the lecture's argument for features."""
-    from ..render import grid, stack_rows
     px = ArrayStore(pixel_vectors(store, side))
     q = list(queries)
     pi, ps = exact_search(px, px.take(q), k, "l2", np.array(q))
@@ -61,7 +61,6 @@ def thumbnail_map(coords, images, size: int = 2000, tile: int = 48, labels=None,
                   title: str | None = None) -> Image.Image:
     """Thumbnails drawn at their 2-D positions on a ``size`` px canvas (later points on top);
     with ``labels``, each gets a frame in its label's colour and a legend."""
-    from ..render import font
     c = _unit(coords)
     canvas = Image.new("RGB", (size, size), background)
     d = ImageDraw.Draw(canvas)

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..drivers.forward import batched_forward
 from ..errors import ConvlensError
+from ..images.io import fit
 from .decode import decode_file, pool
 # importable from here as before: exact search, the FAISS index, the kNN graph
 from .exact import (METRICS, TOPK_CHUNK, _normalize_rows, block_topk, check_k, check_metric,  # noqa: F401
@@ -101,7 +103,7 @@ def store_model(store: VectorStore, model=None):
     """The model a store was made with (reloaded by name and weights when not given)."""
     if model is not None:
         return model
-    from ..models import load_model
+    from ..models import load_model  # looked up per call: a patched convlens.models.load_model applies
     w = store.manifest.get("weights")
     cache = store.__dict__.setdefault("_model", {})
     if "m" not in cache:
@@ -118,8 +120,6 @@ def store_model(store: VectorStore, model=None):
 
 def embed_query_images(store: VectorStore, images, model=None) -> np.ndarray:
     """Embed outside images exactly as the store's images were (same model, layer, resize, pooling)."""
-    from ..drivers import batched_forward
-    from ..images import fit
     size = query_size(store)
     m = store_model(store, model)
     layer = store.manifest["layer"]

@@ -5,17 +5,16 @@ from __future__ import annotations
 from PIL import Image
 
 from ..errors import ConvlensError
+from ..render.figures import as_pil, grid
 
 
 def _tile(img, tile: int) -> Image.Image:
-    from ..render import as_pil
     p = as_pil(img)
     return p.resize((tile, tile), Image.BILINEAR) if p.size != (tile, tile) else p
 
 
 def neighbor_figure(nb, tile: int = 96, query_images=None) -> Image.Image:
     """Query images in the first column (red frame), their neighbours along each row with scores."""
-    from ..render import grid
     store = nb.store
     tiles, labels, hi = [], [], []
     k = nb.indices.shape[1]
