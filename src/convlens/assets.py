@@ -35,6 +35,16 @@ def assets_dir() -> Path:
     return Path(os.environ.get("CONVLENS_ASSETS") or Path(sys.prefix) / "share" / "convlens")
 
 
+def cache_dir() -> Path:
+    """Where convlens caches what it derives (ONNX exports, labelled sets, paintings, word matrices):
+    ``$CONVLENS_CACHE``, else ``$XDG_CACHE_HOME/convlens``, else ``~/.cache/convlens``."""
+    env = os.environ.get("CONVLENS_CACHE")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "convlens"
+
+
 def _checked(path: Path, digest: str, what: str, fix: str) -> Path:
     key = str(path)
     if key in _VERIFIED:

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
                     model: str = MODEL_OPT, weights: str = WEIGHTS_OPT,
                     topk: int = typer.Option(5, "--topk", "-k", help="How many classes per image.")):
         """Top-k classes of each image. Example: convlens predict chelsea coffee --topk 3"""
-        from ..models import predict
+        from ..drivers.predict import predict
         at_least(topk, 1, "--topk")
         m = get_model(model, weights)
         for arg in images:

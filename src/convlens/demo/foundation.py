@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..images import PHOTOS, sample_image
-from ..models import predict
+from ..drivers.predict import predict
 from ..render import grid
 
 

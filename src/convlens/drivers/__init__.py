@@ -1,4 +1,5 @@
-"""Drivers shared by techniques: batched dataset forward passes (more drivers live with their recipes)."""
+"""Drivers shared by techniques: batched dataset forward passes, top-k predictions (more drivers live with their recipes)."""
 from .forward import Batch, batched_forward, default_threads, iter_batches, thread_budget
+from .predict import Prediction, predict
 
-__all__ = ["batched_forward", "Batch", "iter_batches", "thread_budget", "default_threads"]
+__all__ = ["batched_forward", "Batch", "iter_batches", "thread_budget", "default_threads", "predict", "Prediction"]

@@ -58,6 +58,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..assets import cache_dir  # noqa: F401 - the cache folder's owner; convlens.drivers.onnx.cache_dir as before
+
 BACKENDS = ("auto", "torch", "onnxruntime")
 RTOL = 1e-4                # relative max difference allowed between the session and torch
 CHECK_IMAGES = 8           # images of the first batch the new session is checked on
@@ -83,15 +85,6 @@ def resolve_backend(backend: str | None) -> str:
     if os.environ.get("CONVLENS_BACKEND", "").lower() == "torch":
         return "torch"
     return b
-
-
-def cache_dir() -> Path:
-    """Where exports are kept: ``$CONVLENS_CACHE``, else ``$XDG_CACHE_HOME/convlens``, else ``~/.cache/convlens``."""
-    env = os.environ.get("CONVLENS_CACHE")
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "convlens"
 
 
 def ort_available() -> bool:

@@ -18,6 +18,7 @@ import torch
 
 from ..errors import ConvlensError
 from ..probe import Probe
+from .decode import pool
 
 
 @dataclass
@@ -46,7 +47,6 @@ class SimilarityMap:
 
 def _one_side(model, x, other_unit, emb_layer, layer, method):
     from ..attribution.base import Attribution
-    from .extract import pool
     x = x.detach().requires_grad_(method == "saliency")
     layers = [emb_layer] if method == "saliency" or layer == emb_layer else [layer, emb_layer]
     with torch.enable_grad(), Probe(model, layers, stop=True) as probe:
@@ -108,7 +108,6 @@ def why_similar(store, a, b, *, model=None, layer: str | None = None, method: st
 
     xa, xb = image(a).to(m.device), image(b).to(m.device)
     layer = layer or spatial_layer(m)
-    from .extract import pool
     with torch.no_grad(), Probe(m, emb_layer, stop=True, detach=True) as probe:
         probe.run(torch.cat([xa, xb]))
         u = pool(probe[emb_layer])

@@ -17,35 +17,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..errors import ConvlensError
+from ..render.figures import font, grid, stack_rows
+from .exact import exact_search
+from .project import project
+from .tiles import _tile, neighbor_figure  # noqa: F401 - neighbor_figure: importable here as before
+from .vectors import ArrayStore
 
 LABEL_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
                  (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207)]
-
-
-def _tile(img, tile: int) -> Image.Image:
-    from ..render import as_pil
-    p = as_pil(img)
-    return p.resize((tile, tile), Image.BILINEAR) if p.size != (tile, tile) else p
-
-
-def neighbor_figure(nb, tile: int = 96, query_images=None) -> Image.Image:
-    """Query images in the first column (red frame), their neighbours along each row with scores."""
-    from ..render import grid
-    store = nb.store
-    tiles, labels, hi = [], [], []
-    k = nb.indices.shape[1]
-    for r, q in enumerate(nb.queries):
-        qimg = query_images[r] if query_images is not None else (store.thumbnail(q) if q >= 0 else None)
-        if qimg is None:
-            raise ConvlensError("an outside query needs query_images= to be drawn")
-        tiles.append(_tile(qimg, tile))
-        labels.append(f"query #{q}" if q >= 0 else "query")
-        hi.append(True)
-        for i, s in zip(nb.indices[r], nb.scores[r]):
-            tiles.append(_tile(store.thumbnail(int(i)), tile))
-            labels.append(f"#{int(i)} {s:.3f}")
-            hi.append(False)
-    return grid(tiles, labels, ncol=k + 1, tile=tile, highlight=hi, label_size=10)
 
 
 def pixel_vectors(store, side: int = 32) -> np.ndarray:
@@ -59,9 +38,6 @@ def pixel_vectors(store, side: int = 32) -> np.ndarray:
 def pixel_vs_feature(store, queries, k: int = 8, tile: int = 80, side: int = 32) -> Image.Image:
     """For each query: its neighbours by raw pixels (L2 on side x side RGB) above its neighbours by
     CNN features (cosine), the lecture's argument for features."""
-    from ..render import grid, stack_rows
-    from .search import exact_search
-    from .store import ArrayStore
     px = ArrayStore(pixel_vectors(store, side))
     q = list(queries)
     pi, ps = exact_search(px, px.take(q), k, "l2", np.array(q))
@@ -85,7 +61,6 @@ def thumbnail_map(coords, images, size: int = 2000, tile: int = 48, labels=None,
                   title: str | None = None) -> Image.Image:
     """Thumbnails drawn at their 2-D positions on a ``size`` px canvas (later points on top);
     with ``labels``, each gets a frame in its label's colour and a legend."""
-    from ..render import font
     c = _unit(coords)
     canvas = Image.new("RGB", (size, size), background)
     d = ImageDraw.Draw(canvas)
@@ -194,7 +169,6 @@ def grid_image(assignment: GridAssignment, images, tile: int = 48, background=(2
 def tsne_grid(store, projection=None, rows: int | None = None, cols: int | None = None, tile: int = 48,
               seed: int = 0, **kw) -> tuple[Image.Image, GridAssignment]:
     """Karpathy's t-SNE grid of a store: t-SNE (cached in the store), assignment, tiled image."""
-    from .project import project
     p = projection or project(store, "tsne", seed=seed, **kw)
     g = grid_assign(p.coords, rows, cols)
     return grid_image(g, store.thumbnails(), tile), g

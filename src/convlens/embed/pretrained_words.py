@@ -74,7 +74,7 @@ def analogy_file() -> str:
 
 def pretrained_matrix(name: str) -> tuple[list[str], np.ndarray]:
     """(words, float32 vectors) of a shipped set, parsed once and then read from the cache."""
-    from ..drivers.onnx import cache_dir
+    from ..assets import cache_dir
     from ..images.io import write_atomic
     if name not in PRETRAINED:
         raise ConvlensError(f"unknown word vectors '{name}'; choose {' or '.join(PRETRAINED)} (or give a file)")

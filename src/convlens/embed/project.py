@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConvlensError
-from .search import check_metric, exact_search, knn_graph
-from .store import ArrayStore, EmbeddingStore, as_store
+from .exact import check_metric, exact_search, nonfinite_rows
+from .knn import knn_graph
+from .vectors import ArrayStore, VectorStore, as_store
 
 METHODS = ("pca", "tsne", "umap")
 
@@ -98,7 +99,6 @@ class Projection:
 
 
 def _unit_blocks(store, normalize: bool):
-    from .search import nonfinite_rows
     for start, vec, norms in store.blocks():
         v = np.asarray(vec, np.float64)
         if not np.isfinite(v).all():  # a damaged shard: never a NaN map
@@ -191,7 +191,7 @@ def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exag
     n = len(store)
     perp = min(perplexity, max(1.0, (n - 1) / 3))
     k = min(n - 1, int(3 * perp))
-    idx, sc = knn_graph(store, k, metric, threads=threads, cache=isinstance(store, EmbeddingStore))
+    idx, sc = knn_graph(store, k, metric, threads=threads, cache=isinstance(store, VectorStore))
     aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(idx, _graph_distances(sc, metric)), perplexity=perp,
                             n_jobs=threads)
     if init is None:
@@ -250,7 +250,7 @@ def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0,
         import umap as umap_lib
     except ImportError:
         raise ConvlensError(UMAP_HINT) from None
-    idx, sc = knn_graph(store, n_neighbors - 1, metric, threads=threads, cache=isinstance(store, EmbeddingStore))
+    idx, sc = knn_graph(store, n_neighbors - 1, metric, threads=threads, cache=isinstance(store, VectorStore))
     # umap expects each point as its own first neighbour
     knn_i = np.concatenate([np.arange(n)[:, None], idx], 1)
     knn_d = np.concatenate([np.zeros((n, 1)), _graph_distances(sc, metric)], 1).astype(np.float32)

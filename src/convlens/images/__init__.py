@@ -4,7 +4,7 @@ Names load on first use (PEP 562): ``convlens.images.samples`` (the sample list)
 """
 import importlib
 
-_NAMES = {**{n: "io" for n in ("check_image_header", "fit", "list_images", "load_image", "resize_shorter",
+_NAMES = {**{n: "io" for n in ("check_image_header", "fit", "list_images", "load_image", "resize_long", "resize_shorter",
                                "save_png", "to_uint8", "write_atomic", "MAX_PIXELS")},
           **{n: "samples" for n in ("PAINTINGS", "PHOTOS", "TEXTURES", "image_from_arg", "sample_image", "sample_names")},
           **{n: "labelled" for n in ("LabelledPhotos", "labelled_photos", "loo_1nn_accuracy")}}

@@ -263,3 +263,15 @@ def list_images(folder) -> list[Path]:
     if not files:
         raise ConvlensError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found in {folder}")
     return files
+
+
+def resize_long(x: torch.Tensor, size: int | None) -> torch.Tensor:
+    """Resize (antialiased) so the longer side is ``size``; None keeps it."""
+    if size is None:
+        return x
+    h, w = x.shape[-2:]
+    s = size / max(h, w)
+    hw = (max(8, round(h * s)), max(8, round(w * s)))
+    if hw == (h, w):
+        return x
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)

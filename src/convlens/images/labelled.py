@@ -141,14 +141,14 @@ def _materialize(folder: Path, files) -> None:
 
 
 def _set_folder(name: str) -> Path:
-    from ..drivers.onnx import cache_dir
+    from ..assets import cache_dir
     digest = {"imagenet20": FOOLBOX_PHOTOS["imagenet_00_243.jpg"], "gcompris": GCOMPRIS_RCC["categorization"]}[name]
     return cache_dir() / "labelled" / f"{name}-{digest[:12]}"
 
 
 def _imagenet20() -> LabelledPhotos:
     from ..assets import package_file
-    from ..models.imagenet import imagenet_classes
+    from .imagenet import imagenet_classes
     names = imagenet_classes()
     folder = _set_folder("imagenet20")
     rows = []

@@ -200,7 +200,7 @@ def painting(name: str) -> np.ndarray:
     """One painting as uint8 RGB (H, W, 3), rebuilt once and then read from the disk cache."""
     from PIL import Image
 
-    from ..drivers.onnx import cache_dir
+    from ..assets import cache_dir
     from .io import write_atomic
     cached = cache_dir() / "paintings" / f"{name}-{RCC_SHA256[:12]}.png"
     if cached.is_file():

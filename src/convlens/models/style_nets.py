@@ -220,7 +220,7 @@ def arbitrary_stylize(content: torch.Tensor, style: torch.Tensor, strength: floa
     to the content's size. ``strength`` in [0, 1] mixes the style code with the content's own
     (``s = t v_style + (1 - t) v_content``, the paper's interpolation). Returns (1, 3, H, W) in [0, 1].
     """
-    from ..recipes.style import resize_long
+    from ..images.io import resize_long
     if not 0.0 <= strength <= 1.0:
         raise ConvlensError(f"strength must be between 0 and 1, got {strength}")
     threads = threads or torch.get_num_threads()

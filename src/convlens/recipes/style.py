@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConvlensError
+from ..images.io import resize_long  # an image helper (images/io.py); importable from here as before
 from ..models.model import Model
 from ..optim import objectives as O
 from ..optim.loop import OptimResult, optimize
@@ -207,18 +208,6 @@ def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Ten
     """Shift and scale the style's luminance to the content's mean and std (Gatys et al. 2017)."""
     s_mu, s_sd = style_y.mean(), style_y.std().clamp(min=1e-6)
     return ((style_y - s_mu) / s_sd * content_y.std() + content_y.mean()).clamp(0, 1)
-
-
-def resize_long(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """Resize (antialiased) so the longer side is ``size``; None keeps it."""
-    if size is None:
-        return x
-    h, w = x.shape[-2:]
-    s = size / max(h, w)
-    hw = (max(8, round(h * s)), max(8, round(w * s)))
-    if hw == (h, w):
-        return x
-    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
 
 
 def as_image(x) -> torch.Tensor:

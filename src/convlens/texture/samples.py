@@ -59,6 +59,6 @@ def prepare_sample(source, crop: int = 0, size: int = 0) -> torch.Tensor:
         top, left = (h - c) // 2, (w - c) // 2
         img = img[..., top:top + c, left:left + c]
     if size:
-        from ..recipes.style import resize_long
+        from ..images.io import resize_long
         img = resize_long(img, size)
     return img

@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 
 from ..errors import ConvlensError
 from .security import Guard
-from .state import AppState, require_known_model
+from .state import AppState, app_state, limits, require_known_model  # noqa: F401 - app_state: importable here as before
 
 STATIC = Path(__file__).parent / "static"
 TOKEN_META = '<meta name="convlens-token" content="">'   # in static/index.html; filled per server
@@ -74,7 +74,6 @@ def create_app(model: str | list[str] | tuple = "mobilenet_v2", weights: str = "
     app.state.convlens = state
 
     def upload_limit(path: str) -> int | None:
-        from .routes.lab import limits
         return limits(state)[0] if path in UPLOAD_ROUTES else None
     app.add_middleware(Guard, token=state.token, bound=host, upload_limit=upload_limit)
 
@@ -162,8 +161,3 @@ def _mount_docs(app: FastAPI) -> None:
                                    swagger_css_url="/docs-assets/swagger-ui.css",
                                    swagger_favicon_url="/docs-assets/favicon.png",
                                    swagger_ui_parameters={"persistAuthorization": True})
-
-
-def app_state(request: Request) -> AppState:
-    """The server's ``AppState`` (use as ``state: AppState = Depends(app_state)``)."""
-    return request.app.state.convlens

@@ -14,6 +14,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastapi import Request
+
 from ..errors import ConvlensError
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
@@ -148,3 +150,17 @@ class AppState:
         self.jobs.shutdown()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def app_state(request: Request) -> AppState:
+    """The server's ``AppState`` (use as ``state: AppState = Depends(app_state)``)."""
+    return request.app.state.convlens
+
+
+MAX_UPLOAD_BYTES = 12 * 1024 * 1024      # 12 MB
+MAX_UPLOAD_PIXELS = 40_000_000           # 40 megapixels (a phone photo is ~12)
+
+
+def limits(state: AppState) -> tuple[int, int]:
+    """(bytes, pixels) upload limits of this server (``state.upload_limits`` overrides the defaults)."""
+    return getattr(state, "upload_limits", None) or (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS)

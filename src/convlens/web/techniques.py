@@ -1,6 +1,6 @@
 """Every technique the image lab offers: name -> family, parameters, and a ``run`` over the library.
 
-Parameters come from the same config dataclasses as the CLI (``cli.common.config_fields``), plus a
+Parameters come from the same config dataclasses as the CLI (``convlens.fields.config_fields``), plus a
 few fixed ones per technique (target, layer, channel...) described the same way, so the web form and
 the CLI never drift. ``run(ctx)`` calls the library function (nothing is reimplemented here) and
 returns a JSON-able dict: ``images`` (saved under the app's ``results/`` folder, served by URL) and
@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ..cli.common import ConfigField, config_fields, parse_config
+from ..fields import ConfigField, config_fields, parse_config
 from ..errors import ConvlensError, closest
 
 # Upper bounds on the integer parameters a request may set (a browser tab must not freeze the server).
@@ -77,7 +77,7 @@ class Ctx:
         now = time.monotonic()
         if now - self._last_preview >= 0.25 or info.step in (1, info.total):
             self._last_preview = now
-            from .routes.core import png_bytes
+            from .encode import png_bytes
             img = info.image
             if img.shape[0] > 1:
                 from ..render import grid

@@ -2,31 +2,15 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
-from ..app import app_state
-from ..state import AppState
+from ..encode import png_bytes, png_response  # noqa: F401 - importable here as before
+from ..state import AppState, app_state
 
 router = APIRouter(prefix="/api", tags=["core"])
-
-
-def png_bytes(image) -> bytes:
-    """A (1, 3, H, W) tensor in [0, 1] or an (H, W, 3) uint8 array as PNG bytes."""
-    from PIL import Image
-
-    from ...images.io import to_uint8
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def png_response(image, cache: bool = True) -> Response:
-    headers = {"Cache-Control": "max-age=3600"} if cache else {}
-    return Response(png_bytes(image), media_type="image/png", headers=headers)
 
 
 @router.get("/health")

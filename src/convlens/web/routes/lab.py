@@ -23,23 +23,15 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from ...errors import ConvlensError
-from ..app import app_state
 from ..jobs import QueueFull, job_key
 from ..security import UPLOAD_OVERHEAD, size_text
-from ..state import AppState, safe_child
+from ..state import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, AppState, app_state, limits, safe_child  # noqa: F401
 
 router = APIRouter(prefix="/api", tags=["lab"])
 
-MAX_UPLOAD_BYTES = 12 * 1024 * 1024      # 12 MB
-MAX_UPLOAD_PIXELS = 40_000_000           # 40 megapixels (a phone photo is ~12)
 FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _RESULT = re.compile(r"^[0-9a-f]{24}-[0-9]{1,3}\.png$")
-
-
-def limits(state: AppState) -> tuple[int, int]:
-    """(bytes, pixels) upload limits of this server (``state.upload_limits`` overrides the defaults)."""
-    return getattr(state, "upload_limits", None) or (MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS)
 
 
 def decode_upload(data: bytes, max_pixels: int):
@@ -162,7 +154,7 @@ class PredictRequest(BaseModel):
 def predict(req: PredictRequest, state: AppState = Depends(app_state)):
     """The top classes of an image with their softmax probabilities. One forward pass, run in the
     request's thread with a 1-thread torch budget, so it answers even while long jobs hold the workers."""
-    from ...models import predict as _predict
+    from ...drivers.predict import predict as _predict
     model = state.model(req.model)
     image = state.image(req.image)
     preds = _predict(model, image, topk=req.topk, threads=1, backend="torch")[0]

@@ -38,9 +38,8 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ...errors import ConvlensError
-from ..app import app_state
 from ..jobs import job_key
-from ..state import AppState, safe_child, safe_name
+from ..state import AppState, app_state, safe_child, safe_name
 
 router = APIRouter(prefix="/api", tags=["projector"])
 
@@ -395,7 +394,7 @@ def projector_atlas(atlas: int = Query(..., ge=0, description="atlas number: slo
 def projector_thumb(store: str | None = StoreParam, i: int = Query(..., description="store row"),
                     state: AppState = Depends(app_state)):
     """The stored thumbnail of row ``i`` (what the model saw, centre crop) as PNG."""
-    from .core import png_response
+    from ..encode import png_response
     s = open_store(state, store)
     _check_row(s, i)
     if not s.metadata().column("thumbnail")[i].as_py():

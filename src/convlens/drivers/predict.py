@@ -1,11 +1,16 @@
-"""Top-k predictions."""
+"""Top-k predictions: a forward-only pass, so a driver (the thread budget and the onnxruntime switch
+live here too). ``convlens.predict`` and ``convlens.models.predict`` are this function."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-from .model import Model, validate_images
+from ..errors import ConvlensError
+from ..images.io import fit
+from ..models.model import Model, validate_images
+from .forward import thread_budget
+from .onnx import Switch
 
 
 @dataclass(frozen=True)
@@ -28,11 +33,6 @@ def predict(model: Model, images: torch.Tensor, topk: int = 5, *, backend: str |
     Returns:
         one list of ``Prediction(index, label, prob)`` per image, most probable first.
     """
-    from ..drivers.forward import thread_budget
-    from ..drivers.onnx import Switch
-    from ..errors import ConvlensError
-    from ..images import fit
-
     validate_images(images, model.mean.shape[1])
     if topk < 1:
         raise ConvlensError(f"topk must be at least 1, got {topk}")

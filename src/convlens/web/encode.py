@@ -1,0 +1,21 @@
+"""Encoders the routes and the lab's jobs share: tensors and arrays as PNG bytes and responses."""
+from __future__ import annotations
+
+import io
+
+from fastapi.responses import Response
+
+
+def png_bytes(image) -> bytes:
+    """A (1, 3, H, W) tensor in [0, 1] or an (H, W, 3) uint8 array as PNG bytes."""
+    from PIL import Image
+
+    from ..images.io import to_uint8
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def png_response(image, cache: bool = True) -> Response:
+    headers = {"Cache-Control": "max-age=3600"} if cache else {}
+    return Response(png_bytes(image), media_type="image/png", headers=headers)
