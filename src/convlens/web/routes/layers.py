@@ -30,11 +30,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
 from ...errors import ConvlensError, closest
-from ..app import app_state
 from ..jobs import job_key
 from ...inspect.stages import browsable, default_layer, producing_conv, stage_layers
-from ..state import AppState, safe_child, safe_name
-from .core import png_bytes
+from ..encode import png_bytes
+from ..state import AppState, app_state, safe_child, safe_name
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
