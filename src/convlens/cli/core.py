@@ -43,7 +43,9 @@ def register(app: typer.Typer) -> None:
         """
         from rich.console import Console
         from rich.table import Table
-        m = get_model(model, weights)
+        from ..models.registry import OFFLINE_MODELS
+        # shapes do not depend on weights: random ones by default, except the offline nets (one set each)
+        m = get_model(model, "default" if model in OFFLINE_MODELS and weights == "none" else weights)
         t = Table(title=f"{model} layers at {m.input_size[0]}x{m.input_size[1]}")
         for col in ("name", "type", "output shape", "params") + (("receptive field",) if rf else ()):
             t.add_column(col)

@@ -219,9 +219,12 @@ def register(app: typer.Typer) -> None:
         if any(r.optim.stopped == "interrupted" for r in row.inversions):
             echo("interrupted: wrote the reconstructions so far")
 
+    invert_model = typer.Option("vgg16-imagenet", "--model", "-m", help="Model name (default: the offline ImageNet "
+                                "VGG-16 conv layers, Mahendran & Vedaldi's kind of network; see `convlens models`).")
     config_command(app, "invert", InvertConfig,
                    [fixed("image", typer.Argument(..., help="Image file or sample name (e.g. chelsea).")),
-                    fixed("layer", typer.Option(..., "--layer", "-l", help="Layer name(s), comma-separated."))]
-                   + common, invert,
+                    fixed("layer", typer.Option(..., "--layer", "-l", help="Layer name(s), comma-separated.")),
+                    fixed("model", invert_model), fixed("weights", WEIGHTS_OPT), fixed("out", OUT_OPT)], invert,
                    "Feature inversion (Mahendran & Vedaldi 2015): reconstruct an image from a layer's features.\n\n"
-                   "Example: convlens invert chelsea --layer features.1,features.6,features.14 -o inversion.png")
+                   "Example: convlens invert chelsea --layer features.1,features.6,features.11,features.18,features.25 "
+                   "-o inversion.png   (VGG-16 relu1_1 .. relu5_1)")

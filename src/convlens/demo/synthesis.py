@@ -96,15 +96,16 @@ def generator_space(report, ctx):
 
 def inversion(report, ctx):
     from ..images import sample_image
+    from ..models import load_model
     from ..recipes import invert_layers
-    m = ctx.model
+    m = load_model("vgg16-imagenet")
     size, steps = (48, 5) if ctx.quick else (128, 120)
-    layers = ["features.1", "features.3", "features.6", "features.10", "features.14", "features.17"]
+    layers = ["features.1", "features.6", "features.11", "features.18", "features.25"]   # relu1_1 .. relu5_1
     if ctx.quick:
         layers = layers[:2]
-    sec = report.section("Feature inversion", "One image reconstructed from the features of each layer "
-                         "(Mahendran & Vedaldi 2015: feature distance + TV^2 + alpha-norm). Detail fades with depth; "
-                         "d is the final normalized feature distance.")
+    sec = report.section("Feature inversion", "One image reconstructed from the features of each layer of the "
+                         "offline ImageNet VGG-16 (relu1_1 .. relu5_1; Mahendran & Vedaldi 2015: feature distance + "
+                         "TV^2 + alpha-norm). Detail fades with depth; d is the final normalized feature distance.")
     row = invert_layers(m, sample_image("chelsea"), layers, size=size, steps=steps)
     sec.figure(row.figure, "inversion.png", f"{steps} steps at {size} px per layer.",
                command="convlens invert chelsea --layer " + ",".join(layers) + " -o inversion.png")

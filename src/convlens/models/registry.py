@@ -89,6 +89,10 @@ def load_model(name: str = DEFAULT_MODEL, weights="default", *, device: str | to
         (224, 224)
     """
     if name in OFFLINE_MODELS:  # models read from files inside installed packages (convlens.assets)
+        if weights not in ("default", "DEFAULT"):
+            raise ConvlensError(f"{name} has one set of weights (read from its package); drop --weights / weights="
+                                f"{str(weights)[:60]!r}, or load your own file into a torchvision architecture "
+                                "(e.g. load_model('vgg16', weights='my.pth'))")
         return OFFLINE_MODELS[name](device)
     names = available_models()
     if name not in names:
