@@ -65,8 +65,14 @@ def dreams(report, ctx):
     imgs.append(deepdream(m, cat, "features.10", octaves=octaves, steps=steps,
                           guide=fit(sample_image("coffee"), 224)).image)
     labels.append("features.10 guided by coffee")
-    sec.figure(grid(imgs, labels, ncol=4, tile=min(size, 256), upscale="bilinear"), "dreams.png",
-               "chelsea dreamed at two depths.", command="convlens dream chelsea --layer features.10 -o dream.png")
+    if not ctx.quick:  # the lecture's network: the offline ImageNet VGG-16, relu4_3
+        from ..models import load_model
+        imgs.append(deepdream(load_model("vgg16-imagenet"), cat, "features.22", octaves=octaves, steps=steps).image)
+        labels.append("VGG-16 relu4_3 (features.22)")
+    sec.figure(grid(imgs, labels, ncol=len(imgs), tile=min(size, 256), upscale="bilinear"), "dreams.png",
+               f"chelsea dreamed at two depths of {m.name}, then on VGG-16.",
+               command=f"convlens dream chelsea --layer features.10 -o dream.png   "
+                       "# and --model vgg16-imagenet --layer features.22")
 
 
 def generator_space(report, ctx):
