@@ -29,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import convlens
-from benchmarks.common import Row, matmul_peak_gflops
+from benchmarks.common import Row, matmul_peak_gflops, race
 
 LAYER = {"mobilenet_v2": "features.10", "resnet18": "layer3"}
 
@@ -38,21 +38,6 @@ def _flops(model, size) -> float:
     with FlopCounterMode(display=False) as fc, torch.inference_mode():
         model(torch.rand(1, 3, size, size))
     return fc.get_total_flops()
-
-
-def _race(fns: dict, rounds: int, warmup: bool = True) -> dict:
-    """Best (minimum) seconds of each function, run in turn for ``rounds`` rounds after one warm-up
-    each: on a shared machine other processes only ever add time, so the minimum is the estimate."""
-    if warmup:
-        for f in fns.values():
-            f()
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t)
-    return {k: min(v) for k, v in times.items()}
 
 
 def _session(path, threads, spin: bool = True):
@@ -142,7 +127,7 @@ def _run(quick, ob) -> list[Row]:
                         for i in range(n // 4):  # a quarter of the images, scaled
                             model(x[i:i + 1])
                 fns["naive"] = naive
-            t = _race(fns, rounds)
+            t = race(fns, rounds)
             ips = n / t["ours"]
             rows.append(Row(f"{what}: convlens default (export cached) vs hand-built ORT session", ips,
                             n / t["ort"], "img/s", "onnxruntime by hand", target=">= 0.95x",
@@ -202,7 +187,7 @@ def _occlusion(quick) -> list[Row]:
         ob.clear_memory_cache()
         convlens.occlusion(model, cat, window=64, stride=64, backend="onnxruntime")  # export + check outside the timing
         st = 16 if quick else 8
-        t = _race({"inc": lambda: convlens.occlusion(model, cat, window=16, stride=st, incremental=True),
+        t = race({"inc": lambda: convlens.occlusion(model, cat, window=16, stride=st, incremental=True),
                    "ort": lambda: convlens.occlusion(model, cat, window=16, stride=st, backend="onnxruntime")},
                   2, warmup=False)
         rows.append(Row(f"occlusion 16x16/{st}, {name}: incremental torch vs whole passes in onnxruntime",

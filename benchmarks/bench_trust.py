@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .common import Row, alternated, captum_occlusion_ppe
+from .common import Row, alternated, captum_occlusion_ppe, race
 
 warnings.filterwarnings("ignore")
 SRC = str(Path(__import__("convlens").__file__).resolve().parents[1])
@@ -127,7 +127,7 @@ def _occlusion(quick: bool) -> list[Row]:
             out["captum"] = occ.attribute(cat, target=t, sliding_window_shapes=(3, 16, 16), strides=(3, stride, stride),
                                           baselines=0.0, perturbations_per_eval=best)
         auto(), whole()  # warm-up (Captum was warmed by its trial runs)
-        best_s = _rounds({"auto": auto, "whole": whole, "captum": captum}, 2 if quick else 3)
+        best_s = race({"auto": auto, "whole": whole, "captum": captum}, 2 if quick else 3, warmup=False)
         ta, tw, tc = best_s["auto"], best_s["whole"], best_s["captum"]
         r = out["auto"]
         diff = float((r.map - out["captum"][:, 0]).abs().max() / out["captum"].abs().max())
@@ -142,17 +142,6 @@ def _occlusion(quick: bool) -> list[Row]:
         rows.append(Row(f"{tag}: auto vs whole passes", ta, tw, "s/img", "ours, whole passes", ">= 1x",
                         higher_is_better=False, note=f"backend of whole passes: {out['whole'].info['backend']}"))
     return rows
-
-
-def _rounds(fns: dict, rounds: int) -> dict:
-    """Best seconds of each function, run in turn round after round (other processes only add time)."""
-    times = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, f in fns.items():
-            t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in times.items()}
 
 
 def _ort_spin(quick: bool) -> list[Row]:

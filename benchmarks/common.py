@@ -75,3 +75,18 @@ def captum_occlusion_ppe(occlusion, images, target) -> int:
                             baselines=0.0, perturbations_per_eval=ppe)
         trial[ppe] = time.perf_counter() - t0
     return min(trial, key=trial.get)
+
+
+def race(fns: dict, rounds: int, warmup: bool = True) -> dict:
+    """Best (minimum) seconds of each callable in ``fns``, run in turn for ``rounds`` rounds (after one
+    warm-up each unless ``warmup=False``): on a shared machine other processes only ever add time."""
+    if warmup:
+        for f in fns.values():
+            f()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return {k: min(v) for k, v in times.items()}
