@@ -53,7 +53,7 @@ def _images_source(source: str, n: int, seed: int):
     folder = labelled_folder(source)
     if folder:
         return folder
-    if not Path(source).is_dir():
+    if "://" not in source and not Path(source).is_dir():  # URIs (s3://, file://) are read by the Ray engine
         from ..errors import ConvlensError
         raise ConvlensError(f"{source} is not a folder; pass a folder of images, 'samples[:N]', 'digits[:N]', "
                             "'gcompris' or 'imagenet20'")
