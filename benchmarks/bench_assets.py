@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .common import Row, timeit
+from .common import Row, bare_feature_step, timeit
 
 
 def _session(path, threads: int):
@@ -53,7 +53,6 @@ def fast_style_rows(quick: bool, threads: int = 2) -> list[Row]:
 def gatys_row(quick: bool, threads: int = 2) -> Row:
     import convlens
     from convlens.images import fit
-    from convlens.probe.probe import Probe
     from convlens.recipes.style import STYLE_LAYERS, style_transfer
     torch.set_num_threads(threads)
     m = convlens.load_model("vgg16-imagenet")
@@ -62,14 +61,7 @@ def gatys_row(quick: bool, threads: int = 2) -> Row:
     content, style = fit(convlens.sample_image("chelsea"), size), fit(convlens.texture_image("starry_night"), size)
     layers = list(STYLE_LAYERS["vgg16-imagenet"][1]) + list(STYLE_LAYERS["vgg16-imagenet"][0])
 
-    def bare():
-        xi = content.clone().requires_grad_(True)
-        with Probe(m, layers, stop=True) as p:
-            p.run(xi)
-            loss = sum(p[k].pow(2).mean() for k in layers)
-        return torch.autograd.grad(loss, xi)[0]
-
-    t_bare = timeit(bare, repeat=3 if quick else 7, warmup=1)
+    t_bare = timeit(lambda: bare_feature_step(m, content, layers), repeat=3 if quick else 7, warmup=1)
     stamps = []   # the median time between steps is robust to load spikes from other processes
     style_transfer(m, content, style, size=size, steps=n2, callback=lambda info: stamps.append(time.perf_counter()))
     t_step = float(torch.tensor(stamps).diff().median())

@@ -21,15 +21,13 @@ passes in onnxruntime (the rule occlusion follows).
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import convlens
-from benchmarks.common import Row, matmul_peak_gflops, race
+from benchmarks.common import Row, cold_export_cache, matmul_peak_gflops, race
 
 LAYER = {"mobilenet_v2": "features.10", "resnet18": "layer3"}
 
@@ -53,18 +51,8 @@ def _session(path, threads, spin: bool = True):
 def run(quick: bool = False) -> list[Row]:
     from convlens.drivers import onnx as ob
 
-    old_cache = os.environ.get("CONVLENS_CACHE")
-    tmp = tempfile.TemporaryDirectory(prefix="convlens-bench-")
-    os.environ["CONVLENS_CACHE"] = tmp.name   # a cold cache: the export row measures a real export
-    try:
+    with cold_export_cache():   # the export row measures a real export
         return _run(quick, ob)
-    finally:
-        ob.clear_memory_cache()
-        if old_cache is None:
-            os.environ.pop("CONVLENS_CACHE", None)
-        else:
-            os.environ["CONVLENS_CACHE"] = old_cache
-        tmp.cleanup()
 
 
 def _run(quick, ob) -> list[Row]:

@@ -19,13 +19,12 @@ import time
 import numpy as np
 import torch
 
-from .common import Row, timeit
+from .common import Row, bare_feature_step, timeit
 
 
 def run(quick: bool) -> list[Row]:
     import convlens
     from convlens.images import fit
-    from convlens.probe.probe import Probe
     from convlens.recipes.fast_style import TransformerNet, load_fast_style
     from convlens.recipes.style import STYLE_LAYERS, style_transfer
     from convlens.texture.common import as_sample, window_found_rate
@@ -77,15 +76,7 @@ def run(quick: bool) -> list[Row]:
     x = content.clone()
     layers = list(STYLE_LAYERS["vgg16-hed"][1]) + list(STYLE_LAYERS["vgg16-hed"][0])
 
-    def bare():
-        xi = x.clone().requires_grad_(True)
-        with Probe(m, layers, stop=True) as p:
-            p.run(xi)
-            loss = sum(p[k].pow(2).mean() for k in layers)
-        g, = torch.autograd.grad(loss, xi)
-        return g
-
-    t_bare = timeit(bare, repeat=3 if quick else 7, warmup=1)
+    t_bare = timeit(lambda: bare_feature_step(m, x, layers), repeat=3 if quick else 7, warmup=1)
     times = {}
     for n in (n1, n2):
         t = time.perf_counter()

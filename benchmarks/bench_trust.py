@@ -22,14 +22,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import torch
 
-from .common import Row, alternated, captum_occlusion_ppe, race
+from .common import Row, alternated, captum_occlusion_ppe, cold_export_cache, race
 
 warnings.filterwarnings("ignore")
 SRC = str(Path(__import__("convlens").__file__).resolve().parents[1])
@@ -149,10 +148,7 @@ def _ort_spin(quick: bool) -> list[Row]:
 
     import convlens
     from convlens.drivers import onnx as ob
-    old = os.environ.get("CONVLENS_CACHE")
-    tmp = tempfile.TemporaryDirectory(prefix="convlens-bench-")
-    os.environ["CONVLENS_CACHE"] = tmp.name
-    try:
+    with cold_export_cache():
         ob.clear_memory_cache()
         m = convlens.load_model()
         n = 64 if quick else 128
@@ -178,10 +174,3 @@ def _ort_spin(quick: bool) -> list[Row]:
         return [Row("ORT MobileNetV2 224px batch 32: convlens session (auto spin) vs plain onnxruntime defaults",
                     n / to, n / tp, "img/s", "plain InferenceSession", ">= 0.95x",
                     note=f"auto chose spin={'on' if runner.spin else 'off'} (idle cores measured {idle:.2f})")]
-    finally:
-        ob.clear_memory_cache()
-        if old is None:
-            os.environ.pop("CONVLENS_CACHE", None)
-        else:
-            os.environ["CONVLENS_CACHE"] = old
-        tmp.cleanup()

@@ -1,6 +1,9 @@
 """Shared benchmark helpers: timing with warm-up and repeats, a matmul peak, result rows."""
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -90,3 +93,33 @@ def race(fns: dict, rounds: int, warmup: bool = True) -> dict:
             f()
             times[k].append(time.perf_counter() - t)
     return {k: min(v) for k, v in times.items()}
+
+
+@contextlib.contextmanager
+def cold_export_cache():
+    """A fresh, temporary ``CONVLENS_CACHE`` (so an export row measures a real export); the in-memory
+    ONNX sessions are cleared on the way out and the variable restored."""
+    from convlens.drivers import onnx as ob
+    old = os.environ.get("CONVLENS_CACHE")
+    tmp = tempfile.TemporaryDirectory(prefix="convlens-bench-")
+    os.environ["CONVLENS_CACHE"] = tmp.name
+    try:
+        yield
+    finally:
+        ob.clear_memory_cache()
+        if old is None:
+            os.environ.pop("CONVLENS_CACHE", None)
+        else:
+            os.environ["CONVLENS_CACHE"] = old
+        tmp.cleanup()
+
+
+def bare_feature_step(model, x, layers):
+    """One forward + backward to ``layers`` with a trivial loss (sum of mean squares): the floor that a
+    style/texture optimizer step is compared with."""
+    from convlens import Probe
+    xi = x.clone().requires_grad_(True)
+    with Probe(model, layers, stop=True) as p:
+        p.run(xi)
+        loss = sum(p[k].pow(2).mean() for k in layers)
+    return torch.autograd.grad(loss, xi)[0]
