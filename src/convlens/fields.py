@@ -32,11 +32,18 @@ class ConfigField:
     choices: list | None = None
     optional: bool = False
     item: str | None = None
+    range: tuple | None = None          # (low, high) inclusive; None on a side: unbounded
+    flag: str | None = None             # the CLI's flag name when it differs from ``--name`` (e.g. "fg")
+
+    @property
+    def cli_flag(self) -> str:
+        return "--" + (self.flag or self.name).replace("_", "-")
 
     def as_json(self) -> dict:
         d = dataclasses.asdict(self)
         if isinstance(d["default"], tuple):
             d["default"] = list(d["default"])
+        d["range"] = list(self.range) if self.range else None
         return d
 
 
@@ -70,7 +77,9 @@ def config_fields(config_cls) -> list[ConfigField]:
             kind, item = "list", _KINDS.get(inner, "str")
         else:
             kind = _KINDS.get(ann, "str")
-        out.append(ConfigField(f.name, kind, default, f.metadata.get("help", ""), choices, optional, item))
+        rng = f.metadata.get("range")
+        out.append(ConfigField(f.name, kind, default, f.metadata.get("help", ""), choices, optional, item,
+                               tuple(rng) if rng else None, f.metadata.get("flag")))
     return out
 
 
@@ -93,13 +102,20 @@ _NON_NEGATIVE = {"jitter", "style_size", "l2", "tv", "tv_weight", "content_weigh
 _FRACTION = {"confidence"}  # strictly between 0 and 1
 
 
-def check_range(name: str, value) -> None:
-    """One-line error for a CLI value outside its field's sanity range (see the sets above)."""
-    flag = "--" + name.replace("_", "-")
+def check_range(name: str, value, bounds: tuple | None = None, flag: str | None = None) -> None:
+    """One-line error for a value outside its field's sanity range: ``bounds`` (the field's
+    ``metadata={"range": (low, high)}``, inclusive) or, by name, the sets above."""
+    flag = flag or "--" + name.replace("_", "-")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise ConvlensError(f"{flag} must be a finite number, got {value}")
+    if bounds is not None:
+        lo, hi = bounds
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            span = f"[{lo}, {hi}]" if lo is not None and hi is not None else (
+                f"at least {lo}" if lo is not None else f"at most {hi}")
+            raise ConvlensError(f"{flag} must be {'in ' if '[' in span else ''}{span}, got {value}")
     if name in _AT_LEAST_1 and value < 1:
         raise ConvlensError(f"{flag} must be at least 1, got {value}")
     if name in _POSITIVE and value <= 0:
@@ -125,6 +141,31 @@ def parse_config(config_cls, values: dict[str, Any]):
             inner = (typing.get_args(ann) or (str,))[0]
             inner = inner if inner in (int, float, str) else str
             v = origin(inner(x) for x in v.split(",") if x.strip())
-        check_range(f.name, v)
+        check_range(f.name, v, f.metadata.get("range"),
+                    "--" + (f.metadata.get("flag") or f.name).replace("_", "-"))
         kwargs[f.name] = v
     return config_cls(**kwargs)
+
+
+def resolve_config(config_cls, config=None, overrides: dict[str, Any] | None = None):
+    """The config a technique runs with: ``config`` (default: the paper's, ``config_cls()``) with
+    ``overrides`` (keyword arguments named like its fields) replaced and range-checked.
+
+    The calling convention of every technique function, ``fn(..., config=None, **overrides)``:
+    ``smoothgrad(model, x, samples=50)`` and ``smoothgrad(model, x, SmoothGradConfig(samples=50))``
+    are the same call. An unknown keyword names the fields."""
+    if config is None:
+        config = config_cls()
+    elif not isinstance(config, config_cls):
+        raise ConvlensError(f"config must be a {config_cls.__name__}, got {type(config).__name__}; "
+                            f"build one with {config_cls.__name__}(...) or pass its fields as keywords")
+    if not overrides:
+        return config
+    names = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ConvlensError(f"unknown parameter '{unknown[0]}' for {config_cls.__name__}; "
+                            f"its fields: {', '.join(names)}")
+    for k, v in overrides.items():
+        check_range(k, v, names[k].metadata.get("range"), k)
+    return dataclasses.replace(config, **overrides)

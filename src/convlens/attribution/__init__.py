@@ -7,11 +7,12 @@ Every method takes a ``convlens.Model`` and images (N, 3, H, W) in [0, 1] and re
 from .base import Attribution
 from .gradcam import grad_cam
 from .guided import deconvnet, guided_backprop
-from .integrated import integrated_gradients
-from .occlusion import occlusion
-from .grabcut import GrabCutResult, grabcut
-from .sanity import SanityResult, sanity_check
-from .saliency import saliency, smoothgrad
+from .integrated import IntegratedGradientsConfig, integrated_gradients
+from .occlusion import OcclusionConfig, occlusion
+from .grabcut import GrabCutConfig, GrabCutResult, grabcut, grabcut_from_saliency
+from .sanity import SanityConfig, SanityResult, sanity_check
+from .saliency import SmoothGradConfig, saliency, smoothgrad
 
 __all__ = ["Attribution", "saliency", "smoothgrad", "occlusion", "guided_backprop", "deconvnet", "grad_cam",
-           "integrated_gradients", "grabcut", "GrabCutResult", "sanity_check", "SanityResult"]
+           "integrated_gradients", "grabcut", "grabcut_from_saliency", "GrabCutResult", "sanity_check", "SanityResult",
+           "SmoothGradConfig", "IntegratedGradientsConfig", "OcclusionConfig", "GrabCutConfig", "SanityConfig"]

@@ -6,13 +6,39 @@ those seeds to an object mask. OpenCV's ``cv2.grabCut`` does the cut.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 
 from ..errors import ConvlensError
+from ..fields import resolve_config
 from .base import Attribution
+from .saliency import saliency, smoothgrad
+
+
+@dataclass
+class GrabCutConfig:
+    """GrabCut from saliency: the seed map and the quantiles that make the seeds (Simonyan et al. 2014, 3.1;
+    their 95 % / 30 % quantiles; the probable band at 70 %)."""
+
+    method: Literal["smoothgrad", "saliency"] = field(default="smoothgrad", metadata={
+        "help": "seed map: smoothgrad (coherent) or saliency (the lecture's)"})
+    samples: int = field(default=16, metadata={"help": "SmoothGrad samples of the seed map", "range": (1, None)})
+    foreground: float = field(default=0.95, metadata={"help": "quantile above which pixels are foreground seeds",
+                                                      "range": (0, 1), "flag": "fg"})
+    probable: float = field(default=0.7, metadata={"help": "quantile above which pixels are probable foreground",
+                                                   "range": (0, 1)})
+    background: float = field(default=0.3, metadata={"help": "quantile below which pixels are background seeds",
+                                                     "range": (0, 1), "flag": "bg"})
+    iterations: int = field(default=5, metadata={"help": "GrabCut iterations", "range": (1, None)})
+    seed: int = field(default=0, metadata={"help": "OpenCV's RNG seed (GrabCut's k-means init)"})
+
+    def __post_init__(self):
+        if not self.background < self.probable <= self.foreground:
+            raise ConvlensError(f"grabcut quantiles must satisfy background < probable <= foreground (--bg < "
+                                f"--probable <= --fg), got {self.background}, {self.probable}, {self.foreground}")
 
 
 @dataclass
@@ -47,8 +73,8 @@ class GrabCutResult:
                              f"cut-out ({100 * self.foreground_fraction:.0f}% of pixels)"], height=height)
 
 
-def grabcut(image, saliency_map, *, foreground: float = 0.95, probable: float = 0.7, background: float = 0.3,
-            smooth: float | None = None, iterations: int = 5, seed: int = 0, index: int = 0) -> GrabCutResult:
+def grabcut(image, saliency_map, config: GrabCutConfig | None = None, *, smooth: float | None = None, index: int = 0,
+            **overrides) -> GrabCutResult:
     """Cut the object out of ``image`` with GrabCut seeded from saliency quantiles.
 
     Seeds from the smoothed saliency s: ``s >= q(foreground)`` -> foreground;
@@ -56,6 +82,8 @@ def grabcut(image, saliency_map, *, foreground: float = 0.95, probable: float = 
     probable background. GrabCut (``cv2.GC_INIT_WITH_MASK``) then fits colour GMMs and cuts.
 
     Args:
+        config: a ``GrabCutConfig`` (its ``method``/``samples`` are for ``grabcut_from_saliency``), or its
+            fields as keywords.
         image: (1, 3, H, W) or (3, H, W) in [0, 1].
         saliency_map: an ``Attribution`` (its map for image ``index``, upsampled), or an (H, W) /
             (1, H, W) / (3, H, W) tensor or array (channels reduced by max |.|).
@@ -72,8 +100,8 @@ def grabcut(image, saliency_map, *, foreground: float = 0.95, probable: float = 
     """
     import cv2
 
-    if not 0 <= background < probable <= foreground <= 1:
-        raise ConvlensError("grabcut quantiles must satisfy 0 <= background < probable <= foreground <= 1")
+    c = resolve_config(GrabCutConfig, config, overrides)
+    foreground, probable, background, iterations, seed = c.foreground, c.probable, c.background, c.iterations, c.seed
     img = image.detach().float().cpu()
     if img.ndim == 4:
         img = img[index:index + 1] if img.shape[0] > 1 else img
@@ -109,3 +137,16 @@ def grabcut(image, saliency_map, *, foreground: float = 0.95, probable: float = 
     fg = torch.from_numpy((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
     cut = torch.where(fg[None], img, torch.ones_like(img))[None]
     return GrabCutResult(fg, cut, seeds, sal.astype(np.float32), img[None])
+
+
+def grabcut_from_saliency(model, image, target=None, config: GrabCutConfig | None = None, **overrides
+                          ) -> tuple[GrabCutResult, Attribution]:
+    """The lecture's recipe end to end: the seed map of ``image`` for ``target`` (``config.method``:
+    SmoothGrad or plain saliency), then ``grabcut``. Returns (the cut, the seed map's ``Attribution``).
+
+    Example:
+        >>> cut, sal = convlens.attribution.grabcut_from_saliency(m, cat); cut.foreground_fraction
+    """
+    c = resolve_config(GrabCutConfig, config, overrides)
+    sal = smoothgrad(model, image, target, samples=c.samples) if c.method == "smoothgrad" else saliency(model, image, target)
+    return grabcut(sal.images, sal, c), sal

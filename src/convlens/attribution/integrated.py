@@ -1,10 +1,14 @@
 """Integrated gradients (Sundararajan, Taly & Yan 2017) with a completeness check."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal
+
 import numpy as np
 import torch
 
 from ..errors import ConvlensError
+from ..fields import resolve_config
 from ..progress import ProgressFn, call
 from .base import Attribution, check_images, check_model, chunks, class_labels, resolve_targets
 from .gradients import class_gradient
@@ -36,9 +40,20 @@ def quadrature(steps: int, method: str = "gausslegendre") -> tuple[np.ndarray, n
     return a, w
 
 
-def integrated_gradients(model, images, target=None, *, baseline=0.0, steps: int = 50,
-                         method: str = "gausslegendre", batch_size: int | None = None,
-                         progress: ProgressFn | None = None) -> Attribution:
+@dataclass
+class IntegratedGradientsConfig:
+    """Integrated gradients' parameters (Sundararajan et al. 2017; Gauss-Legendre as Captum)."""
+
+    steps: int = field(default=50, metadata={"help": "quadrature points along the path", "range": (1, None)})
+    baseline: float = field(default=0.0, metadata={"help": "baseline pixel value in [0, 1] (0 = black); "
+                                                   "the Python API also takes a tensor", "range": (0, 1)})
+    method: Literal["gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle"] = field(
+        default="gausslegendre", metadata={"help": "quadrature"})
+
+
+def integrated_gradients(model, images, target=None, config: IntegratedGradientsConfig | None = None, *,
+                         batch_size: int | None = None, progress: ProgressFn | None = None,
+                         **overrides) -> Attribution:
     """Integrated gradients: ``IG_i = (x_i - x'_i) * int_0^1 dS/dx_i (x' + a (x - x')) da``.
 
     The integral is a quadrature over ``steps`` points (Gauss-Legendre by default, as Captum). By
@@ -46,6 +61,7 @@ def integrated_gradients(model, images, target=None, *, baseline=0.0, steps: int
     reported in ``info["delta"]`` (per image) next to ``info["score_diff"]``.
 
     Args:
+        config: an ``IntegratedGradientsConfig`` (default: its defaults); or its fields as keywords.
         baseline: x' in [0, 1] pixel units: a float (0 = black, 0.5 = grey), or a tensor
             broadcastable to the images.
         steps: quadrature points (default 50).
@@ -57,6 +73,8 @@ def integrated_gradients(model, images, target=None, *, baseline=0.0, steps: int
     Example:
         >>> r = convlens.integrated_gradients(m, cat, steps=16); r.info["delta"]
     """
+    c = resolve_config(IntegratedGradientsConfig, config, overrides)
+    baseline, steps, method = c.baseline, c.steps, c.method
     model = check_model(model)
     x = check_images(model, images)
     t = resolve_targets(model, target, x)

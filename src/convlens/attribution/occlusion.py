@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -22,6 +24,7 @@ from ..drivers.incremental import incremental_net
 from ..drivers.onnx import Switch, resolve_backend
 from ..images.blur import gaussian_blur
 from ..errors import ConvlensError
+from ..fields import resolve_config
 from ..progress import ProgressFn, call
 from .base import Attribution, auto_batch, check_images, check_model, class_labels, resolve_targets
 
@@ -33,7 +36,14 @@ def make_baseline(x: torch.Tensor, baseline, window: tuple[int, int]) -> torch.T
     per-channel mean), "blur" (the image Gaussian-blurred with sigma = window / 4), a float or a tensor."""
     if isinstance(baseline, torch.Tensor):
         return baseline.to(x).expand_as(x).contiguous()
+    if isinstance(baseline, str):
+        try:
+            baseline = float(baseline)  # "0.5" from the CLI or a web form
+        except ValueError:
+            pass
     if isinstance(baseline, (int, float)):
+        if not 0 <= baseline <= 1:
+            raise ConvlensError(f"occlusion baseline must be zero, grey, blur, mean or a number in [0, 1], got {baseline}")
         return torch.full_like(x, float(baseline))
     if baseline == "zero":
         return torch.zeros_like(x)
@@ -67,10 +77,23 @@ DECISIVE_COST = 0.35
 WHOLE_COST = 0.65
 
 
-def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero", score: str = "prob",
-              batch_size: int | None = None, channels_last: bool = True, fuse_bn: bool = True,
-              incremental: bool | str = "auto", backend: str | None = None, progress: ProgressFn | None = None
-              ) -> Attribution:
+@dataclass
+class OcclusionConfig:
+    """Occlusion's parameters (Zeiler & Fergus 2014 slide a grey square; 16 px windows, stride 8, here)."""
+
+    window: int = field(default=16, metadata={"help": "occluding square's side, pixels ((h, w) in Python)",
+                                              "range": (1, None)})
+    stride: int = field(default=8, metadata={"help": "step between window positions, pixels", "range": (1, None)})
+    baseline: str = field(default="zero", metadata={"help": "zero, grey, blur, mean, or a number in [0, 1] "
+                                                    "(a float or tensor in Python)"})
+    score: Literal["prob", "logit"] = field(default="prob", metadata={"help": "prob (softmax, Zeiler & Fergus) or logit"})
+    batch_size: int | None = field(default=None, metadata={"help": "perturbations per forward (default: automatic)",
+                                                           "range": (1, None)})
+
+
+def occlusion(model, images, target=None, config: OcclusionConfig | None = None, *, channels_last: bool = True,
+              fuse_bn: bool = True, incremental: bool | str = "auto", backend: str | None = None,
+              progress: ProgressFn | None = None, **overrides) -> Attribution:
     """Occlusion map: how much the target's score drops when a window of the image is hidden.
 
     For each window position p: ``d_p = f(x) - f(x with the window replaced by the baseline)``, with
@@ -80,6 +103,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
     drops per position.
 
     Args:
+        config: an ``OcclusionConfig`` (window, stride, baseline, score, batch_size; default: its defaults),
+            or its fields as keywords.
         window: (h, w) or int, in pixels (default 16).
         stride: (sy, sx) or int (default 8); at most the window.
         baseline: "zero", "grey", "blur", "mean", a float in [0, 1] or a tensor like the images.
@@ -112,6 +137,8 @@ def occlusion(model, images, target=None, *, window=16, stride=8, baseline="zero
         >>> convlens.occlusion(m, cat, window=32, stride=16).info["grid"].shape
         torch.Size([1, 13, 13])
     """
+    c = resolve_config(OcclusionConfig, config, overrides)
+    window, stride, baseline, score, batch_size = c.window, c.stride, c.baseline, c.score, c.batch_size
     model = check_model(model)
     x = check_images(model, images)
     if score not in ("prob", "logit"):

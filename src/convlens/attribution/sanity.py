@@ -9,13 +9,14 @@ known to fail this test; plain gradients and Grad-CAM pass.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Callable
 
 import numpy as np
 import torch
 
 from ..errors import ConvlensError
+from ..fields import resolve_config
 from .base import check_images, check_model, resolve_targets
 
 
@@ -106,7 +107,16 @@ def _signed(res) -> torch.Tensor:
     return a.detach().double().cpu()
 
 
-def sanity_check(method, model, image, target=None, *, groups: int = 6, cascade: bool = True, seed: int = 0,
+@dataclass
+class SanityConfig:
+    """The model-parameter randomization test's parameters (Adebayo et al. 2018: cascading, top layer down)."""
+
+    groups: int = field(default=6, metadata={"help": "randomization steps (groups of layers)", "range": (1, None)})
+    independent: bool = field(default=False, metadata={"help": "randomize one group at a time, not cascading"})
+    seed: int = field(default=0, metadata={"help": "seed of the re-initialized weights"})
+
+
+def sanity_check(method, model, image, target=None, config: SanityConfig | None = None, *, cascade: bool | None = None,
                  **kwargs) -> SanityResult:
     """Model-parameter randomization test of ``method`` on one image (Adebayo et al. 2018).
 
@@ -118,6 +128,8 @@ def sanity_check(method, model, image, target=None, *, groups: int = 6, cascade:
     of the signed map.
 
     Args:
+        config: a ``SanityConfig`` (groups, independent, seed), or its fields as keywords;
+            ``cascade=False`` is ``independent=True``.
         method: a name ("saliency", "guided_backprop", "grad_cam", ...) or a convlens method function.
         image: (1, 3, H, W) in [0, 1].
         groups: how many randomization steps (groups of layers), default 6 (named so that a
@@ -128,6 +140,10 @@ def sanity_check(method, model, image, target=None, *, groups: int = 6, cascade:
     Example:
         >>> print(convlens.sanity_check("saliency", m, cat).summary())
     """
+    names = {f.name for f in fields(SanityConfig)}
+    c = resolve_config(SanityConfig, config, {k: kwargs.pop(k) for k in list(kwargs) if k in names})
+    groups, seed = c.groups, c.seed
+    cascade = (not c.independent) if cascade is None else cascade
     name, fn = _method(method)
     model = check_model(model)
     x = check_images(model, image)[:1]

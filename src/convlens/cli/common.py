@@ -45,9 +45,9 @@ def config_options(config_cls) -> list[inspect.Parameter]:
         ann = {"int": int, "float": float, "bool": bool}.get(f.kind, str)
         if f.kind == "list":
             default = ",".join(map(str, default)) if isinstance(default, (tuple, list)) else default
-        flag = "--" + f.name.replace("_", "-")
+        flag = f.cli_flag
         opt = typer.Option(default, flag, help=help_) if ann is not bool else typer.Option(
-            default, f"{flag}/--no-{f.name.replace('_', '-')}", help=help_)
+            default, f"{flag}/--no-{flag[2:]}", help=help_)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann))
     return params
 
