@@ -30,6 +30,10 @@ ROUTERS = [
     "lab",
     "layers",
     "projector",
+    "projector_thumbs",
+    "projector_colours",
+    "projector_neighbors",
+    "words",
 ]
 # Top-level page paths served by the single-page app (static/index.html routes on location.pathname).
 PAGES = {"lab", "layers", "projector", "words"}

@@ -18,10 +18,7 @@ entered it (``convlens.probe.probe``), so no private copies and no locks are nee
 """
 from __future__ import annotations
 
-import io
 import os
-import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Literal
 
@@ -29,16 +26,24 @@ import torch
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
+from ...attribution import guided_backprop
 from ...errors import ConvlensError, closest
-from ..jobs import job_key
-from ...inspect.stages import browsable, default_layer, producing_conv, stage_layers
+from ...images import fit, list_images
+from ...images.io import save_png
+from ...inspect import max_activating_patches, sample_dataset, top_activations
+from ...inspect.figures import GRID_WIDTH, activation_atlas, atlas_layout, unit_filters_figure  # noqa: F401 - as before
+from ...inspect.stages import browsable, default_layer, stage_layers
+from ...inspect.units import channel_top, conv_inputs
+from ...probe import Probe, receptive_field
+from ...recipes.visualize import visualize_channel
+from ...render import overlay
 from ..encode import png_bytes
-from ..state import AppState, app_state, safe_child, safe_name
+from ..jobs import job_key
+from ..state import LRU, AppState, app_state, safe_child, safe_name
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
 IMAGE_FOLDERS_ENV = "CONVLENS_IMAGES"  # a folder of the user's images, named by its basename as a patch source
-GRID_WIDTH = 960                       # target width of an activation atlas in pixels
 MAX_SAMPLES = 2000
 
 ModelQ = Query(None, description="model name; must be the server's model (default)")
@@ -51,42 +56,14 @@ KQ = Query(9, ge=1, le=32, description="patches per channel")
 
 # --- per-server state of this view ---------------------------------------------------------------
 
-class _Cache:
-    """A small thread-safe LRU of computed things (maps, PNG bytes, top-k results)."""
-
-    def __init__(self, size: int = 64):
-        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
-
-    def get(self, key):
-        with self._lock:
-            if key in self._d:
-                self._d.move_to_end(key)
-                return self._d[key]
-        return None
-
-    def put(self, key, value):
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self.size:
-                self._d.popitem(last=False)
-        return value
+def _cache(state: AppState) -> LRU:
+    """Maps and PNG bytes of this view (model, layer, channel, image, ...)."""
+    return state.cache("layers", 96)
 
 
-class _View:
-    """What the layer browser keeps per server: its caches."""
-
-    def __init__(self):
-        self.cache = _Cache(96)
-        self.tops = _Cache(32)          # (model, layer, source, n, k) -> TopActivations (all channels)
-
-
-def _view(state: AppState) -> _View:
-    v = state.__dict__.get("_layers_view")
-    if v is None:
-        with state._lock:
-            v = state.__dict__.setdefault("_layers_view", _View())
-    return v
+def _tops(state: AppState) -> LRU:
+    """(model, layer, source, n, k) -> (TopActivations of every channel, the images)."""
+    return state.cache("layers.tops", 32)
 
 
 def _model_name(state: AppState, model: str | None) -> str:
@@ -119,7 +96,6 @@ def _channel(li, channel: int) -> int:
 # --- images and sources -------------------------------------------------------------------------
 
 def _image(state: AppState, model, image: str) -> torch.Tensor:
-    from ...images import fit
     return fit(state.image(image), model.input_size)
 
 
@@ -145,7 +121,6 @@ def image_folders(state: AppState) -> dict[str, Path]:
 
 def _source(state: AppState, source: str, n: int):
     """The images a patch search runs over: the bundled sample set or a named user folder."""
-    from ...inspect import sample_dataset
     if source == "samples":
         return sample_dataset(n)
     safe_name(source, "image source")
@@ -154,7 +129,6 @@ def _source(state: AppState, source: str, n: int):
         raise ConvlensError(f"unknown image source '{source[:60]}'; use 'samples' or one of "
                             f"{sorted(folders) or 'no folders yet'} (put folders in <data_dir>/images/ "
                             f"or start the server with {IMAGE_FOLDERS_ENV}=FOLDER)")
-    from ...images import list_images
     files = list_images(folders[source])[:n]
     if not files:
         raise ConvlensError(f"image folder '{source}' has no images")
@@ -165,10 +139,9 @@ def _source(state: AppState, source: str, n: int):
 
 def layer_maps(state: AppState, name: str, layer: str, image: str) -> torch.Tensor:
     """(C, H, W) activations of ``image`` (fitted to the model's input) at ``layer``; cached."""
-    from ...probe import Probe
-    v = _view(state)
+    cache = _cache(state)
     key = ("maps", name, layer, image)
-    hit = v.cache.get(key)
+    hit = cache.get(key)
     if hit is not None:
         return hit
     m = state.model(name)
@@ -176,36 +149,13 @@ def layer_maps(state: AppState, name: str, layer: str, image: str) -> torch.Tens
     with Probe(m, layer, detach=True, stop=True) as probe, torch.inference_mode():
         probe.run(img.to(m.device))
         a = probe[layer]
-    return v.cache.put(key, a[0].detach().float().cpu().clone())
-
-
-def atlas_layout(C: int, H: int, W: int) -> dict:
-    """Tile size and grid of an activation atlas: about ``GRID_WIDTH`` px wide, tiles 12-96 px."""
-    cols = max(1, min(C, int(round((C * 1.6) ** 0.5))))
-    pad = 2
-    tile = max(12, min(96, GRID_WIDTH // cols - pad, max(H, W) * 8))
-    rows = -(-C // cols)
-    return {"cols": cols, "rows": rows, "tile": tile, "pad": pad,
-            "width": cols * (tile + pad) + pad, "height": rows * (tile + pad) + pad}
+    return cache.put(key, a[0].detach().float().cpu().clone())
 
 
 def atlas_png(maps: torch.Tensor, scale: str) -> tuple[bytes, dict]:
-    """Every channel's map as one tile (channel order, row-major), drawn as ``convlens.activations``
-    draws them (one scale for the layer or each to its max; signed layers diverging)."""
-    from PIL import Image
-
-    from ...inspect.activations import _render_maps
-    C, H, W = maps.shape
-    lay = atlas_layout(C, H, W)
-    t, pad = lay["tile"], lay["pad"]
-    canvas = Image.new("RGB", (lay["width"], lay["height"]), (255, 255, 255))
-    resample = Image.NEAREST if t >= max(H, W) else Image.BILINEAR
-    for c, tile in enumerate(_render_maps(maps, scale)):
-        r, q = divmod(c, lay["cols"])
-        canvas.paste(tile.resize((t, t), resample), (pad + q * (t + pad), pad + r * (t + pad)))
-    buf = io.BytesIO()
-    canvas.save(buf, format="PNG")
-    return buf.getvalue(), lay
+    """``convlens.inspect.activation_atlas`` as PNG bytes, with its layout."""
+    img, lay = activation_atlas(maps, scale)
+    return png_bytes(img), lay
 
 
 def _png(data: bytes) -> Response:
@@ -213,10 +163,10 @@ def _png(data: bytes) -> Response:
 
 
 def _cached_png(state: AppState, key: tuple, make) -> Response:
-    v = _view(state)
-    hit = v.cache.get(key)
+    cache = _cache(state)
+    hit = cache.get(key)
     if hit is None:
-        hit = v.cache.put(key, make())
+        hit = cache.put(key, make())
     return _png(hit)
 
 
@@ -239,7 +189,6 @@ def list_layers(state: AppState = Depends(app_state), model: str | None = ModelQ
 def list_sources(state: AppState = Depends(app_state)):
     """Image sets for max-activating patches: 'samples' and the user's folders (``<data_dir>/images/<name>``
     or ``$CONVLENS_IMAGES`` at server start)."""
-    from ...images import list_images
     out = [{"name": "samples", "description": "the bundled sample set (crops, scales, flips of bundled photos)"}]
     for name, p in image_folders(state).items():
         out.append({"name": name, "description": f"{len(list_images(p))} images"})
@@ -295,22 +244,12 @@ def unit_info(layer: str, channel: int, state: AppState = Depends(app_state), im
     maps = layer_maps(state, name, layer, image)
     a = maps[c]
     pos = int(a.flatten().argmax())
-    conv = producing_conv(m, layer)
-    conv_info = None
-    if conv is not None:
-        mod = m.module(conv)
-        w = mod.weight.detach()[c].float()
-        norms = w.flatten(1).norm(dim=1)
-        first = mod.groups == 1 and mod.in_channels == 3
-        per_group = mod.in_channels // mod.groups
-        base = (c // (mod.out_channels // mod.groups)) * per_group
-        top = torch.argsort(norms, descending=True)[:8].tolist()
-        conv_info = {"name": conv, "kernel": list(mod.kernel_size), "in_channels": mod.in_channels,
-                     "groups": mod.groups, "first_layer": first, "weight_norm": round(float(w.norm()), 6),
-                     "strongest_inputs": [{"input": base + i, "norm": round(float(norms[i]), 6)} for i in top]}
-    rf = None
+    u = conv_inputs(m, layer, c)
+    conv_info = None if u is None else {
+        "name": u.conv, "kernel": list(u.kernel), "in_channels": u.in_channels, "groups": u.groups,
+        "first_layer": u.first_layer, "weight_norm": round(u.weight_norm, 6),
+        "strongest_inputs": [{"input": i, "norm": round(n, 6)} for i, n in u.strongest]}
     try:
-        from ...probe import receptive_field
         r = receptive_field(m, layer)
         rf = {"size": list(r.size), "stride": list(r.stride), "offset": list(r.offset)}
     except Exception:  # noqa: BLE001 - some layers (e.g. after attention) have no exact field; the view still works
@@ -333,50 +272,10 @@ def unit_map(layer: str, channel: int, state: AppState = Depends(app_state), ima
     maps = layer_maps(state, name, layer, image)
 
     def make():
-        from ...render import overlay
         signed = bool((maps[c] < 0).any())
         return png_bytes(overlay(_image(state, m, image)[0], maps[c], alpha=0.6,
                                  mode="signed" if signed else "positive", colorbar=True))
     return _cached_png(state, ("map", name, layer, c, image), make)
-
-
-def unit_filters_figure(model, layer: str, channel: int):
-    """The weights of the conv producing ``layer``'s channel ``channel``, one figure (see
-    ``convlens.filters`` for the scale): a first layer as one RGB tile, a depthwise conv as its one
-    kernel, deeper convs as a grid of per-input-channel kernels (grey, 0.5 + w / 2max|w|), the
-    strongest inputs framed; 1x1 kernels as one square per input. Returns (figure, tile boxes)."""
-    from ...inspect.draw import compose, near_square
-    conv = producing_conv(model, layer)
-    if conv is None:
-        raise ConvlensError(f"layer '{layer}' is produced by no Conv2d with {model.layer_info(layer).shape[0]} "
-                            "outputs; filters exist only for conv layers and their blocks")
-    mod = model.module(conv)
-    w = mod.weight.detach().float().cpu()[channel]       # (in/groups, kh, kw)
-    in_g, kh, kw = w.shape
-    s = float(w.abs().max()) or 1.0
-    tiles = 0.5 + w / (2 * s)
-    mname = getattr(model, "name", "model")
-    shown = f" (the conv producing '{layer}')" if conv != layer else ""
-    if in_g == 3 and mod.groups == 1:
-        f = max(1, 160 // max(kh, kw))
-        return compose([tiles], 1, 1, tile=(kh * f, kw * f), title=f"{mname} {conv}{shown}: filter {channel}",
-                         notes=[f"RGB: the weights on the input's R, G, B ({kh}x{kw}); 0 = mid-grey, "
-                                f"scale 0.5 + w / 2max|w| (max|w| = {s:.3g})."])
-    per_out = mod.out_channels // mod.groups
-    base = (channel // per_out) * in_g
-    norms = w.flatten(1).norm(dim=1)
-    strongest = set(torch.argsort(norms, descending=True)[:min(8, max(1, in_g // 8))].tolist())
-    n = min(in_g, 512)
-    rows, cols = near_square(n, 32 if kh * kw == 1 else 16)
-    t = 14 if kh * kw == 1 else max(kh, kw) * max(1, 28 // max(kh, kw))
-    notes = [f"Kernel {kh}x{kw} on each of {in_g} input channel(s) {base}..{base + in_g - 1}"
-             + (f" (groups={mod.groups})" if mod.groups > 1 else "") + f"; grey 0.5 + w / 2max|w| (max|w| = {s:.3g}); "
-             f"red frame: the {len(strongest)} inputs with the largest weight norm."]
-    if n < in_g:
-        notes.append(f"Showing inputs {base}..{base + n - 1} of {in_g}.")
-    return compose([tiles[i][None] for i in range(n)], rows, cols, tile=(t, t), pad=1 if kh * kw == 1 else 2,
-                     title=f"{mname} {conv}{shown}: filter {channel}, {in_g}x{kh}x{kw}", notes=notes,
-                     highlight=[i in strongest for i in range(n)])
 
 
 @router.get("/{layer}/channels/{channel}/filters.png", response_class=Response)
@@ -397,7 +296,6 @@ def unit_guided(layer: str, channel: int, state: AppState = Depends(app_state), 
     name, m, li, c = _unit(state, model, layer, channel)
 
     def make():
-        from ...attribution import guided_backprop
         a = guided_backprop(m, _image(state, m, image), layer=layer, channel=c,
                             unit="max" if unit == "max" else None)
         return png_bytes(a.overlay(0, "rgb", label=f"guided backprop: {layer} channel {c} ({unit})"))
@@ -414,11 +312,7 @@ def _top_job(state: AppState, name: str, layer: str, source: str, n: int, k: int
     """The job computing the top-k units of every channel of ``layer`` over the source (one pass)."""
     images = _source(state, source, n)
     key = _patch_key(name, layer, source, n, k)
-    v = _view(state)
-
     def work(job) -> dict:
-        from ...inspect import top_activations
-
         def progress(done, total):
             job.progress(done, total)
             if job.cancelled():
@@ -430,7 +324,7 @@ def _top_job(state: AppState, name: str, layer: str, source: str, n: int, k: int
             if top is None:
                 return {"layer": layer, "n_images": 0, "complete": False}
         complete = top.n_images == len(images)
-        v.tops.put(key, (top, images))
+        _tops(state).put(key, (top, images))
         return {"layer": layer, "source": source, "n_images": top.n_images, "k": k, "complete": complete,
                 "channels": len(top.channels)}
     return state.jobs.submit(key, work, label=f"patches {layer} over {source}")
@@ -451,17 +345,12 @@ def start_patches(layer: str, state: AppState = Depends(app_state), source: str 
 def channel_patches(state: AppState, name: str, layer: str, channel: int, source: str, n: int, k: int):
     """The ``Patches`` of one channel from the finished layer pass (``max_activating_patches`` with that
     pass as its state: no second pass over the images)."""
-    from ...inspect import max_activating_patches
-    from ...inspect.topk import TopActivations
-    hit = _view(state).tops.get(_patch_key(name, layer, source, n, k))
+    hit = _tops(state).get(_patch_key(name, layer, source, n, k))
     if hit is None:
         raise HTTPException(404, f"patches of {layer} over '{source}' (n={n}, k={k}) are not computed yet; "
                                  f"start them with POST /api/layers/{layer}/patches?source={source}&n={n}&k={k}")
     top, images = hit
-    r = top.channels.index(channel)
-    sub = TopActivations(layer=layer, channels=[channel], k=top.k, values=top.values[r:r + 1].clone(),
-                         image_index=top.image_index[r:r + 1].clone(), positions=top.positions[r:r + 1].clone(),
-                         n_images=top.n_images, per_image=top.per_image, map_size=top.map_size)
+    sub = channel_top(top, channel)
     if top.n_images < len(images):
         images = images[:top.n_images]   # a cancelled pass: the images it saw
     return max_activating_patches(state.model(name), images, layer, [channel], top.k, state=sub)
@@ -525,8 +414,6 @@ def start_visualize(layer: str, channel: int, state: AppState = Depends(app_stat
     key, path = _viz_path(state, name, layer, c, params)
 
     def work(job) -> dict:
-        from ...images.io import save_png
-        from ...recipes.visualize import visualize_channel
         every = max(1, params["steps"] // 16)
 
         def callback(info):
