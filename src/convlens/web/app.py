@@ -29,7 +29,14 @@ ROUTERS = [
     "core",
     "lab",
     "layers",
+    "layer_units",
+    "layer_patches",
+    "layer_visualize",
     "projector",
+    "projector_thumbs",
+    "projector_colours",
+    "projector_neighbors",
+    "words",
 ]
 # Top-level page paths served by the single-page app (static/index.html routes on location.pathname).
 PAGES = {"lab", "layers", "projector", "words"}

@@ -46,6 +46,53 @@ def require_known_model(name: str, also: str = "") -> None:
         raise ConvlensError(f"unknown model '{str(name)[:60]}' (closest: {closest(str(name), available_models())}){also}")
 
 
+class LRU:
+    """A small thread-safe least-recently-used map: the views' caches (maps, PNG bytes, top-k passes,
+    opened stores, computed projections, word vectors). ``AppState.cache(name)`` gives each view its own."""
+
+    def __init__(self, size: int = 64):
+        self.size, self._d, self._lock = max(1, int(size)), OrderedDict(), threading.Lock()
+
+    def get(self, key, default=None):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+        return default
+
+    def put(self, key, value):
+        """Store ``value`` (the least recently used entries leave past ``size``); returns it."""
+        with self._lock:
+            self._put(key, value)
+        return value
+
+    def _put(self, key, value) -> None:
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.size:
+            self._d.popitem(last=False)
+
+    def get_or_make(self, key, make, valid=None):
+        """The cached value of ``key``, else ``make(old)`` stored and returned (``old``: the entry
+        ``valid(old)`` refused, or None). ``make`` runs under this cache's lock, so two threads asking
+        at once compute it once (use it for slow loads nobody should repeat, not for quick renders)."""
+        with self._lock:
+            old = self._d.get(key)
+            if old is not None and (valid is None or valid(old)):
+                self._d.move_to_end(key)
+                return old
+            value = make(old)
+            self._put(key, value)
+            return value
+
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._d
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
 STYLE_NETWORKS = ("vgg16-imagenet", "vgg16-hed")  # offline feature-only networks the style techniques may pick
 
 
@@ -71,6 +118,7 @@ class AppState:
     orphan_timeout: float | None = 60.0  # cancel a job nobody followed for this long (seconds; None: never)
     token: str = field(default="", repr=False)  # state-changing requests carry it (web/security.py)
     _models: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _caches: dict = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     jobs: object = field(default=None, repr=False)
@@ -95,6 +143,14 @@ class AppState:
     def folder(self, name: str) -> Path:
         """One of the app's own data folders: uploads, results, cache."""
         return self.data_dir / name
+
+    def cache(self, name: str, size: int = 64) -> LRU:
+        """This server's cache called ``name`` (an ``LRU`` of ``size`` entries, made on first use)."""
+        hit = self._caches.get(name)
+        if hit is None:
+            with self._lock:   # held only the first time (it also guards model loading)
+                hit = self._caches.setdefault(name, LRU(size))
+        return hit
 
     def allowed_models(self) -> list[str]:
         """The models requests may name: the served ones, then the texture recipes' style networks (the

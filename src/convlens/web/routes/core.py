@@ -7,6 +7,7 @@ import json
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
+from ...images.samples import SAMPLES, sample_image
 from ..encode import png_bytes, png_response  # noqa: F401 - importable here as before
 from ..state import AppState, app_state
 
@@ -41,7 +42,6 @@ def model_info(state: AppState = Depends(app_state)):
 @router.get("/samples")
 def samples():
     """The bundled sample images: name and description."""
-    from ...images.samples import SAMPLES
     return [{"name": k, "description": v[1], "url": f"/api/samples/{k}.png", "thumb": f"/api/samples/{k}.png?max_side=128"}
             for k, v in SAMPLES.items()]
 
@@ -50,7 +50,6 @@ def samples():
 def sample_png(name: str, max_side: int | None = Query(None, ge=16, le=4096,
                                                       description="Shrink so the longer side is at most this (thumbnails).")):
     """One bundled sample as PNG (its own size, or shrunk to ``max_side``)."""
-    from ...images.samples import sample_image
     img = sample_image(name)
     if max_side is not None and max(img.shape[-2:]) > max_side:
         import torch.nn.functional as F

@@ -22,7 +22,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
+from ...drivers.predict import predict as _predict
 from ...errors import ConvlensError
+from ...images import load_image
+from ...images.io import save_png, to_uint8
+from .. import techniques as tech
 from ..jobs import QueueFull, job_key
 from ..security import UPLOAD_OVERHEAD, size_text
 from ..state import MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS, AppState, app_state, limits, safe_child  # noqa: F401
@@ -37,8 +41,6 @@ _RESULT = re.compile(r"^[0-9a-f]{24}-[0-9]{1,3}\.png$")
 def decode_upload(data: bytes, max_pixels: int):
     """Bytes -> (1, 3, H, W) tensor, if they are an image of an accepted format within ``max_pixels``."""
     from PIL import Image
-
-    from ...images import load_image
     try:
         with Image.open(io.BytesIO(data)) as probe:   # reads the header only: no decoding yet
             fmt, (w, h) = probe.format, probe.size
@@ -122,7 +124,6 @@ async def upload_image(request: Request, state: AppState = Depends(app_state)):
         raise ConvlensError("the upload is empty; send an image file in the multipart field 'file'")
     from starlette.concurrency import run_in_threadpool
 
-    from ...images.io import save_png, to_uint8
     img = await run_in_threadpool(decode_upload, data, max_pixels)
     arr = to_uint8(img)
     image_id = hashlib.sha256(arr.tobytes() + repr(arr.shape).encode()).hexdigest()[:16]
@@ -154,7 +155,6 @@ class PredictRequest(BaseModel):
 def predict(req: PredictRequest, state: AppState = Depends(app_state)):
     """The top classes of an image with their softmax probabilities. One forward pass, run in the
     request's thread with a 1-thread torch budget, so it answers even while long jobs hold the workers."""
-    from ...drivers.predict import predict as _predict
     model = state.model(req.model)
     image = state.image(req.image)
     preds = _predict(model, image, topk=req.topk, threads=1, backend="torch")[0]
@@ -167,8 +167,7 @@ def list_techniques():
     """Every technique of the lab: name, family, title, whether it streams previews, whether it needs an
     input image, and its form fields (name, kind, default, help, choices), generated from the same
     config dataclasses as the CLI's flags."""
-    from ..techniques import techniques
-    return [t.schema() for t in techniques().values()]
+    return [t.schema() for t in tech.techniques().values()]
 
 
 class RunRequest(BaseModel):
@@ -184,7 +183,6 @@ def run_technique(req: RunRequest, state: AppState = Depends(app_state)):
     ``/api/jobs/{id}/events`` (server-sent events) for progress and previews; the finished job's
     ``result`` holds ``images`` (URLs) and ``figures`` (raw numbers). A repeated request with the same
     model, technique, parameters and input is served from the cache at once."""
-    from .. import techniques as tech
     t = tech.get(req.technique)
     fixed, cfg = t.parse(req.params)
     model_name = state.check_model(req.model)

@@ -1,0 +1,144 @@
+"""What the layer browser's routes share: the request parameters, the checks of a model, layer,
+channel and image source, the cached activations of a layer, and the view's PNG cache.
+
+Request names never reach the filesystem except through ``safe_child`` (image folders under
+``<data_dir>/images/``). Layers are looked up in the model, channels range-checked, images resolved
+by ``state.image``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from fastapi import Query
+from fastapi.responses import Response
+
+from ..errors import ConvlensError, closest
+from ..images import fit, list_images
+from ..inspect import sample_dataset
+from ..inspect.stages import browsable
+from ..probe import Probe
+from .state import LRU, AppState, safe_child, safe_name
+
+IMAGE_FOLDERS_ENV = "CONVLENS_IMAGES"  # a folder of the user's images, named by its basename as a patch source
+MAX_SAMPLES = 2000
+
+ModelQ = Query(None, description="model name; must be the server's model (default)")
+ImageQ = Query("chelsea", description="a bundled sample name or an upload id (POST /api/images)")
+SourceQ = Query("samples", description="'samples' (the bundled sample set) or the name of an image folder "
+                "(GET /api/layers/sources)")
+NQ = Query(200, ge=1, le=MAX_SAMPLES, description="images of the sample set (folders: at most this many files)")
+KQ = Query(9, ge=1, le=32, description="patches per channel")
+
+
+# --- per-server state of this view ---------------------------------------------------------------
+
+def view_cache(state: AppState) -> LRU:
+    """Maps and PNG bytes of the layer browser (model, layer, channel, image, ...)."""
+    return state.cache("layers", 96)
+
+
+# --- layers -------------------------------------------------------------------------------------
+
+def browsable_layer(model, layer: str):
+    """The LayerInfo of a browsable layer, or a ConvlensError naming the fix."""
+    names = {li.name: li for li in browsable(model)}
+    if layer not in names:
+        all_names = {li.name for li in model.layers()}
+        if layer in all_names:
+            shape = model.layer_info(layer).shape
+            raise ConvlensError(f"layer '{layer}' has output shape {tuple(shape)}, not (C, H, W); pick a conv "
+                                f"layer (closest: {closest(layer, list(names))}; all at GET /api/layers)")
+        raise ConvlensError(f"unknown layer '{layer[:80]}'; closest: {closest(layer, list(names))} "
+                            "(all layers at GET /api/layers)")
+    return names[layer]
+
+
+def check_channel(li, channel: int) -> int:
+    """``channel`` if the layer has it, else a ConvlensError naming the range."""
+    if not 0 <= channel < li.shape[0]:
+        raise ConvlensError(f"channel {channel} out of range 0..{li.shape[0] - 1} for layer {li.name}")
+    return channel
+
+
+# --- images and sources -------------------------------------------------------------------------
+
+def fit_image(state: AppState, model, image: str) -> torch.Tensor:
+    """The image a request names, resized and centre-cropped to the model's input."""
+    return fit(state.image(image), model.input_size)
+
+
+def image_folders(state: AppState) -> dict[str, Path]:
+    """Named folders of the user's images: ``<data_dir>/images/<name>`` and ``$CONVLENS_IMAGES``."""
+    out = {}
+    root = state.data_dir / "images"
+    if root.is_dir():
+        for p in sorted(root.iterdir()):
+            if p.is_dir():
+                try:
+                    out[p.name] = safe_child(root, p.name, what="image folder")
+                except ConvlensError:
+                    continue  # a symlink out of the data folder is not served
+    env = os.environ.get(IMAGE_FOLDERS_ENV)
+    if env and Path(env).expanduser().is_dir():
+        p = Path(env).expanduser().resolve()
+        out.setdefault(p.name, p)
+    for name, p in state.image_folders.items():
+        out.setdefault(name, Path(p).resolve())
+    return out
+
+
+def image_source(state: AppState, source: str, n: int):
+    """The images a patch search runs over: the bundled sample set or a named user folder."""
+    if source == "samples":
+        return sample_dataset(n)
+    safe_name(source, "image source")
+    folders = image_folders(state)
+    if source not in folders:
+        raise ConvlensError(f"unknown image source '{source[:60]}'; use 'samples' or one of "
+                            f"{sorted(folders) or 'no folders yet'} (put folders in <data_dir>/images/ "
+                            f"or start the server with {IMAGE_FOLDERS_ENV}=FOLDER)")
+    files = list_images(folders[source])[:n]
+    if not files:
+        raise ConvlensError(f"image folder '{source}' has no images")
+    return files
+
+
+# --- computations (cached) -----------------------------------------------------------------------
+
+def layer_maps(state: AppState, name: str, layer: str, image: str) -> torch.Tensor:
+    """(C, H, W) activations of ``image`` (fitted to the model's input) at ``layer``; cached."""
+    cache = view_cache(state)
+    key = ("maps", name, layer, image)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit
+    m = state.model(name)
+    img = fit_image(state, m, image)
+    with Probe(m, layer, detach=True, stop=True) as probe, torch.inference_mode():
+        probe.run(img.to(m.device))
+        a = probe[layer]
+    return cache.put(key, a[0].detach().float().cpu().clone())
+
+
+def png(data: bytes) -> Response:
+    """PNG bytes as a response (cached by the browser for 10 minutes)."""
+    return Response(data, media_type="image/png", headers={"Cache-Control": "max-age=600"})
+
+
+def cached_png(state: AppState, key: tuple, make) -> Response:
+    """``png(make())``, the bytes kept in the view's cache under ``key``."""
+    cache = view_cache(state)
+    hit = cache.get(key)
+    if hit is None:
+        hit = cache.put(key, make())
+    return png(hit)
+
+
+def resolve_unit(state: AppState, model: str | None, layer: str, channel: int):
+    """(model name, model, LayerInfo, channel) of the unit a request names, every part checked."""
+    name = state.check_model(model)
+    m = state.model(name)
+    li = browsable_layer(m, layer)
+    return name, m, li, check_channel(li, channel)

@@ -1,0 +1,77 @@
+"""Feature visualization of one unit of the layer browser (``convlens.visualize_channel``) as a job
+with previews; the finished image is saved under the server's results folder."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
+
+from ...images.io import save_png
+from ...recipes.visualize import visualize_channel
+from ..encode import png_bytes
+from ..jobs import job_key
+from ..layers_state import ModelQ, png, resolve_unit
+from ..state import AppState, app_state, safe_child
+
+router = APIRouter(prefix="/api/layers", tags=["layers"])
+
+
+def _viz_params(steps: int, size: int | None, preset: str, seed: int, model) -> dict:
+    return {"steps": steps, "size": size or model.input_size[0], "preset": preset, "seed": seed}
+
+
+def _viz_path(state: AppState, name: str, layer: str, channel: int, params: dict) -> tuple[str, Path]:
+    key = job_key("layers.visualize", name, layer, channel, params)
+    return key, safe_child(state.folder("results"), f"viz-{key}.png", what="result")
+
+
+VizSteps = Query(128, ge=1, le=2048, description="optimization steps")
+VizSize = Query(None, ge=32, le=512, description="image side in pixels (default: the model's input size)")
+VizPreset = Query("robust", description="robust (Lucid-style, clearest), yosinski or simonyan (see VizConfig)")
+VizSeed = Query(0, ge=0, description="random seed")
+
+
+@router.post("/{layer}/channels/{channel}/visualize")
+def start_visualize(layer: str, channel: int, state: AppState = Depends(app_state), steps: int = VizSteps,
+                    size: int | None = VizSize, preset: Literal["robust", "yosinski", "simonyan"] = VizPreset,
+                    seed: int = VizSeed, model: str | None = ModelQ):
+    """Start (or reuse) the feature visualization of the channel (``convlens.visualize_channel``):
+    previews stream via ``/api/jobs/{job}/preview.png``; cancelling keeps the best image so far.
+    The result is served by ``GET .../visualization.png`` with the same parameters."""
+    name, m, li, c = resolve_unit(state, model, layer, channel)
+    params = _viz_params(steps, size, preset, seed, m)
+    key, path = _viz_path(state, name, layer, c, params)
+
+    def work(job) -> dict:
+        every = max(1, params["steps"] // 16)
+
+        def callback(info):
+            if info.step % every == 0 or info.step == info.total:
+                job.set_preview(png_bytes(info.image[0]))
+            return job.cancelled()
+        v = visualize_channel(state.model(name), layer, c, steps=params["steps"], size=params["size"],
+                              preset=params["preset"], seed=params["seed"], callback=callback,
+                              progress=job.progress)
+        save_png(v.images[0], path)
+        q = "&".join(f"{k}={val}" for k, val in params.items())
+        return {"layer": layer, "channel": c, "score": float(v.scores[0]), "steps": int(v.optim.steps),
+                "stopped": v.optim.stopped, "params": params,
+                "image": f"/api/layers/{layer}/channels/{c}/visualization.png?{q}"}
+    job = state.jobs.submit(key, work, label=f"visualize {layer}:{c}")
+    return {"job": job.id, "status": job.status}
+
+
+@router.get("/{layer}/channels/{channel}/visualization.png", response_class=Response)
+def unit_visualization(layer: str, channel: int, state: AppState = Depends(app_state), steps: int = VizSteps,
+                       size: int | None = VizSize, preset: Literal["robust", "yosinski", "simonyan"] = VizPreset,
+                       seed: int = VizSeed, model: str | None = ModelQ):
+    """The finished feature visualization of the channel for these parameters (404 until the job of
+    ``POST .../visualize`` with the same parameters has finished)."""
+    name, m, li, c = resolve_unit(state, model, layer, channel)
+    _, path = _viz_path(state, name, layer, c, _viz_params(steps, size, preset, seed, m))
+    if not path.exists():
+        raise HTTPException(404, f"no visualization of {layer}:{c} with these parameters yet; start it with "
+                                 f"POST /api/layers/{layer}/channels/{c}/visualize")
+    return png(path.read_bytes())

@@ -1,0 +1,101 @@
+"""The projector's neighbours: the nearest rows of a point, in the original space (``store.neighbors``,
+cosine) or in the 2-D map (L2), and "why are these two similar?" (``convlens.why_similar`` as a job)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlencode
+
+import numpy as np
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from ...embed import ArrayStore, exact_search, why_similar
+from ...errors import ConvlensError
+from ...images import write_atomic
+from ..jobs import job_key
+from ..projector_state import MAX_K, ProjectParams, StoreParam, check_row, map_query, open_store, projection, store_key
+from ..state import AppState, app_state
+
+router = APIRouter(prefix="/api", tags=["projector"])
+
+
+@router.get("/projector/neighbors")
+def projector_neighbors(i: int = Query(..., description="store row of the query"),
+                        k: int = Query(10, ge=1, le=MAX_K, description=f"neighbours, 1..{MAX_K}"),
+                        space: Literal["original", "map"] = Query("original", description="original: cosine in the "
+                                                                  "embedding; map: L2 distance in the 2-D map"),
+                        p: ProjectParams = Depends(map_query), state: AppState = Depends(app_state)):
+    """The ``k`` nearest rows to row ``i`` (itself excluded): in the ORIGINAL space by the store's
+    cosine similarity (``store.neighbors``), or in the 2-D map by Euclidean distance."""
+    s = open_store(state, p.store)
+    check_row(s, i)
+    if space == "original":
+        nb = s.neighbors(i, k=k, threads=state.threads)
+        idx, sc, metric = nb.indices[0], nb.scores[0], nb.metric
+    else:
+        xy = ArrayStore(np.asarray(projection(state, s, p).coords[:, :2], np.float32))
+        ii, ss = exact_search(xy, xy.take([i]), k, "l2", np.array([i]), threads=state.threads)
+        idx, sc, metric = ii[0], ss[0], "l2 (2-D map)"
+    labels = s.column("label")
+    return {"query": i, "space": space, "metric": metric, "label": labels[i],
+            "neighbors": [{"index": int(a), "score": float(b), "label": labels[int(a)]} for a, b in zip(idx, sc)]}
+
+
+class WhyParams(BaseModel):
+    """Two store rows to explain (``convlens.why_similar``)."""
+    store: str | None = Field(None, max_length=128)
+    a: int = Field(..., description="store row")
+    b: int = Field(..., description="store row")
+    method: Literal["gradcam", "saliency"] = Field("gradcam", description="gradcam (layer map) or saliency (pixels)")
+
+
+def _why_path(state: AppState, store, a: int, b: int, method: str) -> Path:
+    return state.folder("cache") / "projector" / store_key(store) / f"why-{method}-{a}-{b}.png"
+
+
+@router.post("/projector/why")
+def projector_why(params: WhyParams, state: AppState = Depends(app_state)):
+    """Why are rows ``a`` and ``b`` similar? Grad-CAM (or saliency) of their embeddings' cosine, as a
+    job; the result gives the cosine and the URL of the figure (a | map of a | map of b | b)."""
+    s = open_store(state, params.store)
+    check_row(s, params.a, "a")
+    check_row(s, params.b, "b")
+    if not s.manifest.get("model") or not s.manifest.get("preprocessing"):
+        raise ConvlensError("this store was made from raw vectors without a model; why-similar needs a store made by "
+                            "`convlens embed` (it re-runs the model on both images)")
+    out = _why_path(state, s, params.a, params.b, params.method)
+
+    def work(job):
+        model = None
+        if s.manifest.get("model") == state.model_name and str(s.manifest.get("weights")) in (str(state.weights), "default"):
+            model = state.model()
+        job.progress(0, 1)
+        w = why_similar(s, params.a, params.b, model=model, method=params.method)
+        buf = io.BytesIO()
+        w.render(height=160).save(buf, format="PNG")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(out, buf.getvalue())
+        job.progress(1, 1)
+        q = urlencode({"store": params.store or "", "a": params.a, "b": params.b, "method": params.method})
+        return {"a": params.a, "b": params.b, "cosine": w.cosine, "layer": w.layer, "method": params.method,
+                "image": f"/api/projector/why.png?{q}"}
+
+    job = state.jobs.submit(job_key("why", store_key(s), params.a, params.b, params.method), work,
+                            label=f"why {params.a} ~ {params.b}")
+    return {"job": job.id, "status": job.status}
+
+
+@router.get("/projector/why.png", response_class=Response)
+def projector_why_png(store: str | None = StoreParam, a: int = Query(...), b: int = Query(...),
+                      method: Literal["gradcam", "saliency"] = Query("gradcam"), state: AppState = Depends(app_state)):
+    """The figure of a finished why-similar job (404 until ``POST /api/projector/why`` made it)."""
+    s = open_store(state, store)
+    check_row(s, a, "a")
+    check_row(s, b, "b")
+    path = _why_path(state, s, a, b, method)
+    if not path.is_file():
+        raise HTTPException(404, f"no why-similar figure for {a} and {b} yet; POST /api/projector/why first")
+    return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "max-age=3600"})
