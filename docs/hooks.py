@@ -155,6 +155,28 @@ def _add_shadowed(match: re.Match) -> str:
     return block + "".join(f"\n::: {r}\n{extra}" for r in refs)
 
 
+# --- every guide in the nav ------------------------------------------------------------------------
+
+def _listed(nav) -> set[str]:
+    if isinstance(nav, str):
+        return {nav}
+    if isinstance(nav, dict):
+        return set().union(*(_listed(v) for v in nav.values()))
+    return set().union(*(_listed(v) for v in nav)) if isinstance(nav, list) else set()
+
+
+def on_config(config):
+    """A guide added to docs/ (``docs/*.md``) joins the nav's Guides, titled by its first heading, so a
+    new page never fails the strict build for being left out of mkdocs.yml."""
+    nav = config.nav or []
+    guides = next((item["Guides"] for item in nav if isinstance(item, dict) and "Guides" in item), None)
+    if guides is not None:
+        listed = _listed(nav)
+        guides += [p.name for p in sorted(Path(config.docs_dir).glob("*.md"))
+                   if p.name not in listed and p.name != "index.md"]
+    return config
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     markdown = DIRECTIVE.sub(_add_shadowed, markdown)
     return MARKER.sub(lambda m: render(m.group(1)), markdown)

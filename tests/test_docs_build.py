@@ -118,6 +118,16 @@ def test_hook_adds_functions_griffe_sees_as_submodules():
     assert "::: convlens.recipes.deepdream.deepdream" in dropped and "fast_style.fast_style" not in dropped
 
 
+def test_hook_puts_a_new_guide_in_the_nav(tmp_path):
+    from types import SimpleNamespace
+    for name in ("index.md", "attribution.md", "new-guide.md"):
+        (tmp_path / name).write_text("# t\n")
+    cfg = SimpleNamespace(docs_dir=str(tmp_path), nav=[{"Home": "index.md"}, {"Guides": [{"Attribution": "attribution.md"}]},
+                                                      {"API reference": [{"Techniques": "api/index.md"}]}])
+    _hooks().on_config(cfg)
+    assert cfg.nav[1] == {"Guides": [{"Attribution": "attribution.md"}, "new-guide.md"]}
+
+
 def test_griffe_extension_reads_sections_without_a_blank_line_above():
     spec = importlib.util.spec_from_file_location("convlens_griffe_sections", ROOT / "docs" / "griffe_sections.py")
     mod = importlib.util.module_from_spec(spec)
