@@ -102,7 +102,7 @@ TABLE: dict[tuple, list[list[str]]] = {
                      ["{store}", "--index", "0", "--metric", "nosuch"], ["{store}", "--image", "{missing}"],
                      ["{store}", "--image", "{txt}"], ["{store}", "--index", "0", "-o", "{outdir}"]],
     ("project",): [["{missing}"], ["{store}", "--method", "nosuch"], ["{store}", "--perplexity", "-1"], ["{store}", "-o", "{outdir}"],
-                   ["{store}", "--tile", "0", "-o", "{out}"], ["{store}", "--csv", "{out_txt_dir}/x.csv"]],
+                   ["{store}", "--tile", "0", "-o", "{out}"], ["{store}", "--csv", "{txt}/x.csv"]],
     ("export-projector",): [["{missing}", "{outdir_new}"], ["{store}", "{txt}"], ["{store}", "{outdir_new}", "--max-points", "0"]],
     ("similar-why",): [["{missing}", "--index", "0", "-o", "{out}"], ["{store}", "--index", "999", "-o", "{out}"],
                        ["{store}", "--index", "0", "--neighbor", "999", "-o", "{out}"],

@@ -34,7 +34,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
                 str(tmp_path / "x.png")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all(e.startswith("convlens: error:") for e in err)
-    assert "choose efros-leung" in err[0] and "shipped style" in err[1] and "lbfgs or adam" in err[2]
+    assert "one of efros-leung" in err[0] and "shipped style" in err[1] and "lbfgs or adam" in err[2]
 
 
 def test_fast_style_train_then_apply(tmp_path, capsys):

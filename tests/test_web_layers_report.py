@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 import torch
 
+from convlens.catalog import explorer_view
 from convlens.render import Report
-from convlens.render.report import explorer_view
 
 
 class Page(HTMLParser):
@@ -53,7 +53,7 @@ class Page(HTMLParser):
 
 
 def build(tmp_path, **kw) -> Page:
-    rep = Report(tmp_path, title="t", **kw)
+    rep = Report(tmp_path, title="t", link=explorer_view, **kw)
     layers = rep.section("Layers", "a long table first, then a picture")
     layers.command("convlens layers mobilenet_v2 --rf")
     layers.table(["name"], [[f"features.{i}"] for i in range(80)])
@@ -125,11 +125,25 @@ def test_explorer_view_from_command(command, view):
 
 
 def test_lab_links_name_real_lab_techniques():
-    """Every CLI verb the report links to the lab maps to a technique the lab serves."""
+    """Every CLI verb of a lab technique links to that technique in the lab, which serves it."""
     pytest.importorskip("fastapi")
-    from convlens.render.report import LAB_TECHNIQUES
+    from convlens.catalog import lab_techniques
     from convlens.web.techniques import techniques
-    assert set(LAB_TECHNIQUES.values()) <= set(techniques())
+    served = set(techniques())
+    for t in lab_techniques():
+        assert t.id in served
+        for verb in t.cli:
+            assert explorer_view(f"convlens {verb} chelsea -o x.png") == f"/lab?image=chelsea&technique={t.id}"
+
+
+def test_report_without_a_link_function_makes_no_links(tmp_path):
+    """render/ knows no CLI verbs: only the link function it is given makes explorer links."""
+    rep = Report(tmp_path, title="t", explorer_url="http://127.0.0.1:8000")
+    rep.section("s").figure(torch.rand(1, 3, 8, 8), "a.png", "a", command="convlens saliency chelsea -o a.png")
+    assert Page(rep.write().read_text()).links == []
+    rep = Report(tmp_path, title="t", explorer_url="http://127.0.0.1:8000", link=explorer_view)
+    rep.section("s").figure(torch.rand(1, 3, 8, 8), "a.png", "a", command="convlens saliency chelsea -o a.png")
+    assert Page(rep.write().read_text()).links == ["http://127.0.0.1:8000/lab?image=chelsea&technique=saliency"]
 
 
 @pytest.mark.slow  # exact receptive fields of 19 blocks: ~10-30 s
@@ -137,7 +151,7 @@ def test_demo_layers_section_opens_with_a_picture(tmp_path, offline_model):
     """The real demo section: the stage picture first, the 80-row layer table folded."""
     from convlens.demo.foundation import layer_table
     from convlens.demo.run import DemoContext
-    rep = Report(tmp_path, title="demo", explorer_url="http://127.0.0.1:8000")
+    rep = Report(tmp_path, title="demo", explorer_url="http://127.0.0.1:8000", link=explorer_view)
     ctx = DemoContext(tmp_path, quick=True)
     ctx.cache["model"] = offline_model
     layer_table(rep, ctx)

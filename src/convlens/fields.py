@@ -116,6 +116,7 @@ def check_range(name: str, value, bounds: tuple | None = None, flag: str | None 
             span = f"[{lo}, {hi}]" if lo is not None and hi is not None else (
                 f"at least {lo}" if lo is not None else f"at most {hi}")
             raise ConvlensError(f"{flag} must be {'in ' if '[' in span else ''}{span}, got {value}")
+        return  # a field's own range replaces the by-name sets
     if name in _AT_LEAST_1 and value < 1:
         raise ConvlensError(f"{flag} must be at least 1, got {value}")
     if name in _POSITIVE and value <= 0:
@@ -124,6 +125,19 @@ def check_range(name: str, value, bounds: tuple | None = None, flag: str | None 
         raise ConvlensError(f"{flag} must be 0 or more, got {value}")
     if name in _FRACTION and not 0 < value < 1:
         raise ConvlensError(f"{flag} must be between 0 and 1 (exclusive), got {value}")
+
+
+def check_choice(config_cls, name: str, value, flag: str | None = None) -> None:
+    """One-line error for a value outside a ``Literal`` field's choices."""
+    ann = typing.get_type_hints(config_cls)[name]
+    if typing.get_origin(ann) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(ann) if a is not type(None)]
+        if value is None:
+            return
+        ann = args[0] if len(args) == 1 else ann
+    if typing.get_origin(ann) is typing.Literal and value not in typing.get_args(ann):
+        flag = flag or "--" + name.replace("_", "-")
+        raise ConvlensError(f"{flag} must be one of {', '.join(map(str, typing.get_args(ann)))}, got {str(value)[:40]!r}")
 
 
 def parse_config(config_cls, values: dict[str, Any]):
@@ -141,8 +155,9 @@ def parse_config(config_cls, values: dict[str, Any]):
             inner = (typing.get_args(ann) or (str,))[0]
             inner = inner if inner in (int, float, str) else str
             v = origin(inner(x) for x in v.split(",") if x.strip())
-        check_range(f.name, v, f.metadata.get("range"),
-                    "--" + (f.metadata.get("flag") or f.name).replace("_", "-"))
+        flag = "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
+        check_range(f.name, v, f.metadata.get("range"), flag)
+        check_choice(config_cls, f.name, v, flag)
         kwargs[f.name] = v
     return config_cls(**kwargs)
 
@@ -168,4 +183,5 @@ def resolve_config(config_cls, config=None, overrides: dict[str, Any] | None = N
                             f"its fields: {', '.join(names)}")
     for k, v in overrides.items():
         check_range(k, v, names[k].metadata.get("range"), k)
+        check_choice(config_cls, k, v, k)
     return dataclasses.replace(config, **overrides)

@@ -198,6 +198,9 @@ def register(app: typer.Typer) -> None:
             raise ConvlensError(f"--tile must be an integer >= 1, got {tile}")
         if csv and not csv.endswith((".csv", ".parquet")):
             raise ConvlensError(f"{csv}: write coordinates as .csv or .parquet")
+        for path in (csv, out, grid):
+            if path:
+                check_output(path)
         if cfg.method not in ("pca", "tsne", "umap"):
             raise ConvlensError(f"unknown projection '{cfg.method}'; choose pca, tsne or umap")
         check_method_options(cfg.method, cfg.kwargs())

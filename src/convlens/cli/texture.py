@@ -16,9 +16,6 @@ import typer
 
 from .common import OUT_OPT, at_least, check_output, config_command, echo, fixed, out_path
 
-METHODS = ("efros-leung", "wei-levoy", "quilting", "gram")
-
-
 def _layers(v):
     if isinstance(v, str):
         return tuple(s.strip() for s in v.split(",") if s.strip())
@@ -36,67 +33,26 @@ def register(app: typer.Typer) -> None:
     from ..recipes.fast_style import FastStyleConfig
     from ..recipes.style import StyleConfig
 
-    @app.command("texture")
-    def texture(sample: str = typer.Argument(..., help="Texture sample: file or sample name (brick, gravel, ihc...)."),
-                method: str = typer.Option("efros-leung", "--method", help=f"One of: {', '.join(METHODS)}."),
-                size: int = typer.Option(128, "--size", help="Output size in pixels (square)."),
-                crop: int = typer.Option(0, "--crop", help="Centre crop of the sample, in raw pixels (0: whole)."),
-                sample_size: int = typer.Option(0, "--sample-size", help="Then resize the sample's longer side to this "
-                                                "(0: keep; 64-128 px samples keep the non-neural methods fast)."),
-                window: int = typer.Option(None, "--window", help="Neighbourhood size (default: efros-leung 11, "
-                                                                  "wei-levoy 9)."),
-                epsilon: float = typer.Option(0.1, "--epsilon", help="Efros-Leung: candidates within (1+eps) of the best."),
-                block: int = typer.Option(32, "--block", help="Quilting block size."),
-                levels: int = typer.Option(3, "--levels", help="Wei-Levoy pyramid levels."),
-                search: str = typer.Option("exact", "--search", help="Wei-Levoy search: exact or tsvq."),
-                model: str = typer.Option(None, "--model", "-m", help="Network for --method gram (default: vgg19 if "
-                                                                      "its weights are cached, else vgg16-imagenet)."),
-                steps: int = typer.Option(100, "--steps", help="Optimizer steps for --method gram."),
-                layers: str = typer.Option(None, "--layers", help="--method gram: style layers, comma-separated "
-                                                                 "(default: the network's, e.g. relu1_1..relu5_1)."),
-                layer_sets: bool = typer.Option(False, "--layer-sets", help="--method gram: the lecture's figure, one "
-                                                "texture per growing layer set (first 1, 2, ... layers)."),
-                seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same output)."),
-                out: str = OUT_OPT):
-        """Synthesize a texture from a sample: Efros-Leung, Wei-Levoy, image quilting or Gram matching (Gatys).
+    from ..recipes.texture_synthesis import TextureSynthesisConfig
 
-        Example: convlens texture brick --crop 256 --sample-size 80 --method efros-leung --size 128 -o brick_el.png
-        """
-        from ..errors import ConvlensError
+    def texture_run(cfg, sample: str, model: str, out: str):
         from ..images import save_png
-        from ..recipes.style import synthesize_texture
-        from ..texture import efros_leung, quilting, wei_levoy
-        from ..texture.samples import prepare_sample
-        if method not in METHODS:
-            raise ConvlensError(f"unknown --method '{method}'; choose {', '.join(METHODS)}")
-        if search not in ("exact", "tsvq"):
-            raise ConvlensError(f"--search must be exact or tsvq, got '{search}'")
+        from ..recipes.texture_synthesis import texture_synthesis
         p = out_path(out)
-        for flag, v, lo in (("--size", size, 1), ("--crop", crop, 0), ("--sample-size", sample_size, 0),
-                            ("--window", window, 1), ("--block", block, 1), ("--levels", levels, 1), ("--steps", steps, 1)):
-            at_least(v, lo, flag)
-        if not epsilon >= 0:
-            raise ConvlensError(f"--epsilon must be 0 or more, got {epsilon}")
-        img = prepare_sample(sample, crop, sample_size)
-        with cli_bar(f"texture {method}", None) as bar:
-            if method == "efros-leung":
-                r = efros_leung(img, size, window=window or 11, epsilon=epsilon, seed=seed, progress=bar)
-            elif method == "wei-levoy":
-                r = wei_levoy(img, size, window=window or 9, levels=levels, search=search, seed=seed, progress=bar)
-            elif method == "quilting":
-                r = quilting(img, size, block=block, seed=seed, progress=bar)
-            elif layer_sets:
-                from ..recipes.style import texture_layer_sets
-                rs, fig = texture_layer_sets(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
-                                             steps=steps, seed=seed, layers=_layers(layers), progress=bar)
-                r = rs[-1]
-            else:
-                r = synthesize_texture(_style_model(model), img, size=size, sample_size=max(img.shape[-2:]),
-                                       steps=steps, seed=seed, layers=_layers(layers), progress=bar)
-        save_png(fig if method == "gram" and layer_sets else r.image, p)
-        echo(f"wrote {p}  ({method}, {getattr(r, 'seconds', 0):.1f} s)")
-        if r.stopped == "interrupted":
+        with cli_bar(f"texture {cfg.method}", None) as bar:
+            t = texture_synthesis(sample, cfg, model=model, progress=bar)
+        save_png(t.image, p)
+        echo(f"wrote {p}  ({cfg.method}, {getattr(t.result, 'seconds', 0):.1f} s)")
+        if t.result.stopped == "interrupted":
             echo("interrupted: wrote the partial texture")
+
+    config_command(app, "texture", TextureSynthesisConfig, [
+        fixed("sample", typer.Argument(..., help="Texture sample: file or sample name (brick, gravel, ihc...).")),
+        fixed("model", typer.Option(None, "--model", "-m", help="Network for --method gram (default: vgg19 if its "
+                                                                 "weights are cached, else vgg16-imagenet).")),
+        fixed("out", OUT_OPT)], texture_run,
+        "Synthesize a texture from a sample: Efros-Leung, Wei-Levoy, image quilting or Gram matching (Gatys).\n\n"
+        "Example: convlens texture brick --crop 256 --sample-size 80 --method efros-leung --size 128 -o brick_el.png")
 
     def style(cfg, content: str, style: str, styles_weights: str, model: str, out: str):
         from ..images import save_png

@@ -13,6 +13,7 @@ from typing import Callable
 
 import torch
 
+from ..catalog import explorer_view
 from ..render import Report
 
 
@@ -47,7 +48,8 @@ def run_demo(out="out/demo", quick: bool = False, only: list[str] | None = None,
     torch.manual_seed(0)
     ctx = DemoContext(Path(out), quick=quick, log=log)
     report = Report(ctx.out, title="convlens demo",
-                    subtitle="Every figure below was computed on this machine, offline, by the command under it.")
+                    subtitle="Every figure below was computed on this machine, offline, by the command under it.",
+                    link=explorer_view)
     failures = []
     sections = all_sections()
     if only:

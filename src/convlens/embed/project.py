@@ -35,9 +35,10 @@ METHODS = ("pca", "tsne", "umap")
 class ProjectConfig:
     """Projection parameters with the papers' / openTSNE's defaults (the CLI's flags)."""
 
-    method: str = field(default="tsne", metadata={"help": "pca, tsne or umap (umap: pip install convlens[umap])"})
+    method: str = field(default="pca", metadata={"help": "pca (instant), tsne or umap (umap: pip install convlens[umap])"})
     seed: int = field(default=0, metadata={"help": "Seed of every random choice."})
-    metric: str = field(default="cosine", metadata={"help": "cosine or l2 (kNN graph; PCA of unit vectors for cosine)."})
+    metric: str | None = field(default=None, metadata={"help": "cosine or l2 (kNN graph; PCA of unit vectors for "
+                                                            "cosine; default: the store's metric, else cosine)."})
     perplexity: float = field(default=30.0, metadata={"help": "t-SNE perplexity (van der Maaten 2008: 5-50)."})
     n_iter: int = field(default=500, metadata={"help": "t-SNE iterations after the 250 of early exaggeration."})
     large: int = field(default=100_000, metadata={"help": "Above this many points, t-SNE fits a subsample first."})

@@ -13,7 +13,8 @@ The page has the explorer's look (the colours of ``web/static/style.css``): a co
 thumbnails (each section's first picture) at the top, every section a card that opens with a
 picture, tables longer than ``FOLD_ROWS`` folded under ``<details>``, and under each figure an
 "open in explorer" link to the view of ``convlens serve`` that reproduces it (found from the
-figure's command by ``explorer_view``, or given as ``figure(..., explorer="/layers/...")``).
+figure's command by the ``link`` function the report is given (the demo's: ``catalog.explorer_view``),
+or given as ``figure(..., explorer="/layers/...")``). The report knows no CLI verbs or URLs itself.
 The links point at ``explorer_url``: by default ``$CONVLENS_EXPLORER_URL`` or, unset,
 ``http://127.0.0.1:8000`` (what ``convlens serve`` prints); ``explorer_url=""`` or
 ``CONVLENS_EXPLORER_URL=off`` leaves them out.
@@ -23,10 +24,8 @@ from __future__ import annotations
 import html
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlencode
 
 from ..images.io import save_png, write_atomic
 
@@ -75,87 +74,6 @@ p.note{color:var(--muted);font-size:.88em;margin:4px 0 0}
 FOLD_ROWS = 12
 
 
-DEFAULT_MODEL = "mobilenet_v2"
-LAYER_VIEWS = {"activations", "filters", "patches"}          # figures reproduced by the layer browser
-# CLI command -> the lab's technique id (web/techniques.py; a test keeps the two in step)
-LAB_TECHNIQUES = {"saliency": "saliency", "smoothgrad": "smoothgrad", "guided": "guided_backprop",
-                  "deconvnet": "deconvnet", "gradcam": "grad_cam", "ig": "integrated_gradients",
-                  "occlusion": "occlusion", "grabcut": "grabcut", "sanity": "sanity_check", "classviz": "classviz",
-                  "neuronviz": "neuronviz", "facets": "facets", "dream": "deepdream",
-                  "invert": "inversion", "fgsm": "fgsm", "pgd": "pgd", "fool": "fool",
-                  "unrecognizable": "unrecognizable", "texture": "texture", "style": "style", "fast-style": "fast_style"}
-PROJECTOR = {"embed", "project", "neighbors", "similar-why"}
-
-
-def _options(args: list[str]) -> tuple[list[str], dict[str, str]]:
-    pos, opts, i = [], {}, 0
-    while i < len(args):
-        a = args[i]
-        if a.startswith("--"):
-            key, eq, val = a[2:].partition("=")
-            if eq:
-                opts[key] = val
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                opts[key] = args[i + 1]
-                i += 1
-            else:
-                opts[key] = ""
-        elif a.startswith("-") and len(a) == 2:
-            i += 1  # a short option with a value (-o out.png)
-        else:
-            pos.append(a)
-        i += 1
-    return pos, opts
-
-
-def explorer_view(command: str | None) -> str | None:
-    """The explorer path (with query) that reproduces the figure of a ``convlens ...`` command, or None.
-
-    Layer figures (``activations``, ``filters``, ``patches``, ``guided --layer``) open the layer browser
-    (``/layers/<layer>[/<channel>]?image=...``); image techniques open the lab
-    (``/lab?image=<sample>&technique=<name>``); embedding figures the projector. Commands for another
-    model than the default, or with no explorer view, give None.
-    """
-    if not command:
-        return None
-    from ..images.samples import SAMPLES
-    text = re.split(r"&&|\(|;", command)[0]
-    try:
-        args = shlex.split(text)
-    except ValueError:
-        return None
-    if len(args) < 2 or args[0] != "convlens":
-        return None
-    verb, (pos, opts) = args[1], _options(args[2:])
-    if opts.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
-        return None
-    image = next((p for p in pos if p in SAMPLES), None)
-    layer = opts.get("layer")
-    if verb in LAYER_VIEWS or (verb == "guided" and layer):
-        if not layer:
-            return None
-        q = {"image": image or "chelsea"}
-        channel = (opts.get("channels") or opts.get("channel") or "").split(",")[0]
-        if verb == "patches":
-            m = re.fullmatch(r"samples:(\d+)", pos[0]) if pos else None
-            if m:
-                q["n"] = m.group(1)
-            if opts.get("k"):
-                q["k"] = opts["k"]
-        elif verb == "filters":
-            channel = channel or "0"
-        path = f"/layers/{quote(layer)}" + (f"/{int(channel)}" if channel.isdigit() else "")
-        return f"{path}?{urlencode(q)}"
-    if verb in LAB_TECHNIQUES or verb == "predict":   # the lab shows every image's top-5
-        q = {"image": image} if image else {}
-        if verb != "predict":
-            q["technique"] = LAB_TECHNIQUES[verb]
-        return f"/lab?{urlencode(q)}" if q else "/lab"
-    if verb in PROJECTOR:
-        return "/projector"
-    return None
-
-
 @dataclass
 class Section:
     title: str
@@ -178,12 +96,13 @@ class Section:
         """Save ``image`` (PIL / tensor) as ``filename`` in the report folder and show it.
 
         ``explorer``: the explorer view reproducing it (a path such as ``/layers/features.6/3?image=chelsea``);
-        default: found from ``command`` (``explorer_view``); "" for none.
+        default: the report's ``link(command)``; "" for none.
         """
         path = save_png(image, self.report.folder / filename)
         self.thumbnail = self.thumbnail or path.name
         cmd = f"<pre>$ {html.escape(command)}</pre>" if command else ""
-        view = explorer_view(command) if explorer is None else explorer
+        link = self.report.link if self.report is not None else None
+        view = (link(command) if link and command else None) if explorer is None else explorer
         base = self.report.explorer_url if self.report is not None else ""
         link = (f' <a class="explorer" href="{html.escape(base + view)}" title="needs convlens serve running">'
                 "open in explorer &#8599;</a>") if (view and base) else ""
@@ -227,9 +146,12 @@ class Section:
 class Report:
     """An HTML report in ``folder`` (created), with sections added in order."""
 
-    def __init__(self, folder, title: str = "convlens report", subtitle: str = "", explorer_url: str | None = None):
+    def __init__(self, folder, title: str = "convlens report", subtitle: str = "", explorer_url: str | None = None,
+                 link=None):
         """``explorer_url``: base of the "open in explorer" links (default ``$CONVLENS_EXPLORER_URL``, else
-        http://127.0.0.1:8000); "" or "off" leaves the links out."""
+        http://127.0.0.1:8000); "" or "off" leaves the links out. ``link(command) -> path or None``: the
+        explorer view of a figure's command (the demo passes ``convlens.catalog.explorer_view``)."""
+        self.link = link
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.title, self.subtitle = title, subtitle
