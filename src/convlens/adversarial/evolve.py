@@ -130,7 +130,7 @@ def evolve_unrecognizable(model, targets, config: EvolveConfig | None = None, *,
 
     Args:
         model: a ``convlens.Model``. targets: a class (index / name) or a list, one image each.
-        config / overrides: ``EvolveConfig`` fields.
+        config: an ``EvolveConfig``; ``overrides``: its fields as keywords.
     Returns:
         ``Evolved`` (images, confidences before / after, generations, ``render()``: the row).
     Example:

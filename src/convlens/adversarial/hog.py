@@ -258,7 +258,8 @@ def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = 
     up to the 1e-5 normalization epsilon. The loop runs in float32; ``distance`` is recomputed exactly.
 
     Args:
-        a, b: (1, 3|1, H, W) images in [0, 1] of the same size (colour is turned grey).
+        a: (1, 3|1, H, W) image in [0, 1] (colour is turned grey).
+        b: the same, of the same size.
     Returns:
         ``HogMatch`` (the image, both distances, the pixel change and PSNR vs a; ``render()`` draws
         A | result | B over their HOG pictures).

@@ -42,11 +42,13 @@ def pgd(model, images, eps=4 / 255, *, step=None, steps: int = 10, norm: str = "
     as soon as it is fooled (top-1 != label, or == target), so the batch shrinks and later steps run faster.
 
     Args:
-        model, images: a ``convlens.Model`` and (N, 3, H, W) in [0, 1].
+        model: a ``convlens.Model``.
+        images: (N, 3, H, W) in [0, 1].
         eps: radius (a float or "4/255"); norm "inf" (per pixel) or "2" (whole image, e.g. 0.5).
         step: step size a (default ``2.5 * eps / steps``); steps: number of steps (10).
         random_start: start uniformly in the L-inf ball (L2: a random direction, radius ~ U(0, eps)).
-        label / target: as ``fgsm`` (untargeted / targeted).
+        label: as ``fgsm`` (untargeted), or
+        target: as ``fgsm`` (targeted).
         seed: seed of the random start. progress: ``progress(step, steps)``.
     Returns:
         ``AdversarialResult``; ``steps`` holds the steps each image took.

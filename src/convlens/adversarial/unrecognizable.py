@@ -70,7 +70,8 @@ def unrecognizable(model, targets, config: UnrecognizableConfig | None = None, *
 
     Args:
         model: a ``convlens.Model``. targets: a class (index / name) or a list, one image each.
-        config / overrides: ``UnrecognizableConfig`` fields (confidence, start, size, steps, lr, seed).
+        config: an ``UnrecognizableConfig``; ``overrides``: its fields as keywords (confidence, start,
+            size, steps, lr, seed).
     Returns:
         ``Unrecognizable`` (images, confidences, labels; ``render()`` draws the row).
     Example:

@@ -87,9 +87,12 @@ def grabcut(image, saliency_map, config: GrabCutConfig | None = None, *, smooth:
         image: (1, 3, H, W) or (3, H, W) in [0, 1].
         saliency_map: an ``Attribution`` (its map for image ``index``, upsampled), or an (H, W) /
             (1, H, W) / (3, H, W) tensor or array (channels reduced by max |.|).
-        foreground, probable, background: quantiles in [0, 1], background < probable <= foreground.
         smooth: Gaussian sigma in pixels applied to the map first (default: 1.5 % of the image
             side; raw gradients are speckled).
+    Keyword Args:
+        foreground: quantile in [0, 1] of the foreground seeds,
+        probable: of the probable foreground, and
+        background: of the background; background < probable <= foreground.
         iterations: GrabCut iterations (default 5).
         seed: OpenCV's RNG seed (GrabCut's k-means init), for repeatable masks.
     Returns:

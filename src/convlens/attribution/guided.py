@@ -24,7 +24,7 @@ def guided_backprop(model, images, target=None, *, layer: str | None = None, cha
         paper's images), ``map`` = max_c |values|. Matches Captum's ``GuidedBackprop`` on models
         whose ReLUs are modules, and also handles functional ReLUs and ReLU6.
     Raises:
-        ConvlensError if the model has no ReLU-like activation (e.g. only SiLU / GELU).
+        ConvlensError: if the model has no ReLU-like activation (e.g. only SiLU / GELU).
     Example:
         >>> convlens.guided_backprop(m, cat, layer="features.14", channel=7, unit="max").labels
     """

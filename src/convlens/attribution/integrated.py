@@ -62,11 +62,12 @@ def integrated_gradients(model, images, target=None, config: IntegratedGradients
 
     Args:
         config: an ``IntegratedGradientsConfig`` (default: its defaults); or its fields as keywords.
+        batch_size: interpolated images per forward/backward (default 16).
+    Keyword Args:
         baseline: x' in [0, 1] pixel units: a float (0 = black, 0.5 = grey), or a tensor
             broadcastable to the images.
         steps: quadrature points (default 50).
         method: "gausslegendre", "riemann_trapezoid", "riemann_left", "riemann_right", "riemann_middle".
-        batch_size: interpolated images per forward/backward (default 16).
     Returns:
         ``Attribution``: ``attributions`` (N, 3, H, W) in logit units, ``map`` = their sum over
         channels (signed; render "abs", "positive" or "signed").

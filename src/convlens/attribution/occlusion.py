@@ -104,12 +104,7 @@ def occlusion(model, images, target=None, config: OcclusionConfig | None = None,
 
     Args:
         config: an ``OcclusionConfig`` (window, stride, baseline, score, batch_size; default: its defaults),
-            or its fields as keywords.
-        window: (h, w) or int, in pixels (default 16).
-        stride: (sy, sx) or int (default 8); at most the window.
-        baseline: "zero", "grey", "blur", "mean", a float in [0, 1] or a tensor like the images.
-        score: "prob" or "logit".
-        batch_size: perturbed images per forward (default: automatic, from the activation sizes).
+            or its fields as keywords (below).
         channels_last: run the perturbations in channels_last format (faster convs on CPU).
         fuse_bn: fold batch norms into convolutions for the perturbed passes (same function up to
             float rounding, ~1e-7 relative in float32; ``inference_twin``).
@@ -127,6 +122,12 @@ def occlusion(model, images, target=None, config: OcclusionConfig | None = None,
         backend: for whole passes: "auto" (default), "torch" or "onnxruntime" (docs/forward.md);
             "onnxruntime" runs every window as a whole pass in onnxruntime.
         progress: called with (done, total) perturbations.
+    Keyword Args:
+        window: (h, w) or int, in pixels (default 16).
+        stride: (sy, sx) or int (default 8); at most the window.
+        baseline: "zero", "grey", "blur", "mean", a float in [0, 1] or a tensor like the images.
+        score: "prob" or "logit".
+        batch_size: perturbed images per forward (default: automatic, from the activation sizes).
     Returns:
         ``Attribution`` with ``map`` (N, H, W): positive where hiding the region lowers the score;
         ``info["incremental"]`` says which path ran the windows after the choice, ``info["choice"]``

@@ -24,8 +24,10 @@ def saliency(model, images, target=None, *, layer: str | None = None, channel: i
         images: (N, 3, H, W) in [0, 1].
         target: None (each image's predicted class), an index, a class name ("Egyptian cat"), or
             one per image.
-        layer, channel, unit: instead of a class, the gradient of an inner neuron / channel (see
-            ``guided_backprop``).
+        layer: instead of a class, the gradient of an inner neuron / channel of this layer (see
+            ``guided_backprop``), with
+        channel: its channel and
+        unit: its position (as in ``guided_backprop``).
     Returns:
         ``Attribution`` with ``map`` (N, H, W) = max_c |grad| and ``attributions`` = the signed
         gradient (N, 3, H, W). Matches Captum's ``Saliency(abs=True)`` followed by a max over channels.
@@ -61,10 +63,11 @@ def smoothgrad(model, images, target=None, config: SmoothGradConfig | None = Non
 
     Args:
         config: a ``SmoothGradConfig`` (default: its defaults); its fields can be given as keywords instead.
+        batch_size: noisy images per forward/backward (default: all samples of one image, max 32).
+    Keyword Args:
         noise: noise level as a fraction of the image's value range (default 0.15).
         samples: n, noisy copies per image (default 25; the paper uses 50).
         seed: the noise is drawn from ``torch.Generator().manual_seed(seed)``.
-        batch_size: noisy images per forward/backward (default: all samples of one image, max 32).
     Example:
         >>> convlens.smoothgrad(m, cat, samples=8).map.shape
         torch.Size([1, 224, 224])

@@ -132,9 +132,10 @@ def sanity_check(method, model, image, target=None, config: SanityConfig | None 
             ``cascade=False`` is ``independent=True``.
         method: a name ("saliency", "guided_backprop", "grad_cam", ...) or a convlens method function.
         image: (1, 3, H, W) in [0, 1].
+        kwargs: passed to the method (e.g. ``layer=`` for grad_cam, ``steps=`` for IG).
+    Keyword Args:
         groups: how many randomization steps (groups of layers), default 6 (named so that a
             method's own ``steps=`` can be passed through, e.g. for IG).
-        kwargs: passed to the method (e.g. ``layer=`` for grad_cam, ``steps=`` for IG).
     Returns:
         ``SanityResult`` (``summary()`` table, ``render()`` figure, ``depends_on_model``).
     Example:

@@ -26,7 +26,7 @@ def predict(model: Model, images: torch.Tensor, topk: int = 5, *, backend: str |
 
     Args:
         model: a ``convlens.Model``; images: (N, 3, H, W) in [0, 1] (resized to the model's input
-        size with the shorter side + centre crop when needed).
+            size with the shorter side + centre crop when needed).
         backend: "auto" (default), "torch" or "onnxruntime" (docs/forward.md); a few images always
             run in torch under "auto" unless a checked onnxruntime session is already in memory.
         batch_size: images per forward; threads: the thread budget (None: torch's current setting).

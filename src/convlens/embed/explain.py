@@ -73,7 +73,8 @@ def why_similar(store, a, b, *, model=None, layer: str | None = None, method: st
     Args:
         store: an ``EmbeddingStore`` (its model is reloaded by name unless ``model=`` is given), or a
             ``convlens.Model`` with ``layer`` set to the embedding layer (then a and b are images).
-        a, b: store rows (ints) or images (1, 3, H, W) in [0, 1].
+        a: a store row (int) or an image (1, 3, H, W) in [0, 1].
+        b: the same.
         layer: the spatial layer for Grad-CAM (default: the last spatial block, as ``grad_cam``).
         method: "gradcam" (layer map, default) or "saliency" (pixel gradient).
     Returns:

@@ -117,7 +117,8 @@ def grid_assign(coords, rows: int | None = None, cols: int | None = None, chunk:
 
     Args:
         coords: (N, 2) any scale (normalized to the unit square per axis).
-        rows, cols: the grid (default: near-square with rows * cols >= N); more cells than points
+        rows: the grid's rows and
+        cols: columns (default: near-square with rows * cols >= N); more cells than points
             leaves empty cells.
         chunk: above this many points, solve bands of whole grid rows separately (by y-rank).
     Example:

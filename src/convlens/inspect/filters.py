@@ -94,7 +94,8 @@ def filters(model: nn.Module, layer: str | None = None, *, scale: str = "per_fil
         model: a ``convlens.Model`` or any ``nn.Module`` (only read).
         layer: dotted name of a Conv2d, or of a block (its first Conv2d is used); None: the first conv.
         scale: "per_filter" (pixel = 0.5 + w / 2max|w| of that filter) or "shared" (max over the layer).
-        max_out, max_in: at most this many output rows / input columns are drawn (a note says so).
+        max_out: at most this many output rows are drawn (a note says so).
+        max_in: at most this many input columns are drawn.
         tile: tile size in pixels (kernels are upscaled by an integer factor, nearest neighbour);
             default ~44 px for RGB tiles, ~22 px for grey kernels.
         title: figure title (default: model, layer, weight shape).

@@ -131,12 +131,14 @@ def max_activating_patches(model: Model, images, layer: str, channels=None, k: i
         channels: indices (list / int / "0,5,17"); None = all (memory: C * k crops).
         k: patches per channel.
         per_image: at most one patch per image per channel (the "top-k whole images").
-        batch_size, progress, state: as in ``top_activations`` (``state`` makes the pass resumable).
+        batch_size: as in ``top_activations``.
+        progress: as in ``top_activations``.
+        state: as in ``top_activations`` (``state`` makes the pass resumable).
             On Ctrl-C the ``KeyboardInterrupt`` carries ``.partial``: the ``Patches`` of the images seen so far.
         fill: value of the padding where a receptive field leaves the image.
         size: "model" resizes + centre-crops to the model's input size; None keeps the images' size.
-        threads, backend: the pass's thread budget and backend ("auto", "torch", "onnxruntime"; see
-            ``batched_forward`` and docs/forward.md).
+        threads: the pass's thread budget.
+        backend: "auto", "torch" or "onnxruntime" (see ``batched_forward`` and docs/forward.md).
     Returns:
         ``Patches``; ``.render()`` draws one row per channel, ``.render(whole=True)`` the whole images.
     Example:

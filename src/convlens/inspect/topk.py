@@ -278,7 +278,8 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
         state: a ``TopActivations`` to continue (updated in place), or a file path (loaded when it
             exists, saved after every batch). The first ``state.n_images`` images are skipped.
         size: "model" resizes + centre-crops to the model's input size; None keeps the images' size.
-        threads, channels_last: passed to ``batched_forward``.
+        threads: passed to ``batched_forward``.
+        channels_last: passed to ``batched_forward``.
         on_batch: optional ``on_batch(batch, state)`` after each merged batch (used to keep crops).
         backend: "auto" (default), "torch" or "onnxruntime": see ``batched_forward`` and docs/forward.md.
     Returns:

@@ -178,7 +178,8 @@ class Model(nn.Module):
             module: the user's network; it is deep-copied unless ``copy=False``: a snapshot of the
                 network without the user's hooks (they stay on ``module`` and never fire inside
                 convlens). The normalization takes the dtype and device of its parameters.
-            mean, std: per-channel normalization the network expects (ImageNet by default).
+            mean: per-channel normalization the network expects (ImageNet by default): mean and
+            std: standard deviation.
             classes: class names; default: ImageNet's if the output has 1000 logits, else indices.
             input_size: (H, W) or int.
         Example:

@@ -136,11 +136,13 @@ def optimize(model: Model, objective: Objective | Callable, param: Param, *, ste
         transforms: ``t(images, generator) -> images`` applied before the network (see ``transforms``).
         regularizers: Yosinski periodic operations (see ``regularizers``); need a pixel parameterization.
         normalize_grad: divide each image's gradient by its mean absolute value (DeepDream's step).
-        octaves, octave_scale: run at ``size / octave_scale**k`` for k = octaves-1..0, upsampling between.
+        octaves: run at ``size / octave_scale**k`` for k = octaves-1..0, upsampling between.
+        octave_scale: see ``octaves``.
         callback: called with a ``StepInfo`` after each step; returning True stops the run.
         progress: ``progress(done, total)``.
         seed: seeds the ``torch.Generator`` of the transforms (same seed, same images).
-        patience, tol: stop when the mean objective has not improved by ``tol * |best|`` for ``patience`` steps.
+        patience: stop when the mean objective has not improved by ``tol * |best|`` for ``patience`` steps.
+        tol: see ``patience``.
         tile: evaluate the network on tiles of at most ``tile`` pixels and sum (bounded memory on large
             images; the objective must be a sum over positions, e.g. DeepDream).
         threads: torch threads for the run (None: unchanged).

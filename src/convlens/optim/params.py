@@ -120,7 +120,8 @@ class DecorrelatedParam(Param):
     """Pixels in a decorrelated colour space: ``image = sigmoid(C @ t)`` (C: ImageNet colour sqrt-covariance).
 
     Args:
-        shape: (N, H, W) or an ``init`` image to start from; ``sd``: std of the random start.
+        batch: number of images (N), and
+        size: (H, W) or int; or an ``init`` image to start from; ``sd``: std of the random start.
     """
 
     def __init__(self, batch: int = 1, size=224, *, sd: float = 0.01, init: torch.Tensor | None = None,
@@ -178,7 +179,8 @@ class FourierParam(Param):
     gradient steps move all frequencies equally and high-frequency noise no longer dominates.
 
     Args:
-        batch, size: number of images and (H, W) or int.
+        batch: number of images.
+        size: (H, W) or int.
         decay_power: exponent of the 1/f scaling (1.0; 0 is plain pixels in Fourier coordinates).
         sd: standard deviation of the random spectrum at the start (0.01: near-grey start).
         decorrelate: colour decorrelation (True); generator: for the random start.

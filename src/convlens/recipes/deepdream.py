@@ -63,7 +63,8 @@ def deepdream(model: Model, image: torch.Tensor, layer: str, config: DreamConfig
         model: a ``convlens.Model``; image: (1, 3, H, W) in [0, 1] (any size); layer: dotted name.
         config: ``DreamConfig`` (or keyword overrides: ``octaves=4, steps=10, lr=0.006, jitter=32``).
         guide: (1, 3, h, w) image whose features the dream moves toward (guided DeepDream).
-        progress, callback: as in ``optimize``.
+        progress: as in ``optimize``.
+        callback: as in ``optimize``.
     Returns:
         ``Dream`` with the image and each octave's (before, after) squared norm of the layer.
     Example:

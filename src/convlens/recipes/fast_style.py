@@ -223,7 +223,8 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
         config: ``FastStyleConfig`` or keyword overrides (``steps``, ``width``, ``crop`` ...).
         out: optional ``.safetensors`` path to save the net and its config to (also after Ctrl-C).
         loss_model: a ``convlens.Model`` for the losses (default ``load_model(config.loss_model)``).
-        content_layers, style_layers: layer names (default: Johnson's relu2_2 / relu1_2..relu4_3 on VGG-16).
+        content_layers: layer names (default: Johnson's relu2_2 on VGG-16).
+        style_layers: layer names (default: Johnson's relu1_2..relu4_3 on VGG-16).
         max_seconds: stop after this wall time (a training budget) and save what is trained.
         checkpoint_every: also save to ``out`` every this many steps (watch a long run, keep it on a crash).
     Returns:
@@ -374,7 +375,8 @@ def arbitrary_style(content, style, strength: float = 1.0, threads: int | None =
     networks (int8, onnxruntime): a style predictor (256 px) -> 100-d code -> transformer (384 px).
 
     Args:
-        content, style: (1, 3, H, W) in [0, 1], paths or sample names ("chelsea", "starry_night").
+        content: (1, 3, H, W) in [0, 1], a path or a sample name ("chelsea").
+        style: the same ("starry_night").
         strength: 0..1, interpolates the style code from the content's own (0) to the style's (1).
     Returns:
         (1, 3, H, W) in [0, 1] at the content's size (computed at 384 px, resized back).

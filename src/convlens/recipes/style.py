@@ -366,7 +366,8 @@ def style_transfer(model: Model, content, style, config: StyleConfig | None = No
             "mobilenet_v2" (softmax
             smoothing on), "vgg19" (Gatys's network, on a connected machine), or any model with
             ``content_layers``/``style_layers`` given.
-        content, style: (1, 3, H, W) tensors in [0, 1], paths or sample names; ``style`` may be a list.
+        content: a (1, 3, H, W) tensor in [0, 1], a path or a sample name.
+        style: the same; or a list of them.
         config: ``StyleConfig`` or keyword overrides (``size=384, style_weight=3, steps=200, ...``).
     Returns:
         ``StyleResult``.

@@ -183,7 +183,8 @@ def visualize_class(model: Model, target, config: VizConfig | None = None, *, ge
         model: a ``convlens.Model``.
         target: a class index or name, or a list of them (one image each).
         config: a ``VizConfig``; keyword ``overrides`` replace its fields (``preset="yosinski"``, ``steps=200``).
-        generator, code_shape: with ``param="generator"``, the generator to optimize the code of.
+        generator: with ``param="generator"``, the generator to optimize the code of, and
+        code_shape: the shape of that code.
         progress: ``progress(done, total)``; callback: ``callback(StepInfo)`` per step (True stops).
     Returns:
         ``Visualization`` with ``images`` (N, 3, size, size) in [0, 1], ``labels`` the class names.

@@ -111,8 +111,8 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
             joins a cluster.
         workers: actors (default: cluster CPUs / threads, or one per GPU); threads: each actor's
             thread budget (default: the CPUs shared equally); backend: ``batched_forward``'s.
-        The other arguments are ``embed_images``'s; the store's items are numbered in the sorted
-        listing order, so the store equals the local engine's on the same files.
+            The other arguments are ``embed_images``'s; the store's items are numbered in the sorted
+            listing order, so the store equals the local engine's on the same files.
     Returns:
         the ``EmbeddingStore``. Ctrl-C commits the finished groups (resumable by either engine).
     Example:
