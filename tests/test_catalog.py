@@ -169,3 +169,20 @@ def test_lab_registry_is_the_catalog():
     for t in catalog.lab_techniques():
         s = techniques()[t.id].schema()
         assert (s["family"], s["needs_image"], s["iterative"]) == (t.family, t.needs_image, t.iterative)
+
+
+def test_layer_browser_and_projector_defaults_are_the_configs():
+    """The views outside the lab read the same configs: the layer browser's visualize request (VizConfig)
+    and the projector's map parameters (ProjectConfig, the CLI's `convlens project`)."""
+    pytest.importorskip("fastapi")
+    from convlens.embed.project import ProjectConfig
+    from convlens.recipes import VizConfig
+    from convlens.web.app import create_app
+    from convlens.web.projector_state import ProjectParams
+    api = create_app().openapi()["paths"]
+    params = {p["name"]: p for p in api["/api/layers/{layer}/channels/{channel}/visualize"]["post"]["parameters"]}
+    assert params["steps"]["schema"]["default"] == VizConfig().steps
+    assert params["preset"]["schema"]["default"] == VizConfig().preset
+    web, cli = ProjectParams(), ProjectConfig()
+    for name in ("method", "seed", "perplexity", "n_iter", "n_neighbors"):
+        assert getattr(web, name) == getattr(cli, name), name

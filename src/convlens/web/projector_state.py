@@ -16,6 +16,7 @@ from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
 
 from ..embed.atlas import atlas_order
+from ..embed.project import ProjectConfig
 from ..embed import EmbeddingStore, Projection
 from ..embed.stores import find_stores, manifest_mtime, reopen
 from ..errors import ConvlensError
@@ -97,19 +98,23 @@ def check_row(store, i: int, what: str = "index") -> int:
 
 # --- map parameters and computed maps -------------------------------------------------------------
 
+_P = ProjectConfig()  # the defaults of convlens.project and the CLI's `convlens project` (one source)
+
+
 class ProjectParams(BaseModel):
-    """Parameters of a 2-D map (those of ``convlens.project``; only the chosen method's are used)."""
+    """Parameters of a 2-D map (``ProjectConfig``'s, with the explorer's caps; only the chosen method's are used)."""
     store: str | None = Field(None, max_length=128, description="store name (default: the server's store)")
-    method: Method = Field("pca", description="pca (exact), tsne (openTSNE) or umap (umap-learn)")
-    seed: int = Field(0, ge=0, le=2 ** 31 - 1, description="seed of every random choice")
-    perplexity: float = Field(30.0, ge=2, le=100, description="t-SNE perplexity")
-    n_iter: int = Field(500, ge=50, le=2000, description="t-SNE iterations after early exaggeration")
-    n_neighbors: int = Field(15, ge=2, le=200, description="UMAP neighbours")
+    method: Method = Field(_P.method, description="pca (exact), tsne (openTSNE) or umap (umap-learn)")
+    seed: int = Field(_P.seed, ge=0, le=2 ** 31 - 1, description="seed of every random choice")
+    perplexity: float = Field(_P.perplexity, ge=2, le=100, description="t-SNE perplexity")
+    n_iter: int = Field(_P.n_iter, ge=50, le=2000, description="t-SNE iterations after early exaggeration")
+    n_neighbors: int = Field(_P.n_neighbors, ge=2, le=200, description="UMAP neighbours")
 
 
-def map_query(store: str | None = StoreParam, method: Method = Query("pca", description="pca, tsne or umap"),
-              seed: int = Query(0, ge=0, le=2 ** 31 - 1), perplexity: float = Query(30.0, ge=2, le=100),
-              n_iter: int = Query(500, ge=50, le=2000), n_neighbors: int = Query(15, ge=2, le=200)) -> ProjectParams:
+def map_query(store: str | None = StoreParam, method: Method = Query(_P.method, description="pca, tsne or umap"),
+              seed: int = Query(_P.seed, ge=0, le=2 ** 31 - 1), perplexity: float = Query(_P.perplexity, ge=2, le=100),
+              n_iter: int = Query(_P.n_iter, ge=50, le=2000),
+              n_neighbors: int = Query(_P.n_neighbors, ge=2, le=200)) -> ProjectParams:
     """``ProjectParams`` from a GET request's query (use as ``p: ProjectParams = Depends(map_query)``)."""
     return ProjectParams(store=store, method=method, seed=seed, perplexity=perplexity, n_iter=n_iter,
                          n_neighbors=n_neighbors)

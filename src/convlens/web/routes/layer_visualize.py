@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
 from ...images.io import save_png
-from ...recipes.visualize import visualize_channel
+from ...recipes.visualize import VizConfig, visualize_channel
 from ..encode import png_bytes
+from ..forms import LIMITS
 from ..jobs import job_key
 from ..layers_state import ModelQ, png, resolve_unit
 from ..state import AppState, app_state, safe_child
@@ -27,10 +28,11 @@ def _viz_path(state: AppState, name: str, layer: str, channel: int, params: dict
     return key, safe_child(state.folder("results"), f"viz-{key}.png", what="result")
 
 
-VizSteps = Query(128, ge=1, le=2048, description="optimization steps")
+_VIZ = VizConfig()  # the lab's and the CLI's defaults (one source)
+VizSteps = Query(_VIZ.steps, ge=1, le=LIMITS["steps"], description="optimization steps")
 VizSize = Query(None, ge=32, le=512, description="image side in pixels (default: the model's input size)")
-VizPreset = Query("robust", description="robust (Lucid-style, clearest), yosinski or simonyan (see VizConfig)")
-VizSeed = Query(0, ge=0, description="random seed")
+VizPreset = Query(_VIZ.preset, description="robust (Lucid-style, clearest), yosinski or simonyan (see VizConfig)")
+VizSeed = Query(_VIZ.seed, ge=0, description="random seed")
 
 
 @router.post("/{layer}/channels/{channel}/visualize")

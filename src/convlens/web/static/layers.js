@@ -213,7 +213,13 @@
   }
 
   function vizCard(card, base, c) {
-    const steps = el("input", { type: "number", value: 128, min: 1, max: 2048, style: "width:6em" });
+    const steps = el("input", { type: "number", min: 1, max: 2000, style: "width:6em" });
+    // the default is VizConfig's, as the lab's channelviz form shows it (one source: the config dataclass)
+    CL.api("/api/techniques").then((ts) => {
+      const viz = ts.find((t) => t.name === "channelviz");
+      const f = viz && viz.fields.find((x) => x.name === "steps");
+      if (f && !steps.value) steps.value = f.default;
+    }).catch(() => {});
     const preview = el("img", { id: "unit-viz", alt: "feature visualization", style: "display:none" });
     const out = el("div", {}, preview);
     const start = el("button", { class: "primary", id: "viz-start" }, "Visualize");
@@ -227,7 +233,8 @@
       const prog = progressLine();
       out.prepend(prog.node);
       try {
-        const { job } = await CL.api(`${base}/channels/${c}/visualize?steps=${Number(steps.value) || 128}`, { method: "POST" });
+        const q = Number(steps.value) > 0 ? `?steps=${Number(steps.value)}` : "";   // empty: the server's default
+        const { job } = await CL.api(`${base}/channels/${c}/visualize${q}`, { method: "POST" });
         cancel.disabled = false;
         cancel.onclick = () => CL.api(`/api/jobs/${job}`, { method: "DELETE" });
         const done = await CL.follow(job, (j) => {
