@@ -186,3 +186,53 @@ def test_layer_browser_and_projector_defaults_are_the_configs():
     web, cli = ProjectParams(), ProjectConfig()
     for name in ("method", "seed", "perplexity", "n_iter", "n_neighbors"):
         assert getattr(web, name) == getattr(cli, name), name
+
+
+def test_a_new_attribution_method_needs_no_front_door_code(monkeypatch, tmp_path, offline_model):
+    """The four files of CONTRIBUTING ("Adding a technique"): a method with a config and a catalog entry gets
+    its CLI command (flags from the config) and its lab form and runner with no code in cli/ or web/."""
+    from dataclasses import dataclass, field
+
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    import convlens
+    from convlens.attribution.base import Attribution
+
+    @dataclass
+    class GradientTimesInputConfig:
+        scale: float = field(default=1.0, metadata={"help": "multiplier of the map", "range": (0, None)})
+
+    def gradient_times_input(model, images, target=None, config=None, *, progress=None, **overrides):
+        c = resolve_config(GradientTimesInputConfig, config, overrides)
+        s = convlens.saliency(model, images, target)
+        a = s.attributions * s.images * c.scale
+        return Attribution("gradient_times_input", a.sum(1).abs(), a, s.target, s.labels, s.images, {},
+                           default_mode="abs")
+
+    entry = catalog.Technique("gradient_times_input", "attribution", "Gradient x input", "Shrikumar et al. 2016",
+                              gradient_times_input, GradientTimesInputConfig, cli=("gxi",), lab=True,
+                              summarize=catalog.attribution_summary, blurb="the gradient times the pixel values")
+    monkeypatch.setattr(catalog, "_ENTRIES", [*catalog._ENTRIES, entry])
+
+    app = typer.Typer()
+    importlib.import_module("convlens.cli.attribution").register(app)
+    flags = {o for p in typer.main.get_command(app).commands["gxi"].params for o in getattr(p, "opts", [])}
+    assert {"--scale", "--target", "--mode", "-o"} <= flags
+    out = tmp_path / "gxi.png"
+    res = CliRunner().invoke(app, ["gxi", "chelsea", "--scale", "2", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    x = convlens.fit(convlens.sample_image("chelsea"), offline_model.input_size)
+    want = np.asarray(gradient_times_input(offline_model, x, None, scale=2.0).overlay(0, None).convert("RGB"))
+    got = np.asarray(Image.open(out).convert("RGB"))
+    assert np.abs(got.astype(int) - want.astype(int)).max() <= 2   # decoded pixels, rounding tolerance
+
+    pytest.importorskip("fastapi")
+    from convlens.web import techniques as web
+    monkeypatch.setattr(web, "_TECHNIQUES", None)
+    lab = web.techniques()["gradient_times_input"]
+    assert [f["name"] for f in lab.schema()["fields"]] == ["target", "mode", "scale"]
+    assert lab.parse({"scale": "3"})[1] == GradientTimesInputConfig(scale=3.0)
+    with pytest.raises(ConvlensError, match="--scale must be at least 0"):
+        lab.parse({"scale": -1})

@@ -46,6 +46,7 @@ class Technique:
     needs_image: bool = True
     iterative: bool = False               # streams progress and can be interrupted
     summarize: Callable[[Any], dict] | None = None
+    blurb: str = ""                       # one line on what it does (the CLI's help of a generated command)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -115,10 +116,12 @@ _ENTRIES = [
     T("grad_cam", "attribution", "Grad-CAM", "Selvaraju et al. 2017", attribution.grad_cam, cli=("gradcam",),
       lab=True, summarize=attribution_summary),
     T("smoothgrad", "attribution", "SmoothGrad", "Smilkov et al. 2017", attribution.smoothgrad, SmoothGradConfig,
-      cli=("smoothgrad",), lab=True, iterative=True, summarize=attribution_summary),
+      cli=("smoothgrad",), lab=True, iterative=True, summarize=attribution_summary,
+      blurb="saliency averaged over noisy copies of the image"),
     T("integrated_gradients", "attribution", "Integrated gradients", "Sundararajan et al. 2017",
       attribution.integrated_gradients, IntegratedGradientsConfig, cli=("ig",), lab=True, iterative=True,
-      summarize=attribution_summary),
+      summarize=attribution_summary, blurb="gradients integrated along the path from a baseline, with the "
+      "completeness check"),
     T("occlusion", "attribution", "Occlusion", "Zeiler & Fergus 2014", attribution.occlusion, OcclusionConfig,
       cli=("occlusion",), lab=True, iterative=True, summarize=attribution_summary),
     T("grabcut", "attribution", "GrabCut from saliency", "Rother et al. 2004; Simonyan et al. 2014",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typer
 
+from ..fields import config_fields
 from .common import MODEL_OPT, OUT_OPT, WEIGHTS_OPT, config_command, echo, fixed, get_image, get_model, out_path
 
 TARGET_OPT = typer.Option(None, "--target", "-t", help="Class index or name ('Egyptian cat'); default: the predicted class.")
@@ -70,10 +71,28 @@ def _save_partial(partial, out: str, mode) -> None:
     raise SystemExit(130)  # the line above says what was kept
 
 
+# attribution techniques whose command is written below (not the catalog's standard shape)
+_OWN_COMMANDS = {"occlusion", "grabcut", "sanity_check"}
+
+
+def _catalog_command(app: typer.Typer, t) -> None:
+    """``convlens VERB IMAGE [--target ...] [config flags] -o OUT``: the map of ``t.function`` over the image."""
+    def run(cfg, image: str, model: str, weights: str, target: str, mode: str, full: bool, out: str):
+        from ..progress import cli_bar
+        m = get_model(model, weights)
+        total = next((getattr(cfg, n) for n in ("samples", "steps") if hasattr(cfg, n)), None)
+        with cli_bar(t.id, total) as bar:
+            r = t.function(m, _image(image, m, full), target, cfg, progress=bar)
+        _save(r, out, mode)
+    example = " ".join(f"--{f.name.replace('_', '-')} {f.default}" for f in config_fields(t.config)[:2])
+    config_command(app, t.cli[0], t.config, [IMAGE, *MODEL_FIXED, fixed("target", TARGET_OPT), fixed("mode", MODE_OPT),
+                   fixed("full", FULL_OPT, bool), fixed("out", OUT_OPT)], run,
+                   f"{t.title}: {t.blurb} ({t.paper}).\n\nExample: convlens {t.cli[0]} chelsea {example} -o {t.cli[0]}.png")
+
+
 def register(app: typer.Typer) -> None:
     """Add this concern's commands to `app`."""
-    from ..attribution import (GrabCutConfig, IntegratedGradientsConfig, OcclusionConfig, SanityConfig,
-                               SmoothGradConfig)
+    from ..attribution import GrabCutConfig, OcclusionConfig, SanityConfig
 
     @app.command("saliency")
     def saliency_cmd(image: str = typer.Argument(..., help="Image file or sample name (e.g. chelsea)."),
@@ -154,31 +173,12 @@ def register(app: typer.Typer) -> None:
         m = get_model(model, weights)
         _save(grad_cam(m, _image(image, m, full), target, layer=layer), out, mode)
 
-    def smoothgrad_run(cfg, image: str, model: str, weights: str, target: str, mode: str, full: bool, out: str):
-        from ..attribution import smoothgrad
-        from ..progress import cli_bar
-        m = get_model(model, weights)
-        with cli_bar("smoothgrad", cfg.samples) as bar:
-            r = smoothgrad(m, _image(image, m, full), target, cfg, progress=bar)
-        _save(r, out, mode)
-
-    config_command(app, "smoothgrad", SmoothGradConfig, [IMAGE, *MODEL_FIXED, fixed("target", TARGET_OPT),
-                   fixed("mode", MODE_OPT), fixed("full", FULL_OPT, bool), fixed("out", OUT_OPT)], smoothgrad_run,
-                   "SmoothGrad: saliency averaged over noisy copies (Smilkov 2017).\n\n"
-                   "Example: convlens smoothgrad chelsea --samples 25 --noise 0.15 -o sg.png")
-
-    def ig_run(cfg, image: str, model: str, weights: str, target: str, mode: str, full: bool, out: str):
-        from ..attribution import integrated_gradients
-        from ..progress import cli_bar
-        m = get_model(model, weights)
-        with cli_bar("integrated gradients", cfg.steps) as bar:
-            r = integrated_gradients(m, _image(image, m, full), target, cfg, progress=bar)
-        _save(r, out, mode)
-
-    config_command(app, "ig", IntegratedGradientsConfig, [IMAGE, *MODEL_FIXED, fixed("target", TARGET_OPT),
-                   fixed("mode", MODE_OPT), fixed("full", FULL_OPT, bool), fixed("out", OUT_OPT)], ig_run,
-                   "Integrated gradients, with the completeness check (Sundararajan 2017).\n\n"
-                   "Example: convlens ig chelsea --steps 50 -o ig.png")
+    # Attribution methods with a config and the standard shape fn(model, images, target, config, progress=)
+    # get their command from the catalog: the id's CLI verb, the config's flags, the entry's title and paper.
+    from .. import catalog
+    for t in catalog.techniques().values():
+        if t.family == "attribution" and t.config is not None and t.id not in _OWN_COMMANDS:
+            _catalog_command(app, t)
 
     def grabcut_run(cfg, image: str, model: str, weights: str, target: str, full: bool, out: str):
         from ..attribution import grabcut_from_saliency

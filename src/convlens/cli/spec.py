@@ -88,6 +88,7 @@ def _typer(t: typer.Typer) -> list[dict]:
 def _sources(configs) -> list[str]:
     files = {p for p in (PACKAGE / "cli").glob("*.py") if p.name != "main.py"}  # main: the root options only
     files.add(PACKAGE / "fields.py")  # the field walk that turns configs into flags
+    files.add(PACKAGE / "catalog.py")  # commands generated from catalog entries (cli/attribution.py)
     files |= {Path(inspect.getfile(c)).resolve() for c in configs}
     return sorted(str(f.relative_to(PACKAGE)) for f in files)
 

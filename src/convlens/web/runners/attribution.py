@@ -36,8 +36,9 @@ def _grad_cam(ctx: Ctx) -> dict:
     return _result(ctx, r, p["mode"])
 
 
-def _configured(fn):
-    """Methods with a config (SmoothGrad, IG): the form's config, progress from the job."""
+def configured(fn):
+    """Methods of the catalog's standard shape ``fn(model, images, target, config, progress=)`` (SmoothGrad,
+    IG, and any new one): the form's config, progress from the job."""
     def run(ctx: Ctx) -> dict:
         r = fn(ctx.model, ctx.fit(), target_value(ctx.model, ctx.params["target"]), ctx.config, progress=ctx.progress)
         return _result(ctx, r, ctx.params["mode"])
@@ -77,14 +78,17 @@ def _sanity(ctx: Ctx) -> dict:
 
 
 _NEURON = [TARGET, LAYER_NEURON, CHANNEL, MODE]
+def default_runner(entry) -> Runner:
+    """The runner of an attribution method with a config and the standard shape (no code needed here)."""
+    return Runner(configured(entry.function), [TARGET, MODE])
+
+
 RUNNERS = {
     "saliency": Runner(_gradient_method(attribution.saliency), _NEURON),
     "guided_backprop": Runner(_gradient_method(attribution.guided_backprop), _NEURON),
     "deconvnet": Runner(_gradient_method(attribution.deconvnet), _NEURON),
     "grad_cam": Runner(_grad_cam, [TARGET, F("layer", "str", None, "layer (empty: the last block with a spatial map)",
                                               optional=True), MODE]),
-    "smoothgrad": Runner(_configured(attribution.smoothgrad), [TARGET, MODE]),
-    "integrated_gradients": Runner(_configured(attribution.integrated_gradients), [TARGET, MODE]),
     "occlusion": Runner(_occlusion, [TARGET, MODE]),
     "grabcut": Runner(_grabcut, [TARGET]),
     "sanity_check": Runner(_sanity, [F("method", "str", "saliency", "attribution method to test",
