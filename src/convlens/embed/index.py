@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConvlensError
+from ..files import atomic_write
 from .exact import check_metric, exact_search, nonfinite_message
 from .vectors import VectorStore, fsync_write
 
@@ -198,9 +199,7 @@ class AnnIndex:
         if self.store.manifest.setdefault("indexes", {}).get(self.metric) != rec:  # listed before it is written
             self.store.manifest["indexes"][self.metric] = rec
             self.store._write_manifest()
-        tmp = path.parent / f".{path.name}.part"
-        faiss.write_index(self.index, str(tmp))
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: faiss.write_index(self.index, str(tmp)))
         info = {"metric": self.metric, "kind": self.kind, "params": self.params, "recall_at_10": self.recall_at_10,
                 "count": int(self.index.ntotal), "build_seconds": self.build_seconds}
         fsync_write(self.store.path / f"index-{self.metric}.json", json.dumps(info, indent=1).encode())

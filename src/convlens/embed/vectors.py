@@ -33,7 +33,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import Iterator
 import numpy as np
 
 from ..errors import ConvlensError
+from ..files import atomic_write
 
 VERSION = 2  # 2: per-file identity (size, mtime_ns) in the metadata, shard checksums
 # fields of the manifest that must match for a run to resume (or append to) an existing store
@@ -49,27 +49,9 @@ IDENTITY = ("model", "weights", "layer", "pooling", "preprocessing", "dim", "dty
 
 
 def fsync_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably: temp file, fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on folders
-        pass
+    """Write ``data`` to ``path`` atomically and durably (``convlens.files.atomic_write``: temp file,
+    fsync, rename, fsync the folder)."""
+    atomic_write(path, data)
 
 
 def npy_bytes(a: np.ndarray) -> bytes:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ..errors import ConvlensError
+from ..files import atomic_write
 
 # The largest image convlens decodes: 64 megapixels (8000 x 8000; 0.77 GB as float32 RGB). Checked
 # from the header before any pixel is decoded (check_image_header), wherever images enter: load_image,
@@ -236,22 +236,8 @@ def save_png(image, path, **pnginfo) -> Path:
 
 
 def write_atomic(path, data: bytes | str) -> Path:
-    """Write bytes/text to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write bytes/text to ``path`` atomically and durably (``convlens.files.atomic_write``)."""
+    return atomic_write(path, data)
 
 
 def list_images(folder) -> list[Path]:
