@@ -45,9 +45,9 @@ def load_image(source, size: int | tuple | None = None, background=(1.0, 1.0, 1.
     elif isinstance(source, np.ndarray):
         t = _from_array(source)
     elif isinstance(source, Image.Image):
-        t = _from_pil(source, background, name="<PIL image>")
+        t = from_pil(source, background, name="<PIL image>")
     elif isinstance(source, (str, os.PathLike)):
-        t = _from_pil(_open(Path(source)), background, name=str(source))
+        t = from_pil(_open(Path(source)), background, name=str(source))
     else:
         raise ConvlensError(f"cannot read an image from {type(source).__name__}; pass a path, PIL image, array or tensor")
     t = t.clamp(0, 1).contiguous()
@@ -120,7 +120,7 @@ def _open(path: Path) -> Image.Image:
         raise ConvlensError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:80]})") from None
 
 
-def _from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
+def from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
     check_image_header(img, name)
     try:
         img = ImageOps.exif_transpose(img)
@@ -144,6 +144,9 @@ def _from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
     if img.mode != "RGB":
         img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB...
     return _from_array(np.asarray(img))
+
+
+_from_pil = from_pil  # the old private name
 
 
 def _from_array(arr: np.ndarray) -> torch.Tensor:
