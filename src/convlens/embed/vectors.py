@@ -617,9 +617,9 @@ class ArrayStore:
 
 
 def as_store(x, store_class=None):
-    """A ``VectorStore`` / ``ArrayStore`` as is; a path opens a store (of ``store_class``, default
-    ``VectorStore``); an array wraps in ``ArrayStore``."""
-    if isinstance(x, (VectorStore, ArrayStore)):
+    """Any ``StoreReader`` (a ``VectorStore``, an ``ArrayStore``, another backend) as is; a path opens a
+    store (of ``store_class``, default ``VectorStore``); an array wraps in ``ArrayStore``."""
+    if isinstance(x, (VectorStore, ArrayStore)) or (not hasattr(x, "__array__") and isinstance(x, StoreReader)):
         return x
     if isinstance(x, (str, os.PathLike)):
         return (store_class or VectorStore).open(x)

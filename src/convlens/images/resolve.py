@@ -38,7 +38,7 @@ from .sample_set import sample_dataset
 from .samples import SAMPLES, sample_image
 
 FORMS = ("a folder of images, an image file, a sample name (`convlens samples` lists them), 'samples[:N]', "
-         "'digits[:N]', 'gcompris', 'imagenet20', or a list of these")
+         "'digits[:N]', 'gcompris' or 'imagenet20'")
 KINDS = ("folder", "files", "uri", "samples", "digits", "images")
 
 
@@ -61,15 +61,21 @@ class ImageSet:
             return list(self.source)
         raise ConvlensError(f"'{self.spec}' names {self.kind} images, not files; pass a folder or image files")
 
-    def items(self) -> list:
-        """Every image as a path or a (1, 3, H, W) tensor, in order (a folder listed)."""
+    def items(self):
+        """What a streaming pass (top-k, patches) takes: a sequence of paths or (1, 3, H, W) tensors
+        in order (a folder listed; the sample set itself, lazy and named)."""
         if self.kind in ("folder", "files"):
             return self.files()
         if self.kind == "uri":
             raise ConvlensError(f"'{self.spec}' is a URI: only the Ray engine reads those (--engine ray)")
         if self.kind == "digits":
             return list(self.source[:, None].unbind(0))
-        return list(self.source)
+        return self.source
+
+    def source_and_labels(self) -> tuple:
+        """(source, labels) for ``embed_images`` / ``embed_images_ray`` (a folder stays a folder, so
+        the store records it and sub-folder names become labels)."""
+        return self.source, self.labels
 
 
 def sample_name(arg: str) -> str | None:
