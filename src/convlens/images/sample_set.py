@@ -50,15 +50,17 @@ SOURCES = [*PHOTOS, *EXTRA, *TEXTURES]
 
 
 @lru_cache(maxsize=None)
-def _source(name: str) -> torch.Tensor:
+def source_image(name: str) -> torch.Tensor:
+    """The whole source photo ``name`` of the sample set (cached), (1, 3, H, W)."""
     if name in EXTRA:
         return load_image(EXTRA[name]())
     return sample_image(name)
 
 
 @lru_cache(maxsize=None)
-def _source_pil(name: str) -> Image.Image:
-    return Image.fromarray(to_uint8(_source(name)))
+def source_pil(name: str) -> Image.Image:
+    """``source_image(name)`` as an 8-bit PIL image (cached): what the crops are cut from."""
+    return Image.fromarray(to_uint8(source_image(name)))
 
 
 class SampleDataset(Sequence):
@@ -97,7 +99,7 @@ class SampleDataset(Sequence):
 
     def _box(self, i: int):
         src, frac, u, v, flip = self._params[i]
-        img = _source(self.sources[src])
+        img = source_image(self.sources[src])
         H, W = img.shape[-2:]
         if frac is None:
             return src, img, None, flip
@@ -130,7 +132,7 @@ class SampleDataset(Sequence):
             return fit(img, self.size).contiguous()
         top, left, side = box
         # PIL's antialiased bilinear resize: ~7x faster than torch's on CPU, and deterministic
-        crop = _source_pil(self.sources[src]).crop((left, top, left + side, top + side))
+        crop = source_pil(self.sources[src]).crop((left, top, left + side, top + side))
         crop = crop.resize((self.size, self.size), Image.BILINEAR)
         if flip:
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
@@ -162,3 +164,6 @@ def sample_dataset(n: int = 300, size: int = 224, seed: int = 0, sources: Sequen
         (torch.Size([1, 3, 64, 64]), 'chelsea whole')
     """
     return SampleDataset(n, size, seed, sources)
+
+
+_source, _source_pil = source_image, source_pil  # the old private names
