@@ -49,8 +49,6 @@ def _collate(x):
 
 
 DECODERS = ("threads", "processes")
-
-
 DECODE_NICE = int(os.environ.get("CONVLENS_DECODE_NICE", "5"))
 
 
@@ -119,6 +117,8 @@ def lane_results(paths, size, batch_size, lanes, thumb, draft, run: Callable[[li
 
 
 def file_groups(paths, size, batch_size, workers, thumb, draft=True, decoder="threads"):
+    """Decoded groups of ``batch_size`` files in order: inline (``workers=0``), by ``workers``
+    threads, or by a ``DataLoader`` of ``workers`` processes (``decoder="processes"``)."""
     if workers <= 0:
         for i in range(0, len(paths), batch_size):
             yield [decode_file(str(p), size, thumb, draft) for p in paths[i:i + batch_size]]
