@@ -109,3 +109,17 @@ def test_pca_map_of_a_new_backend_equals_sklearn():
     for c in range(2):  # a principal axis is defined up to its sign
         sign = np.sign(np.dot(p.coords[:, c], ref[:, c]))
         np.testing.assert_allclose(sign * p.coords[:, c], ref[:, c], rtol=1e-3, atol=1e-3)
+
+
+def test_reuse_metadata_only_when_the_shards_are_the_same(tmp_path):
+    """The public replacement of web's ``store._meta = old._meta``: a reopened store takes the table
+    already read only when its manifest lists the same shards."""
+    x = _data(30, 4)
+    EmbeddingStore.from_vectors(tmp_path / "s", x, paths=[f"p{i}" for i in range(30)], shard_size=10)
+    old = EmbeddingStore.open(tmp_path / "s")
+    new = EmbeddingStore.open(tmp_path / "s")
+    assert not new.reuse_metadata(old)  # nothing read yet
+    table = old.metadata()
+    assert new.reuse_metadata(old) and new.metadata() is table and new.column("path")[29] == "p29"
+    grown = EmbeddingStore.from_vectors(tmp_path / "t", _data(31, 4), shard_size=10)
+    assert not grown.reuse_metadata(old)

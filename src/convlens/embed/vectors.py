@@ -191,14 +191,6 @@ class StoreWriterProtocol(StoreReader, Protocol):
 
     def shards(self) -> list[dict]: ...
 
-    def reuse_metadata(self, other: "VectorStore") -> bool:
-        """Take ``other``'s already-read metadata table when both list the same shards (a store
-        reopened because only its manifest changed, e.g. a projection was saved); True if taken."""
-        if other._meta is None or other.manifest.get("shards") != self.manifest.get("shards"):
-            return False
-        self._meta = other._meta
-        return True
-
     def read_columns(self, names: list[str]): ...
 
     def verify(self) -> list[dict]: ...
@@ -501,6 +493,14 @@ class VectorStore:
             tables = [pq.read_table(self.path / s["meta"]) for s in self.shards()]
             self._meta = pa.concat_tables(tables) if tables else meta_schema().empty_table()
         return self._meta
+
+    def reuse_metadata(self, other: "VectorStore") -> bool:
+        """Take ``other``'s already-read metadata table when both list the same shards (a store
+        reopened because only its manifest changed, e.g. a projection was saved); True if taken."""
+        if other._meta is None or other.manifest.get("shards") != self.manifest.get("shards"):
+            return False
+        self._meta = other._meta
+        return True
 
     def read_columns(self, names: list[str]):
         """Some metadata columns of every row (pyarrow.Table), read without the others (thumbnails)."""
