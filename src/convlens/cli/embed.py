@@ -30,34 +30,9 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def _count(source: str, n: int) -> int:
-    """N of 'samples:N' / 'digits:N' (else ``n``), an integer >= 1."""
-    text = source.split(":", 1)[1] if ":" in source else str(n)
-    if not text.strip().isdigit() or int(text) < 1:
-        from ..errors import ConvlensError
-        raise ConvlensError(f"'{source}': the number of images must be an integer >= 1 (e.g. samples:300), got {text!r}")
-    return int(text)
-
-
 def _images_source(source: str, n: int, seed: int):
-    if source == "samples" or source.startswith("samples:"):
-        from ..inspect import sample_dataset
-        return sample_dataset(_count(source, n), seed=seed)
-    if source == "digits" or source.startswith("digits:"):
-        from ..embed.extract import digits_images
-        imgs, labels = digits_images(_count(source, n))
-        return imgs, labels
-    from pathlib import Path
-
-    from ..images.labelled import labelled_folder
-    folder = labelled_folder(source)
-    if folder:
-        return folder
-    if "://" not in source and not Path(source).is_dir():  # URIs (s3://, file://) are read by the Ray engine
-        from ..errors import ConvlensError
-        raise ConvlensError(f"{source} is not a folder; pass a folder of images, 'samples[:N]', 'digits[:N]', "
-                            "'gcompris' or 'imagenet20'")
-    return source
+    from ..images.resolve import resolve_images
+    return resolve_images(source, n=n, seed=seed).source_and_labels()
 
 
 def register(app: typer.Typer) -> None:

@@ -8,32 +8,9 @@ from .embed import ADDRESS_OPT, ENGINE_OPT, THREADS_OPT, check_engine
 
 
 def _images_arg(source: str, n: int, seed: int):
-    """'samples' (or 'samples:N') -> the bundled sample set; a folder -> its images; a file -> [file]."""
-    from pathlib import Path
-
-    from ..errors import ConvlensError
-    from ..images.samples import is_sample
-    from ..inspect import sample_dataset
-    if source == "samples" or source.startswith("samples:"):
-        if source.startswith("samples:"):
-            try:
-                n = int(source.split(":", 1)[1])
-            except ValueError:
-                raise ConvlensError(f"'{source}': write samples:N with a number, e.g. samples:500") from None
-            if n < 1:
-                raise ConvlensError(f"'{source}': the sample set needs at least 1 image, e.g. samples:500")
-        return sample_dataset(n, seed=seed)
-    from ..images.labelled import labelled_folder
-    p = Path(labelled_folder(source) or source)
-    if p.is_dir():
-        from ..images import list_images
-        return list_images(p)
-    if p.is_file():
-        return [p]
-    if is_sample(source):
-        return [get_image(source)]
-    raise ConvlensError(f"'{source}' is not a folder, an image file, 'samples', 'gcompris', 'imagenet20' or a sample name "
-                        "(see `convlens samples`)")
+    """'samples[:N]', a folder, a file, a sample name... (``images.resolve_images``) -> the images to stream."""
+    from ..images.resolve import resolve_images
+    return resolve_images(source, n=n, seed=seed).items()
 
 
 def register(app: typer.Typer) -> None:

@@ -47,7 +47,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -59,6 +58,7 @@ import torch
 from torch import nn
 
 from ..assets import cache_dir  # noqa: F401 - the cache folder's owner; convlens.drivers.onnx.cache_dir as before
+from ..files import atomic_write
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 RTOL = 1e-4                # relative max difference allowed between the session and torch
@@ -211,22 +211,17 @@ def _export(model, layers, truncate, hw, path) -> list[str]:
     fn, names = build_function(model, layers, truncate)
     fn.eval()
     x = torch.rand(2, model.mean.shape[1], *hw, dtype=model.mean.dtype, device=model.mean.device)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with warnings.catch_warnings(record=True) as caught, torch.inference_mode(False), torch.no_grad(), _quiet_stdout():
             warnings.simplefilter("always")
-            torch.onnx.export(fn, (x,), tmp, input_names=["images"], output_names=[f"out{i}" for i in range(len(names))],
+            torch.onnx.export(fn, (x,), str(tmp), input_names=["images"], output_names=[f"out{i}" for i in range(len(names))],
                               dynamic_axes={"images": {0: "batch"}, **{f"out{i}": {0: "batch"} for i in range(len(names))}},
                               opset_version=OPSET, dynamo=False, do_constant_folding=True)
         bad = [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)]
-        if bad:
+        if bad:  # the temporary file is removed; nothing is cached
             raise RuntimeError(f"the trace depends on the input ({str(bad[0].message).splitlines()[0][:90]})")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, write)
     return names
 
 
@@ -366,10 +361,7 @@ def _write_meta(path: Path, update: dict) -> None:
     meta = _read_meta(path) or {}
     meta.update(update)
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(meta, f)
-        os.replace(tmp, _meta_path(path))
+        atomic_write(_meta_path(path), json.dumps(meta))
     except OSError:  # a read-only cache only costs a re-check next time
         pass
 

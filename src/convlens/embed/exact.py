@@ -31,7 +31,7 @@ def check_k(k, name: str = "k") -> int:
     return int(k)
 
 
-def _normalize_rows(q: torch.Tensor) -> torch.Tensor:
+def normalize_rows(q: torch.Tensor) -> torch.Tensor:
     return q / q.norm(dim=1, keepdim=True).clamp_min(1e-30)
 
 
@@ -82,7 +82,7 @@ def exact_search(store: VectorStore, queries: np.ndarray, k: int = 10, metric: s
         for c0 in range(0, m, query_chunk):
             q = q_all[c0:c0 + query_chunk]
             ex = excl[c0:c0 + query_chunk]
-            qq = _normalize_rows(q) if metric == "cosine" else q
+            qq = normalize_rows(q) if metric == "cosine" else q
             q2 = (q * q).sum(1, keepdim=True) if metric == "l2" else None
             # cosine: divide by the rows' norms either the (mq, nb) scores or, when that is the larger
             # array (more queries than dimensions), a scratch copy of the (nb, dim) block
@@ -139,7 +139,10 @@ def nonfinite_message(store, bad: int) -> str:
         return f"vector {bad} holds NaN or inf values; pass finite vectors"
     where = ""
     if isinstance(store, VectorStore):
-        shard = next((s for s in store._shards() if s["start"] <= bad < s["start"] + s["count"]), None)
+        shard = next((s for s in store.shards() if s["start"] <= bad < s["start"] + s["count"]), None)
         where = f" (shard file {shard['vectors']})" if shard else ""
     return (f"store row {bad}{where} holds NaN or inf values: the store is damaged; `convlens verify "
             f"{getattr(store, 'path', 'STORE')}` names the shard and `convlens embed SOURCE --out STORE` re-extracts it")
+
+
+_normalize_rows = normalize_rows  # the old private name

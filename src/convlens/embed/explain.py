@@ -16,9 +16,16 @@ from dataclasses import dataclass
 
 import torch
 
+from ..attribution.base import Attribution
+from ..attribution.gradcam import default_layer as spatial_layer
 from ..errors import ConvlensError
+from ..images.io import fit, save_png
+from ..models.model import Model
 from ..probe import Probe
+from ..render import side_by_side
 from .decode import pool
+from .forward import default_layer
+from .query import store_model
 
 
 @dataclass
@@ -33,7 +40,6 @@ class SimilarityMap:
 
     def render(self, height: int = 224):
         """image a | map of a | map of b | image b, captioned with the cosine."""
-        from ..render import side_by_side
         mode = "positive" if self.method == "gradcam" else "abs"
         return side_by_side([self.a.images[0], self.a.overlay(0, mode, colorbar=False, label=False),
                              self.b.overlay(0, mode, colorbar=False, label=False), self.b.images[0]],
@@ -41,12 +47,10 @@ class SimilarityMap:
                             title=f"cosine {self.cosine:.4f} at {self.layer}")
 
     def save(self, path):
-        from ..images import save_png
         return save_png(self.render(), path)
 
 
 def _one_side(model, x, other_unit, emb_layer, layer, method):
-    from ..attribution.base import Attribution
     x = x.detach().requires_grad_(method == "saliency")
     layers = [emb_layer] if method == "saliency" or layer == emb_layer else [layer, emb_layer]
     with torch.enable_grad(), Probe(model, layers, stop=True) as probe:
@@ -83,16 +87,11 @@ def why_similar(store, a, b, *, model=None, layer: str | None = None, method: st
     Example:
         >>> convlens.why_similar(store, 0, store.neighbors(0).indices[0, 0]).save("why.png")
     """
-    from ..attribution.gradcam import default_layer as spatial_layer
-    from ..images import fit
-    from ..models.model import Model
-    from .search import store_model
     if method not in ("gradcam", "saliency"):
         raise ConvlensError(f"unknown method '{method}'; choose gradcam or saliency")
     if isinstance(store, Model):
         m, emb_layer, size = store, layer, store.input_size
         if emb_layer is None:
-            from .extract import default_layer
             emb_layer = default_layer(m)
         layer = None
     else:

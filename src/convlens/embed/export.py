@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConvlensError
+from ..images.io import save_png, write_atomic
 
 PROJECTOR_MAX = 100_000
 SPRITE_MAX = 8192
@@ -77,7 +78,6 @@ def export_projector(store, folder, *, columns=("label", "path"), max_points: in
         max_points: the projector's cap (100k); more rows are stratified-sampled by label.
         sprite: write sprite.png from the thumbnails (tile = min(thumb, 8192 // ceil(sqrt(n)))).
     """
-    from ..images import save_png, write_atomic
     out = Path(folder)
     n_all = len(store)
     if n_all == 0:

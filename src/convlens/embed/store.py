@@ -1,10 +1,12 @@
 """The embedding store users open: ``EmbeddingStore``, the facade over ``embed/``.
 
-The folder format, its guarantees and the read/write protocol are ``vectors.VectorStore``
-(docs/embeddings.md, "What the store guarantees"); this class adds the convenient methods that run
-the algorithms below it (exact and FAISS search, the kNN graph, near duplicates). The algorithms take
-any store (a ``VectorStore``, an ``ArrayStore``) and never import this module, as openTSNE's
-``TSNEEmbedding`` sits over its neighbour and affinity modules.
+The folder format, its guarantees and the read/write protocol are in ``vectors`` (``StoreReader``,
+``MetadataReader``, ``StoreWriterProtocol``, implemented by ``VectorStore``; docs/embeddings.md, "What
+the store guarantees" and "Store protocol"); this class adds the convenient methods that run the
+algorithms below it (exact and FAISS search, the kNN graph, near duplicates). The algorithms take any
+store with the protocol (a ``VectorStore``, an ``ArrayStore``, a new backend) and never import this
+module, as openTSNE's ``TSNEEmbedding`` sits over its neighbour and affinity modules. Above it sits
+only ``extract`` (which creates and returns it) and ``explain`` / ``words``.
 """
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ from .knn import knn_graph, near_duplicates
 from .search import neighbors
 # the format's names, importable from here as before
 from .vectors import (IDENTITY, META_COLUMNS, STORE_FILE_PREFIXES, VERSION, ArrayStore,  # noqa: F401
-                      StoreReport, VectorStore, _digest, _file_digest, _meta_schema, as_torch, check_out_folder,
-                      fsync_write, npy_bytes)
+                      MetadataReader, StoreReader, StoreReport, StoreWriterProtocol, VectorStore, _digest,
+                      _file_digest, _meta_schema, as_torch, check_out_folder, digest, file_digest, fsync_write,
+                      meta_schema, npy_bytes)
 from .vectors import as_store as _as_array_or_store
 
 _fsync_write, _npy_bytes = fsync_write, npy_bytes  # the old private names

@@ -38,6 +38,5 @@ def reopen(store: EmbeddingStore) -> EmbeddingStore:
     read (``store.metadata()``, thumbnails included) is kept when the shards are the same, so a new
     projection or index in the manifest does not re-read every thumbnail."""
     fresh = EmbeddingStore.open(store.path)
-    if store._meta is not None and fresh.manifest.get("shards") == store.manifest.get("shards"):
-        fresh._meta = store._meta
+    fresh.reuse_metadata(store)
     return fresh

@@ -1,7 +1,10 @@
-"""The embedding store's format and read/write protocol: float32 vector shards, a Parquet metadata
-table and a JSON manifest (``VectorStore``), and ``ArrayStore``, an in-memory array with the same read
-interface. The bottom of ``embed/``: search, index, projection, maps and extraction take any object
-with this interface; ``store.EmbeddingStore`` (the facade users open) adds the search methods on top.
+"""The embedding store's format and its protocol: ``StoreReader`` (what every algorithm reads),
+``MetadataReader`` (what the pictures read) and ``StoreWriterProtocol`` (what extraction writes
+through), as ``typing.Protocol`` classes; ``VectorStore`` implements them on a folder (float32 vector
+shards, a Parquet metadata table and a JSON manifest), ``ArrayStore`` the read protocol on an
+in-memory array. The bottom of ``embed/``: search, index, projection, maps and extraction take any
+object with this interface; ``store.EmbeddingStore`` (the facade users open) adds the search methods
+on top. A new backend is one class implementing the protocol (docs/embeddings.md, "Store protocol").
 
 Layout of a store folder (readable with numpy and pyarrow alone, see docs/embeddings.md)::
 
@@ -33,15 +36,16 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import ConvlensError
+from ..files import atomic_write
+from ..images.io import fit, load_image
 
 VERSION = 2  # 2: per-file identity (size, mtime_ns) in the metadata, shard checksums
 # fields of the manifest that must match for a run to resume (or append to) an existing store
@@ -49,27 +53,9 @@ IDENTITY = ("model", "weights", "layer", "pooling", "preprocessing", "dim", "dty
 
 
 def fsync_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically and durably: temp file, fsync, rename, fsync the folder."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # pragma: no cover - some file systems refuse fsync on folders
-        pass
+    """Write ``data`` to ``path`` atomically and durably (``convlens.files.atomic_write``: temp file,
+    fsync, rename, fsync the folder)."""
+    atomic_write(path, data)
 
 
 def npy_bytes(a: np.ndarray) -> bytes:
@@ -82,18 +68,21 @@ META_COLUMNS = ("item", "path", "hash", "width", "height", "label", "thumbnail",
 # a file's identity: resume matches store rows to files by (path, size, mtime_ns); -1 = not a file
 
 
-def _meta_schema():
+def meta_schema():
+    """The pyarrow schema of a store's metadata table (``META_COLUMNS``)."""
     import pyarrow as pa
     return pa.schema([("item", pa.int64()), ("path", pa.string()), ("hash", pa.string()), ("width", pa.int32()),
                       ("height", pa.int32()), ("label", pa.string()), ("thumbnail", pa.binary()),
                       ("size", pa.int64()), ("mtime_ns", pa.int64())])
 
 
-def _digest(data: bytes) -> dict:
+def digest(data: bytes) -> dict:
+    """{bytes, sha256} of a file's content, as the manifest records it."""
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def _file_digest(path: Path, chunk: int = 1 << 22) -> str:
+def file_digest(path: Path, chunk: int = 1 << 22) -> str:
+    """The SHA-256 of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while True:
@@ -102,6 +91,8 @@ def _file_digest(path: Path, chunk: int = 1 << 22) -> str:
                 return h.hexdigest()
             h.update(b)
 
+
+_meta_schema, _digest, _file_digest = meta_schema, digest, file_digest  # the old private names
 
 STORE_FILE_PREFIXES = ("vectors-", "norms-", "meta-", "projection-", "knn-", "index-")
 
@@ -131,8 +122,83 @@ class StoreReport:
         return f"{len(self.skipped)} unreadable item(s) skipped, {len(self.duplicates)} duplicate group(s) ({d} extra copies)"
 
 
+@runtime_checkable
+class StoreReader(Protocol):
+    """The read protocol every algorithm of ``embed/`` takes (exact search, the FAISS index, the kNN
+    graph, projections, maps, query embedding): a new backend (sharded, remote, in a database) is one
+    class with these members; it never needs the ``EmbeddingStore`` facade.
+
+    Required (search, index, kNN, projection):
+        ``__len__()`` rows; ``dim``; ``manifest`` (a dict: ``metric``, ``projections``; a store made
+        by extraction also ``model``, ``weights``, ``layer``, ``preprocessing``: what query embedding
+        reads); ``path`` (a folder, or None when nothing is saved);
+        ``blocks(rows)`` -> (start, (b, dim) float32 or float16 block, (b,) float32 L2 norms) over
+        every row in order, bounded memory (the exact search and the index read only this);
+        ``vectors(start, stop)`` -> (n, dim) float32 copy; ``take(indices)`` -> (n, dim) float32;
+        ``norms()`` -> (N,) float32;
+        ``save_array(name, array, info)`` / ``load_array(name, info)``: derived arrays (projections,
+        kNN graphs) kept beside the vectors, or None when the backend keeps nothing.
+    Optional (pictures; ``MetadataReader``): ``column(name)``, ``thumbnail(i)``, ``thumbnails``,
+    ``has_thumbnails()``, ``image(i, size)``, ``metadata()``, ``report()``.
+
+    ``VectorStore`` (the folder format) and ``ArrayStore`` (an in-memory array) implement it;
+    ``isinstance(x, StoreReader)`` checks the members' presence (tests/test_store_protocol.py).
+    """
+
+    manifest: dict
+
+    def __len__(self) -> int: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def blocks(self, rows: int = 65536) -> Iterator[tuple[int, np.ndarray, np.ndarray]]: ...
+
+    def vectors(self, start: int = 0, stop: int | None = None) -> np.ndarray: ...
+
+    def take(self, indices) -> np.ndarray: ...
+
+    def norms(self) -> np.ndarray: ...
+
+    def save_array(self, name: str, array: np.ndarray, info: dict): ...
+
+    def load_array(self, name: str, info: dict | None = None) -> np.ndarray | None: ...
+
+
+@runtime_checkable
+class MetadataReader(StoreReader, Protocol):
+    """``StoreReader`` plus the per-row metadata the pictures read (neighbour figures, thumbnail maps,
+    the t-SNE grid, the projector export): paths, labels and thumbnails."""
+
+    def column(self, name: str) -> list: ...
+
+    def thumbnail(self, i: int): ...
+
+    def has_thumbnails(self) -> bool: ...
+
+
+@runtime_checkable
+class StoreWriterProtocol(StoreReader, Protocol):
+    """What extraction writes through (``embed.writer``, ``embed.forward``, ``embed.extract``): a
+    backend that can be filled by ``embed_images`` adds these to ``StoreReader``. Commits are atomic
+    per shard; ``manifest["items_done"]`` is the resume point (docs/embeddings.md)."""
+
+    def write_manifest(self) -> None: ...
+
+    def commit_shard(self, vectors: np.ndarray, meta: dict, items_done: int, skipped: list[dict]) -> None: ...
+
+    def replace_shard_vectors(self, k: int, vectors: np.ndarray) -> None: ...
+
+    def shards(self) -> list[dict]: ...
+
+    def read_columns(self, names: list[str]): ...
+
+    def verify(self) -> list[dict]: ...
+
+
 class VectorStore:
-    """A folder of embedding vectors with metadata, opened read-only by default.
+    """A folder of embedding vectors with metadata, opened read-only by default: the folder format's
+    implementation of ``StoreReader``, ``MetadataReader`` and ``StoreWriterProtocol``.
 
     ``EmbeddingStore.open(path)``; ``len(store)``; ``store.dim``; ``store.manifest``;
     ``store.vectors(i0, i1)`` rows as float32 (memory-mapped shards, copied only for the slice);
@@ -194,7 +260,7 @@ class VectorStore:
                     "metric": "cosine", "shard_size": int(shard_size), "shards": [], "skipped": [],
                     "projections": {}, "indexes": {}, **(extra or {})}
         store = cls(p, manifest)
-        store._write_manifest()
+        store.write_manifest()
         return store
 
     @classmethod
@@ -225,7 +291,8 @@ class VectorStore:
             store.commit_shard(v[a:b], meta, b, [])
         return store
 
-    def _write_manifest(self) -> None:
+    def write_manifest(self) -> None:
+        """Replace manifest.json atomically and durably with ``self.manifest``."""
         fsync_write(self.path / "manifest.json", json.dumps(self.manifest, indent=1, ensure_ascii=False).encode())
 
     # --- writing ----------------------------------------------------------------------------
@@ -246,7 +313,7 @@ class VectorStore:
         files = {}
         if n:
             self.manifest["pending"] = list(names.values())  # write-ahead: these names are ours
-            self._write_manifest()
+            self.write_manifest()
             files = self._write_shard_files(names, vectors, meta)
         self.manifest.pop("pending", None)
         self.manifest["shards"].append({**(names if n else {}), "count": n, "start": self.manifest["count"],
@@ -254,7 +321,7 @@ class VectorStore:
         self.manifest["count"] += n
         self.manifest["items_done"] = int(items_done)
         self.manifest["skipped"] = list(self.manifest.get("skipped", [])) + list(skipped)
-        self._write_manifest()
+        self.write_manifest()
         self._meta = None
         self._write_report()
 
@@ -270,22 +337,22 @@ class VectorStore:
             n = len(v)
             cols = {c: meta[c] if c in meta else [-1] * n for c in META_COLUMNS}
             buf = io.BytesIO()
-            pq.write_table(pa.table(cols, schema=_meta_schema()), buf)
+            pq.write_table(pa.table(cols, schema=meta_schema()), buf)
             blobs[names["meta"]] = buf.getvalue()
         out = {}
         for name, data in blobs.items():
             fsync_write(self.path / name, data)
-            out[name] = _digest(data)
+            out[name] = digest(data)
         return out
 
     def replace_shard_vectors(self, k: int, vectors: np.ndarray) -> None:
         """Rewrite shard ``k``'s vectors and norms (a repair: same rows, recomputed) and record them."""
-        s = self._shards()[k]
+        s = self.shards()[k]
         if np.asarray(vectors).shape != (s["count"], self.dim) or not np.isfinite(vectors).all():
             raise ConvlensError(f"internal: a repair of shard {k} must give {s['count']} finite rows of {self.dim}")
         s.setdefault("files", {}).update(self._write_shard_files(s, vectors, None))
         self._mm.pop(k, None)
-        self._write_manifest()
+        self.write_manifest()
 
     # --- integrity ---------------------------------------------------------------------------
     def owned_files(self) -> list[str]:
@@ -317,7 +384,7 @@ class VectorStore:
 
     def check_lengths(self) -> None:
         """Each committed shard file exists with the length the manifest recorded (cheap: a stat)."""
-        for k, s in enumerate(self._shards()):
+        for k, s in enumerate(self.shards()):
             for name, rec in s.get("files", {}).items():
                 f = self.path / name
                 size = f.stat().st_size if f.is_file() else None
@@ -333,7 +400,7 @@ class VectorStore:
         """Check every shard file's length and SHA-256 against the manifest; [] when intact, else
         one {"shard", "file", "reason"} per damaged file (shard = index among non-empty shards)."""
         bad = []
-        for k, s in enumerate(self._shards()):
+        for k, s in enumerate(self.shards()):
             for name in (s["vectors"], s["norms"], s["meta"]):
                 rec = s.get("files", {}).get(name)
                 f = self.path / name
@@ -343,7 +410,7 @@ class VectorStore:
                     continue  # a version-1 store: no checksum recorded
                 elif f.stat().st_size != rec["bytes"]:
                     bad.append({"shard": k, "file": name, "reason": f"{f.stat().st_size} of {rec['bytes']} bytes"})
-                elif _file_digest(f) != rec["sha256"]:
+                elif file_digest(f) != rec["sha256"]:
                     bad.append({"shard": k, "file": name, "reason": "checksum mismatch"})
         return bad
 
@@ -364,12 +431,15 @@ class VectorStore:
         m = self.manifest
         return f"{type(self).__name__}({str(self.path)!r}, {len(self)} x {self.dim}, model={m.get('model')}, layer={m.get('layer')})"
 
-    def _shards(self) -> list[dict]:
+    def shards(self) -> list[dict]:
+        """The manifest's non-empty shard records ({vectors, norms, meta, count, start, files})."""
         return [s for s in self.manifest["shards"] if s["count"]]
+
+    _write_manifest, _shards = write_manifest, shards  # the old private names
 
     def _shard(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k not in self._mm:
-            s = self._shards()[k]
+            s = self.shards()[k]
             try:
                 vec = np.load(self.path / s["vectors"], mmap_mode="r")
                 norms = np.load(self.path / s["norms"])
@@ -383,7 +453,7 @@ class VectorStore:
 
     def blocks(self, rows: int = 65536) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """(start, vectors (b, dim) read-only view or float32 copy, norms (b,)) over the whole store."""
-        for k, s in enumerate(self._shards()):
+        for k, s in enumerate(self.shards()):
             vec, norms = self._shard(k)
             for i in range(0, s["count"], rows):
                 yield s["start"] + i, vec[i:i + rows], norms[i:i + rows]
@@ -404,7 +474,7 @@ class VectorStore:
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
             raise ConvlensError(f"index out of range 0..{len(self) - 1}")
         out = np.empty((len(idx), self.dim), np.float32)
-        starts = np.array([s["start"] for s in self._shards()])
+        starts = np.array([s["start"] for s in self.shards()])
         shard_of = np.searchsorted(starts, idx, side="right") - 1
         for k in np.unique(shard_of):
             sel = np.nonzero(shard_of == k)[0]
@@ -413,16 +483,24 @@ class VectorStore:
         return out
 
     def norms(self) -> np.ndarray:
-        return np.concatenate([self._shard(k)[1] for k in range(len(self._shards()))]) if len(self) else np.zeros(0, np.float32)
+        return np.concatenate([self._shard(k)[1] for k in range(len(self.shards()))]) if len(self) else np.zeros(0, np.float32)
 
     def metadata(self):
         """The metadata table (pyarrow.Table): item, path, hash, width, height, label, thumbnail."""
         if self._meta is None:
             import pyarrow as pa
             import pyarrow.parquet as pq
-            tables = [pq.read_table(self.path / s["meta"]) for s in self._shards()]
-            self._meta = pa.concat_tables(tables) if tables else _meta_schema().empty_table()
+            tables = [pq.read_table(self.path / s["meta"]) for s in self.shards()]
+            self._meta = pa.concat_tables(tables) if tables else meta_schema().empty_table()
         return self._meta
+
+    def reuse_metadata(self, other: "VectorStore") -> bool:
+        """Take ``other``'s already-read metadata table when both list the same shards (a store
+        reopened because only its manifest changed, e.g. a projection was saved); True if taken."""
+        if other._meta is None or other.manifest.get("shards") != self.manifest.get("shards"):
+            return False
+        self._meta = other._meta
+        return True
 
     def read_columns(self, names: list[str]):
         """Some metadata columns of every row (pyarrow.Table), read without the others (thumbnails)."""
@@ -430,8 +508,8 @@ class VectorStore:
         import pyarrow.parquet as pq
         if self._meta is not None:
             return self._meta.select(names)
-        tables = [pq.read_table(self.path / s["meta"], columns=names) for s in self._shards()]
-        return pa.concat_tables(tables) if tables else _meta_schema().empty_table().select(names)
+        tables = [pq.read_table(self.path / s["meta"], columns=names) for s in self.shards()]
+        return pa.concat_tables(tables) if tables else meta_schema().empty_table().select(names)
 
     def column(self, name: str) -> list:
         return self.metadata().column(name).to_pylist()
@@ -458,7 +536,6 @@ class VectorStore:
 
     def image(self, i: int, size=None):
         """Row ``i``'s image: reloaded from its path when it still exists, else the thumbnail."""
-        from ..images import fit, load_image
         if not 0 <= int(i) < len(self):
             raise ConvlensError(f"index {i} out of range: the store has {len(self)} vectors (0..{len(self) - 1})")
         p = self.column("path")[int(i)]
@@ -481,7 +558,7 @@ class VectorStore:
         """Save a derived array (a projection, a kNN graph) beside the store and record it in the manifest."""
         path = self.path / f"{name}.npy"
         self.manifest.setdefault("projections", {})[name] = {**info, "file": path.name, "count": len(self)}
-        self._write_manifest()  # listed before it is written: convlens only writes the manifest's files
+        self.write_manifest()  # listed before it is written: convlens only writes the manifest's files
         fsync_write(path, npy_bytes(array))
         return path
 
@@ -505,8 +582,8 @@ def as_torch(block: np.ndarray):
 
 
 class ArrayStore:
-    """An in-memory (N, dim) array with the read interface of ``VectorStore`` (blocks, take,
-    vectors, norms), so search and projection accept plain arrays too. Nothing is cached to disk."""
+    """An in-memory (N, dim) array with the read protocol ``StoreReader`` (blocks, take, vectors,
+    norms), so search and projection accept plain arrays too. Nothing is cached to disk."""
 
     def __init__(self, vectors):
         a = vectors.detach().cpu().numpy() if hasattr(vectors, "detach") else np.asarray(vectors)
@@ -548,9 +625,9 @@ class ArrayStore:
 
 
 def as_store(x, store_class=None):
-    """A ``VectorStore`` / ``ArrayStore`` as is; a path opens a store (of ``store_class``, default
-    ``VectorStore``); an array wraps in ``ArrayStore``."""
-    if isinstance(x, (VectorStore, ArrayStore)):
+    """Any ``StoreReader`` (a ``VectorStore``, an ``ArrayStore``, another backend) as is; a path opens a
+    store (of ``store_class``, default ``VectorStore``); an array wraps in ``ArrayStore``."""
+    if isinstance(x, (VectorStore, ArrayStore)) or (not hasattr(x, "__array__") and isinstance(x, StoreReader)):
         return x
     if isinstance(x, (str, os.PathLike)):
         return (store_class or VectorStore).open(x)

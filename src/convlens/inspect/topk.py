@@ -28,6 +28,7 @@ import torch
 
 from ..drivers.forward import length as _length
 from ..errors import ConvlensError
+from ..images.resolve import resolve_images
 from ..models.model import Model
 
 _BIG = torch.iinfo(torch.long).max
@@ -235,15 +236,10 @@ def resolve_channels(model: Model, layer: str, channels) -> list[int]:
 
 
 def as_stream(images) -> Iterable:
-    """A folder path -> its image files; tensors, sequences and iterables pass through."""
+    """A spec string or path (a folder -> its image files, a file, ``samples:N``, a sample name...:
+    ``images.resolve_images``) -> the images to stream; tensors, sequences and iterables pass through."""
     if isinstance(images, (str, os.PathLike)):
-        p = Path(images)
-        if p.is_dir():
-            from ..images import list_images
-            return list_images(p)
-        if p.is_file():
-            return [p]
-        raise ConvlensError(f"{images} is neither a folder of images nor an image file")
+        return resolve_images(images).items()
     if isinstance(images, torch.Tensor) and images.ndim == 3:
         return images[None]
     return images

@@ -1,5 +1,6 @@
 """scale: the dataset passes on Ray (embedding extraction, top-k / max-activating patches) and
-million-scale vector search (FAISS IVF-PQ / HNSW built in chunks, memory-mapped at query time).
+million-scale vector search (FAISS IVF-PQ / HNSW built in chunks, memory-mapped at query time: its
+code lives in ``convlens.embed.index``; ``build_large_index`` is re-exported here).
 
     from convlens.scale import embed_images_ray, build_large_index
     store = embed_images_ray(model, "s3://bucket/photos", out="photos.emb", address="auto")
@@ -8,7 +9,7 @@ million-scale vector search (FAISS IVF-PQ / HNSW built in chunks, memory-mapped 
 Ray is an optional extra (``pip install 'convlens[ray]'``), imported only by the Ray passes.
 See docs/scaling.md for the measured figures and the 100M-image plan.
 """
-from .index import build_large_index
+from ..embed.index import build_large_index
 from .ray_engine import embed_images_ray, max_activating_patches_ray, top_activations_ray
 from .runtime import INSTALL_HINT, require_ray, ray_session
 

@@ -3,26 +3,37 @@
 The pass is one ``Dataset.map_batches`` over an actor pool: each actor holds one copy of the model
 (sent once through the object store), a thread budget (its Ray ``num_cpus``) or a GPU, and runs on
 every batch what the local engine runs: read the file's bytes (local path or any pyarrow / fsspec
-URI), decode + resize + centre-crop (``embed.extract.decode_bytes``), the forward to the layer
+URI), decode + resize + centre-crop (``embed.decode.decode_bytes``), the forward to the layer
 (``batched_forward``: truncated, channels_last, its fastest backend), then global-average pooling
 (embeddings) or the batch's top-k candidates per channel (``inspect.topk.batch_candidates``).
 
 Results come back to the driver in item order (``preserve_order``) and go through the local
-engine's own writer (``embed.extract.StoreWriter``: same shards, manifest, metadata, skip list,
+engine's own writer (``embed.writer.StoreWriter``: same shards, manifest, metadata, skip list,
 resumable) or its own exact top-k merge (``inspect.topk.merge_candidates``: keys are global
 stream positions, so the merge of per-batch top-ks from any number of workers equals the
 single-process top-k, ties included).
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
+from ..drivers import batched_forward
+from ..embed.decode import THUMB, decode_bytes
+from ..embed.extract import check_options, open_store
+from ..embed.forward import ExtractForward, extraction_backend
+from ..embed.sources import source_record
+from ..embed.writer import StoreWriter, plan_items, repair_shards
 from ..errors import ConvlensError
+from ..images.io import fit, load_image
+from ..inspect.patches import max_activating_patches
+from ..inspect.topk import batch_candidates, merge_candidates, open_state, resolve_channels
 from ..models.model import Model
 from ..progress import ProgressFn, call
 from .runtime import plan_pool, ray_error, ray_session
@@ -67,11 +78,10 @@ class EmbedActor:
         self.model = _actor_setup(model, threads)
         self.layer, self.dim, self.size, self.thumb, self.draft = layer, dim, tuple(size), thumb, draft
         self.fs = fs
-        from ..embed.extract import ExtractForward  # the local engine's forward: one backend for the whole store
+        # the local engine's forward: one backend for the whole store
         self.forward = ExtractForward(self.model, layer, self.size, threads, backend or "torch")
 
     def __call__(self, batch: dict) -> dict:
-        from ..embed.extract import decode_bytes
         dec = []
         for p in batch["path"]:
             try:
@@ -118,8 +128,6 @@ def embed_images_ray(model: Model, source, layer: str | None = None, *, out=None
     Example:
         >>> store = embed_images_ray(convlens.load_model(), "photos/", out="photos.emb", workers=2)
     """
-    from ..embed.extract import (THUMB, ExtractForward, StoreWriter, check_options, extraction_backend, open_store,
-                                 plan_items, repair_shards, source_record)
     if not isinstance(model, Model):
         raise ConvlensError("embed_images_ray needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     check_options(batch_size, shard_size, workers, threads, None, thumb or THUMB)
@@ -184,21 +192,15 @@ class TopkActor:
         self.size = model.input_size if size == "model" else size
 
     def _load(self, path: str) -> torch.Tensor:
-        from ..images import fit, load_image
         if self.fs is None:
             t = load_image(path)
         else:
-            import io
-
-            from PIL import Image
             im = Image.open(io.BytesIO(read_bytes(path, self.fs)))
             im.load()
             t = load_image(im)
         return fit(t, self.size) if self.size is not None else t
 
     def __call__(self, batch: dict) -> dict:
-        from ..drivers import batched_forward
-        from ..inspect.topk import batch_candidates
         items = torch.as_tensor(np.asarray(batch["item"], np.int64))
         x = torch.cat([self._load(str(p)) for p in batch["path"]])
         b = next(iter(batched_forward(self.model, x, self.layer, batch_size=len(x), size=None, threads=self.threads,
@@ -220,7 +222,6 @@ def top_activations_ray(model: Model, images, layer: str, channels=None, k: int 
     file path to resume (saved after every merged batch, as the local pass does). Ray arguments as in
     ``embed_images_ray``.
     """
-    from ..inspect.topk import merge_candidates, open_state, resolve_channels
     if not isinstance(model, Model):
         raise ConvlensError("top_activations_ray needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     if k < 1:
@@ -261,7 +262,6 @@ def max_activating_patches_ray(model: Model, images, layer: str, channels=None, 
     """``max_activating_patches`` on Ray: the top-k pass runs on the actor pool
     (``top_activations_ray``), then the crops are cut locally from the few images in some top-k
     (read again from their paths or URIs) by the local implementation itself."""
-    from ..inspect.patches import max_activating_patches
     files = list_files(images)
     top = top_activations_ray(model, files, layer, channels, k, batch_size=batch_size, per_image=per_image,
                               state=state, size=size, progress=progress, **ray_kw)

@@ -7,12 +7,17 @@ object (pyarrow file systems pickle to the workers).
 """
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from PIL import Image
+
+from ..embed.sources import file_identity, resolve_source
 from ..errors import ConvlensError
+from ..images.io import IMAGE_SUFFIXES
 
 
 @dataclass
@@ -31,7 +36,6 @@ class Files:
     def identities(self) -> list[tuple[int, int]]:
         """(size, mtime_ns) per file, what resume matches store rows by (one listing call for a URI)."""
         if self.fs is None:
-            from ..embed.extract import file_identity
             return [file_identity(p) for p in self.paths]
         infos = self.fs.get_file_info(self.paths)
         return [(int(i.size) if i.size is not None else -1, int(i.mtime_ns) if i.mtime_ns is not None else -1)
@@ -60,13 +64,11 @@ def filesystem(uri: str):
 
 def list_files(source, labels: Sequence | None = None) -> Files:
     """A folder, a list of image paths, or a URI of a folder -> ``Files``."""
-    from ..embed.extract import _resolve_source
-    from ..images.io import IMAGE_SUFFIXES
     if not is_uri(source):
         if isinstance(source, (str, os.PathLike)) and not Path(source).is_dir():
             raise ConvlensError(f"{source} is not a folder; pass a folder, a list of image paths, or a URI "
                                 "(s3://bucket/photos, file:///data/photos)")
-        kind, items, names, labs, _ = _resolve_source(source, labels)
+        kind, items, names, labs, _ = resolve_source(source, labels)
         if kind != "files":
             raise ConvlensError("the Ray engine reads image files: pass a folder, a list of paths or a URI "
                                 "(write tensors / sample sets to a folder first, or use the local engine)")
@@ -108,9 +110,6 @@ class RemoteImages:
     def __getitem__(self, i):
         if isinstance(i, slice):
             raise TypeError("RemoteImages takes one index")
-        import io
-
-        from PIL import Image
         im = Image.open(io.BytesIO(read_bytes(self.files.paths[i], self.files.fs)))
         im.load()
         return im
