@@ -18,8 +18,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
+from ..images.io import fit, load_image
 from ..models.model import Model
 from ..probe.probe import Probe
+from .onnx import Switch
 from .stem_grad import speed_up_stems
 
 # Measured on the 2-core CPU this project targets (benchmarks/bench_forward.py): channels_last
@@ -70,8 +72,6 @@ class Batch:
 
 def iter_batches(images, batch_size: int, size=None, loader: Callable | None = None) -> Iterator[torch.Tensor]:
     """Batches of (B, 3, H, W) from a tensor or an iterable of tensors / paths / PIL images."""
-    from ..images import fit, load_image
-
     if isinstance(images, torch.Tensor):
         for i in range(0, images.shape[0], batch_size):
             yield fit(images[i:i + batch_size], size) if size is not None else images[i:i + batch_size]
@@ -115,8 +115,6 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
         >>> m = load_model("resnet18", weights=None)
         >>> for b in batched_forward(m, torch.rand(4, 3, 64, 64), "layer1", size=None): pass
     """
-    from .onnx import Switch
-
     layer_list = [layers] if isinstance(layers, str) else list(layers or [])
     size = model.input_size if size == "model" else size
     run_torch = torch_pass(model, layer_list, channels_last, truncate)
