@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from ..errors import ConvlensError
-from ..images import PHOTOS, TEXTURES, load_image, sample_image, to_uint8
+from ..images import PHOTOS, TEXTURES, fit, load_image, sample_image, to_uint8
 
 
 def _skimage(name, pick=None):
@@ -56,8 +56,12 @@ def _source(name: str) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def _source_pil(name: str) -> Image.Image:
+def source_pil(name: str) -> Image.Image:
+    """The whole source photo ``name`` as a PIL image (cached), from which the dataset's crops are cut."""
     return Image.fromarray(to_uint8(_source(name)))
+
+
+_source_pil = source_pil  # the old private name (tests/test_inspect.py imports it)
 
 
 class SampleDataset(Sequence):
@@ -126,11 +130,10 @@ class SampleDataset(Sequence):
             raise IndexError(f"sample index {i} out of range 0..{self.n - 1}")
         src, img, box, flip = self._box(i)
         if box is None:
-            from ..images import fit
             return fit(img, self.size).contiguous()
         top, left, side = box
         # PIL's antialiased bilinear resize: ~7x faster than torch's on CPU, and deterministic
-        crop = _source_pil(self.sources[src]).crop((left, top, left + side, top + side))
+        crop = source_pil(self.sources[src]).crop((left, top, left + side, top + side))
         crop = crop.resize((self.size, self.size), Image.BILINEAR)
         if flip:
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)

@@ -26,8 +26,11 @@ from typing import Callable, Iterable
 
 import torch
 
+from ..drivers import batched_forward
 from ..drivers.forward import length as _length
 from ..errors import ConvlensError
+from ..images import list_images
+from ..images.io import write_atomic
 from ..models.model import Model
 
 _BIG = torch.iinfo(torch.long).max
@@ -81,7 +84,6 @@ class TopActivations:
 
     def save(self, path) -> Path:
         """Write the state atomically (torch format, tensors and plain values only)."""
-        from ..images.io import write_atomic
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
         return write_atomic(path, buf.getvalue())
@@ -239,7 +241,6 @@ def as_stream(images) -> Iterable:
     if isinstance(images, (str, os.PathLike)):
         p = Path(images)
         if p.is_dir():
-            from ..images import list_images
             return list_images(p)
         if p.is_file():
             return [p]
@@ -288,7 +289,6 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
         >>> top.values.shape, top.positions.shape
         (torch.Size([2, 4]), torch.Size([2, 4, 2]))
     """
-    from ..drivers import batched_forward
     if not isinstance(model, Model):
         raise ConvlensError("top_activations needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     if k < 1:
