@@ -23,8 +23,10 @@ import torch.nn.functional as F
 from ..attribution.base import check_images, check_model, class_labels
 from ..drivers.forward import inference_twin
 from ..errors import ConvlensError
+from ..images import save_png
 from ..models.model import Model
 from ..progress import ProgressFn, call
+from ..render import side_by_side
 
 NORMS = ("inf", "2")
 
@@ -216,7 +218,6 @@ class AdversarialResult:
 
         Differences are drawn as ``0.5 + d`` (grey = no change) and ``0.5 + amplify * d``.
         """
-        from ..render import side_by_side
         d = self.perturbation[index].float()
         panels = [self.clean[index].float(), self.images[index].float(), (0.5 + d).clamp(0, 1),
                   (0.5 + amplify * d).clamp(0, 1)]
@@ -227,7 +228,6 @@ class AdversarialResult:
         return side_by_side(panels, labels, height=height)
 
     def save(self, path, index: int = 0, **kw):
-        from ..images import save_png
         return save_png(self.render(index, **kw), path)
 
 

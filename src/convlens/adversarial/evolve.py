@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..attribution.base import check_model
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
+from ..render import grid
 from .base import gradient_twin
 
 
@@ -114,7 +115,6 @@ class Evolved:
     config: EvolveConfig
 
     def render(self, tile: int = 160):
-        from ..render import grid
         return grid(list(self.images), self.labels, ncol=len(self.labels), tile=tile, upscale="bilinear")
 
 

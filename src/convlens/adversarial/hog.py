@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
+from ..render import grid
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 
@@ -221,7 +222,6 @@ class HogMatch:
 
     def render(self, tile: int = 192):
         """Row: A | the result | B, then their HOG pictures below."""
-        from ..render import grid
         c = self.config
         kw = dict(orientations=c.orientations, pixels_per_cell=(c.cell, c.cell), cells_per_block=(c.block, c.block))
 
