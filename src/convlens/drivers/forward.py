@@ -43,15 +43,20 @@ def thread_budget(threads: int | None):
         torch.set_num_threads(old)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """CONVLENS_THREADS if set, else the number of usable cores."""
     env = os.environ.get("CONVLENS_THREADS")
     if env:
         return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 @dataclass
