@@ -12,6 +12,7 @@ With ``early_stop`` an image leaves the batch as soon as it is fooled, so the re
 """
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..attribution.base import check_images, check_model, class_labels
 from ..drivers.forward import inference_twin
@@ -240,9 +242,6 @@ def new_figure(width: float = 6.0, height: float = 4.0):
 
 def fig_to_pil(fig):
     """Render a matplotlib figure to a PIL image (RGB)."""
-    import io
-
-    from PIL import Image
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")

@@ -19,7 +19,7 @@ network evaluations per class, so the confidences reached in seconds are far fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -136,7 +136,6 @@ def evolve_unrecognizable(model, targets, config: EvolveConfig | None = None, *,
     Example:
         >>> e = convlens.evolve_unrecognizable(m, ["starfish", "king penguin"], generations=40); e.labels
     """
-    from dataclasses import replace
     cfg = replace(config or EvolveConfig(), **overrides)
     model = check_model(model)
     if cfg.encoding not in ("cppn", "direct"):

@@ -23,7 +23,7 @@ grey and RGB images, float64 input. ``transform_sqrt`` is supported (sqrt of the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -265,7 +265,6 @@ def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = 
     Example:
         >>> r = hog_match(convlens.sample_image("rocket", 128), convlens.sample_image("astronaut", 128))
     """
-    from dataclasses import replace
     cfg = replace(config or HogMatchConfig(), **overrides)
     if a.shape[-2:] != b.shape[-2:]:
         raise ConvlensError(f"images A and B must have the same size, got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")

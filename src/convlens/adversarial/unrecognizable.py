@@ -9,7 +9,7 @@ its evolutionary variant (CPPN / direct encoding, no gradients) is ``evolve.evol
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -76,7 +76,6 @@ def unrecognizable(model, targets, config: UnrecognizableConfig | None = None, *
     Example:
         >>> u = convlens.unrecognizable(m, ["robin", "king penguin"], size=128); u.labels
     """
-    from dataclasses import replace
     cfg = replace(config or UnrecognizableConfig(), **overrides)
     model = check_model(model)
     if not 0 < cfg.confidence < 1:

@@ -22,12 +22,14 @@ number of elements, so the smoothed features average 1 and the weights keep thei
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from torchvision.models import VGG19_Weights
 
 from ..errors import ConvlensError
 from ..images.io import load_image
@@ -62,8 +64,6 @@ def default_style_model() -> str:
     """"vgg19" (Gatys's network) when torchvision's ImageNet VGG-19 weights are already in the torch
     cache (a connected machine that fetched them once: ``load_model("vgg19")``), else the offline
     ImageNet "vgg16-imagenet" (Keras's VGG-16 conv layers; "vgg16-hed", HED's fine-tuned copy, stays an option)."""
-    import os
-    from torchvision.models import VGG19_Weights
     return "vgg19" if (cache_dir() / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)).exists() else DEFAULT_STYLE_MODEL
 
 

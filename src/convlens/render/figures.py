@@ -7,6 +7,7 @@ font, so the same inputs give byte-identical PNGs on every machine.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,8 +22,7 @@ FG = (20, 20, 20)
 
 @lru_cache(maxsize=8)
 def font(size: int = 12) -> ImageFont.FreeTypeFont:
-    import matplotlib
-    from pathlib import Path
+    import matplotlib  # heavy: only when a font is first needed
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     return ImageFont.truetype(str(path), size)
 
