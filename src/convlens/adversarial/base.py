@@ -12,6 +12,7 @@ With ``early_stop`` an image leaves the batch as soon as it is fooled, so the re
 """
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -19,12 +20,15 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from ..attribution.base import check_images, check_model, class_labels
 from ..drivers.forward import inference_twin
 from ..errors import ConvlensError
+from ..images import save_png
 from ..models.model import Model
 from ..progress import ProgressFn, call
+from ..render import side_by_side
 
 NORMS = ("inf", "2")
 
@@ -216,7 +220,6 @@ class AdversarialResult:
 
         Differences are drawn as ``0.5 + d`` (grey = no change) and ``0.5 + amplify * d``.
         """
-        from ..render import side_by_side
         d = self.perturbation[index].float()
         panels = [self.clean[index].float(), self.images[index].float(), (0.5 + d).clamp(0, 1),
                   (0.5 + amplify * d).clamp(0, 1)]
@@ -227,7 +230,6 @@ class AdversarialResult:
         return side_by_side(panels, labels, height=height)
 
     def save(self, path, index: int = 0, **kw):
-        from ..images import save_png
         return save_png(self.render(index, **kw), path)
 
 
@@ -240,9 +242,6 @@ def new_figure(width: float = 6.0, height: float = 4.0):
 
 def fig_to_pil(fig):
     """Render a matplotlib figure to a PIL image (RGB)."""
-    import io
-
-    from PIL import Image
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")

@@ -19,7 +19,7 @@ network evaluations per class, so the confidences reached in seconds are far fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from ..attribution.base import check_model
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
+from ..render import grid
 from .base import gradient_twin
 
 
@@ -114,7 +115,6 @@ class Evolved:
     config: EvolveConfig
 
     def render(self, tile: int = 160):
-        from ..render import grid
         return grid(list(self.images), self.labels, ncol=len(self.labels), tile=tile, upscale="bilinear")
 
 
@@ -136,7 +136,6 @@ def evolve_unrecognizable(model, targets, config: EvolveConfig | None = None, *,
     Example:
         >>> e = convlens.evolve_unrecognizable(m, ["starfish", "king penguin"], generations=40); e.labels
     """
-    from dataclasses import replace
     cfg = replace(config or EvolveConfig(), **overrides)
     model = check_model(model)
     if cfg.encoding not in ("cppn", "direct"):

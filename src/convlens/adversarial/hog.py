@@ -23,7 +23,7 @@ grey and RGB images, float64 input. ``transform_sqrt`` is supported (sqrt of the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
+from ..render import grid
 
 BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 
@@ -221,7 +222,6 @@ class HogMatch:
 
     def render(self, tile: int = 192):
         """Row: A | the result | B, then their HOG pictures below."""
-        from ..render import grid
         c = self.config
         kw = dict(orientations=c.orientations, pixels_per_cell=(c.cell, c.cell), cells_per_block=(c.block, c.block))
 
@@ -266,7 +266,6 @@ def hog_match(a: torch.Tensor, b: torch.Tensor, config: HogMatchConfig | None = 
     Example:
         >>> r = hog_match(convlens.sample_image("rocket", 128), convlens.sample_image("astronaut", 128))
     """
-    from dataclasses import replace
     cfg = replace(config or HogMatchConfig(), **overrides)
     if a.shape[-2:] != b.shape[-2:]:
         raise ConvlensError(f"images A and B must have the same size, got {tuple(a.shape[-2:])} and {tuple(b.shape[-2:])}")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import ConvlensError
+from .base import fig_to_pil, new_figure
 
 LECTURE_X = (2, -1, 3, -2, 2, 2, 1, -4, 5, 1)
 LECTURE_W = (-1, -1, 1, -1, 1, -1, 1, 1, -1, 1)
@@ -163,7 +164,6 @@ class DimensionStudy:
 
     def plot(self, width: float = 6.0, height: float = 4.0):
         """Log-log plot of eps against d (PIL image), with one grey level (1/255) marked."""
-        from .base import fig_to_pil, new_figure
         fig, ax = new_figure(width, height)
         ax.loglog(self.dims, self.eps_sign, "o-", label="w = ±1 (lecture): 3/d")
         ax.loglog(self.dims, self.eps_gauss, "s-", label="w ~ N(0, 1/d): ≈ 3.76/√d")

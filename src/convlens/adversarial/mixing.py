@@ -20,6 +20,7 @@ import torch
 from ..attribution.base import check_images, check_model
 from ..attribution.gradients import class_gradient
 from ..errors import ConvlensError
+from ..render import grid
 from .base import forward_logits, parse_eps
 
 
@@ -40,7 +41,6 @@ class LinearDigits:
 
     def templates(self, tile: int = 64):
         """The ten class templates (rows of W) as signed images: grey = 0, white = positive, black = negative."""
-        from ..render import grid
         s = float(self.W.abs().max())
         imgs = [(0.5 + 0.5 * w.view(1, 8, 8) / s).clamp(0, 1).expand(3, 8, 8) for w in self.W]
         return grid(imgs, [f"w_{c}" for c in range(10)], ncol=10, tile=tile)
@@ -123,7 +123,6 @@ def mix_linear(clf: LinearDigits, x: torch.Tensor, target: int, *, confidence: f
 
 def linear_mixing_panel(clf: LinearDigits, pairs=((3, 8), (7, 1), (0, 6)), confidence: float = 0.9, tile: int = 128):
     """Rows: digit (probabilities) | + alpha x template | = mixed digit (probabilities). Returns (PIL, mixes)."""
-    from ..render import grid
     tiles, labels, mixes = [], [], []
     s = float(clf.W.abs().max())
     for src, tgt in pairs:
@@ -164,7 +163,6 @@ class DeepMix:
                 for e, p, (n, _) in zip(self.eps, self.probs_target, self.top1)]
 
     def render(self, tile: int = 160, template: bool = True):
-        from ..render import grid
         g = self.gradient.float()
         scale = float(torch.quantile(g.abs().flatten(), 0.995)) or float(g.abs().max()) or 1.0
         gimg = (0.5 + 0.5 * g / scale).clamp(0, 1)

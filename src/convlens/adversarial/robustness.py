@@ -11,6 +11,8 @@ from ..attribution.base import check_images, check_model
 from ..errors import ConvlensError
 from ..progress import ProgressFn, call
 from .base import fig_to_pil, forward_logits, new_figure, parse_eps_list
+from .fgsm import fgsm
+from .pgd import pgd
 
 
 @dataclass
@@ -79,8 +81,6 @@ def robustness(model, images, eps_list=(0, 1 / 255, 2 / 255, 4 / 255), attack: s
     Example:
         >>> r = convlens.robustness(m, convlens.sample_dataset(32), "0,1/255,2/255", attack="pgd"); print(r.text())
     """
-    from .fgsm import fgsm
-    from .pgd import pgd
     model = check_model(model)
     x = check_images(model, images)
     if attack not in ("fgsm", "pgd"):

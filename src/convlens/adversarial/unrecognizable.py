@@ -9,7 +9,7 @@ its evolutionary variant (CPPN / direct encoding, no gradients) is ``evolve.evol
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import torch
@@ -18,9 +18,10 @@ from ..attribution.base import check_model
 from ..drivers.forward import inference_twin
 from ..errors import ConvlensError
 from ..optim.loop import OptimResult, optimize
-from ..optim.objectives import Features, Objective, _index
+from ..optim.objectives import Features, Objective, per_image_index
 from ..optim.params import PixelParam
 from ..progress import ProgressFn
+from ..render import grid
 
 
 @dataclass
@@ -49,14 +50,13 @@ class Unrecognizable:
     optim: OptimResult = field(repr=False)
 
     def render(self, tile: int = 160):
-        from ..render import grid
         return grid(list(self.images), self.labels, ncol=len(self.labels), tile=tile, upscale="bilinear")
 
 
 def log_prob(target) -> Objective:
     """``log softmax(logits)[target]`` per image (maximize: the class's log-probability)."""
     def fn(f: Features):
-        idx = _index(target, f.logits.shape[0], f.logits.device)
+        idx = per_image_index(target, f.logits.shape[0], f.logits.device)
         return f.logits.log_softmax(-1).gather(1, idx[:, None])[:, 0]
     return Objective(fn, logits=True, name=f"log_prob({target})")
 
@@ -77,7 +77,6 @@ def unrecognizable(model, targets, config: UnrecognizableConfig | None = None, *
     Example:
         >>> u = convlens.unrecognizable(m, ["robin", "king penguin"], size=128); u.labels
     """
-    from dataclasses import replace
     cfg = replace(config or UnrecognizableConfig(), **overrides)
     model = check_model(model)
     if not 0 < cfg.confidence < 1:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import torch
 
-from .synthesis import _one_thread  # one torch thread per section (see there)
+from ..adversarial import (dimension_study, evolve_unrecognizable, fgsm, fool, linear_mixing_panel, linear_walkthrough,
+                           mix_gradient, robustness, train_linear_digits, universal_perturbation, unrecognizable)
+from ..adversarial.base import forward_logits
+from ..adversarial.hog import hog_match
+from ..images import sample_image
+from ..inspect import sample_dataset
+from ..render import grid, stack_rows
+from .foundation import foolbox_photos
+from .threads import one_thread  # small-batch work: one torch thread per section (measured there)
 
 FOOL_IMAGES = ["chelsea", "coffee", "astronaut"]
 FOOL_CLASSES = ["goldfish", "ostrich", "toaster"]
@@ -13,7 +21,6 @@ UNRECOGNIZABLE = ["robin", "king penguin", "goldfish", "school bus"]
 
 
 def linear(report, ctx):
-    from ..adversarial import dimension_study, linear_walkthrough
     w = linear_walkthrough()
     sec = report.section("Why adversarial examples exist: linearity", "The lecture's worked example (Goodfellow, "
                          "Shlens & Szegedy 2015): logistic regression P(class 1) = 1/(1+e^-(w.x+b)). Moving every "
@@ -30,9 +37,6 @@ def linear(report, ctx):
 
 
 def fooling(report, ctx):
-    from ..adversarial import fgsm, fool
-    from ..images import sample_image
-    from ..render import stack_rows
     m = ctx.model
     size = 128 if ctx.quick else 224
     names = FOOL_IMAGES[:1] if ctx.quick else FOOL_IMAGES
@@ -40,7 +44,6 @@ def fooling(report, ctx):
     imgs = torch.cat([sample_image(n, size) for n in names])
     truth = ["-"] * len(names)
     if not ctx.quick:  # and one of foolbox's ImageNet validation photos, whose true label is known
-        from .foundation import foolbox_photos
         fb, paths, labels = foolbox_photos(FOOL_FOOLBOX, size)
         imgs, names, truth = torch.cat([imgs, fb]), names + [p.rsplit("/", 1)[-1] for p in paths], truth + labels
     sec = report.section("Fooling images", "Szegedy et al. 2014 and the lecture's recipe: start from any image, "
@@ -68,8 +71,6 @@ def fooling(report, ctx):
 
 
 def unrecognizable_section(report, ctx):
-    from ..adversarial import unrecognizable
-    from ..render import stack_rows
     m = ctx.model
     size = 64 if ctx.quick else 224
     classes = UNRECOGNIZABLE[:2] if ctx.quick else UNRECOGNIZABLE
@@ -83,7 +84,6 @@ def unrecognizable_section(report, ctx):
     sec.figure(stack_rows([noise.render(), blank.render()]), "adversarial_unrecognizable.png",
                f"{size} px; {noise.steps} and {blank.steps} steps. Labels: the class and the model's confidence.",
                command=f"convlens unrecognizable --target '{','.join(classes)}' --start noise -o fooled.png")
-    from ..adversarial import evolve_unrecognizable
     evo_classes, gens = (["pinwheel"], 3) if ctx.quick else (["peacock", "pinwheel", "monarch", "jellyfish"], 25)
     e = evolve_unrecognizable(m, evo_classes, size=96, generations=gens)
     sec.figure(e.render(), "adversarial_evolved.png",
@@ -98,8 +98,6 @@ def unrecognizable_section(report, ctx):
 
 
 def mixing(report, ctx):
-    from ..adversarial import linear_mixing_panel, mix_gradient, train_linear_digits
-    from ..images import sample_image
     m = ctx.model
     clf = train_linear_digits()
     panel, mixes = linear_mixing_panel(clf)
@@ -121,7 +119,6 @@ def mixing(report, ctx):
     eps = ["1/255", "2/255", "4/255"]
     one = mix_gradient(m, cat, "goldfish", eps)
     many = mix_gradient(m, cat, "goldfish", eps, repeats=8)
-    from ..render import stack_rows
     sec.figure(stack_rows([one.render(tile=160), many.render(tile=160, template=False)]), "adversarial_mix_deep.png",
                "Top: the goldfish template at the cat image (dS/dx), then cat + eps sign(template) in one portion, "
                "with p(goldfish) ('not top': the cat class still wins). Bottom: the same eps mixed in 8 portions.",
@@ -130,10 +127,6 @@ def mixing(report, ctx):
 
 
 def _universal(sec, m, ctx):
-    from ..adversarial import universal_perturbation
-    from ..adversarial.base import forward_logits
-    from ..inspect import sample_dataset
-    from ..render import grid
     n, size, steps = (6, 64, 3) if ctx.quick else (16, 128, 8)
     ds = sample_dataset(2 * n, size=size, seed=1).tensor()  # the first ones: whole photos, then crops
     u = universal_perturbation(m, ds[n:], "8/255", steps=steps, held_out=ds[:n])
@@ -155,8 +148,6 @@ def _universal(sec, m, ctx):
 
 
 def hog_section(report, ctx):
-    from ..adversarial.hog import hog_match
-    from ..images import sample_image
     size, steps = (64, 60) if ctx.quick else (96, 600)
     r = hog_match(sample_image("chelsea", size), sample_image("coffee", size), size=size, steps=steps)
     c = r.config
@@ -175,8 +166,6 @@ def hog_section(report, ctx):
 
 
 def robustness_section(report, ctx):
-    from ..adversarial import robustness
-    from ..inspect import sample_dataset
     m = ctx.model
     n, size = (4, 96) if ctx.quick else (12, 160)
     data = sample_dataset(n, size=size).tensor()
@@ -192,6 +181,6 @@ def robustness_section(report, ctx):
               [[a[0], a[1], a[2], b[1], b[2]] for a, b in zip(f.rows(), p.rows())])
 
 
-SECTIONS: list = [(name, _one_thread(b)) for name, b in (
+SECTIONS: list = [(name, one_thread(b)) for name, b in (
     ("adv-linear", linear), ("adv-fooling", fooling), ("adv-unrecognizable", unrecognizable_section),
     ("adv-mixing", mixing), ("adv-hog", hog_section), ("adv-robustness", robustness_section))]

@@ -1,22 +1,22 @@
 """Demo-report sections for the attribution concern: (name, build(report, ctx)) pairs, in order."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+from .. import attribution as A
+from ..images import resize_shorter, sample_image
+from ..render import grid, stack_rows
+from .foundation import foolbox_photos
 
 
 def _full(name: str, side: int = 224) -> torch.Tensor:
     """A sample image with its whole frame kept, shorter side resized to ``side``."""
-    from ..images import resize_shorter, sample_image
     return resize_shorter(sample_image(name), side)
 
 
 def side_by_side_methods(report, ctx):
-    from pathlib import Path
-
-    from .. import attribution as A
-    from ..images import sample_image
-    from ..render import grid
-    from .foundation import foolbox_photos
     m = ctx.model
     q = ctx.quick
     side = 128 if q else m.input_size
@@ -58,8 +58,6 @@ def side_by_side_methods(report, ctx):
 
 
 def grabcut_section(report, ctx):
-    from .. import attribution as A
-    from ..render import stack_rows
     m = ctx.model
     names = ["coffee"] if ctx.quick else ["coffee", "chelsea", "flower", "rocket"]
     sec = report.section("Segmentation without supervision", "GrabCut (Rother 2004) seeded from saliency "
@@ -80,9 +78,6 @@ def grabcut_section(report, ctx):
 
 
 def neurons_section(report, ctx):
-    from .. import attribution as A
-    from ..images import sample_image
-    from ..render import grid
     m = ctx.model
     layer = "features.14"
     channels = [7] if ctx.quick else [7, 21, 42, 99, 120]
@@ -132,9 +127,6 @@ def _rgb_crop(a: torch.Tensor, box) -> torch.Tensor:
 
 
 def sanity_section(report, ctx):
-    from .. import attribution as A
-    from ..images import sample_image
-    from ..render import stack_rows
     m = ctx.model
     img = sample_image("chelsea", 128 if ctx.quick else m.input_size)
     methods = ["saliency", "guided_backprop"] if ctx.quick else ["saliency", "guided_backprop", "grad_cam",

@@ -6,6 +6,14 @@ import html
 
 import numpy as np
 
+from ..embed import (embed_images, pixel_vs_feature, project, thumbnail_map, trustworthiness, tsne_grid, why_similar,
+                     words)
+from ..embed.extract import digits_images
+from ..embed.maps import pixel_vectors
+from ..images.labelled import labelled_photos, loo_1nn_accuracy
+from ..inspect import sample_dataset
+from ..render import stack_rows
+
 
 def _pre(sec, text: str) -> None:
     sec.parts.append(f"<pre>{html.escape(text)}</pre>")
@@ -14,8 +22,6 @@ def _pre(sec, text: str) -> None:
 def _samples_store(ctx):
     """The bundled sample photos with their crops and flips, embedded once and shared by the sections."""
     if "embed_samples" not in ctx.cache:
-        from ..embed import embed_images
-        from ..inspect import sample_dataset
         n = 80 if ctx.quick else 300
         ds = sample_dataset(n, size=224)
         store = embed_images(ctx.model, ds, out=ctx.out / "stores" / f"samples{n}", batch_size=32)
@@ -25,8 +31,6 @@ def _samples_store(ctx):
 
 def _digits_store(ctx):
     if "embed_digits" not in ctx.cache:
-        from ..embed import embed_images
-        from ..embed.extract import digits_images
         n = 300 if ctx.quick else 700
         imgs, labels = digits_images(n, side=64)
         store = embed_images(ctx.model, imgs, out=ctx.out / "stores" / f"digits{n}", labels=labels, size=64,
@@ -38,8 +42,6 @@ def _digits_store(ctx):
 def _gcompris_store(ctx):
     """gcompris's 216 labelled photos (11 groups), embedded once and shared by the sections."""
     if "embed_gcompris" not in ctx.cache:
-        from ..embed import embed_images
-        from ..images.labelled import labelled_photos
         photos = labelled_photos("gcompris")
         store = embed_images(ctx.model, str(photos.folder), out=ctx.out / "stores" / "gcompris", batch_size=32)
         ctx.cache["embed_gcompris"] = (photos, store)
@@ -47,9 +49,6 @@ def _gcompris_store(ctx):
 
 
 def neighbors_section(report, ctx):
-    from ..embed import pixel_vs_feature
-    from ..embed.maps import pixel_vectors
-    from ..images.labelled import loo_1nn_accuracy
     photos, store = _gcompris_store(ctx)
     m = ctx.model
     labels = store.labels()
@@ -83,7 +82,6 @@ def neighbors_section(report, ctx):
 
 
 def maps_section(report, ctx):
-    from ..embed import project, thumbnail_map, trustworthiness, tsne_grid
     dstore, nd = _digits_store(ctx)
     labels = dstore.labels()
     sec = report.section("Maps: PCA, t-SNE and the t-SNE grid",
@@ -118,8 +116,6 @@ def maps_section(report, ctx):
 
 
 def why_section(report, ctx):
-    from ..embed import why_similar
-    from ..render import stack_rows
     ds, store, n = _samples_store(ctx)
     pairs = [(0, int(store.neighbors(0, k=1).indices[0, 0]))]
     if not ctx.quick:
@@ -140,7 +136,6 @@ def why_section(report, ctx):
 
 
 def words_section(report, ctx):
-    from ..embed import words
     sec = report.section("Word and phrase neighbours",
                          "The lecture's lists, printed in its layout, from real word vectors: cnsyn's 129,691 Chinese "
                          "words x 75 (PaddleNLP token embeddings). 黄焖鸡 is not in that vocabulary, so it is "

@@ -1,9 +1,14 @@
 """Demo sections of the foundation: predictions of the default model, its layer table."""
 from __future__ import annotations
 
-from ..images import PHOTOS, sample_image
+import torch
+
 from ..drivers.predict import predict
-from ..render import grid
+from ..images import PHOTOS, sample_image
+from ..images.labelled import labelled_photos
+from ..inspect.stages import stage_layers
+from ..probe import Probe, receptive_field
+from ..render import grid, heatmap
 
 
 def predictions(report, ctx):
@@ -27,7 +32,6 @@ def predictions(report, ctx):
 
 def foolbox_photos(indices, size):
     """Some of foolbox's ImageNet photos for the other sections: (images (N,3,S,S), file paths, true labels)."""
-    from ..images.labelled import labelled_photos
     photos = labelled_photos("imagenet20")
     imgs = photos.images(size)[list(indices)]
     return imgs, [str(photos.paths[i]) for i in indices], [photos.label_of(i) for i in indices]
@@ -35,7 +39,6 @@ def foolbox_photos(indices, size):
 
 def labelled_predictions(sec, m, n: int = 20) -> None:
     """foolbox's ImageNet validation photos: the true label beside the top-5, and the accuracy."""
-    from ..images.labelled import labelled_photos
     photos = labelled_photos("imagenet20")
     idx = list(range(min(n, len(photos))))
     x = photos.images(m.input_size)[idx]
@@ -60,12 +63,6 @@ def stage_strip(m, image: str = "chelsea"):
     """The network at a glance: the image, then each resolution stage's last block (found from the
     model, ``inspect.stages.stage_layers``) as its mean activation map over channels, labelled with
     channels x size and receptive field."""
-    import torch
-
-    from ..images import sample_image
-    from ..inspect.stages import stage_layers
-    from ..probe import Probe, receptive_field
-    from ..render import heatmap
     stages = stage_layers(m)
     img = sample_image(image, m.input_size)
     with Probe(m, stages, detach=True) as p, torch.inference_mode():
@@ -81,7 +78,6 @@ def stage_strip(m, image: str = "chelsea"):
 
 
 def layer_table(report, ctx):
-    from ..probe import receptive_field
     m = ctx.model
     sec = report.section("Layers", f"The addressable layers of {m.name}: dotted name, type, output shape at "
                          f"{m.input_size[0]} px, parameters, and each top-level block's exact receptive field.")

@@ -1,13 +1,17 @@
 """Demo-report sections for the inspect concern: filter grids, activation grids, max-activating patches."""
 from __future__ import annotations
 
+from collections import Counter
+
+from ..images import labelled_photos, sample_image
+from ..inspect import activations, filters, max_activating_patches, sample_dataset, top_activations
+from ..models import load_model
+
 PATCH_LAYER = "features.6"
 PATCH_CHANNELS = [1, 21, 3, 14, 26, 30]  # picked by eye from all 32 over 400 samples: stars, roof tiles, petals, highlights
 
 
 def filter_grids(report, ctx):
-    from ..inspect import filters
-    from ..models import load_model
     m = ctx.model
     sec = report.section("Filters", "Raw conv weights as images (scale: 0.5 + w / 2max|w| per filter, so 0 is "
                          "mid-grey). The offline MobileNetV2's first layer is 32 RGB 3x3 filters (colour "
@@ -32,11 +36,6 @@ VGG_PATCH_LAYER = "features.25"   # relu5_1 of VGG-16
 
 def vgg_units(report, ctx):
     """The lecture's VGG-16 rows on real ImageNet weights: conv1_1 filters, conv5 units over labelled photos."""
-    from collections import Counter
-
-    from ..images import labelled_photos
-    from ..inspect import filters, max_activating_patches, top_activations
-    from ..models import load_model
     vgg = load_model("vgg16-imagenet")
     photos = labelled_photos("gcompris")
     n = 48 if ctx.quick else len(photos)
@@ -74,8 +73,6 @@ def vgg_units(report, ctx):
 
 
 def activation_grids(report, ctx):
-    from ..images import sample_image
-    from ..inspect import activations
     m = ctx.model
     cat = sample_image("chelsea", m.input_size)
     sec = report.section("Activations", "Feature maps of the cat (Yosinski et al. 2015), strongest mean first; red "
@@ -92,7 +89,6 @@ def activation_grids(report, ctx):
 
 
 def max_patches(report, ctx):
-    from ..inspect import max_activating_patches, sample_dataset
     m = ctx.model
     n = 48 if ctx.quick else 400
     channels = PATCH_CHANNELS[:3] if ctx.quick else PATCH_CHANNELS

@@ -14,7 +14,10 @@ from typing import Callable
 import torch
 
 from ..catalog import explorer_view
+from ..errors import ConvlensError
+from ..models import load_model
 from ..render import Report
+from . import adversarial, attribution, embed, foundation, inspect, synthesis, texture
 
 
 @dataclass
@@ -29,13 +32,11 @@ class DemoContext:
     @property
     def model(self):
         if "model" not in self.cache:
-            from ..models import load_model
             self.cache["model"] = load_model()
         return self.cache["model"]
 
 
 def all_sections() -> list[tuple[str, Callable]]:
-    from . import adversarial, attribution, embed, foundation, inspect, synthesis, texture
     out = []
     for mod in (foundation, embed, inspect, attribution, synthesis, adversarial, texture):
         out.extend(mod.SECTIONS)
@@ -55,7 +56,6 @@ def run_demo(out="out/demo", quick: bool = False, only: list[str] | None = None,
     if only:
         unknown = set(only) - {n for n, _ in sections}
         if unknown:
-            from ..errors import ConvlensError
             raise ConvlensError(f"unknown demo section(s) {', '.join(sorted(unknown))}; "
                                 f"choose from {', '.join(n for n, _ in sections)}")
         sections = [(n, b) for n, b in sections if n in only]

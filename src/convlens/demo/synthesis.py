@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import torch
 
+from ..images import fit, sample_image
+from ..inspect import sample_dataset
+from ..models import load_model
+from ..recipes import (deepdream, invert_layers, load_face_generator, visualize_channel, visualize_class,
+                       visualize_facets)
+from ..render import grid
+from .threads import one_thread
+
 CLASSES = ["flamingo", "pelican", "ground beetle", "Indian cobra"]
 
 
 def class_viz(report, ctx):
-    from ..recipes import visualize_class
-    from ..render import grid
     m = ctx.model
     size, steps = (64, 6) if ctx.quick else (160, 128)
     sec = report.section("Class visualization", "Images synthesized to maximize a class score before softmax. "
@@ -33,8 +39,6 @@ def class_viz(report, ctx):
 
 
 def channel_viz(report, ctx):
-    from ..recipes import visualize_channel
-    from ..render import grid
     m = ctx.model
     size, steps = (48, 4) if ctx.quick else (112, 80)
     sec = report.section("Channel visualization", "Images maximizing the mean activation of one channel, "
@@ -49,9 +53,6 @@ def channel_viz(report, ctx):
 
 
 def dreams(report, ctx):
-    from ..images import fit, sample_image
-    from ..recipes import deepdream
-    from ..render import grid
     m = ctx.model
     size, octaves, steps = (64, 2, 2) if ctx.quick else (256, 3, 8)
     sec = report.section("DeepDream", "Amplify what a layer sees: maximize the sum of its squared activations "
@@ -66,7 +67,6 @@ def dreams(report, ctx):
                           guide=fit(sample_image("coffee"), 224)).image)
     labels.append("features.10 guided by coffee")
     if not ctx.quick:  # the lecture's network: the offline ImageNet VGG-16, relu4_3
-        from ..models import load_model
         imgs.append(deepdream(load_model("vgg16-imagenet"), cat, "features.22", octaves=octaves, steps=steps).image)
         labels.append("VGG-16 relu4_3 (features.22)")
     sec.figure(grid(imgs, labels, ncol=len(imgs), tile=min(size, 256), upscale="bilinear"), "dreams.png",
@@ -76,8 +76,6 @@ def dreams(report, ctx):
 
 
 def generator_space(report, ctx):
-    from ..recipes import load_face_generator, visualize_class
-    from ..render import grid
     m = ctx.model
     size, steps = (64, 3) if ctx.quick else (160, 40)
     sec = report.section("Generator space", "Nguyen et al. 2016: optimize the code z of a trained generator, "
@@ -101,9 +99,6 @@ def generator_space(report, ctx):
 
 
 def inversion(report, ctx):
-    from ..images import sample_image
-    from ..models import load_model
-    from ..recipes import invert_layers
     m = load_model("vgg16-imagenet")
     size, steps = (48, 5) if ctx.quick else (128, 120)
     layers = ["features.1", "features.6", "features.11", "features.18", "features.25"]   # relu1_1 .. relu5_1
@@ -118,8 +113,6 @@ def inversion(report, ctx):
 
 
 def facets(report, ctx):
-    from ..inspect import sample_dataset
-    from ..recipes import visualize_facets
     m = ctx.model
     layer, ch = FACET_CHANNEL
     if ctx.quick:
@@ -139,19 +132,7 @@ def facets(report, ctx):
 
 FACET_CHANNEL = ("features.10", 8)
 
-def _one_thread(build):
-    """Run a section with one torch thread. These are small-batch optimizations: a second thread gains
-    little when the cores are free, and when other processes load them the spinning OpenMP threads lose
-    badly (measured on the 2-core machine under load: 4 classes x 10 steps at 128 px took 4.4 s with one
-    thread and 67 s with two; the class grid took 305 s with two)."""
-    def run(report, ctx):
-        from ..drivers.forward import thread_budget
-        with thread_budget(1):
-            return build(report, ctx)
-    run.__name__ = build.__name__
-    return run
 
-
-SECTIONS = [(name, _one_thread(b)) for name, b in (
+SECTIONS = [(name, one_thread(b)) for name, b in (
     ("classviz", class_viz), ("channels", channel_viz), ("facets", facets), ("deepdream", dreams),
     ("generator", generator_space), ("inversion", inversion))]

@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import time
 
-from .synthesis import _one_thread  # small-batch work: one torch thread (measured there)
+from ..images import resize_long, sample_image
+from ..models import load_model
+from ..models.style_nets import STYLE_NAMES
+from ..recipes.fast_style import arbitrary_style, fast_style, load_fast_style
+from ..recipes.style import STYLE_LAYERS, style_transfer, texture_layer_sets
+from ..render import grid
+from ..texture import efros_leung, quilting, wei_levoy
+from ..texture.samples import prepare_sample, texture_image
+from .threads import one_thread  # small-batch work: one torch thread per section (measured there)
 
 
 def nn_textures(report, ctx):
-    from ..render import grid
-    from ..texture import efros_leung, quilting, wei_levoy
-    from ..texture.samples import prepare_sample
     s_size, out = (40, 48) if ctx.quick else (96, 128)
     sample = prepare_sample("brick", crop=384, size=s_size)
     sec = report.section("Texture synthesis by nearest neighbours",
@@ -35,14 +40,11 @@ def nn_textures(report, ctx):
 def _style_model(ctx, name):
     key = f"model:{name}"
     if key not in ctx.cache:
-        from ..models import load_model
         ctx.cache[key] = load_model(name)
     return ctx.cache[key]
 
 
 def gram_textures(report, ctx):
-    from ..recipes.style import STYLE_LAYERS, texture_layer_sets
-    from ..texture.samples import prepare_sample
     m = _style_model(ctx, "vgg16-imagenet")
     size, steps = (32, 3) if ctx.quick else (96, 60)
     layers = STYLE_LAYERS["vgg16-imagenet"][1][:4]
@@ -59,8 +61,6 @@ def gram_textures(report, ctx):
 
 
 def style(report, ctx):
-    from ..recipes.style import style_transfer
-    from ..render import grid
     size, steps = (48, 3) if ctx.quick else (128, 100)
     sec = report.section("Neural style transfer",
                          "Gatys, Ecker & Bethge 2016 on the optimization engine: L-BFGS from the content image, "
@@ -88,12 +88,6 @@ def style(report, ctx):
 
 
 def fast(report, ctx):
-    from ..images import sample_image
-    from ..models.style_nets import STYLE_NAMES
-    from ..recipes.fast_style import arbitrary_style, fast_style, load_fast_style
-    from ..recipes.style import resize_long
-    from ..render import grid
-    from ..texture.samples import texture_image
     size = 96 if ctx.quick else 256
     net = load_fast_style()
     sec = report.section("Fast style transfer",
@@ -125,5 +119,5 @@ def fast(report, ctx):
                        "# or: apply starry chelsea; arbitrary starry_night chelsea")
 
 
-SECTIONS = [(name, _one_thread(b)) for name, b in (
+SECTIONS = [(name, one_thread(b)) for name, b in (
     ("texture-nn", nn_textures), ("texture-gram", gram_textures), ("style", style), ("fast-style", fast))]

@@ -18,8 +18,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
+from ..images.io import fit, load_image
 from ..models.model import Model
 from ..probe.probe import Probe
+from .onnx import Switch
 from .stem_grad import speed_up_stems
 
 # Measured on the 2-core CPU this project targets (benchmarks/bench_forward.py): channels_last
@@ -41,15 +43,20 @@ def thread_budget(threads: int | None):
         torch.set_num_threads(old)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity; ``os.cpu_count()`` where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """CONVLENS_THREADS if set, else the number of usable cores."""
     env = os.environ.get("CONVLENS_THREADS")
     if env:
         return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return os.cpu_count() or 1
+    return usable_cores()
 
 
 @dataclass
@@ -70,8 +77,6 @@ class Batch:
 
 def iter_batches(images, batch_size: int, size=None, loader: Callable | None = None) -> Iterator[torch.Tensor]:
     """Batches of (B, 3, H, W) from a tensor or an iterable of tensors / paths / PIL images."""
-    from ..images import fit, load_image
-
     if isinstance(images, torch.Tensor):
         for i in range(0, images.shape[0], batch_size):
             yield fit(images[i:i + batch_size], size) if size is not None else images[i:i + batch_size]
@@ -115,8 +120,6 @@ def batched_forward(model: Model, images: torch.Tensor | Iterable, layers: str |
         >>> m = load_model("resnet18", weights=None)
         >>> for b in batched_forward(m, torch.rand(4, 3, 64, 64), "layer1", size=None): pass
     """
-    from .onnx import Switch
-
     layer_list = [layers] if isinstance(layers, str) else list(layers or [])
     size = model.input_size if size == "model" else size
     run_torch = torch_pass(model, layer_list, channels_last, truncate)

@@ -16,8 +16,10 @@ import torch
 from PIL import Image
 
 from ..errors import ConvlensError
+from ..images import fit, image_from_arg, load_image
 from ..images.io import save_png
 from ..models.model import Model
+from ..probe import Probe
 from ..render.figures import colormap
 from .draw import compose, near_square, to_pil
 
@@ -66,7 +68,9 @@ def layer_scale(maps: torch.Tensor, q: float = 0.995) -> torch.Tensor:
     return (s if s > 0 else a.max()).clamp_min(1e-12)
 
 
-def _render_maps(maps: torch.Tensor, scale: str) -> list[Image.Image]:
+def render_maps(maps: torch.Tensor, scale: str) -> list[Image.Image]:
+    """Activation maps (C, H, W) as PIL tiles: maps with negative values on RdBu_r (0 in its middle),
+    others in grey from 0; ``scale`` "layer" divides all by ``layer_scale``, else each map by its own max |a|."""
     signed = bool((maps < 0).any())
     m = maps.float()
     if scale == "layer":
@@ -78,6 +82,8 @@ def _render_maps(maps: torch.Tensor, scale: str) -> list[Image.Image]:
         return [Image.fromarray(colormap(v, "RdBu_r")) for v in vals]
     vals = (m / s).clamp(0, 1)
     return [to_pil(v) for v in vals]
+
+
 
 
 def activations(model: Model, image, layer: str, *, order: str = "channel", highlight: int = 8,
@@ -102,8 +108,6 @@ def activations(model: Model, image, layer: str, *, order: str = "channel", high
         >>> a.maps.shape
         torch.Size([24, 56, 56])
     """
-    from ..images import fit, image_from_arg, load_image
-    from ..probe import Probe
 
     if order not in ORDERS:
         raise ConvlensError(f"order must be one of {', '.join(ORDERS)}, got '{order}'")
@@ -133,7 +137,7 @@ def activations(model: Model, image, layer: str, *, order: str = "channel", high
     strongest = by_mean[:max(0, highlight)]
     tpx = tile or int(min(96, max(48, H * max(1, round(48 / H)))))
     rows, cols = near_square(len(shown), 16 if tpx <= 64 else 12)
-    tiles = _render_maps(maps[shown], scale)
+    tiles = render_maps(maps[shown], scale)
     mname = getattr(model, "name", "model")
     signed = bool((maps < 0).any())
     notes = [f"{C} maps of {H}x{W}, ordered by {'channel index' if order == 'channel' else 'mean activation'}; "

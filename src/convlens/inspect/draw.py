@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..render.figures import BG, FG, _fit_text, as_pil, font, text_size
+from ..render.figures import BG, FG, as_pil, fit_text, font, text_size
 
 HIGHLIGHT = (220, 30, 30)
 
@@ -75,10 +75,10 @@ def compose(tiles: Sequence, nrow: int, ncol: int, *, tile: tuple[int, int], pad
     d = ImageDraw.Draw(canvas)
     y0 = pad
     if title:
-        d.text((pad, 0), _fit_text(title, W - 2 * pad, label_size + 3), fill=FG, font=font(label_size + 3))
+        d.text((pad, 0), fit_text(title, W - 2 * pad, label_size + 3), fill=FG, font=font(label_size + 3))
         y0 = title_h
     for n in notes:
-        d.text((pad, y0), _fit_text(n, W - 2 * pad, label_size), fill=(90, 90, 90), font=font(label_size))
+        d.text((pad, y0), fit_text(n, W - 2 * pad, label_size), fill=(90, 90, 90), font=font(label_size))
         y0 += text_size("Ag", label_size)[1]
     if left is not None:
         canvas.paste(left, (pad, header_h + col_h + pad))
@@ -106,7 +106,7 @@ def compose(tiles: Sequence, nrow: int, ncol: int, *, tile: tuple[int, int], pad
         if highlight is not None and highlight[i]:
             d.rectangle([x - 1, y - 1, x + tw, y + th], outline=HIGHLIGHT, width=2)
         if labels and labels[i]:
-            d.text((x, y + th + 1), _fit_text(str(labels[i]), tw + pad, label_size), fill=FG, font=font(label_size))
+            d.text((x, y + th + 1), fit_text(str(labels[i]), tw + pad, label_size), fill=FG, font=font(label_size))
     return canvas, boxes
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from ..errors import ConvlensError
-from .activations import _render_maps
+from .activations import render_maps
 from .draw import compose, near_square
 from .stages import producing_conv
 
@@ -42,7 +42,7 @@ def activation_atlas(maps: torch.Tensor, scale: str = "layer") -> tuple[Image.Im
     t, pad = lay["tile"], lay["pad"]
     canvas = Image.new("RGB", (lay["width"], lay["height"]), (255, 255, 255))
     resample = Image.NEAREST if t >= max(H, W) else Image.BILINEAR
-    for c, tile in enumerate(_render_maps(maps, scale)):
+    for c, tile in enumerate(render_maps(maps, scale)):
         r, q = divmod(c, lay["cols"])
         canvas.paste(tile.resize((t, t), resample), (pad + q * (t + pad), pad + r * (t + pad)))
     return canvas, lay

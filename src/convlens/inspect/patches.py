@@ -21,8 +21,10 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..errors import ConvlensError
+from ..images import fit, load_image
 from ..images.io import save_png
 from ..models.model import Model
+from ..probe import receptive_field
 from .draw import HIGHLIGHT, compose, to_pil
 from .topk import TopActivations, as_stream, top_activations
 
@@ -146,8 +148,6 @@ def max_activating_patches(model: Model, images, layer: str, channels=None, k: i
         >>> p.crops.shape
         torch.Size([2, 6, 3, 59, 59])
     """
-    from ..images import fit, load_image
-    from ..probe import receptive_field
 
     if not isinstance(model, Model):
         raise ConvlensError("max_activating_patches needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")

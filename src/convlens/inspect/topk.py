@@ -26,8 +26,10 @@ from typing import Callable, Iterable
 
 import torch
 
+from ..drivers import batched_forward
 from ..drivers.forward import length as _length
 from ..errors import ConvlensError
+from ..images.io import write_atomic
 from ..images.resolve import resolve_images
 from ..models.model import Model
 
@@ -82,7 +84,6 @@ class TopActivations:
 
     def save(self, path) -> Path:
         """Write the state atomically (torch format, tensors and plain values only)."""
-        from ..images.io import write_atomic
         buf = io.BytesIO()
         torch.save(self.state_dict(), buf)
         return write_atomic(path, buf.getvalue())
@@ -285,7 +286,6 @@ def top_activations(model: Model, images, layer: str, channels=None, k: int = 9,
         >>> top.values.shape, top.positions.shape
         (torch.Size([2, 4]), torch.Size([2, 4, 2]))
     """
-    from ..drivers import batched_forward
     if not isinstance(model, Model):
         raise ConvlensError("top_activations needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     if k < 1:

@@ -18,9 +18,12 @@ import torchvision
 from torchvision.models import get_model, get_model_weights, list_models
 
 from ..errors import ConvlensError, closest
+from .efficientnet_lite import load_efficientnet_lite2
+from .hed import load_vgg16_hed
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_classes
 from .model import Model
 from .offline import ensure_offline_weights
+from .vgg_imagenet import load_vgg16_imagenet
 
 DEFAULT_MODEL = "mobilenet_v2"
 # convlens's "default" differs from torchvision's only where an offline file exists.
@@ -29,23 +32,9 @@ LECTURE_MODELS = ["alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "resnet10
                   "googlenet", "squeezenet1_1", "mobilenet_v2"]
 
 
-def _vgg16_hed(device):
-    from .hed import load_vgg16_hed
-    return load_vgg16_hed(device)
-
-
-def _vgg16_imagenet(device):
-    from .vgg_imagenet import load_vgg16_imagenet
-    return load_vgg16_imagenet(device)
-
-
-def _efficientnet_lite2(device):
-    from .efficientnet_lite import load_efficientnet_lite2
-    return load_efficientnet_lite2(device)
-
-
 # name -> loader(device) of the networks built from offline package files (not torchvision names)
-OFFLINE_MODELS = {"vgg16-imagenet": _vgg16_imagenet, "vgg16-hed": _vgg16_hed, "efficientnet_lite2": _efficientnet_lite2}
+OFFLINE_MODELS = {"vgg16-imagenet": load_vgg16_imagenet, "vgg16-hed": load_vgg16_hed,
+                  "efficientnet_lite2": load_efficientnet_lite2}
 
 
 def available_models() -> list[str]:

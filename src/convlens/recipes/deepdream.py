@@ -13,7 +13,7 @@ docs/synthesis.md for measured figures).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -70,7 +70,6 @@ def deepdream(model: Model, image: torch.Tensor, layer: str, config: DreamConfig
     Example:
         >>> d = convlens.deepdream(model, convlens.sample_image("chelsea"), "features.10", octaves=3)
     """
-    from dataclasses import replace
     cfg = replace(config or DreamConfig(), **overrides)
     if image.ndim != 4 or image.shape[0] != 1:
         raise ConvlensError(f"deepdream takes one image (1, 3, H, W), got {tuple(image.shape)}")

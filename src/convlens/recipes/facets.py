@@ -25,11 +25,16 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConvlensError
+from ..images.io import fit
+from ..inspect.topk import top_activations
 from ..models.model import Model
 from ..optim import objectives as O
 from ..optim import transforms as T
 from ..optim.loop import OptimResult, optimize
 from ..optim.params import make_param
+from ..probe import receptive_field
+from ..probe.probe import activations
+from ..render import grid
 
 
 @dataclass
@@ -123,7 +128,6 @@ def _kmeans(x: torch.Tensor, k: int, seed: int, n_init: int = 10, iters: int = 1
 
 def _pooled(model: Model, images: torch.Tensor, layer: str, batch: int = 32) -> torch.Tensor:
     """L2-normalized global-average-pooled features of ``layer``: (N, C)."""
-    from ..probe.probe import activations
     out = []
     for i in range(0, len(images), batch):
         a = activations(model, images[i:i + batch], layer)
@@ -142,7 +146,7 @@ def centered_channel(layer: str, ch, sigma: float = 0.25) -> O.Objective:
         xx = (torch.arange(w, device=a.device, dtype=a.dtype) - (w - 1) / 2) / (sigma * w)
         wt = torch.exp(-0.5 * (yy[:, None] ** 2 + xx[None, :] ** 2))
         wt = wt / wt.sum()
-        idx = O._index(ch, n, a.device)
+        idx = O.per_image_index(ch, n, a.device)
         sel = a[torch.arange(n, device=a.device), idx]
         return (sel * wt).flatten(1).sum(1)
     return O.Objective(fn, [layer], name=f"centered_channel({layer}, {ch})")
@@ -160,7 +164,6 @@ def _crop(img: torch.Tensor, cy: float, cx: float, side: int, fill: float = 0.5)
 
 
 def _dataset(model: Model, images) -> tuple[torch.Tensor, list[str] | None]:
-    from ..images.io import fit
     names = list(images.names) if hasattr(images, "names") else None
     data = images.tensor() if hasattr(images, "tensor") else images
     if not isinstance(data, torch.Tensor):
@@ -179,7 +182,6 @@ def pick_channel(model: Model, layer: str, images, n_facets: int = 3, top: int =
     Example:
         >>> c = pick_channel(model, "features.10", convlens.sample_dataset(200), n_facets=3)
     """
-    from ..inspect.topk import top_activations
     data, _ = _dataset(model, images)
     k = min(top, len(data))
     t = top_activations(model, data, layer, channels, k=k, per_image=True, progress=progress)
@@ -220,8 +222,6 @@ def visualize_facets(model: Model, layer_or_class: str, channel, images, n_facet
         >>> f = convlens.visualize_facets(model, "features.10", 8, convlens.sample_dataset(200), n_facets=3)
         >>> f.figure.save("facets.png")
     """
-    from ..probe.probe import activations
-    from ..render import grid
     cfg = replace(config or FacetsConfig(), **overrides)
     if n_facets is not None:
         cfg = replace(cfg, n_facets=int(n_facets))
@@ -238,8 +238,6 @@ def visualize_facets(model: Model, layer_or_class: str, channel, images, n_facet
         objective = O.class_logit(c)
         label, channel = (model.classes[c] if model.classes else str(c)), c
     else:
-        from ..inspect.topk import top_activations
-        from ..probe import receptive_field
         if channel is None:
             channel = pick_channel(model, layer_or_class, data, cfg.n_facets, cfg.top, seed=cfg.seed,
                                    feature_layer=cfg.feature_layer)
@@ -267,7 +265,6 @@ def visualize_facets(model: Model, layer_or_class: str, channel, images, n_facet
     clusters = [[int(order[j]) for j in mem] for mem in members]
 
     size = cfg.size or (128 if patches else model.input_size[0])
-    from ..images.io import fit
     starts = torch.cat([fit(crops_t[mem].mean(0, keepdim=True), size) for mem in members])
 
     def value(x):

@@ -46,7 +46,7 @@ from ..optim import objectives as O
 from ..optim.loop import optimize
 from ..optim.params import Param
 from ..probe.probe import activations
-from .style import (_defaults, as_image, content_loss_layer, gram, resize_long, smooth_features,
+from .style import (as_image, style_layers_for, content_loss_layer, gram, resize_long, smooth_features,
                     style_loss_layer, style_targets)
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -237,7 +237,7 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
     cfg = replace(config or FastStyleConfig(), **overrides)
     lm = loss_model if loss_model is not None else load_model(cfg.loss_model)
     cl, sl = JOHNSON_LAYERS.get(lm.name, (None, None))
-    cl, sl, smooth = _defaults(lm, content_layers or cl, style_layers or sl, "auto")
+    cl, sl, smooth = style_layers_for(lm, content_layers or cl, style_layers or sl, "auto")
     style_img = resize_long(as_image(style), cfg.style_size)
     grams = style_targets(lm, style_img, sl, smooth)
     torch.manual_seed(cfg.seed)

@@ -19,12 +19,14 @@ from typing import Sequence
 import torch
 
 from ..errors import ConvlensError
+from ..images.io import fit
 from ..models.model import Model
 from ..optim import objectives as O
 from ..optim import transforms as T
 from ..optim.loop import OptimResult, optimize
 from ..optim.params import make_param
 from ..probe.probe import activations
+from ..render import grid
 
 
 @dataclass
@@ -70,7 +72,6 @@ def invert(model: Model, image: torch.Tensor, layer: str, config: InvertConfig |
         >>> r = convlens.invert(model, convlens.sample_image("chelsea"), "features.4", steps=100)
         >>> r.distance < 0.2 * r.start_distance
     """
-    from ..images.io import fit
     cfg = replace(config or InvertConfig(), **overrides)
     if image.ndim != 4 or image.shape[0] != 1:
         raise ConvlensError(f"invert takes one image (1, 3, H, W), got {tuple(image.shape)}")
@@ -123,7 +124,6 @@ def invert_layers(model: Model, image: torch.Tensor, layers: Sequence[str], conf
         >>> row = convlens.invert_layers(model, cat, ["features.1", "features.6", "features.13"], steps=100)
         >>> row.figure.save("inversion.png")
     """
-    from ..render import grid
     cfg = replace(config or InvertConfig(), **overrides)
     layers = list(layers)
     out = []

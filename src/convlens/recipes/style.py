@@ -22,20 +22,26 @@ number of elements, so the smoothed features average 1 and the weights keep thei
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
+from torchvision.models import VGG19_Weights
 
 from ..errors import ConvlensError
+from ..images.io import load_image
 from ..images.io import resize_long  # an image helper (images/io.py); importable from here as before
 from ..models.model import Model
+from ..models.offline import cache_dir
 from ..optim import objectives as O
 from ..optim.loop import OptimResult, optimize
 from ..optim.params import PixelParam
 from ..probe.probe import activations
+from ..render import grid
+from ..texture.samples import texture_image
 
 # Layers per network: (content layers, style layers). VGG: Gatys's conv4_2 and relu1_1..relu5_1.
 STYLE_LAYERS = {
@@ -58,9 +64,6 @@ def default_style_model() -> str:
     """"vgg19" (Gatys's network) when torchvision's ImageNet VGG-19 weights are already in the torch
     cache (a connected machine that fetched them once: ``load_model("vgg19")``), else the offline
     ImageNet "vgg16-imagenet" (Keras's VGG-16 conv layers; "vgg16-hed", HED's fine-tuned copy, stays an option)."""
-    import os
-    from ..models.offline import cache_dir
-    from torchvision.models import VGG19_Weights
     return "vgg19" if (cache_dir() / os.path.basename(VGG19_Weights.IMAGENET1K_V1.url)).exists() else DEFAULT_STYLE_MODEL
 
 
@@ -135,7 +138,9 @@ def content_loss_layer(a: torch.Tensor, target: torch.Tensor, relative: bool = T
     return e
 
 
-def _defaults(model: Model, content_layers, style_layers, smooth):
+def style_layers_for(model: Model, content_layers, style_layers, smooth):
+    """(content layers, style layers, smoothing) for ``model``: the given ones, else ``STYLE_LAYERS`` and
+    ``SMOOTH_DEFAULT`` for its name ("auto"/None smoothing); every name is checked against the model."""
     known = STYLE_LAYERS.get(model.name)
     if (content_layers is None or style_layers is None) and known is None:
         raise ConvlensError(f"no default style layers for {model.name}; pass content_layers=... and style_layers=... "
@@ -146,6 +151,8 @@ def _defaults(model: Model, content_layers, style_layers, smooth):
     for name in (*cl, *sl):
         model.module(name)  # unknown names raise with the closest ones
     return cl, sl, sm
+
+
 
 
 def style_targets(model: Model, image: torch.Tensor, layers: Sequence[str], smooth: str | None) -> dict:
@@ -213,9 +220,7 @@ def match_luminance(style_y: torch.Tensor, content_y: torch.Tensor) -> torch.Ten
 def as_image(x) -> torch.Tensor:
     """A tensor (1, 3, H, W), a path, or a sample name (``convlens samples`` plus the style samples)."""
     if isinstance(x, torch.Tensor):
-        from ..images.io import load_image
         return load_image(x)
-    from ..texture.samples import texture_image
     return texture_image(x)
 
 
@@ -284,7 +289,7 @@ def _optimizer(cfg):
 
 def _run(model, content, styles, weights, cfg: StyleConfig, texture_size=None, progress=None, callback=None):
     """Shared by style transfer (content given) and texture synthesis (content None)."""
-    cl, sl, smooth = _defaults(model, cfg.content_layers, cfg.style_layers, cfg.smooth)
+    cl, sl, smooth = style_layers_for(model, cfg.content_layers, cfg.style_layers, cfg.smooth)
     device = model.device
     if cfg.optimizer not in ("lbfgs", "adam"):
         raise ConvlensError(f"optimizer must be lbfgs or adam, got {cfg.optimizer!r}")
@@ -427,9 +432,8 @@ def texture_layer_sets(model: Model, texture, config: TextureConfig | None = Non
                        **overrides):
     """The lecture's figure: textures from progressively higher layer sets (first 1, 2, ... of the
     network's style layers). Returns (list of StyleResult, figure PIL image)."""
-    from ..render import grid
     cfg = replace(config or TextureConfig(), **overrides)
-    _, sl, _ = _defaults(model, (), cfg.layers, cfg.smooth)
+    _, sl, _ = style_layers_for(model, (), cfg.layers, cfg.smooth)
     out = []
     for i in range(1, len(sl) + 1):
         prog = (lambda d, t, i=i: progress((i - 1) * cfg.steps + d, len(sl) * cfg.steps)) if progress else None

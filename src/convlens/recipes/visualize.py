@@ -24,7 +24,7 @@ from ..models.model import Model
 from ..optim import objectives as O
 from ..optim import regularizers as R
 from ..optim import transforms as T
-from ..optim.loop import OptimResult, StepInfo, optimize
+from ..optim.loop import OptimResult, StepInfo, objective_value, optimize
 from ..optim.params import GeneratorParam, Param, make_param
 
 PRESETS = ("robust", "simonyan", "yosinski")
@@ -152,15 +152,7 @@ def run_viz(model: Model, objective: O.Objective, cfg: VizConfig, batch: int, la
                    patience=cfg.patience)
     # report the *untransformed* score of the returned images (the loop's values saw transforms)
     images = res.images if cfg.transforms != "none" else res.best
-    with torch.no_grad():
-        from ..optim.loop import _Runner
-        from ..probe.probe import Probe
-        runner = _Runner(model, objective)
-        if runner.layers:
-            with Probe(model, runner.layers, stop=not objective.logits) as p:
-                scores = runner(images, images, p)
-        else:
-            scores = runner(images, images, None)
+    scores = objective_value(model, objective, images)
     return Visualization(images, list(labels), scores.cpu(), res, cfg)
 
 

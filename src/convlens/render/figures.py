@@ -7,6 +7,7 @@ font, so the same inputs give byte-identical PNGs on every machine.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -21,8 +22,7 @@ FG = (20, 20, 20)
 
 @lru_cache(maxsize=8)
 def font(size: int = 12) -> ImageFont.FreeTypeFont:
-    import matplotlib
-    from pathlib import Path
+    import matplotlib  # heavy: only when a font is first needed
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
     return ImageFont.truetype(str(path), size)
 
@@ -39,7 +39,7 @@ def text_size(text: str, size: int = 12) -> tuple[int, int]:
     return box[2] - box[0], size + 4
 
 
-def _fit_text(text: str, width: int, size: int) -> str:
+def fit_text(text: str, width: int, size: int) -> str:
     if text_size(text, size)[0] <= width:
         return text
     while text and text_size(text + "…", size)[0] > width:
@@ -78,7 +78,7 @@ def grid(images: Sequence, labels: Sequence[str] | None = None, ncol: int | None
     canvas = Image.new("RGB", (W, H), BG)
     draw = ImageDraw.Draw(canvas)
     if title:
-        draw.text((pad, 2), _fit_text(title, W - 2 * pad, label_size + 3), fill=FG, font=font(label_size + 3))
+        draw.text((pad, 2), fit_text(title, W - 2 * pad, label_size + 3), fill=FG, font=font(label_size + 3))
     for i, p in enumerate(pil):
         r, c = divmod(i, ncol)
         x = pad + c * (tw + pad)
@@ -87,7 +87,7 @@ def grid(images: Sequence, labels: Sequence[str] | None = None, ncol: int | None
         if highlight is not None and highlight[i]:
             draw.rectangle([x, y, x + p.width - 1, y + p.height - 1], outline=(220, 30, 30), width=2)
         if labels:
-            draw.text((x, y + th + 1), _fit_text(str(labels[i]), tw, label_size), fill=FG, font=font(label_size))
+            draw.text((x, y + th + 1), fit_text(str(labels[i]), tw, label_size), fill=FG, font=font(label_size))
     return canvas
 
 
@@ -179,12 +179,12 @@ def side_by_side(images: Sequence, labels: Sequence[str] | None = None, height: 
     canvas = Image.new("RGB", (W, H), BG)
     d = ImageDraw.Draw(canvas)
     if title:
-        d.text((pad, 1), _fit_text(title, W - 2 * pad, 14), fill=FG, font=font(14))
+        d.text((pad, 1), fit_text(title, W - 2 * pad, 14), fill=FG, font=font(14))
     x = pad
     for i, p in enumerate(pil):
         canvas.paste(p, (x, title_h + pad))
         if labels:
-            d.text((x, title_h + pad + p.height + 1), _fit_text(str(labels[i]), p.width, 12), fill=FG, font=font(12))
+            d.text((x, title_h + pad + p.height + 1), fit_text(str(labels[i]), p.width, 12), fill=FG, font=font(12))
         x += p.width + pad
     return canvas
 
