@@ -15,6 +15,11 @@ import torch
 
 from ..errors import ConvlensError
 from ..models.model import Model, validate_images
+from ..render import normalize_map
+from ..render import as_pil, heatmap
+from ..render import overlay
+from ..render import side_by_side
+from ..images import save_png
 
 RENDER_MODES = ("abs", "positive", "negative", "signed", "minmax", "rgb")
 
@@ -62,7 +67,6 @@ class Attribution:
 
     def normalized(self, index: int = 0, mode: str | None = None) -> np.ndarray:
         """Map ``index`` in [0, 1] for display (see ``convlens.render.normalize_map`` for modes)."""
-        from ..render import normalize_map
         mode = self._mode(mode)
         if mode == "rgb":
             return self._rgb(index).transpose(1, 2, 0)
@@ -85,7 +89,6 @@ class Attribution:
 
     def heatmap(self, index: int = 0, mode: str | None = None, cmap: str | None = None):
         """The map alone as a PIL image at image resolution."""
-        from ..render import as_pil, heatmap
         mode = self._mode(mode)
         if mode == "rgb":
             return as_pil(self._rgb(index).transpose(1, 2, 0))
@@ -99,11 +102,9 @@ class Attribution:
             mode: "abs", "positive", "negative", "signed", "minmax" or "rgb" (default: the method's).
             label: True for "method: target", a string, or False.
         """
-        from ..render import overlay
         mode = self._mode(mode)
         text = f"{self.method}: {self.labels[index]}" if label is True else (label or None)
         if mode == "rgb":
-            from ..render import side_by_side
             return side_by_side([self.images[index], self.heatmap(index, "rgb")],
                                 [text or "", "per-channel values (grey = 0)"], height=None)
         return overlay(self.images[index], self.upsampled(index)[0], alpha=alpha, mode=mode, cmap=cmap,
@@ -111,7 +112,6 @@ class Attribution:
 
     def save(self, path, index: int = 0, mode: str | None = None, **kw):
         """Write ``overlay(index, mode)`` as a PNG (atomically). Returns the path."""
-        from ..images import save_png
         return save_png(self.overlay(index, mode, **kw), path)
 
 

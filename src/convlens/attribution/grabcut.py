@@ -16,6 +16,8 @@ from ..errors import ConvlensError
 from ..fields import resolve_config
 from .base import Attribution
 from .saliency import saliency, smoothgrad
+from ..images.io import to_uint8
+from ..render import colormap, side_by_side
 
 
 @dataclass
@@ -59,13 +61,11 @@ class GrabCutResult:
 
     def rgba(self) -> np.ndarray:
         """The cut-out as an RGBA uint8 array (transparent background)."""
-        from ..images.io import to_uint8
         rgb = to_uint8(self.image)
         return np.dstack([rgb, self.mask.cpu().numpy().astype(np.uint8) * 255])
 
     def render(self, height: int = 224):
         """Image, saliency, seeds + mask, cut-out in one row (PIL image)."""
-        from ..render import colormap, side_by_side
         seeds = np.array([[40, 40, 40], [255, 255, 255], [90, 90, 160], [230, 200, 90]], np.uint8)[self.seeds]
         mask = self.mask.cpu().numpy().astype(np.uint8) * 255
         return side_by_side([self.image, colormap(self.saliency), seeds, mask, self.cutout],

@@ -18,6 +18,12 @@ import torch
 from ..errors import ConvlensError
 from ..fields import resolve_config
 from .base import check_images, check_model, resolve_targets
+from .gradcam import grad_cam
+from .guided import deconvnet, guided_backprop
+from .integrated import integrated_gradients
+from .occlusion import occlusion
+from .saliency import saliency, smoothgrad
+from ..render import grid, overlay
 
 
 @dataclass
@@ -56,7 +62,6 @@ class SanityResult:
 
     def render(self, tile: int = 128):
         """The original map then each randomized one, with their rank correlations (PIL image)."""
-        from ..render import grid, overlay
         imgs = [overlay(self.image[0], m, mode="abs") for m in self.maps]
         labels = ["original"] + [f"{n}: {r:.2f}" for n, r, _ in self.rows]
         return grid(imgs, labels, ncol=len(imgs), tile=tile, upscale="bilinear",
@@ -65,11 +70,6 @@ class SanityResult:
 
 def methods() -> dict[str, Callable]:
     """Every attribution method by name (with the CLI's short aliases)."""
-    from .gradcam import grad_cam
-    from .guided import deconvnet, guided_backprop
-    from .integrated import integrated_gradients
-    from .occlusion import occlusion
-    from .saliency import saliency, smoothgrad
     return {"saliency": saliency, "smoothgrad": smoothgrad, "occlusion": occlusion,
             "guided_backprop": guided_backprop, "guided": guided_backprop, "deconvnet": deconvnet,
             "grad_cam": grad_cam, "gradcam": grad_cam, "integrated_gradients": integrated_gradients,

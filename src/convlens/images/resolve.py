@@ -35,7 +35,7 @@ from .digits import digits_images
 from .io import list_images
 from .labelled import labelled_folder
 from .sample_set import sample_dataset
-from .samples import SAMPLES, sample_image
+from .samples import SAMPLES, sample_image, sample_name
 
 FORMS = ("a folder of images, an image file, a sample name (`convlens samples` lists them), 'samples[:N]', "
          "'digits[:N]', 'gcompris' or 'imagenet20'")
@@ -76,15 +76,6 @@ class ImageSet:
         """(source, labels) for ``embed_images`` / ``embed_images_ray`` (a folder stays a folder, so
         the store records it and sub-folder names become labels)."""
         return self.source, self.labels
-
-
-def sample_name(arg: str) -> str | None:
-    """The bundled sample ``arg`` names (``chelsea`` or ``sample:chelsea``), None when it names none
-    or an existing file of that name is meant (without the ``sample:`` prefix)."""
-    name = arg.removeprefix("sample:")
-    if name in SAMPLES and not (os.path.exists(arg) and not arg.startswith("sample:")):
-        return name
-    return None
 
 
 def _count(spec: str, default: int) -> int:

@@ -2,11 +2,13 @@
 paintings from Debian packages (opencv-doc; gcompris-qt-data, see ``paintings``)."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..errors import ConvlensError, closest
 
+# The imports inside functions here, in paintings.py and labelled.py (io, assets) keep torch out of `convlens samples`.
 if TYPE_CHECKING:  # `convlens samples` lists the names without importing torch
     import torch
 
@@ -109,11 +111,19 @@ def is_sample(name) -> bool:
     return isinstance(name, str) and name in SAMPLES
 
 
+def sample_name(arg: str) -> str | None:
+    """The bundled sample ``arg`` names (``chelsea`` or ``sample:chelsea``), None when it names none
+    or an existing file of that name is meant (without the ``sample:`` prefix)."""
+    name = arg.removeprefix("sample:")
+    if name in SAMPLES and not (os.path.exists(arg) and not arg.startswith("sample:")):
+        return name
+    return None
+
+
 def image_from_arg(arg: str, size=None) -> torch.Tensor:
     """A CLI argument: a sample name (``chelsea``, or ``sample:chelsea``) or a file path (the rule of
-    ``resolve.sample_name``, which ``resolve_images`` shares)."""
+    ``sample_name``, which ``resolve_images`` shares)."""
     from .io import load_image
-    from .resolve import sample_name
     name = sample_name(arg)
     if name is not None:
         return sample_image(name, size)

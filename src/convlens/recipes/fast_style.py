@@ -48,6 +48,13 @@ from ..optim.params import Param
 from ..probe.probe import activations
 from .style import (as_image, style_layers_for, content_loss_layer, gram, resize_long, smooth_features,
                     style_loss_layer, style_targets)
+from ..images import list_images, load_image
+from ..images.samples import PHOTOS, sample_image
+from ..models import load_model
+from ..models.style_nets import DEFAULT_STYLE, load_multistyle
+from ..models.style_nets import STYLE_NAMES
+from ..models.style_nets import MultiStyleNet, parse_styles
+from ..models.style_nets import arbitrary_stylize
 
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "data"
 SHIPPED_DEFAULT = "fast_style_ihc"
@@ -168,8 +175,6 @@ class TransformerParam(Param):
 
 
 def _content_images(images) -> list[torch.Tensor]:
-    from ..images import list_images, load_image
-    from ..images.samples import PHOTOS, sample_image
     if images is None or images == "samples":
         return [sample_image(n) for n in PHOTOS]
     if isinstance(images, (list, tuple)):
@@ -233,7 +238,6 @@ def train_fast_style(style, images="samples", config: FastStyleConfig | None = N
         >>> t = convlens.train_fast_style("ihc", steps=4, crop=64, width=8)
         >>> float(t.losses[-1]) < float(t.losses[0])
     """
-    from ..models import load_model
     cfg = replace(config or FastStyleConfig(), **overrides)
     lm = loss_model if loss_model is not None else load_model(cfg.loss_model)
     cl, sl = JOHNSON_LAYERS.get(lm.name, (None, None))
@@ -301,7 +305,6 @@ def load_fast_style(path=None):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from ..models.style_nets import DEFAULT_STYLE, load_multistyle
     if path is None:
         return load_multistyle(DEFAULT_STYLE)
     if not isinstance(path, (str, os.PathLike)) or _is_style_spec(str(path)):
@@ -329,7 +332,6 @@ def load_fast_style(path=None):
 
 def _is_style_spec(s: str) -> bool:
     """'19', 'starry', '19:0.7,3:0.3', 'starry:0.5,mondrian:0.5': a style of the trained 26-style network."""
-    from ..models.style_nets import STYLE_NAMES
     names = {n for n, _ in STYLE_NAMES.values()}
     parts = [p.strip().partition(":")[0] for p in s.split(",") if p.strip()]
     return bool(parts) and all(p.isdigit() or p in names for p in parts)
@@ -363,7 +365,6 @@ def fast_style(net, images, style=None) -> torch.Tensor:
     x = as_image(images) if not isinstance(images, torch.Tensor) else images
     with torch.inference_mode():
         if style is not None:
-            from ..models.style_nets import MultiStyleNet, parse_styles
             if not isinstance(net, MultiStyleNet):
                 raise ConvlensError("style= selects a style of the trained 26-style network; this network has one style")
             return net.eval()(x.float(), parse_styles(style).to(x.device)).clamp(0, 1)
@@ -383,7 +384,6 @@ def arbitrary_style(content, style, strength: float = 1.0, threads: int | None =
     Example:
         >>> y = convlens.arbitrary_style("chelsea", "starry_night")
     """
-    from ..models.style_nets import arbitrary_stylize
     return arbitrary_stylize(as_image(content), as_image(style), strength, threads)
 
 

@@ -7,6 +7,8 @@ import numpy as np
 import torch
 
 from ..errors import ConvlensError
+from .samples import texture_image
+from ..images import save_png
 
 
 def as_sample(sample) -> np.ndarray:
@@ -19,7 +21,6 @@ def as_sample(sample) -> np.ndarray:
         if a.ndim != 3 or a.shape[2] not in (1, 3):
             raise ConvlensError(f"sample array must be (H, W) or (H, W, 3), got {sample.shape}")
     else:
-        from .samples import texture_image
         t = texture_image(sample) if not isinstance(sample, torch.Tensor) else sample.detach().float()
         if t.ndim == 3:
             t = t[None]
@@ -64,7 +65,6 @@ class TextureResult:
         return t.expand(-1, 3, -1, -1).contiguous() if t.shape[1] == 1 else t
 
     def save(self, path):
-        from ..images import save_png
         return save_png(self.image, path)
 
 

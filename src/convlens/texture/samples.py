@@ -8,6 +8,11 @@ import numpy as np
 import torch
 
 from ..errors import ConvlensError
+from ..images.io import load_image
+from ..images.samples import sample_names
+from ..images.io import fit, load_image
+from ..images.samples import image_from_arg
+from ..images.io import resize_long
 
 STYLE_SAMPLES = {
     "hubble": ("hubble_deep_field", "Hubble deep field: dark sky, bright coloured galaxies (skimage)"),
@@ -19,21 +24,17 @@ STYLE_SAMPLES = {
 @lru_cache(maxsize=None)
 def _style_cached(name: str) -> torch.Tensor:
     import skimage.data
-    from ..images.io import load_image
     return load_image(np.asarray(getattr(skimage.data, STYLE_SAMPLES[name][0])()))
 
 
 def texture_names() -> list[str]:
     """Every name ``texture_image`` accepts besides paths."""
-    from ..images.samples import sample_names
     return sample_names() + list(STYLE_SAMPLES)
 
 
 def texture_image(source, size=None) -> torch.Tensor:
     """A sample name (``convlens samples`` + hubble, ihc, colorwheel), a path, an array or a tensor
     -> (1, 3, H, W) float32 in [0, 1]; ``size`` as in ``load_image``."""
-    from ..images.io import fit, load_image
-    from ..images.samples import image_from_arg
     if isinstance(source, str):
         name = source.removeprefix("sample:")
         if name in STYLE_SAMPLES:
@@ -59,6 +60,5 @@ def prepare_sample(source, crop: int = 0, size: int = 0) -> torch.Tensor:
         top, left = (h - c) // 2, (w - c) // 2
         img = img[..., top:top + c, left:left + c]
     if size:
-        from ..images.io import resize_long
         img = resize_long(img, size)
     return img

@@ -4,13 +4,13 @@ from __future__ import annotations
 import io
 
 from fastapi.responses import Response
+from ..images.io import to_uint8
 
 
 def png_bytes(image) -> bytes:
     """A (1, 3, H, W) tensor in [0, 1] or an (H, W, 3) uint8 array as PNG bytes."""
     from PIL import Image
 
-    from ..images.io import to_uint8
     buf = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buf, format="PNG")
     return buf.getvalue()

@@ -17,6 +17,15 @@ from pathlib import Path
 from fastapi import Request
 
 from ..errors import ConvlensError
+from ..errors import closest
+from ..models import available_models
+from ..models.registry import OFFLINE_MODELS
+from .security import new_token
+from .jobs import JobPool
+from ..recipes.style import default_style_model
+from ..models import load_model
+from ..images.samples import SAMPLES, sample_image
+from ..images import load_image
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -39,9 +48,6 @@ def safe_child(root: Path, *names: str, what: str = "name") -> Path:
 
 def require_known_model(name: str, also: str = "") -> None:
     """A ConvlensError (closest names, then ``also``) unless ``name`` is a model convlens can load."""
-    from ..errors import closest
-    from ..models import available_models
-    from ..models.registry import OFFLINE_MODELS
     if name not in available_models() and name not in OFFLINE_MODELS:
         raise ConvlensError(f"unknown model '{str(name)[:60]}' (closest: {closest(str(name), available_models())}){also}")
 
@@ -134,10 +140,8 @@ class AppState:
             self.threads = max(1, (os.cpu_count() or 1) // max(1, self.workers))
         self.models = tuple(dict.fromkeys((self.model_name, *self.models)))
         if not self.token:
-            from .security import new_token
             self.token = new_token()
         if self.jobs is None:
-            from .jobs import JobPool
             self.jobs = JobPool(workers=self.workers, threads=self.threads, orphan_timeout=self.orphan_timeout)
 
     def folder(self, name: str) -> Path:
@@ -155,7 +159,6 @@ class AppState:
     def allowed_models(self) -> list[str]:
         """The models requests may name: the served ones, then the texture recipes' style networks (the
         default one, and the offline VGG-16 feature nets: shipped in packages, so nothing is downloaded)."""
-        from ..recipes.style import default_style_model
         return list(dict.fromkeys((*self.models, default_style_model(), *STYLE_NETWORKS)))
 
     def check_model(self, name: str | None) -> str:
@@ -173,7 +176,6 @@ class AppState:
     def model(self, name: str | None = None, weights: str | None = None):
         """The loaded ``convlens.Model`` of an allowed ``name`` (default: the server's model), from a
         bounded LRU cache; served models use the server's weights unless ``weights`` is given."""
-        from ..models import load_model
         name = self.check_model(name)
         weights = weights or (self.weights if name in self.models else "default")
         key = (name, weights)
@@ -190,15 +192,12 @@ class AppState:
 
         Returns (1, 3, H, W) float32 in [0, 1] at its own size; callers fit it to the model.
         """
-        from ..images.samples import SAMPLES, sample_image
         if ref in SAMPLES:
             return sample_image(ref)
         if isinstance(ref, str) and re.fullmatch(r"[0-9a-f]{16}", ref):
             path = safe_child(self.folder("uploads"), f"{ref}.png", what="image id")
             if path.exists():
-                from ..images import load_image
                 return load_image(path)
-        from ..errors import closest
         raise ConvlensError(f"unknown image '{str(ref)[:60]}'; use a sample name ({closest(str(ref), SAMPLES)}) "
                             "or the id returned by POST /api/images")
 
