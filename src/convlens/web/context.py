@@ -29,6 +29,35 @@ class Cancelled(KeyboardInterrupt):
     """Raised inside a job's progress callback once the job is cancelled (library loops treat it as Ctrl-C)."""
 
 
+class JobFeed:
+    """A job as a library loop's ``progress`` and ``callback``: ``progress`` raises ``Cancelled`` once the job
+    is cancelled (every loop treats it as Ctrl-C and keeps the best so far: the one cancel style of the
+    explorer), ``callback`` posts a preview image at most every ``PREVIEW_EVERY`` s, and on the first and
+    last step (the one preview throttle)."""
+
+    def __init__(self, job):
+        self.job = job
+        self._last = 0.0
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        self.job.progress(done, total)
+        if self.job.cancelled():
+            raise Cancelled()
+
+    def callback(self, info) -> None:
+        now = time.monotonic()
+        if now - self._last >= PREVIEW_EVERY or info.step in (1, info.total):
+            self._last = now
+            img = info.image
+            if img.shape[0] > 1:
+                img = grid(list(img.clamp(0, 1)), [""] * img.shape[0], ncol=min(img.shape[0], 4),
+                           tile=min(224, img.shape[-1]))
+                img = np.asarray(img.convert("RGB"))
+            else:
+                img = img.clamp(0, 1)
+            self.job.set_preview(png_bytes(img))
+
+
 @dataclass
 class Ctx:
     """What a technique's ``run`` gets: the server state, the model, the input, the parameters, the job."""
@@ -41,30 +70,21 @@ class Ctx:
     job: Any
     key: str
     images: list = field(default_factory=list)
-    _last_preview: float = 0.0
+    feed: JobFeed = field(init=False)
+
+    def __post_init__(self):
+        self.feed = JobFeed(self.job)
 
     def fit(self) -> torch.Tensor:
         """The input fitted to the model (shorter side + centre crop), as the CLI does."""
         return fit(self.image, self.model.input_size)
 
     def progress(self, done: int, total: int | None = None) -> None:
-        self.job.progress(done, total)
-        if self.job.cancelled():
-            raise Cancelled()
+        self.feed.progress(done, total)
 
     def callback(self, info) -> None:
-        """Per-step hook of the optimization loop: a preview image at most every ``PREVIEW_EVERY`` s."""
-        now = time.monotonic()
-        if now - self._last_preview >= PREVIEW_EVERY or info.step in (1, info.total):
-            self._last_preview = now
-            img = info.image
-            if img.shape[0] > 1:
-                img = grid(list(img.clamp(0, 1)), [""] * img.shape[0], ncol=min(img.shape[0], 4),
-                           tile=min(224, img.shape[-1]))
-                img = np.asarray(img.convert("RGB"))
-            else:
-                img = img.clamp(0, 1)
-            self.job.set_preview(png_bytes(img))
+        """Per-step hook of the optimization loop (``JobFeed.callback``)."""
+        self.feed.callback(info)
 
     def save(self, image, label: str = "") -> dict:
         """Write a result image (tensor, array or PIL image) under results/; returns its URL entry."""

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 
 from ...inspect import max_activating_patches, top_activations
 from ...inspect.units import channel_top
+from ..context import JobFeed
 from ..encode import png_bytes
 from ..jobs import job_key
 from ..layers_state import KQ, ModelQ, NQ, SourceQ, browsable_layer, cached_png, image_source, resolve_unit
@@ -29,12 +30,9 @@ def _top_job(state: AppState, name: str, layer: str, source: str, n: int, k: int
     images = image_source(state, source, n)
     key = _patch_key(name, layer, source, n, k)
     def work(job) -> dict:
-        def progress(done, total):
-            job.progress(done, total)
-            if job.cancelled():
-                raise KeyboardInterrupt
         try:
-            top = top_activations(state.model(name), images, layer, None, k, progress=progress, threads=state.threads)
+            top = top_activations(state.model(name), images, layer, None, k, progress=JobFeed(job).progress,
+                                  threads=state.threads)
         except KeyboardInterrupt as e:
             top = getattr(e, "partial", None)
             if top is None:

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from ...images.io import save_png
 from ...recipes.visualize import VizConfig, visualize_channel
-from ..encode import png_bytes
+from ..context import JobFeed
 from ..forms import LIMITS
 from ..jobs import job_key
 from ..layers_state import ModelQ, png, resolve_unit
@@ -47,15 +47,10 @@ def start_visualize(layer: str, channel: int, state: AppState = Depends(app_stat
     key, path = _viz_path(state, name, layer, c, params)
 
     def work(job) -> dict:
-        every = max(1, params["steps"] // 16)
-
-        def callback(info):
-            if info.step % every == 0 or info.step == info.total:
-                job.set_preview(png_bytes(info.image[0]))
-            return job.cancelled()
+        feed = JobFeed(job)   # the lab's previews and cancel
         v = visualize_channel(state.model(name), layer, c, steps=params["steps"], size=params["size"],
-                              preset=params["preset"], seed=params["seed"], callback=callback,
-                              progress=job.progress)
+                              preset=params["preset"], seed=params["seed"], callback=feed.callback,
+                              progress=feed.progress)
         save_png(v.images[0], path)
         q = "&".join(f"{k}={val}" for k, val in params.items())
         return {"layer": layer, "channel": c, "score": float(v.scores[0]), "steps": int(v.optim.steps),
