@@ -9,6 +9,7 @@ from typing import Literal
 
 
 from ..errors import ConvlensError
+from ..fields import resolve_config
 from ..progress import ProgressFn
 from .base import AdversarialResult, parse_eps, run_attack
 
@@ -26,8 +27,8 @@ class FoolConfig:
     eps: float | str = field(default="8/255", metadata={"help": "pgd: L-inf bound of the change ('inf': none)"})
 
 
-def fool(model, image, target, *, confidence: float = 0.99, max_steps: int = 100, method: str = "pgd",
-         step=None, eps="8/255", progress: ProgressFn | None = None) -> AdversarialResult:
+def fool(model, image, target, config: FoolConfig | None = None, *, progress: ProgressFn | None = None,
+         **overrides) -> AdversarialResult:
     """Make the network say ``target`` with probability >= ``confidence`` by small steps on the image.
 
     Each step lowers the cross-entropy of the target: ``pgd`` moves every pixel by ``step`` along the
@@ -40,6 +41,7 @@ def fool(model, image, target, *, confidence: float = 0.99, max_steps: int = 100
         target: class index or name ("goldfish"), or one per image.
         confidence: target probability to reach (0.99). max_steps: bound on the steps (100).
         method: "pgd" (default) or "gradient". step: see ``FoolConfig``. eps: pgd's bound ("8/255").
+        config: a ``FoolConfig`` with those fields (default: its defaults), or the fields as keywords.
     Returns:
         ``AdversarialResult`` with ``steps`` per image, ``target_prob_after`` (the confidence reached),
         ``linf`` / ``l2`` of the change, ``fooled`` (confidence reached) and ``render()`` (the lecture's
@@ -47,6 +49,8 @@ def fool(model, image, target, *, confidence: float = 0.99, max_steps: int = 100
     Example:
         >>> r = convlens.fool(m, convlens.sample_image("chelsea", 224), "goldfish"); print(r.summary())
     """
+    c = resolve_config(FoolConfig, config, overrides)
+    confidence, max_steps, method, step, eps = c.confidence, c.max_steps, c.method, c.step, c.eps
     if not 0 < confidence < 1:
         raise ConvlensError(f"confidence must be in (0, 1), got {confidence}")
     if max_steps < 1:

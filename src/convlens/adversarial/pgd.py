@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..errors import ConvlensError
+from ..fields import resolve_config
 from ..progress import ProgressFn
 from .base import AdversarialResult, check_norm, parse_eps, run_attack
 
@@ -31,9 +32,8 @@ def default_step(eps: float, steps: int) -> float:
     return 2.5 * eps / steps
 
 
-def pgd(model, images, eps=4 / 255, *, step=None, steps: int = 10, norm: str = "inf", random_start: bool = True,
-        label=None, target=None, seed: int = 0, early_stop: bool = True,
-        progress: ProgressFn | None = None) -> AdversarialResult:
+def pgd(model, images, eps=None, *, label=None, target=None, config: PGDConfig | None = None,
+        progress: ProgressFn | None = None, **overrides) -> AdversarialResult:
     """PGD adversarial images; with ``early_stop=False, random_start=False`` equal to torchattacks'
     ``PGD`` / ``PGDL2`` (float rounding; the L2 step divides by ``||g|| + 1e-10`` as they do).
 
@@ -49,14 +49,20 @@ def pgd(model, images, eps=4 / 255, *, step=None, steps: int = 10, norm: str = "
         random_start: start uniformly in the L-inf ball (L2: a random direction, radius ~ U(0, eps)).
         label: as ``fgsm`` (untargeted), or
         target: as ``fgsm`` (targeted).
+        config: a ``PGDConfig`` (eps, step, steps, norm, random_start, seed, early_stop; default: its
+            defaults), or its fields as keywords; ``eps`` (positional) replaces its value.
         seed: seed of the random start. progress: ``progress(step, steps)``.
     Returns:
         ``AdversarialResult``; ``steps`` holds the steps each image took.
     Example:
         >>> r = convlens.pgd(m, cat, "2/255", steps=10, target="goldfish"); print(r.summary())
     """
-    norm = check_norm(norm)
-    eps = parse_eps(eps, allow_inf=True, unit=norm == "inf")
+    if "norm" in overrides:  # 2, "l2", "Linf"... as before
+        overrides["norm"] = check_norm(overrides["norm"])
+    c = resolve_config(PGDConfig, config, {**overrides, **({} if eps is None else {"eps": eps})})
+    step, steps, random_start, seed, early_stop = c.step, c.steps, c.random_start, c.seed, c.early_stop
+    norm = check_norm(c.norm)
+    eps = parse_eps(c.eps, allow_inf=True, unit=norm == "inf")
     if steps < 1:
         raise ConvlensError(f"steps must be >= 1, got {steps}")
     if step is None:

@@ -113,9 +113,9 @@ def register(app: typer.Typer) -> None:
             with cli_bar(f"{name} {target or ''}", kw.get("steps") or kw.get("max_steps")) as bar:
                 extra = {} if name == "fgsm" else {"progress": bar}
                 if name == "fool":
-                    r = adversarial.fool(m, _image(image, m), target, **kw, **extra)
+                    r = adversarial.fool(m, _image(image, m), target, cfg, **extra)
                 else:
-                    r = getattr(adversarial, name)(m, _image(image, m), target=target, **kw, **extra)
+                    r = getattr(adversarial, name)(m, _image(image, m), target=target, config=cfg, **extra)
             echo(r.summary())
             if r.info.get("interrupted"):
                 echo("interrupted: the images reached so far are kept")

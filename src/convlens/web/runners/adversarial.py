@@ -1,14 +1,13 @@
 """Lab runners of the adversarial family: FGSM, PGD, fooling images, unrecognizable images."""
 from __future__ import annotations
 
-import dataclasses
-
 from ...adversarial import fgsm, fool, pgd, unrecognizable
 from ...catalog import adversarial_summary
 from ...errors import ConvlensError
 from ..context import Ctx, jsonable, target_value
 from ..forms import F
 from . import Runner
+
 
 def _adv_result(ctx: Ctx, r) -> dict:
     ctx.save(r.render(0), r.summary().splitlines()[0])
@@ -17,13 +16,13 @@ def _adv_result(ctx: Ctx, r) -> dict:
 
 
 def _fgsm(ctx: Ctx) -> dict:
-    r = fgsm(ctx.model, ctx.fit(), target=target_value(ctx.model, ctx.params["target"]), **dataclasses.asdict(ctx.config))
+    r = fgsm(ctx.model, ctx.fit(), target=target_value(ctx.model, ctx.params["target"]), config=ctx.config)
     return _adv_result(ctx, r)
 
 
 def _pgd(ctx: Ctx) -> dict:
-    r = pgd(ctx.model, ctx.fit(), target=target_value(ctx.model, ctx.params["target"]), progress=ctx.progress,
-            **dataclasses.asdict(ctx.config))
+    r = pgd(ctx.model, ctx.fit(), target=target_value(ctx.model, ctx.params["target"]), config=ctx.config,
+            progress=ctx.progress)
     return _adv_result(ctx, r)
 
 
@@ -31,7 +30,7 @@ def _fool(ctx: Ctx) -> dict:
     tgt = target_value(ctx.model, ctx.params["target"])
     if tgt is None:
         raise ConvlensError("fool needs a target class (name or index), e.g. goldfish")
-    r = fool(ctx.model, ctx.fit(), tgt, progress=ctx.progress, **dataclasses.asdict(ctx.config))
+    r = fool(ctx.model, ctx.fit(), tgt, ctx.config, progress=ctx.progress)
     return _adv_result(ctx, r)
 
 
