@@ -215,6 +215,8 @@ def test_a_new_attribution_method_needs_no_front_door_code(monkeypatch, tmp_path
                               gradient_times_input, GradientTimesInputConfig, cli=("gxi",), lab=True,
                               summarize=catalog.attribution_summary, blurb="the gradient times the pixel values")
     monkeypatch.setattr(catalog, "_ENTRIES", [*catalog._ENTRIES, entry])
+    from convlens.cli import common
+    monkeypatch.setattr(common, "CONFIG_CLASSES", set(common.CONFIG_CLASSES))   # the saved CLI spec's list
 
     app = typer.Typer()
     importlib.import_module("convlens.cli.attribution").register(app)

@@ -227,11 +227,11 @@ def test_oversize_upload_leaves_no_file(served, tmp_path, monkeypatch):
 
 def test_requests_may_name_only_the_served_models(served, monkeypatch):
     client, _ = served
-    import convlens.models as models
+    import convlens.web.state as web_state
     from convlens.recipes.style import default_style_model
     loads = []
-    real = models.load_model
-    monkeypatch.setattr(models, "load_model", lambda name, **kw: loads.append(name) or real(name, **kw))
+    real = web_state.load_model   # the name the server loads models through
+    monkeypatch.setattr(web_state, "load_model", lambda name, **kw: loads.append(name) or real(name, **kw))
     assert default_style_model() != "vgg19"   # not cached here: vgg19 would be a download
     for method, url, kw in [
         ("POST", "/api/predict", {"json": {"image": "chelsea", "model": "resnet50"}}),
@@ -248,9 +248,9 @@ def test_requests_may_name_only_the_served_models(served, monkeypatch):
 
 
 def test_several_served_models_and_a_bounded_cache(monkeypatch):
-    import convlens.models as models
+    import convlens.web.state as web_state
     loads = []
-    monkeypatch.setattr(models, "load_model", lambda name, **kw: loads.append(name) or object())
+    monkeypatch.setattr(web_state, "load_model", lambda name, **kw: loads.append(name) or object())
     app = create_app(model=["mobilenet_v2", "resnet18", "alexnet"], threads=1)
     state = app.state.convlens
     state.model_cache = 2
