@@ -102,3 +102,16 @@ def test_extraction_reads_specs_through_it(tmp_path):
     assert folder.manifest["sources"] == [{"kind": "folder", "path": str(tmp_path / "f2src")}]
     with pytest.raises(ConvlensError, match="URI is read by the Ray engine"):
         convlens.embed_images(m, "s3://bucket/photos", out=tmp_path / "u")
+
+
+def test_tensor_fits_every_image_in_order(tmp_path):
+    """``ImageSet.tensor``: what facets and robustness take, each image fitted like ``convlens.fit``."""
+    rng = np.random.default_rng(0)
+    for i, (h, w) in enumerate([(40, 60), (50, 30), (64, 64)]):
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    paths = sorted(tmp_path.glob("*.png"))
+    want = torch.cat([convlens.fit(convlens.load_image(p), 24) for p in paths])
+    assert torch.equal(resolve_images(tmp_path).tensor(24), want)
+    assert torch.equal(resolve_images(tmp_path).tensor(24, limit=2), want[:2])
+    s = resolve_images("samples:3", size=32)
+    assert torch.equal(s.tensor(32), torch.cat(list(sample_dataset(3, size=32))))

@@ -222,19 +222,14 @@ def register(app: typer.Typer) -> None:
                    "Example: convlens hog-match chelsea coffee -o hog.png")
 
     def robust_run(cfg, images: str, eps: str, n: int, size: int, model: str, weights: str, out: str):
-        import torch
-
         from ..adversarial import robustness
-        from ..images import fit, list_images, load_image
+        from ..images.resolve import resolve_images
         _check_out(out)
         _eps(eps)
         at_least(n, 1, "--n"), at_least(size, 1, "--size")
+        source = resolve_images(images, n=n, size=size or 224)   # samples, a folder, files: checked before any work
         m = get_model(model, weights)
-        if images.startswith("samples"):
-            from ..inspect import sample_dataset
-            data = sample_dataset(n, size=size or m.input_size[0]).tensor()
-        else:
-            data = torch.cat([fit(load_image(p), size or m.input_size) for p in list_images(images)[:n]])
+        data = source.tensor(size or m.input_size, limit=n)
         with cli_bar(f"robustness ({cfg.attack})", None) as bar:
             r = robustness(m, data, eps, cfg.attack, steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed,
                            progress=bar)

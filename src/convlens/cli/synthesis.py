@@ -129,20 +129,11 @@ def register(app: typer.Typer) -> None:
                    "Example: convlens neuronviz --layer features.10 --channel 3,7 --steps 128 -o channels.png")
 
     def facets(cfg, layer: str, channel: str, images: str, n: int, model: str, weights: str, out: str):
-        from ..inspect import sample_dataset
-        from ..images import list_images, load_image
-        from ..recipes import visualize_facets
-        import torch
-
         from ..errors import ConvlensError
+        from ..images.resolve import resolve_images
+        from ..recipes import visualize_facets
         at_least(n, 1, "--n")
-        n_img = 300
-        if images.startswith("samples"):
-            try:
-                n_img = int(images.split(":")[1]) if ":" in images else 300
-            except ValueError:
-                raise ConvlensError(f"--images '{images}': write samples:N with a number, e.g. samples:300") from None
-            at_least(n_img, 1, "samples:N")
+        source = resolve_images(images, n=300)   # samples[:N], a folder, files...: refused before any work
         m = get_model(model, weights)
         if layer in ("class", "logits"):
             m.class_index(channel)
@@ -154,11 +145,7 @@ def register(app: typer.Typer) -> None:
                     raise ConvlensError(f"--channel takes a channel index or 'auto', got {channel!r}") from None
             else:
                 m.module(layer)
-        if images.startswith("samples"):
-            data = sample_dataset(n_img, size=m.input_size[0])
-        else:
-            from ..images import fit
-            data = torch.cat([fit(load_image(p), m.input_size) for p in list_images(images)])
+        data = source.tensor(m.input_size)
         with cli_bar(f"facets {layer}:{channel}", cfg.steps * cfg.octaves) as bar:
             ch = channel if layer in ("class", "logits") else (None if channel == "auto" else int(channel))
             f = visualize_facets(m, layer, ch, data,

@@ -26,13 +26,16 @@ does not exist, an empty list, another type).
 from __future__ import annotations
 
 import difflib
+import itertools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConvlensError
 from .digits import digits_images
-from .io import list_images
+import torch
+
+from .io import fit, list_images, load_image
 from .labelled import labelled_folder
 from .sample_set import sample_dataset
 from .samples import SAMPLES, sample_image, sample_name
@@ -71,6 +74,12 @@ class ImageSet:
         if self.kind == "digits":
             return list(self.source[:, None].unbind(0))
         return self.source
+
+    def tensor(self, size, limit: int | None = None):
+        """The first ``limit`` images (default: all), each fitted to ``size`` (shorter side, centre crop),
+        as one (N, 3, H, W) tensor in [0, 1]: what techniques over a small set take (facets, robustness)."""
+        items = itertools.islice(self.items(), limit)
+        return torch.cat([fit(x if isinstance(x, torch.Tensor) else load_image(x), size) for x in items])
 
     def source_and_labels(self) -> tuple:
         """(source, labels) for ``embed_images`` / ``embed_images_ray`` (a folder stays a folder, so
