@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from ..assets import cache_dir  # noqa: F401 - the cache folder's owner; convlens.drivers.onnx.cache_dir as before
+from ..errors import ConvlensError
 from ..files import atomic_write
 
 BACKENDS = ("auto", "torch", "onnxruntime")
@@ -76,7 +77,6 @@ class BackendFallbackWarning(UserWarning):
 
 def resolve_backend(backend: str | None) -> str:
     """``backend`` or ``$CONVLENS_BACKEND`` or "auto"; validated."""
-    from ..errors import ConvlensError
     b = backend or os.environ.get("CONVLENS_BACKEND") or "auto"
     b = {"ort": "onnxruntime", "onnx": "onnxruntime"}.get(b.lower(), b.lower())
     if b not in BACKENDS:
