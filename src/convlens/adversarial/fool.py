@@ -37,11 +37,17 @@ def fool(model, image, target, config: FoolConfig | None = None, *, progress: Pr
     as its target probability reaches ``confidence`` (it leaves the batch).
 
     Args:
-        model: a ``convlens.Model``; image: (N, 3, H, W) in [0, 1] (each image is fooled on its own).
+        model: a ``convlens.Model``.
+        image: (N, 3, H, W) in [0, 1] (each image is fooled on its own).
         target: class index or name ("goldfish"), or one per image.
-        confidence: target probability to reach (0.99). max_steps: bound on the steps (100).
-        method: "pgd" (default) or "gradient". step: see ``FoolConfig``. eps: pgd's bound ("8/255").
-        config: a ``FoolConfig`` with those fields (default: its defaults), or the fields as keywords.
+        config: a ``FoolConfig`` (default: its defaults), or its fields as keywords.
+        progress: ``progress(step, max_steps)``.
+    Keyword Args:
+        confidence: target probability to reach (0.99).
+        max_steps: bound on the steps (100).
+        method: "pgd" (default) or "gradient".
+        step: see ``FoolConfig``.
+        eps: pgd's bound ("8/255").
     Returns:
         ``AdversarialResult`` with ``steps`` per image, ``target_prob_after`` (the confidence reached),
         ``linf`` / ``l2`` of the change, ``fooled`` (confidence reached) and ``render()`` (the lecture's

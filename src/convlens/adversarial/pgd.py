@@ -44,14 +44,18 @@ def pgd(model, images, eps=None, *, label=None, target=None, config: PGDConfig |
     Args:
         model: a ``convlens.Model``.
         images: (N, 3, H, W) in [0, 1].
-        eps: radius (a float or "4/255"); norm "inf" (per pixel) or "2" (whole image, e.g. 0.5).
-        step: step size a (default ``2.5 * eps / steps``); steps: number of steps (10).
-        random_start: start uniformly in the L-inf ball (L2: a random direction, radius ~ U(0, eps)).
+        eps: radius (a float or "4/255"; default: the config's, 4/255); replaces the config's value.
         label: as ``fgsm`` (untargeted), or
         target: as ``fgsm`` (targeted).
-        config: a ``PGDConfig`` (eps, step, steps, norm, random_start, seed, early_stop; default: its
-            defaults), or its fields as keywords; ``eps`` (positional) replaces its value.
-        seed: seed of the random start. progress: ``progress(step, steps)``.
+        config: a ``PGDConfig`` (default: its defaults), or its fields as keywords.
+        progress: ``progress(step, steps)``.
+    Keyword Args:
+        step: step size a (default ``2.5 * eps / steps``).
+        steps: number of steps (10).
+        norm: "inf" (per pixel) or "2" (whole image, e.g. eps 0.5).
+        random_start: start uniformly in the L-inf ball (L2: a random direction, radius ~ U(0, eps)).
+        seed: seed of the random start.
+        early_stop: an image leaves the batch once fooled.
     Returns:
         ``AdversarialResult``; ``steps`` holds the steps each image took.
     Example:
