@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
-from . import adversarial, attribution, embed, inspect, recipes, texture
+from . import adversarial, attribution, embed, faithfulness, inspect, recipes, texture
 from .adversarial import (EvolveConfig, FGSMConfig, FoolConfig, HogMatchConfig, PGDConfig, RobustnessConfig,
                           UnrecognizableConfig)
 from .attribution import (GrabCutConfig, IntegratedGradientsConfig, OcclusionConfig, SanityConfig,
@@ -27,8 +27,9 @@ from .images.samples import SAMPLES
 from .recipes import DreamConfig, FacetsConfig, InvertConfig, StyleConfig, VizConfig
 from .recipes.texture_synthesis import TextureSynthesisConfig, texture_synthesis
 
-FAMILIES = {"inspect": "Inside the network", "attribution": "Which pixels matter", "synthesis": "Images the network wants",
-            "adversarial": "Fooling the network", "texture": "Texture and style", "embed": "Embedding spaces"}
+FAMILIES = {"inspect": "Inside the network", "attribution": "Which pixels matter", "faithfulness": "Which map to believe",
+            "synthesis": "Images the network wants", "adversarial": "Fooling the network", "texture": "Texture and style",
+            "embed": "Embedding spaces"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,11 @@ _ENTRIES = [
       attribution.grabcut_from_saliency, GrabCutConfig, cli=("grabcut",), lab=True, summarize=_grabcut_summary),
     T("sanity_check", "attribution", "Sanity check: model randomization", "Adebayo et al. 2018",
       attribution.sanity_check, SanityConfig, cli=("sanity",), lab=True, iterative=True, summarize=_sanity_summary),
+    # which map to believe (issue 22: the first metrics; the API only so far)
+    T("deletion", "faithfulness", "Deletion curve", "Petsiuk et al. 2018", faithfulness.deletion,
+      faithfulness.PerturbationCurveConfig, blurb="the target's probability as the top pixels are removed"),
+    T("insertion", "faithfulness", "Insertion curve", "Petsiuk et al. 2018", faithfulness.insertion,
+      faithfulness.PerturbationCurveConfig, blurb="the target's probability as the top pixels are put back"),
     # images the network wants
     T("classviz", "synthesis", "Class visualization", "Simonyan et al. 2014; Yosinski et al. 2015",
       recipes.visualize_class, VizConfig, cli=("classviz",), lab=True, needs_image=False, iterative=True,

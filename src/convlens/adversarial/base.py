@@ -12,7 +12,6 @@ With ``early_stop`` an image leaves the batch as soon as it is fooled, so the re
 """
 from __future__ import annotations
 
-import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
+from ..render.figures import fig_to_pil, new_figure  # noqa: F401  (moved to render: every family plots)
 from ..attribution.base import check_images, check_model, class_labels
 from ..drivers.forward import inference_twin
 from ..errors import ConvlensError
@@ -231,22 +230,6 @@ class AdversarialResult:
 
     def save(self, path, index: int = 0, **kw):
         return save_png(self.render(index, **kw), path)
-
-
-def new_figure(width: float = 6.0, height: float = 4.0):
-    """A matplotlib (figure, axes) on the Agg backend (no display needed)."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(width, height), dpi=100)
-    return fig, fig.add_subplot(1, 1, 1)
-
-
-def fig_to_pil(fig):
-    """Render a matplotlib figure to a PIL image (RGB)."""
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    buf.seek(0)
-    return Image.open(buf).convert("RGB")
 
 
 def _project(adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str) -> torch.Tensor:

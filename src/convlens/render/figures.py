@@ -6,6 +6,7 @@ font, so the same inputs give byte-identical PNGs on every machine.
 """
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -199,3 +200,19 @@ def stack_rows(rows: Sequence[Image.Image], pad: int = 4) -> Image.Image:
         canvas.paste(r, (0, y))
         y += r.height + pad
     return canvas
+
+
+def new_figure(width: float = 6.0, height: float = 4.0):
+    """A matplotlib (figure, axes) on the Agg backend (no display needed)."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width, height), dpi=100)
+    return fig, fig.add_subplot(1, 1, 1)
+
+
+def fig_to_pil(fig):
+    """Render a matplotlib figure to a PIL image (RGB)."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")

@@ -1,0 +1,102 @@
+"""Deletion and insertion curves (Petsiuk et al. 2018), checked by hand on a linear model (issue 22, first part)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import convlens
+from convlens.errors import ConvlensError
+from convlens.faithfulness import PerturbationCurveConfig, deletion, insertion, pixel_ranks
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """A float64 linear classifier on 3x6x6 images (identity normalization), its weights, and two images."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 2)).double()
+    m = convlens.Model.wrap(net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), classes=["a", "b"], input_size=6)
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    w = net[1].weight.detach().view(2, 3, 6, 6)
+    b = net[1].bias.detach()
+    return m, x, w, b
+
+
+def hand_curve(x, w, b, cls, map_, steps, kind):
+    """The logit curve written out pixel by pixel: sort by the map (stable), change the first n_k pixels."""
+    H, W = map_.shape
+    order = sorted(range(H * W), key=lambda p: -float(map_.flatten()[p]))   # Python's sort is stable
+    out = []
+    for k in range(steps + 1):
+        n = int(np.rint(k * H * W / steps))
+        img = x.clone() if kind == "deletion" else torch.zeros_like(x)
+        for p in order[:n]:
+            img[:, p // W, p % W] = 0.0 if kind == "deletion" else x[:, p // W, p % W]
+        out.append(float((w[cls] * img).sum() + b[cls]))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("kind", ["deletion", "insertion"])
+def test_curves_equal_the_hand_computation(linear, kind):
+    m, x, w, b = linear
+    maps = torch.rand(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    fn = deletion if kind == "deletion" else insertion
+    r = fn(m, x, maps, target=1, steps=9, score="logit", baseline="zero", batch_size=7)
+    for i in range(2):
+        want = hand_curve(x[i], w, b, 1, maps[i], 9, kind)
+        assert np.allclose(r.scores[i].numpy(), want, atol=1e-12)
+        fr = np.rint(np.arange(10) * 36 / 9) / 36
+        auc = np.trapezoid(want, fr) if hasattr(np, "trapezoid") else np.trapz(want, fr)
+        assert float(r.auc[i]) == pytest.approx(auc, abs=1e-12)
+        full = want[0] if kind == "deletion" else want[-1]
+        assert float(r.normalized_auc[i]) == pytest.approx(auc / full, abs=1e-12)
+    assert r.fractions[0] == 0 and r.fractions[-1] == 1
+
+
+def test_the_exact_contribution_map_wins_against_a_random_map(linear):
+    """On a linear model with a zero baseline, ranking pixels by their contribution w.x (summed over
+    channels) is the optimal deletion order: its AUC is below every other order's, a random map's too;
+    and insertion mirrors it."""
+    m, x, w, b = linear
+    contrib = (w[0] * x).sum(1)                                  # (N, H, W): gradient x input for class 0
+    rand = torch.rand(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    kw = dict(target=0, steps=36, score="logit", baseline="zero")
+    d_exact, d_rand = deletion(m, x, contrib, **kw), deletion(m, x, rand, **kw)
+    i_exact, i_rand = insertion(m, x, contrib, **kw), insertion(m, x, rand, **kw)
+    assert (d_exact.auc < d_rand.auc).all() and (i_exact.auc > i_rand.auc).all()
+    # LeRF reverses it: the least relevant first keeps the score high longest
+    assert (deletion(m, x, contrib, order="lerf", **kw).auc > d_exact.auc).all()
+
+
+def test_pixel_ranks_are_a_stable_order():
+    ranks = pixel_ranks(torch.zeros(1, 2, 3))
+    assert ranks.tolist() == [[[0, 1, 2], [3, 4, 5]]]           # a constant map: row-major
+    ranks = pixel_ranks(torch.tensor([[[0.1, 0.9], [0.5, 0.9]]]))
+    assert ranks.tolist() == [[[3, 0], [2, 1]]]                 # ties keep row-major order
+    assert pixel_ranks(torch.tensor([[[0.1, 0.9], [0.5, 0.9]]]), "lerf").tolist() == [[[0, 2], [1, 3]]]
+
+
+def test_on_the_offline_model_the_probability_falls_and_rises(offline_model, cat):
+    """MobileNetV2 and Grad-CAM on the cat: deleting the top pixels lowers the cat's probability, inserting
+    them into the blur raises it (the curve's ends are the image and the baseline)."""
+    cam = convlens.grad_cam(offline_model, cat)
+    d = deletion(offline_model, cat, cam, steps=8)
+    i = insertion(offline_model, cat, cam, steps=8)
+    p = float(offline_model(cat).softmax(-1)[0, cam.target[0]])
+    assert float(d.scores[0, 0]) == pytest.approx(p, rel=1e-4) and float(i.scores[0, -1]) == pytest.approx(p, rel=1e-4)
+    assert float(d.scores[0, -1]) < 0.05 * p and float(d.auc[0]) < float(i.auc[0])
+    img = np.asarray(d.plot([i], ["deletion", "insertion"]))
+    assert img.ndim == 3 and img.std() > 10
+
+
+def test_bad_parameters_are_refused(linear):
+    m, x, _, _ = linear
+    maps = torch.rand(2, 6, 6, dtype=torch.float64)
+    with pytest.raises(ConvlensError, match="steps must be at least 1"):
+        deletion(m, x, maps, steps=0)
+    with pytest.raises(ConvlensError, match="baseline must be one of blur, zero, grey, mean"):
+        insertion(m, x, maps, baseline="black")
+    with pytest.raises(ConvlensError, match="unknown parameter 'step' for PerturbationCurveConfig"):
+        deletion(m, x, maps, step=3)
+    assert PerturbationCurveConfig().steps == 50
