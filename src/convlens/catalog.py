@@ -134,6 +134,11 @@ _ENTRIES = [
       faithfulness.PerturbationCurveConfig, blurb="the target's probability as the top pixels are removed"),
     T("insertion", "faithfulness", "Insertion curve", "Petsiuk et al. 2018", faithfulness.insertion,
       faithfulness.PerturbationCurveConfig, blurb="the target's probability as the top pixels are put back"),
+    T("sparseness", "faithfulness", "Sparseness (Gini index)", "Chalasani et al. 2020", faithfulness.sparseness),
+    T("complexity", "faithfulness", "Complexity (entropy)", "Bhatt et al. 2020", faithfulness.complexity),
+    T("pointing_game", "faithfulness", "Pointing game", "Zhang et al. 2018", faithfulness.pointing_game),
+    T("relevance_mass", "faithfulness", "Relevance mass accuracy", "Arras et al. 2022", faithfulness.relevance_mass),
+    T("relevance_rank", "faithfulness", "Relevance rank accuracy", "Arras et al. 2022", faithfulness.relevance_rank),
     # images the network wants
     T("classviz", "synthesis", "Class visualization", "Simonyan et al. 2014; Yosinski et al. 2015",
       recipes.visualize_class, VizConfig, cli=("classviz",), lab=True, needs_image=False, iterative=True,

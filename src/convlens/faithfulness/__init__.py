@@ -4,9 +4,15 @@
 card of issue 22, can be a function.)
 
 ``deletion`` and ``insertion`` (Petsiuk et al. 2018) score a map by how fast the target's probability
-falls as the top pixels are removed, or rises as they are put back (docs/attribution.md, "Which map to
-believe").
+falls as the top pixels are removed, or rises as they are put back; ``sparseness`` and ``complexity``
+describe a map alone, ``pointing_game``, ``relevance_mass`` and ``relevance_rank`` against an object mask
+(a GrabCut mask is one); ``random_map`` and ``edge_map`` are the baselines every method must beat
+(docs/attribution.md, "Which map to believe").
 """
 from .deletion import PerturbationCurve, PerturbationCurveConfig, deletion, insertion, pixel_ranks
+from .maps import (as_maps, complexity, edge_map, pointing_game, random_map, relevance_mass, relevance_rank,
+                   sparseness)
 
-__all__ = ["deletion", "insertion", "PerturbationCurve", "PerturbationCurveConfig", "pixel_ranks"]
+__all__ = ["deletion", "insertion", "PerturbationCurve", "PerturbationCurveConfig", "pixel_ranks",
+           "sparseness", "complexity", "pointing_game", "relevance_mass", "relevance_rank", "random_map",
+           "edge_map", "as_maps"]
