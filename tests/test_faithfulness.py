@@ -159,3 +159,37 @@ def test_grabcut_mask_and_grad_cam_on_the_offline_model(offline_model, cat):
     assert float(pointing_game(cam, cut.mask)) == 1.0
     assert float(relevance_mass(cam, cut.mask)) > float(relevance_mass(random_map(cat), cut.mask)) + 0.02
     assert abs(float(relevance_mass(random_map(cat), cut.mask)) - area) < 0.02
+
+
+# --- parity with Quantus (installed by scripts/setup) ---------------------------------------------
+
+def test_map_metrics_equal_quantus():
+    """Each metric equals Quantus 0.6 on the same maps and masks (to 1e-12; complexity 1e-9), with Quantus's ``abs=True,
+    normalise=False`` (convlens scores |map|). Where Quantus's defaults differ, the docs say why:
+    its relevance mass uses the signed map (shares above 1 happen: 1.39 and 1.83 on these maps), and
+    its sparseness divides by the maximum before adding 1e-7 (a 1e-7 difference)."""
+    quantus = pytest.importorskip("quantus")
+    from convlens.faithfulness import complexity, pointing_game, relevance_mass, relevance_rank, sparseness
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 3, 8, 8))
+    a = rng.standard_normal((3, 1, 8, 8))
+    s = np.zeros((3, 1, 8, 8), bool)
+    s[:, :, 2:5, 3:7] = True
+
+    class Zero(nn.Module):
+        def forward(self, z):
+            return torch.zeros(z.shape[0], 2)
+
+    def q(metric):
+        return np.array(metric(model=Zero(), x_batch=x, y_batch=np.zeros(3, int), a_batch=a, s_batch=s,
+                               device="cpu"), dtype=np.float64)
+    kw = dict(abs=True, normalise=False, disable_warnings=True)
+    maps, mask = torch.tensor(a), torch.tensor(s[:, 0])
+    assert np.allclose(sparseness(maps).numpy(), q(quantus.Sparseness(**kw)), atol=1e-12, rtol=0)
+    # Quantus takes log(p + 1e-12): 64 pixels x 1e-12 at most apart
+    assert np.allclose(complexity(maps).numpy(), q(quantus.Complexity(**kw)), atol=1e-9, rtol=0)
+    assert np.array_equal(pointing_game(maps, mask).numpy(), q(quantus.PointingGame(**kw)))
+    assert np.allclose(relevance_mass(maps, mask).numpy(), q(quantus.RelevanceMassAccuracy(**kw)), atol=1e-12)
+    assert np.allclose(relevance_rank(maps, mask).numpy(), q(quantus.RelevanceRankAccuracy(**kw)), atol=1e-12)
+    signed = q(quantus.RelevanceMassAccuracy(disable_warnings=True))     # Quantus's default: the signed map
+    assert signed.max() > 1 and (relevance_mass(maps, mask).numpy() <= 1).all()
