@@ -167,17 +167,9 @@ def deletion(model, images, attribution, target=None, config: PerturbationCurveC
 
 def insertion(model, images, attribution, target=None, config: PerturbationCurveConfig | None = None, *,
               progress: ProgressFn | None = None, **overrides) -> PerturbationCurve:
-    """The insertion curve of ``attribution`` (Petsiuk et al. 2018): higher AUC = more faithful.
+    """The insertion curve of ``attribution`` (Petsiuk et al. 2018): higher AUC = more faithful. The
+    arguments and the result are those of ``deletion``; the baseline defaults to the paper's blur.
 
-    Args:
-        model: a ``convlens.Model``.
-        images: (N, 3, H, W) in [0, 1].
-        attribution: an ``Attribution`` (upsampled to the images) or maps (N, H, W) / (N, C, H, W).
-        target: the class whose score is tracked (default: each image's predicted class).
-        config: a ``PerturbationCurveConfig``, or its fields as keywords.
-        progress: ``progress(done, total)`` perturbed images.
-    Returns:
-        ``PerturbationCurve`` (``scores``, ``auc``, ``normalized_auc``, ``plot()``).
     Example:
         >>> convlens.faithfulness.insertion(m, cat, convlens.grad_cam(m, cat), steps=20).normalized_auc
     """
