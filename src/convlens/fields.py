@@ -127,9 +127,8 @@ def check_range(name: str, value, bounds: tuple | None = None, flag: str | None 
         raise ConvlensError(f"{flag} must be between 0 and 1 (exclusive), got {value}")
 
 
-def check_choice(config_cls, name: str, value, flag: str | None = None) -> None:
-    """One-line error for a value outside a ``Literal`` field's choices."""
-    ann = typing.get_type_hints(config_cls)[name]
+def check_choice(ann, name: str, value, flag: str | None = None) -> None:
+    """One-line error for a value outside the choices of a ``Literal`` annotation ``ann`` (of field ``name``)."""
     if typing.get_origin(ann) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(ann) if a is not type(None)]
         if value is None:
@@ -157,7 +156,7 @@ def parse_config(config_cls, values: dict[str, Any]):
             v = origin(inner(x) for x in v.split(",") if x.strip())
         flag = "--" + (f.metadata.get("flag") or f.name).replace("_", "-")
         check_range(f.name, v, f.metadata.get("range"), flag)
-        check_choice(config_cls, f.name, v, flag)
+        check_choice(hints[f.name], f.name, v, flag)
         kwargs[f.name] = v
     return config_cls(**kwargs)
 
@@ -181,7 +180,8 @@ def resolve_config(config_cls, config=None, overrides: dict[str, Any] | None = N
     if unknown:
         raise ConvlensError(f"unknown parameter '{unknown[0]}' for {config_cls.__name__}; "
                             f"its fields: {', '.join(names)}")
+    hints = typing.get_type_hints(config_cls)
     for k, v in overrides.items():
         check_range(k, v, names[k].metadata.get("range"), k)
-        check_choice(config_cls, k, v, k)
+        check_choice(hints[k], k, v, k)
     return dataclasses.replace(config, **overrides)

@@ -19,12 +19,13 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..attribution.base import Attribution, check_images, check_model, class_labels, resolve_targets
+from ..attribution.base import check_images, check_model, class_labels, resolve_targets
 from ..errors import ConvlensError
 from ..fields import resolve_config
 from ..images.blur import gaussian_blur
 from ..progress import ProgressFn, call
 from ..render.figures import fig_to_pil, new_figure
+from .maps import as_maps
 
 BASELINES = ("blur", "zero", "grey", "mean")
 
@@ -76,22 +77,14 @@ class PerturbationCurve:
 
 
 def _maps(attribution, x: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) at the images' resolution, from an ``Attribution`` or a tensor (channels summed)."""
-    if isinstance(attribution, Attribution):
-        m = attribution.upsampled()
-    else:
-        m = torch.as_tensor(attribution)
-        if m.ndim == 2:
-            m = m[None]
-        if m.ndim == 4:
-            m = m.sum(1)
-        if m.shape[-2:] != x.shape[-2:]:
-            m = torch.nn.functional.interpolate(m[:, None].double(), size=x.shape[-2:], mode="bilinear",
-                                                align_corners=False)[:, 0]
-    if m.shape[0] != x.shape[0] or m.shape[-2:] != x.shape[-2:]:
-        raise ConvlensError(f"{m.shape[0]} maps of {tuple(m.shape[-2:])} for {x.shape[0]} images of "
-                            f"{tuple(x.shape[-2:])}; pass one map per image (an Attribution of these images)")
-    return m.detach().double().cpu()
+    """(N, H, W) at the images' resolution (``maps.as_maps``, then bilinear to the images' size)."""
+    m = as_maps(attribution)
+    if m.shape[-2:] != x.shape[-2:]:
+        m = torch.nn.functional.interpolate(m[:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    if m.shape[0] != x.shape[0]:
+        raise ConvlensError(f"{m.shape[0]} maps for {x.shape[0]} images; pass one map per image "
+                            "(an Attribution of these images)")
+    return m
 
 
 def _baseline(x: torch.Tensor, name: str, sigma: float) -> torch.Tensor:

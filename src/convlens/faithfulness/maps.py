@@ -81,8 +81,9 @@ def relevance_mass(attribution, mask) -> torch.Tensor:
 
 def relevance_rank(attribution, mask) -> torch.Tensor:
     """Share of the K highest |map| pixels inside the mask, K = the mask's pixel count (stable ties)."""
-    maps = as_maps(attribution).abs().flatten(1)
-    m = _masks(mask, maps.view_as(as_maps(attribution))).flatten(1)
+    full = as_maps(attribution).abs()
+    m = _masks(mask, full).flatten(1)
+    maps = full.flatten(1)
     order = torch.argsort(-maps, dim=1, stable=True)
     out = []
     for i in range(maps.shape[0]):
