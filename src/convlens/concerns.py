@@ -16,7 +16,8 @@ from .adversarial import *  # noqa: F401,F403
 from .adversarial import __all__ as _adv
 from .texture import *  # noqa: F401,F403
 from .texture import __all__ as _t
+from .faithfulness import Evaluation, evaluate  # noqa: F401 - the report card; the metrics stay in convlens.faithfulness
 from .scale import *  # noqa: F401,F403
 from .scale import __all__ as _sc
 
-__all__ = [*_i, *_a, *_o, *_r, *_e, *_adv, *_t, *_sc]
+__all__ = [*_i, *_a, *_o, *_r, *_e, *_adv, *_t, *_sc, "evaluate", "Evaluation"]

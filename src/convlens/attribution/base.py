@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..drivers.perturb import auto_batch  # noqa: F401 - attribution.base.auto_batch as before
 from ..errors import ConvlensError
 from ..models.model import Model, validate_images
 from ..render import normalize_map
@@ -150,17 +151,3 @@ def resolve_targets(model: Model, target, images: torch.Tensor) -> torch.Tensor:
 def chunks(n: int, size: int):
     for i in range(0, n, size):
         yield slice(i, min(n, i + size))
-
-
-def auto_batch(model: Model, images: torch.Tensor, budget_mb: float = 1536.0, cap: int = 64) -> int:
-    """A batch size whose forward activations fit about ``budget_mb`` (from ``model.layers()`` shapes,
-    scaled to the images' size)."""
-    cache = model.__dict__.setdefault("_convlens_act_numel", {})
-    if "numel" not in cache:
-        names = {li.name for li in model.layers()}
-        leaves = [li for li in model.layers()
-                  if not any(n.startswith(li.name + ".") for n in names) and li.shape]
-        cache["numel"] = max(1, sum(int(np.prod(li.shape)) for li in leaves))
-    h0, w0 = model.input_size
-    per_image = cache["numel"] * images.element_size() * images.shape[-2] * images.shape[-1] / (h0 * w0)
-    return int(max(1, min(cap, budget_mb * 2 ** 20 // per_image)))

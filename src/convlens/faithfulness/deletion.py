@@ -8,8 +8,9 @@ mirrored curves. Step k of ``steps`` changes the first ``round(k * H * W / steps
 (every channel of a pixel); the area is the trapezoid rule over the changed fraction in [0, 1], and
 ``normalized_auc`` divides it by the probability of the unchanged image.
 
-All steps of all images go through the network in batches of ``batch_size`` under ``inference_mode``;
-each perturbed image is built from a rank map by one comparison, so memory is bounded by the batch.
+All steps of all images (and of several maps at once: ``curve_scores``) go through the perturbation
+driver (``drivers/perturb.py``: chunks sized to memory, ONNX Runtime once the pass is long enough);
+each perturbed image is built from a rank map by one comparison, so memory is bounded by the chunk.
 """
 from __future__ import annotations
 
@@ -20,12 +21,14 @@ import numpy as np
 import torch
 
 from ..attribution.base import check_images, check_model, class_labels, resolve_targets
+from ..drivers.perturb import perturbed_logits, target_scores
 from ..errors import ConvlensError
 from ..fields import resolve_config
 from ..images.blur import gaussian_blur
-from ..progress import ProgressFn, call
+from ..progress import ProgressFn
 from ..render.figures import fig_to_pil, new_figure
 from .maps import as_maps
+from .registry import Metric, register
 
 BASELINES = ("blur", "zero", "grey", "mean")
 
@@ -42,7 +45,10 @@ class PerturbationCurveConfig:
     order: Literal["morf", "lerf"] = field(default="morf", metadata={
         "help": "morf: most relevant pixels first (the paper); lerf: least relevant first"})
     score: Literal["prob", "logit"] = field(default="prob", metadata={"help": "the target's softmax probability or logit"})
-    batch_size: int = field(default=32, metadata={"help": "perturbed images per forward", "range": (1, None)})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "perturbed images per forward (default: what the activations allow in 1.5 GB)", "range": (1, None)})
+    backend: Literal["auto", "torch", "onnxruntime"] = field(default="auto", metadata={
+        "help": "forward backend of the perturbation passes (docs/forward.md)"})
 
 
 @dataclass
@@ -108,35 +114,53 @@ def pixel_ranks(maps: torch.Tensor, order: str = "morf") -> torch.Tensor:
     return ranks.view(N, H, W)
 
 
+def curve_scores(kind: str, model, x: torch.Tensor, t: torch.Tensor, maps: torch.Tensor,
+                 c: PerturbationCurveConfig, progress: ProgressFn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores (M, N, steps + 1) of M maps per image at once (``maps`` (M, N, H, W)): one pass of the
+    perturbation driver over every (map, image, step), so several methods share the batches.
+    Returns ``(fractions, scores)``."""
+    M, N = maps.shape[:2]
+    H, W = x.shape[-2:]
+    ranks = pixel_ranks(maps.reshape(M * N, H, W), c.order).to(x.device)
+    base = _baseline(x, c.baseline or ("zero" if kind == "deletion" else "blur"), c.blur_sigma)
+    S = c.steps + 1
+    counts = torch.as_tensor(np.rint(np.arange(S) * (H * W) / c.steps).astype(np.int64), device=x.device)
+    scores = torch.empty(M * N * S, dtype=torch.float64)
+    first, then = (x, base) if kind == "deletion" else (base, x)    # deletion: x -> base; insertion: base -> x
+
+    def job(start: int, stop: int):
+        j = torch.arange(start, stop, device=x.device)
+        mi, k = j // S, j % S                                         # (map, image) row, step
+        i = mi % N
+        return j, i, (ranks[mi] < counts[k].view(-1, 1, 1))[:, None]  # (B, 1, H, W): changed pixels
+
+    def make(start, stop):
+        _, i, changed = job(start, stop)
+        return torch.where(changed, then[i], first[i])
+
+    def consume(start, stop, logits):
+        _, i, _ = job(start, stop)
+        scores[start:stop] = target_scores(logits, t[i].cpu(), c.score)
+
+    perturbed_logits(model, M * N * S, make, consume, like=x[:1], batch_size=c.batch_size, backend=c.backend,
+                     progress=progress)
+    return counts.double().cpu() / (H * W), scores.view(M, N, S)
+
+
 def _curve(kind: str, model, images, attribution, target, config, progress, overrides) -> PerturbationCurve:
     c = resolve_config(PerturbationCurveConfig, config, overrides)
     model = check_model(model)
     x = check_images(model, images)
     t = resolve_targets(model, target, x)
-    ranks = pixel_ranks(_maps(attribution, x), c.order).to(x.device)
-    base = _baseline(x, c.baseline or ("zero" if kind == "deletion" else "blur"), c.blur_sigma)
-    N, _, H, W = x.shape
-    counts = torch.as_tensor(np.rint(np.arange(c.steps + 1) * (H * W) / c.steps).astype(np.int64), device=x.device)
-    jobs = [(i, k) for i in range(N) for k in range(c.steps + 1)]
-    scores = torch.empty(N, c.steps + 1, dtype=torch.float64)
-    with torch.inference_mode():
-        for start in range(0, len(jobs), c.batch_size):
-            chunk = jobs[start:start + c.batch_size]
-            ii = torch.tensor([i for i, _ in chunk], device=x.device)
-            kk = torch.tensor([k for _, k in chunk], device=x.device)
-            changed = (ranks[ii] < counts[kk].view(-1, 1, 1))[:, None]           # (B, 1, H, W)
-            if kind == "deletion":
-                batch = torch.where(changed, base[ii], x[ii])
-            else:
-                batch = torch.where(changed, x[ii], base[ii])
-            logits = model(batch).double()
-            out = logits.softmax(-1) if c.score == "prob" else logits
-            scores[ii.cpu(), kk.cpu()] = out.gather(1, t[ii][:, None])[:, 0].cpu()
-            call(progress, min(start + c.batch_size, len(jobs)), len(jobs))
-    fractions = counts.double().cpu() / (H * W)
+    fractions, scores = curve_scores(kind, model, x, t, _maps(attribution, x)[None], c, progress)
+    return make_curve(kind, fractions, scores[0], t, class_labels(model, t), c)
+
+
+def make_curve(kind, fractions, scores, t, labels, c) -> PerturbationCurve:
+    """The result object of one map's scores (N, steps + 1): the AUC and its normalization."""
     auc = torch.trapezoid(scores, fractions, dim=1)
     full = scores[:, 0] if kind == "deletion" else scores[:, -1]
-    return PerturbationCurve(kind, fractions, scores, auc, auc / full, t.cpu(), class_labels(model, t), c)
+    return PerturbationCurve(kind, fractions, scores, auc, auc / full, t.cpu(), labels, c)
 
 
 def deletion(model, images, attribution, target=None, config: PerturbationCurveConfig | None = None, *,
@@ -167,3 +191,17 @@ def insertion(model, images, attribution, target=None, config: PerturbationCurve
         >>> convlens.faithfulness.insertion(m, cat, convlens.grad_cam(m, cat), steps=20).normalized_auc
     """
     return _curve("insertion", model, images, attribution, target, config, progress, overrides)
+
+
+def _many(kind):
+    def run(model, x, t, maps, c, progress=None):
+        fractions, scores = curve_scores(kind, model, x, t, maps, c, progress)
+        labels = class_labels(model, t)
+        return [make_curve(kind, fractions, s, t, labels, c) for s in scores]
+    return run
+
+
+for _kind, _fn, _better in (("deletion", deletion, "lower"), ("insertion", insertion, "higher")):
+    register(Metric(_kind, "model", _fn, _better, f"{_kind.capitalize()} AUC / p(image)", "Petsiuk et al. 2018",
+                    PerturbationCurveConfig, value=lambda r: r.normalized_auc, many=_many(_kind),
+                    curve=lambda r: (r.fractions, r.scores, f"fraction of pixels {'removed' if r.kind == 'deletion' else 'inserted'}")))

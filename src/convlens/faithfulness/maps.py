@@ -17,6 +17,7 @@ import torch
 
 from ..attribution.base import Attribution
 from ..errors import ConvlensError
+from .registry import Metric, register
 
 _EPS = 1e-7
 
@@ -108,3 +109,10 @@ def edge_map(images) -> torch.Tensor:
     k = torch.stack([kx, kx.T])[:, None]
     g = torch.nn.functional.conv2d(torch.nn.functional.pad(grey, (1, 1, 1, 1), mode="replicate"), k)
     return g.pow(2).sum(1).sqrt()
+
+
+register(Metric("sparseness", "map", sparseness, "higher", "Sparseness (Gini)", "Chalasani et al. 2020"))
+register(Metric("complexity", "map", complexity, "lower", "Complexity (entropy, nats)", "Bhatt et al. 2020"))
+register(Metric("pointing_game", "mask", pointing_game, "higher", "Pointing game", "Zhang et al. 2018"))
+register(Metric("relevance_mass", "mask", relevance_mass, "higher", "Relevance mass accuracy", "Arras et al. 2022"))
+register(Metric("relevance_rank", "mask", relevance_rank, "higher", "Relevance rank accuracy", "Arras et al. 2022"))

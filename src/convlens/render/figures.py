@@ -202,11 +202,13 @@ def stack_rows(rows: Sequence[Image.Image], pad: int = 4) -> Image.Image:
     return canvas
 
 
-def new_figure(width: float = 6.0, height: float = 4.0):
-    """A matplotlib (figure, axes) on the Agg backend (no display needed)."""
+def new_figure(width: float = 6.0, height: float = 4.0, ncols: int = 1):
+    """A matplotlib (figure, axes) on the Agg backend (no display needed); ``ncols`` > 1: an array of axes."""
     from matplotlib.figure import Figure
     fig = Figure(figsize=(width, height), dpi=100)
-    return fig, fig.add_subplot(1, 1, 1)
+    if ncols == 1:
+        return fig, fig.add_subplot(1, 1, 1)
+    return fig, fig.subplots(1, ncols)
 
 
 def fig_to_pil(fig):

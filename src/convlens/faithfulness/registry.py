@@ -1,0 +1,57 @@
+"""The metrics ``convlens.evaluate`` knows, each with how to call it (issue 22, item 5).
+
+A ``Metric`` says what its function needs, by ``kind``:
+- ``"map"``: ``function(maps) -> (N,)``: the map alone (sparseness, complexity).
+- ``"mask"``: ``function(maps, mask) -> (N,)``: the map against the object's mask (pointing game...).
+- ``"model"``: ``function(model, images, maps, target=t, config=c, progress=p)`` -> a result whose
+  ``value(result)`` is (N,): the map against the model's outputs on perturbed images (deletion, ROAD...).
+  ``many(model, images, t, maps (M, N, H, W), c, progress)`` -> one result per map, if the metric can
+  run all methods in one pass of the perturbation driver (the evaluator prefers it).
+- ``"explainer"``: ``function(model, images, explain, target=t, config=c, progress=p)`` -> a result
+  whose ``value(result)`` is (N,); ``explain(model, images, target) -> maps (N, H, W)`` re-runs the
+  method (sensitivity, MPRT, random logit need new maps, not the one on screen).
+
+``better`` is "higher" or "lower"; ``curve(result)`` gives ``(x, y (N, K), x_label)`` for metrics with
+a curve to draw. ``register`` adds one; the module of each metric registers it on import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+from ..errors import ConvlensError
+
+Kind = Literal["map", "mask", "model", "explainer"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    id: str
+    kind: Kind
+    function: Callable
+    better: Literal["higher", "lower"]
+    title: str
+    paper: str
+    config: type | None = None
+    value: Callable = lambda result: result          # (N,) float64 from the function's result
+    many: Callable | None = None                     # all maps in one pass (kind "model")
+    curve: Callable | None = None                    # result -> (x (K,), y (N, K), x label)
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    METRICS[metric.id] = metric
+    return metric
+
+
+def normalize_name(name: str) -> str:
+    return str(name).strip().lower().replace("-", "_").replace(" ", "_")
+
+
+def get_metric(name: str) -> Metric:
+    key = normalize_name(name)
+    if key not in METRICS:
+        raise ConvlensError(f"unknown metric '{name}'; choose from {', '.join(sorted(METRICS))}")
+    return METRICS[key]
