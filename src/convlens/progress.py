@@ -35,3 +35,22 @@ def cli_bar(description: str, total: int | None = None, enabled: bool | None = N
         def update(done: int, total: int | None = None) -> None:
             bar.update(task, completed=done, total=total if total is not None else bar.tasks[0].total)
         yield update
+
+
+@contextlib.contextmanager
+def cli_stage_bar(enabled: bool | None = None) -> Iterator[Callable[[str, int, "int | None"], None]]:
+    """A Rich bar on stderr as a ``progress(stage, done, total)`` callback: one bar, relabelled and
+    restarted at each new stage (``convlens.evaluate``'s methods and metrics)."""
+    enabled = sys.stderr.isatty() if enabled is None else enabled
+    if not enabled:
+        yield lambda stage, done, total=None: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("", total=None)
+
+        def update(stage: str, done: int, total: int | None = None) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+        yield update

@@ -14,6 +14,7 @@ each perturbed image is built from a rank map by one comparison, so memory is bo
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -122,7 +123,7 @@ def curve_scores(kind: str, model, x: torch.Tensor, t: torch.Tensor, maps: torch
     M, N = maps.shape[:2]
     H, W = x.shape[-2:]
     ranks = pixel_ranks(maps.reshape(M * N, H, W), c.order).to(x.device)
-    base = _baseline(x, c.baseline or ("zero" if kind == "deletion" else "blur"), c.blur_sigma)
+    base = _baseline(x, resolved(c, kind).baseline, c.blur_sigma)
     S = c.steps + 1
     counts = torch.as_tensor(np.rint(np.arange(S) * (H * W) / c.steps).astype(np.int64), device=x.device)
     scores = torch.empty(M * N * S, dtype=torch.float64)
@@ -160,7 +161,12 @@ def make_curve(kind, fractions, scores, t, labels, c) -> PerturbationCurve:
     """The result object of one map's scores (N, steps + 1): the AUC and its normalization."""
     auc = torch.trapezoid(scores, fractions, dim=1)
     full = scores[:, 0] if kind == "deletion" else scores[:, -1]
-    return PerturbationCurve(kind, fractions, scores, auc, auc / full, t.cpu(), labels, c)
+    return PerturbationCurve(kind, fractions, scores, auc, auc / full, t.cpu(), labels, resolved(c, kind))
+
+
+def resolved(c: PerturbationCurveConfig, kind: str) -> PerturbationCurveConfig:
+    """The config with the paper's baseline filled in (zero for deletion, blur for insertion)."""
+    return dataclasses.replace(c, baseline=c.baseline or ("zero" if kind == "deletion" else "blur"))
 
 
 def deletion(model, images, attribution, target=None, config: PerturbationCurveConfig | None = None, *,

@@ -56,6 +56,28 @@ def _at_size(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return maps
 
 
+def object_mask(model, x: torch.Tensor, t: torch.Tensor, mask) -> torch.Tensor:
+    """(N, H, W) bool from ``mask``: a tensor / array ((H, W) or (N, H, W)), a box ``(y0, x0, y1, x1)``
+    in pixels of the images, or ``"grabcut"``: each image's GrabCut cut seeded by SmoothGrad (the
+    lecture's recipe; it favours gradient maps, so read its scores as agreement with the cut)."""
+    N, _, H, W = x.shape
+    if isinstance(mask, str):
+        if mask.lower() != "grabcut":
+            raise ConvlensError(f"mask '{mask}' is not known; give 'grabcut', a box (y0, x0, y1, x1) or an (H, W) mask")
+        from ..attribution import grabcut_from_saliency
+        return torch.stack([grabcut_from_saliency(model, x[i:i + 1], int(t[i]))[0].mask.bool().cpu()
+                            for i in range(N)])
+    if isinstance(mask, (tuple, list)) and len(mask) == 4 and all(isinstance(v, (int, float)) for v in mask):
+        y0, x0, y1, x1 = (int(round(v)) for v in mask)
+        if not (0 <= y0 < y1 <= H and 0 <= x0 < x1 <= W):
+            raise ConvlensError(f"box {tuple(mask)} is not inside the {H}x{W} images; give (y0, x0, y1, x1) with y0 < y1, x0 < x1")
+        m = torch.zeros(N, H, W, dtype=torch.bool)
+        m[:, y0:y1, x0:x1] = True
+        return m
+    m = torch.as_tensor(np.asarray(mask)).bool().cpu()
+    return m[None].expand(N, -1, -1) if m.ndim == 2 else m
+
+
 def params_text(config) -> str:
     """The config's fields as ``name=value`` (what the score was computed with)."""
     if config is None:
@@ -168,7 +190,8 @@ def evaluate(model, images, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS, *,
             ``f(model, images, target) -> Attribution | maps``.
         metrics: metric names (``convlens.faithfulness.METRICS``).
         target: the class explained (default: each image's predicted class).
-        mask: (H, W) or (N, H, W) object mask, for the localisation metrics.
+        mask: the object, for the localisation metrics: an (H, W) or (N, H, W) mask, a box
+            ``(y0, x0, y1, x1)``, or ``"grabcut"`` (``object_mask``).
         configs: ``{metric: config or dict of its fields}``.
         baselines: add the "random" and "edge" maps as methods (the floor every method must beat).
         progress: ``progress(stage, done, total)``, stage a method or a metric's name.
@@ -194,6 +217,8 @@ def evaluate(model, images, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS, *,
         raise ConvlensError("a method is named twice; name each once")
     t = resolve_targets(model, target, x)
     labels = class_labels(model, t)
+    if mask is not None:
+        mask = object_mask(model, x, t, mask)
 
     def stage(name):
         return None if progress is None else (lambda done, total: progress(name, done, total))
@@ -223,7 +248,7 @@ def evaluate(model, images, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS, *,
                 results[(m.id, n)] = m.function(model, x, fn, target=t, config=c, progress=stage(f"{m.id}:{n}"))
     rows = []
     for m in ms:
-        params = params_text(cfg[m.id])
+        params = params_text(getattr(results[(m.id, names[0])], "config", cfg[m.id]))  # as run (defaults filled)
         for n in names:
             vals = torch.as_tensor(m.value(results[(m.id, n)])).double().cpu()
             rows += [{"image": i, "label": labels[i], "method": n, "metric": m.id, "value": float(v),
