@@ -151,7 +151,7 @@ def test_web_forms_and_cli_flags_come_from_one_field_walk(client):
     listed = {t["name"]: t for t in client.get("/api/techniques").json()}
     assert set(listed) == set(techniques())
     families = {t["family"] for t in listed.values()}
-    assert families == {"attribution", "synthesis", "adversarial", "texture"}
+    assert families == {"attribution", "faithfulness", "synthesis", "adversarial", "texture"}
     for name in ("saliency", "occlusion", "grabcut", "sanity_check", "classviz", "channelviz", "neuronviz", "facets",
                  "deepdream", "inversion", "fgsm", "pgd", "fool", "texture", "style", "fast_style"):
         assert name in listed

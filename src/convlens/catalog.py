@@ -135,7 +135,7 @@ _ENTRIES = [
     T("insertion", "faithfulness", "Insertion curve", "Petsiuk et al. 2018", faithfulness.insertion,
       faithfulness.PerturbationCurveConfig, blurb="the target's probability as the top pixels are put back"),
     T("evaluate", "faithfulness", "Report card of attribution maps", "Hedstrom et al. 2023 (Quantus)",
-      faithfulness.evaluate, cli=("evaluate",), iterative=True,
+      faithfulness.evaluate, cli=("evaluate",), lab=True, iterative=True,
       blurb="every method's map scored by every metric, random and edge maps as the floor"),
     T("sparseness", "faithfulness", "Sparseness (Gini index)", "Chalasani et al. 2020", faithfulness.sparseness),
     T("complexity", "faithfulness", "Complexity (entropy)", "Bhatt et al. 2020", faithfulness.complexity),

@@ -133,8 +133,18 @@ def register(app: typer.Typer) -> None:
         m = get_model(model, weights)
         x = resolve_images(images).tensor(m.input_size, limit)
         mask = _mask(mask, x)
-        with cli_stage_bar() as bar:
-            card = evaluate(m, x, method_names, metric_names, target=target, mask=mask, configs=configs, progress=bar)
+        try:
+            with cli_stage_bar() as bar:
+                card = evaluate(m, x, method_names, metric_names, target=target, mask=mask, configs=configs,
+                                progress=bar)
+        except KeyboardInterrupt as e:
+            import sys
+            if getattr(e, "partial", None) is None:
+                print("convlens: interrupted before any metric finished; nothing written", file=sys.stderr)
+                raise SystemExit(130) from None
+            card = e.partial
+            print(f"convlens: interrupted; the card below has the metrics finished: {', '.join(card.metrics)}",
+                  file=sys.stderr)
         _print_card(card)
         from ..images import save_png
         try:

@@ -197,6 +197,7 @@ def evaluate(model, images, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS, *,
         progress: ``progress(stage, done, total)``, stage a method or a metric's name.
     Returns:
         ``Evaluation`` (``table``, ``summary()``, ``rank(metric)``, ``plot()``, ``results``, ``maps``).
+        On Ctrl-C the ``KeyboardInterrupt`` carries ``.partial``: the card of the metrics finished.
     Example:
         >>> card = convlens.evaluate(m, cat, ["saliency", "grad_cam"], ["deletion", "insertion"])
         >>> card.rank("deletion")
@@ -231,21 +232,33 @@ def evaluate(model, images, methods=DEFAULT_METHODS, metrics=DEFAULT_METRICS, *,
     names = [n for n, _ in named]
     stacked = torch.stack([maps[n] for n in names])                 # (M, N, H, W)
     results: dict = {}
-    for m in ms:
-        c = cfg[m.id]
-        if m.kind == "map":
-            results.update({(m.id, n): m.function(maps[n]) for n in names})
-        elif m.kind == "mask":
-            results.update({(m.id, n): m.function(maps[n], mask) for n in names})
-        elif m.kind == "model" and m.many is not None:
-            for n, r in zip(names, m.many(model, x, t, stacked, c, stage(m.id))):
-                results[(m.id, n)] = r
-        elif m.kind == "model":
-            for n in names:
-                results[(m.id, n)] = m.function(model, x, maps[n], target=t, config=c, progress=stage(f"{m.id}:{n}"))
-        else:
-            for n, fn in named:
-                results[(m.id, n)] = m.function(model, x, fn, target=t, config=c, progress=stage(f"{m.id}:{n}"))
+    done: list[Metric] = []
+    try:
+        for m in ms:
+            results.update(_score(m, cfg[m.id], model, x, t, named, maps, stacked, mask, stage))
+            done.append(m)
+    except KeyboardInterrupt as e:  # Ctrl-C / a cancelled job: the card of the metrics finished so far
+        e.partial = _card(done, names, labels, results, cfg, maps, x) if done else None
+        raise
+    return _card(ms, names, labels, results, cfg, maps, x)
+
+
+def _score(m: Metric, c, model, x, t, named, maps, stacked, mask, stage) -> dict:
+    """``{(metric, method): result}`` of one metric over every method."""
+    names = [n for n, _ in named]
+    if m.kind == "map":
+        return {(m.id, n): m.function(maps[n]) for n in names}
+    if m.kind == "mask":
+        return {(m.id, n): m.function(maps[n], mask) for n in names}
+    if m.kind == "model" and m.many is not None:
+        return {(m.id, n): r for n, r in zip(names, m.many(model, x, t, stacked, c, stage(m.id)))}
+    if m.kind == "model":
+        return {(m.id, n): m.function(model, x, maps[n], target=t, config=c, progress=stage(f"{m.id}:{n}"))
+                for n in names}
+    return {(m.id, n): m.function(model, x, fn, target=t, config=c, progress=stage(f"{m.id}:{n}")) for n, fn in named}
+
+
+def _card(ms: list[Metric], names, labels, results, cfg, maps, x) -> "Evaluation":
     rows = []
     for m in ms:
         params = params_text(getattr(results[(m.id, names[0])], "config", cfg[m.id]))  # as run (defaults filled)

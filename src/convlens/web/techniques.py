@@ -16,10 +16,11 @@ from ..errors import ConvlensError, closest
 from ..fields import ConfigField, config_fields, parse_config
 from .context import Cancelled, Ctx, jsonable  # noqa: F401  (the lab route's names)
 from .forms import coerce
-from .runners import Runner, adversarial, attribution, synthesis, texture
+from .runners import Runner, adversarial, attribution, faithfulness, synthesis, texture
 from .runners.texture import style_image
 
-RUNNERS: dict[str, Runner] = {**attribution.RUNNERS, **synthesis.RUNNERS, **adversarial.RUNNERS, **texture.RUNNERS}
+RUNNERS: dict[str, Runner] = {**attribution.RUNNERS, **synthesis.RUNNERS, **adversarial.RUNNERS, **texture.RUNNERS,
+                              **faithfulness.RUNNERS}
 
 
 @dataclass
