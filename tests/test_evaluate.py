@@ -9,7 +9,7 @@ from torch import nn
 
 import convlens
 from convlens.errors import ConvlensError
-from convlens.faithfulness import complexity, deletion, evaluate, insertion, random_map, sparseness
+from convlens.faithfulness import complexity, deletion, evaluate, insertion, sparseness
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,10 @@ def test_table_equals_the_metrics_called_one_by_one(linear):
     assert np.allclose(card.value("deletion", "exact"), d.normalized_auc.numpy(), atol=1e-12)
     assert np.allclose(card.value("insertion", "exact"), i.normalized_auc.numpy(), atol=1e-12)
     assert np.allclose(card.value("sparseness", "exact"), sparseness(maps).numpy(), atol=1e-12)
-    assert np.allclose(card.value("complexity", "random"), complexity(random_map(x, seed=0)).numpy(), atol=1e-12)
+    assert np.allclose(card.value("complexity", "random"), complexity(card.maps["random"]).numpy(), atol=1e-12)
+    again = evaluate(m, x, [exact], ["complexity"], target=1)
+    assert torch.equal(again.maps["random"], card.maps["random"])          # the same images: the same random maps
+    assert card.maps["random"].std() > 0.2 and not torch.equal(card.maps["random"][0], card.maps["random"][1])
     # the one-pass run of all methods gives each method's curve as if run alone
     r = deletion(m, x, card.maps["random"], target=1, **cfg["deletion"])
     assert torch.allclose(card.results[("deletion", "random")].scores, r.scores, atol=1e-12)
@@ -97,3 +100,33 @@ def test_on_a_real_network_gradcam_beats_random_on_insertion(offline_model, cat)
     assert card.mean("insertion", "grad_cam") > card.mean("insertion", "random") + 0.1
     img = np.asarray(card.plot())
     assert img.ndim == 3 and img.std() > 10
+
+
+def test_every_metric_kind_is_called_by_its_convention(linear):
+    """A metric of kind "model" without a one-pass runner gets each map; a metric of kind "explainer"
+    gets each method as a function it can call again (here: the map of the image shifted by one)."""
+    from convlens.faithfulness import METRICS, Metric, register
+    m, x, exact = linear
+    seen = []
+
+    def per_map(model, images, maps, target=None, config=None, progress=None):
+        seen.append(("model", maps.shape))
+        return maps.flatten(1).sum(1)
+
+    def re_explain(model, images, explain, target=None, config=None, progress=None):
+        again = explain(model, images.roll(1, -1), target)
+        return (again - explain(model, images, target)).abs().flatten(1).max(1).values
+
+    try:
+        register(Metric("test_sum", "model", per_map, "higher", "sum", "-"))
+        register(Metric("test_shift", "explainer", re_explain, "lower", "shift", "-"))
+        card = evaluate(m, x, [exact], ["test_sum", "test_shift"], target=1)
+    finally:
+        METRICS.pop("test_sum", None)
+        METRICS.pop("test_shift", None)
+    maps = exact(m, x, torch.tensor([1, 1, 1]))
+    assert np.allclose(card.value("test_sum", "exact"), maps.flatten(1).sum(1).numpy())
+    want = (exact(m, x.roll(1, -1), torch.tensor([1, 1, 1])) - maps).abs().flatten(1).max(1).values
+    assert np.allclose(card.value("test_shift", "exact"), want.numpy())
+    assert card.value("test_shift", "random").min() > 0.1     # the random map is drawn anew for a new input
+    assert seen == [("model", (3, 8, 8))] * 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -39,7 +40,7 @@ def explainer(method) -> tuple[str, Callable]:
         return name, lambda m, x, t: _at_size(as_maps(method(m, x, t)), x)
     key = normalize_name(method)
     if key == "random":
-        return "random", lambda m, x, t: random_map(x, seed=0)
+        return "random", lambda m, x, t: _random_maps(x)
     if key in ("edge", "sobel"):
         return "edge", lambda m, x, t: edge_map(x.cpu())
     table = attribution_methods()
@@ -47,6 +48,13 @@ def explainer(method) -> tuple[str, Callable]:
         raise ConvlensError(f"unknown method '{method}'; choose from {', '.join(sorted(table))}, random, edge")
     fn = table[key]
     return fn.__name__, lambda m, x, t: _at_size(as_maps(fn(m, x, t)), x)
+
+
+def _random_maps(x: torch.Tensor) -> torch.Tensor:
+    """A uniform random map per image, seeded by the image's pixels: the same image always gets the same
+    map, a perturbed one a new map (so the random baseline is as unstable as chance under sensitivity)."""
+    return torch.cat([random_map(x[i:i + 1], seed=zlib.crc32(x[i].detach().cpu().numpy().tobytes()))
+                      for i in range(x.shape[0])])
 
 
 def _at_size(maps: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
