@@ -1,0 +1,115 @@
+"""The metrics of issue 22 beyond deletion / insertion, each against a hand computation or a known answer:
+ROAD's imputation, pixel flipping, region perturbation, faithfulness correlation, sensitivity, infidelity,
+MPRT and random logit. Parity with Quantus is in test_faithfulness_quantus.py."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import convlens
+from convlens.errors import ConvlensError
+from convlens.faithfulness import road
+from convlens.faithfulness.imputation import NEIGHBOURS, linear_imputation, noisy_linear_imputation
+
+
+@pytest.fixture(scope="module")
+def linear():
+    """A float64 linear classifier on 3x6x6 images (identity normalization), its weights, and two images."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 2)).double()
+    m = convlens.Model.wrap(net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), classes=["a", "b"], input_size=6)
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    w = net[1].weight.detach().view(2, 3, 6, 6)
+    b = net[1].bias.detach()
+    return m, x, w, b
+
+
+# --- ROAD: noisy linear imputation ---------------------------------------------------------------------
+
+def test_imputation_of_single_pixels_on_a_5x5_image_by_hand():
+    """One removed pixel is the weighted mean of its neighbours: 1/6 direct, 1/12 diagonal (sum 1 inside;
+    a corner has 2 direct + 1 diagonal = 5/12, renormalized)."""
+    img = np.arange(75, dtype=np.float64).reshape(3, 5, 5) ** 1.5
+    removed = np.zeros((5, 5), bool)
+    removed[2, 2] = removed[0, 0] = True
+    out = linear_imputation(img, removed)
+    for c in range(3):
+        a = img[c]
+        centre = (a[1, 2] + a[3, 2] + a[2, 1] + a[2, 3]) / 6 + (a[1, 1] + a[1, 3] + a[3, 1] + a[3, 3]) / 12
+        corner = ((a[0, 1] + a[1, 0]) / 6 + a[1, 1] / 12) / (5 / 12)
+        assert out[c, 2, 2] == pytest.approx(centre, abs=1e-12)
+        assert out[c, 0, 0] == pytest.approx(corner, abs=1e-12)
+    keep = ~removed
+    assert np.array_equal(out[:, keep], img[:, keep])
+
+
+def test_imputation_solves_the_neighbour_equations_on_a_5x5_block():
+    """A 3x3 block of removed pixels (coupled unknowns) and a removed border pixel: every removed pixel
+    equals the weighted mean of its (imputed or known) neighbours inside the image."""
+    rng = np.random.default_rng(0)
+    img = rng.random((3, 5, 5))
+    removed = np.zeros((5, 5), bool)
+    removed[1:4, 1:4] = True
+    removed[4, 2] = True
+    out = linear_imputation(img, removed)
+    for r, c in zip(*np.nonzero(removed)):
+        num, den = np.zeros(3), 0.0
+        for dr, dc, w in NEIGHBOURS:
+            if 0 <= r + dr < 5 and 0 <= c + dc < 5:
+                num += w * out[:, r + dr, c + dc]
+                den += w
+        assert np.allclose(out[:, r, c], num / den, atol=1e-12)
+    all_removed = linear_imputation(img, np.ones((5, 5), bool))
+    assert np.allclose(all_removed, 0.5)
+
+
+def test_imputation_noise_is_seeded_and_has_the_asked_size():
+    x = torch.rand(2, 3, 12, 12, dtype=torch.float64)
+    removed = torch.zeros(2, 12, 12, dtype=torch.bool)
+    removed[:, 3:9, 3:9] = True
+    clean = noisy_linear_imputation(x, removed, noise=0.0)
+    a = noisy_linear_imputation(x, removed, noise=0.5, seeds=[1, 2])
+    b = noisy_linear_imputation(x, removed, noise=0.5, seeds=[1, 2])
+    assert torch.equal(a, b) and torch.equal(a[:, :, ~removed[0]], x[:, :, ~removed[0]])
+    d = (a - clean)[:, :, removed[0]]
+    assert abs(float(d.std()) - 0.5) < 0.05 and abs(float(d.mean())) < 0.05
+
+
+def test_road_on_a_linear_model_by_hand(linear):
+    """ROAD's probability curve equals softmax(W x_p + b) where x_p imputes the top int(36 p / 100) pixels."""
+    m, x, w, b = linear
+    maps = torch.rand(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    r = road(m, x, maps, target=1, percentages=(10, 50, 90), noise=0.0, score="prob", batch_size=4)
+    for i in range(2):
+        order = np.argsort(-maps[i].numpy().ravel(), kind="stable")
+        for j, p in enumerate((10, 50, 90)):
+            removed = np.zeros(36, bool)
+            removed[order[:int(36 * p / 100)]] = True
+            xp = torch.from_numpy(linear_imputation(x[i].numpy(), removed.reshape(6, 6)))
+            logits = (w.flatten(1) @ xp.flatten()) + b
+            assert float(r.scores[i, j]) == pytest.approx(float(logits.softmax(0)[1]), abs=1e-12)
+    acc = road(m, x, maps, target=1, percentages=(10, 50, 90))
+    assert set(acc.scores.flatten().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(acc.value, acc.scores.mean(1)) and torch.allclose(acc.accuracy, acc.scores.mean(0))
+    with pytest.raises(ConvlensError, match="percentages must be between 0 and 100"):
+        road(m, x, maps, percentages=(10, 120))
+
+
+def test_deletion_with_the_noisy_linear_baseline(linear):
+    """Deletion's noisy_linear baseline imputes the removed pixels (ROAD's perturbation on a curve); insertion's
+    imputes the pixels not yet inserted; the noise is shared by every map of one (image, step)."""
+    from convlens.faithfulness import deletion, insertion
+    m, x, w, b = linear
+    maps = torch.rand(2, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    d = deletion(m, x, maps, target=0, steps=4, baseline="noisy_linear", noise=0.0, score="logit")
+    ins = insertion(m, x, maps, target=0, steps=4, baseline="noisy_linear", noise=0.0, score="logit")
+    order = np.argsort(-maps[0].numpy().ravel(), kind="stable")
+    for k in range(5):
+        n = int(np.rint(k * 36 / 4))
+        removed = np.zeros(36, bool)
+        removed[order[:n]] = True
+        for curve, rem in ((d, removed), (ins, ~removed)):
+            xp = torch.from_numpy(linear_imputation(x[0].numpy(), rem.reshape(6, 6)))
+            assert float(curve.scores[0, k]) == pytest.approx(float((w[0] * xp).sum() + b[0]), abs=1e-12)

@@ -1,0 +1,78 @@
+"""Parity with Quantus 0.6.0 (the reference, installed by scripts/setup): each metric on the same tiny model,
+inputs, maps and parameters, float64 wherever Quantus lets the values through (it feeds the model float32:
+the images are float32-exact, and the model casts them back to float64).
+
+Quantus flattens the map broadcast to (C, H, W), so its "features" are pixel-channels, while convlens
+removes whole pixels (every channel): where that matters, the images are grey (one channel for Quantus,
+the same channel three times for convlens; the Quantus-side model repeats it), and their values are
+equal. Where Quantus departs from its paper, test_faithfulness_metrics.py proves ours by hand and
+docs/attribution.md ("Which map to believe") says where and why.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import convlens
+
+quantus = pytest.importorskip("quantus")
+
+N, H, W = 4, 10, 10
+
+
+class Grey(nn.Module):
+    """Quantus's side of the model: (N, 1, H, W) float32 -> the float64 net on three equal channels."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, z):
+        return self.net(z.double().expand(-1, 3, -1, -1))
+
+
+@pytest.fixture(scope="module")
+def setup():
+    """A tiny float64 CNN (3 classes), grey float32-exact images with a 0 and a 1 in each (Quantus's "black"
+    baseline is the image's minimum), signed maps, and each image's predicted class."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(4 * H * W, 3)).double().eval()
+    rng = np.random.default_rng(0)
+    g = rng.random((N, 1, H, W)).astype(np.float32).astype(np.float64)
+    g[:, :, 0, 0], g[:, :, -1, -1] = 0.0, 1.0
+    a = rng.standard_normal((N, 1, H, W))
+    m = convlens.Model.wrap(net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), classes=["a", "b", "c"], input_size=H)
+    x = torch.from_numpy(np.repeat(g, 3, 1))
+    y = net(x).argmax(1).numpy()
+    return m, Grey(net).eval(), g, a, x, torch.from_numpy(a[:, 0]), y
+
+
+def test_noisy_linear_imputation_equals_quantus():
+    """The imputation itself on a 3-channel image (Quantus's function takes pixel indices): 1e-12."""
+    from quantus.functions.perturb_func import noisy_linear_imputation as q_impute
+    from convlens.faithfulness.imputation import linear_imputation
+    rng = np.random.default_rng(1)
+    img = rng.random((3, 17, 13))
+    order = np.argsort(-rng.standard_normal(17 * 13))
+    for p in (5, 40, 95):
+        idx = order[:int(17 * 13 * p / 100)]
+        removed = np.zeros(17 * 13, bool)
+        removed[idx] = True
+        assert np.allclose(linear_imputation(img, removed.reshape(17, 13)), q_impute(img, idx, noise=0.0),
+                           atol=1e-12, rtol=0)
+
+
+def test_road_equals_quantus(setup):
+    """ROAD's accuracy at each percentage (noise 0, the one random part) equals Quantus's ROAD on grey
+    images (Quantus's ROAD fails on colour images with one map per image: it sorts the (3, H, W) broadcast
+    and indexes H * W pixels with it, an IndexError)."""
+    m, qnet, g, a, x, maps, y = setup
+    pc = [5, 15.5, 30, 50, 70, 90, 99]
+    q = quantus.ROAD(abs=False, normalise=False, disable_warnings=True, percentages=pc, noise=0.0)(
+        model=qnet, x_batch=g, y_batch=y, a_batch=a, device="cpu")
+    ours = convlens.faithfulness.road(m, x, maps, target=torch.from_numpy(y), percentages=pc, noise=0.0)
+    assert np.array_equal(ours.accuracy.numpy(), np.array([q[p] for p in pc]))
+    assert 0 < ours.accuracy.min() < 1                 # the removals change some predictions
