@@ -76,3 +76,28 @@ def test_road_equals_quantus(setup):
     ours = convlens.faithfulness.road(m, x, maps, target=torch.from_numpy(y), percentages=pc, noise=0.0)
     assert np.array_equal(ours.accuracy.numpy(), np.array([q[p] for p in pc]))
     assert 0 < ours.accuracy.min() < 1                 # the removals change some predictions
+
+
+@pytest.mark.parametrize("per_step", [1, 4])
+def test_pixel_flipping_equals_quantus(setup, per_step):
+    """The probability after each step (Quantus's curve; its "black" is the image's minimum, 0 here), 1e-12
+    (Quantus refuses a step that does not divide H * W; convlens makes the last step partial)."""
+    m, qnet, g, a, x, maps, y = setup
+    q = np.array(quantus.PixelFlipping(abs=False, normalise=False, disable_warnings=True, features_in_step=per_step)(
+        model=qnet, x_batch=g, y_batch=y, a_batch=a, device="cpu"))
+    ours = convlens.faithfulness.pixel_flipping(m, x, maps, target=torch.from_numpy(y), pixels_per_step=per_step,
+                                                baseline="zero")
+    assert np.allclose(ours.scores[:, 1:].numpy(), q, atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("patch,order", [(3, "morf"), (4, "lerf"), (5, "morf")])
+def test_region_perturbation_equals_quantus(setup, patch, order):
+    """f(x) - f(x_k) for each region k (Quantus's output), with its padded grid (3 and 4 do not divide 10), 1e-12."""
+    m, qnet, g, a, x, maps, y = setup
+    q = np.array(quantus.RegionPerturbation(abs=False, normalise=False, disable_warnings=True, patch_size=patch,
+                                            order=order, regions_evaluation=6)(
+        model=qnet, x_batch=g, y_batch=y, a_batch=a, device="cpu"))
+    ours = convlens.faithfulness.region_perturbation(m, x, maps, target=torch.from_numpy(y), patch_size=patch,
+                                                     order=order, regions=6, baseline="zero")
+    assert np.allclose(ours.drops.numpy(), q, atol=1e-12, rtol=0)
+    assert torch.allclose(ours.value, torch.cat([torch.zeros(N, 1), ours.drops], 1).mean(1))

@@ -14,10 +14,13 @@ from .deletion import PerturbationCurve, PerturbationCurveConfig, deletion, inse
 from .evaluate import Evaluation, evaluate
 from .imputation import noisy_linear_imputation
 from .road import ROADConfig, ROADCurve, road
+from .flipping import (FlippingCurve, PixelFlippingConfig, RegionPerturbationConfig, pixel_flipping,
+                       region_perturbation)
 from .maps import (as_maps, complexity, edge_map, pointing_game, random_map, relevance_mass, relevance_rank,
                    sparseness)
 
 __all__ = ["evaluate", "Evaluation", "METRICS", "Metric", "get_metric", "register", "deletion", "insertion", "PerturbationCurve", "PerturbationCurveConfig", "pixel_ranks",
            "sparseness", "complexity", "pointing_game", "relevance_mass", "relevance_rank", "random_map",
            "edge_map", "as_maps",
-           "road", "ROADConfig", "ROADCurve", "noisy_linear_imputation"]
+           "road", "ROADConfig", "ROADCurve", "noisy_linear_imputation",
+           "pixel_flipping", "region_perturbation", "PixelFlippingConfig", "RegionPerturbationConfig", "FlippingCurve"]
