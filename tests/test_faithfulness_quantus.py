@@ -101,3 +101,21 @@ def test_region_perturbation_equals_quantus(setup, patch, order):
                                                      order=order, regions=6, baseline="zero")
     assert np.allclose(ours.drops.numpy(), q, atol=1e-12, rtol=0)
     assert torch.allclose(ours.value, torch.cat([torch.zeros(N, 1), ours.drops], 1).mean(1))
+
+
+def test_faithfulness_correlation_equals_quantus(setup, monkeypatch):
+    """Pearson r per image on the same random subsets (Quantus's ``np.random.choice`` calls, run by run and
+    image by image, answered with convlens's subsets: Quantus's global seed cannot reproduce them, its
+    baseline function draws uniform noise between its runs), 1e-12."""
+    from convlens.faithfulness.correlation import random_subsets
+    m, qnet, g, a, x, maps, y = setup
+    subsets = iter(random_subsets(N, 30, H, W, 20, seed=7).reshape(-1, 20))
+    monkeypatch.setattr(np.random, "choice", lambda *args, **kw: next(subsets))
+    for score in ("logit", "prob"):                  # Quantus's default here: the logit (softmax=False)
+        q = np.array(quantus.FaithfulnessCorrelation(abs=False, normalise=False, disable_warnings=True, nr_runs=30,
+                                                     subset_size=20, return_aggregate=False)(
+            model=qnet, x_batch=g, y_batch=y, a_batch=a, device="cpu", softmax=score == "prob"))
+        subsets = iter(random_subsets(N, 30, H, W, 20, seed=7).reshape(-1, 20))
+        ours = convlens.faithfulness.faithfulness_correlation(m, x, maps, target=torch.from_numpy(y), runs=30,
+                                                              subset_size=20, seed=7, score=score)
+        assert np.allclose(ours.value.numpy(), q, atol=1e-12, rtol=0)

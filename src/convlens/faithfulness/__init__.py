@@ -16,6 +16,7 @@ from .imputation import noisy_linear_imputation
 from .road import ROADConfig, ROADCurve, road
 from .flipping import (FlippingCurve, PixelFlippingConfig, RegionPerturbationConfig, pixel_flipping,
                        region_perturbation)
+from .correlation import FaithfulnessCorrelation, FaithfulnessCorrelationConfig, faithfulness_correlation
 from .maps import (as_maps, complexity, edge_map, pointing_game, random_map, relevance_mass, relevance_rank,
                    sparseness)
 
@@ -23,4 +24,5 @@ __all__ = ["evaluate", "Evaluation", "METRICS", "Metric", "get_metric", "registe
            "sparseness", "complexity", "pointing_game", "relevance_mass", "relevance_rank", "random_map",
            "edge_map", "as_maps",
            "road", "ROADConfig", "ROADCurve", "noisy_linear_imputation",
-           "pixel_flipping", "region_perturbation", "PixelFlippingConfig", "RegionPerturbationConfig", "FlippingCurve"]
+           "pixel_flipping", "region_perturbation", "PixelFlippingConfig", "RegionPerturbationConfig", "FlippingCurve",
+           "faithfulness_correlation", "FaithfulnessCorrelationConfig", "FaithfulnessCorrelation"]
