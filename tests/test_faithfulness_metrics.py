@@ -180,3 +180,24 @@ def test_the_models_own_occlusion_map_has_the_top_faithfulness_correlation(linea
         assert float(r.value[i]) == pytest.approx(float(np.corrcoef(sums, drops)[0, 1]), abs=1e-12)
     with pytest.raises(ConvlensError, match="subset_size 40 exceeds the 36 pixels"):
         faithfulness_correlation(m, x, maps, subset_size=40)
+
+
+# --- sensitivity ----------------------------------------------------------------------------------------
+
+def test_sensitivity_by_hand(linear):
+    """A linear model's gradient does not depend on the image: saliency's sensitivity is 0. A map that is
+    the image's channel sum moves by the noise's channel sum: max / mean of ||sum_c u|| / ||sum_c x||."""
+    from convlens.faithfulness import avg_sensitivity, max_sensitivity
+    from convlens.faithfulness.sensitivity import sample_noise
+    m, x, w, b = linear
+    assert torch.allclose(max_sensitivity(m, x, "saliency", samples=3).value, torch.zeros(2, dtype=torch.float64))
+
+    def channel_sum(model, images, target):
+        return images.sum(1)
+    mx = max_sensitivity(m, x, channel_sum, samples=4, radius=0.1, seed=5, batch_size=3)
+    av = avg_sensitivity(m, x, channel_sum, samples=4, radius=0.1, seed=5, normalize=False)
+    d = torch.stack([sample_noise(x.shape, k, 0.1, 5, x.dtype).sum(1).flatten(1).norm(dim=1) for k in range(4)], 1)
+    assert torch.allclose(mx.value, d.max(1).values / x.sum(1).flatten(1).norm(dim=1), atol=1e-12)
+    assert torch.allclose(av.value, d.mean(1), atol=1e-12)
+    u = sample_noise(x.shape, 0, 0.1, 5, x.dtype)
+    assert float(u.abs().max()) <= 0.1 and float(u.abs().max()) > 0.09

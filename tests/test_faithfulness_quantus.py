@@ -119,3 +119,41 @@ def test_faithfulness_correlation_equals_quantus(setup, monkeypatch):
         ours = convlens.faithfulness.faithfulness_correlation(m, x, maps, target=torch.from_numpy(y), runs=30,
                                                               subset_size=20, seed=7, score=score)
         assert np.allclose(ours.value.numpy(), q, atol=1e-12, rtol=0)
+
+
+def _explain(m, method="saliency"):
+    from convlens.faithfulness.evaluate import explainer
+    return explainer(method)[1]
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_sensitivity_equals_quantus_and_captum(setup, monkeypatch, kind):
+    """Max- and average-sensitivity of saliency on colour images with the same noise (Quantus's
+    ``np.random.uniform`` calls and Captum's ``perturb_func`` answered with convlens's seeded noise),
+    normalized by the map's norm as both do, 1e-12."""
+    from convlens.faithfulness.sensitivity import sample_noise
+    m, qnet, g, a, x, maps, y = setup
+    S, r = 5, 0.05
+    explain = _explain(m)
+    noise = torch.stack([sample_noise(x.shape, k, r, 3, x.dtype) for k in range(S)])       # (S, N, 3, H, W)
+    draws = iter(noise.reshape(S, N, -1).numpy())
+    monkeypatch.setattr(np.random, "uniform", lambda *args, **kw: next(draws))
+
+    def q_explain(model, inputs, targets, **kw):
+        return explain(m, torch.from_numpy(np.asarray(inputs, np.float64)), torch.as_tensor(targets))[:, None].numpy()
+
+    cls = quantus.MaxSensitivity if kind == "max" else quantus.AvgSensitivity
+    q = np.array(cls(nr_samples=S, lower_bound=r, abs=False, normalise=False, disable_warnings=True)(
+        model=m.net, x_batch=x.numpy(), y_batch=y, a_batch=explain(m, x, torch.from_numpy(y))[:, None].numpy(),
+        explain_func=q_explain, device="cpu"))
+    fn = getattr(convlens.faithfulness, f"{kind}_sensitivity")
+    ours = fn(m, x, "saliency", target=torch.from_numpy(y), samples=S, radius=r, seed=3, batch_size=3)
+    assert np.allclose(ours.value.numpy(), q, atol=1e-12, rtol=0)
+    assert (ours.value > 0).all()
+    if kind == "max":
+        from captum.metrics import sensitivity_max
+        one = lambda inp: inp[0] if isinstance(inp, tuple) else inp                      # noqa: E731
+        c = sensitivity_max(lambda inp, target: (explain(m, one(inp), target)[:, None],), x,
+                            perturb_func=lambda inp, radius: one(inp) + noise.transpose(0, 1).reshape(one(inp).shape),
+                            n_perturb_samples=S, target=torch.from_numpy(y))
+        assert np.allclose(ours.value.numpy(), c.numpy(), atol=1e-12, rtol=0)

@@ -17,6 +17,7 @@ from .road import ROADConfig, ROADCurve, road
 from .flipping import (FlippingCurve, PixelFlippingConfig, RegionPerturbationConfig, pixel_flipping,
                        region_perturbation)
 from .correlation import FaithfulnessCorrelation, FaithfulnessCorrelationConfig, faithfulness_correlation
+from .sensitivity import Sensitivity, SensitivityConfig, avg_sensitivity, max_sensitivity
 from .maps import (as_maps, complexity, edge_map, pointing_game, random_map, relevance_mass, relevance_rank,
                    sparseness)
 
@@ -25,4 +26,5 @@ __all__ = ["evaluate", "Evaluation", "METRICS", "Metric", "get_metric", "registe
            "edge_map", "as_maps",
            "road", "ROADConfig", "ROADCurve", "noisy_linear_imputation",
            "pixel_flipping", "region_perturbation", "PixelFlippingConfig", "RegionPerturbationConfig", "FlippingCurve",
-           "faithfulness_correlation", "FaithfulnessCorrelationConfig", "FaithfulnessCorrelation"]
+           "faithfulness_correlation", "FaithfulnessCorrelationConfig", "FaithfulnessCorrelation",
+           "max_sensitivity", "avg_sensitivity", "SensitivityConfig", "Sensitivity"]
