@@ -157,3 +157,25 @@ def test_sensitivity_equals_quantus_and_captum(setup, monkeypatch, kind):
                             perturb_func=lambda inp, radius: one(inp) + noise.transpose(0, 1).reshape(one(inp).shape),
                             n_perturb_samples=S, target=torch.from_numpy(y))
         assert np.allclose(ours.value.numpy(), c.numpy(), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_infidelity_equals_captum(setup, normalize):
+    """Infidelity (the paper's, Captum's; Quantus's ``Infidelity`` replaces square patches one after another,
+    another estimator: docs/attribution.md) with the same Gaussian perturbations, 1e-12: convlens's
+    per-pixel I (shared by the channels) is Captum's I on each channel with the map split over them."""
+    from captum.metrics import infidelity
+    from convlens.faithfulness.infidelity import perturbation
+    m, qnet, g, a, x, maps, y = setup
+    S = 6
+    noise = torch.stack([perturbation(x.shape, k, 0.1, 2, x.dtype) for k in range(S)]).expand(-1, -1, 3, -1, -1)
+
+    def perturb(inp):
+        I = noise.transpose(0, 1).reshape(inp.shape)                    # Captum repeats each image S times
+        return I, inp - I
+
+    c = infidelity(lambda z: m.net(z), perturb, x, (maps / 3)[:, None].expand(-1, 3, -1, -1).contiguous(),
+                   n_perturb_samples=S, target=torch.from_numpy(y), normalize=normalize)
+    ours = convlens.faithfulness.infidelity(m, x, maps, target=torch.from_numpy(y), samples=S, noise=0.1, seed=2,
+                                            normalize=normalize)
+    assert np.allclose(ours.value.numpy(), c.numpy(), atol=1e-12, rtol=1e-9)

@@ -18,6 +18,7 @@ from .flipping import (FlippingCurve, PixelFlippingConfig, RegionPerturbationCon
                        region_perturbation)
 from .correlation import FaithfulnessCorrelation, FaithfulnessCorrelationConfig, faithfulness_correlation
 from .sensitivity import Sensitivity, SensitivityConfig, avg_sensitivity, max_sensitivity
+from .infidelity import Infidelity, InfidelityConfig, infidelity
 from .maps import (as_maps, complexity, edge_map, pointing_game, random_map, relevance_mass, relevance_rank,
                    sparseness)
 
@@ -27,4 +28,5 @@ __all__ = ["evaluate", "Evaluation", "METRICS", "Metric", "get_metric", "registe
            "road", "ROADConfig", "ROADCurve", "noisy_linear_imputation",
            "pixel_flipping", "region_perturbation", "PixelFlippingConfig", "RegionPerturbationConfig", "FlippingCurve",
            "faithfulness_correlation", "FaithfulnessCorrelationConfig", "FaithfulnessCorrelation",
-           "max_sensitivity", "avg_sensitivity", "SensitivityConfig", "Sensitivity"]
+           "max_sensitivity", "avg_sensitivity", "SensitivityConfig", "Sensitivity",
+           "infidelity", "InfidelityConfig", "Infidelity"]
