@@ -226,3 +226,76 @@ def test_infidelity_by_hand(linear):
             I = perturbation(x.shape, k, 0.2, 4, torch.float64)[i, 0]
             errs.append(float((I * rand[i]).sum() - (I * grad[i]).sum()) ** 2)
         assert float(r.value[i]) == pytest.approx(np.mean(errs), abs=1e-12)
+
+
+# --- randomization: MPRT and random logit -------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny():
+    from helpers import tiny_convnet
+    m = convlens.Model.wrap(tiny_convnet(seed=1, classes=4).double(), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                            classes=["a", "b", "c", "d"], input_size=16)
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    return m, x
+
+
+def test_mprt_is_the_sanity_check_as_a_metric(tiny):
+    """The Spearman of |map| after each cascade step equals convlens.sanity_check's rows (the same
+    randomization, reused), image by image; the model is not changed."""
+    from helpers import Snapshot
+    from convlens.faithfulness import mprt
+    m, x = tiny
+    snap = Snapshot(m.net)
+    r = mprt(m, x, "saliency", groups=3)
+    snap.assert_unchanged()
+    for i in range(2):
+        s = convlens.sanity_check("saliency", m, x[i:i + 1], target=r.target[i:i + 1], groups=3)
+        assert [row[0] for row in s.rows] == r.layers
+        assert np.allclose([row[1] for row in s.rows], r.steps[i].numpy(), atol=1e-12)
+    assert torch.allclose(r.value, r.steps.mean(1))
+
+
+@pytest.mark.parametrize("similarity", ["spearman", "ssim", "hog"])
+def test_mprt_baselines_score_as_the_papers_say(tiny, similarity):
+    """An edge detector ignores the weights: similarity 1 at every step (Adebayo et al.'s failure case). A
+    random map drawn afresh for each model: about 0 (Spearman and HOG correlation, SSIM of independent noise)."""
+    from convlens.faithfulness import edge_map, mprt
+    m, x = tiny
+    edge = mprt(m, x, lambda model, images, target: edge_map(images), groups=3, similarity=similarity)
+    assert torch.allclose(edge.steps, torch.ones_like(edge.steps), atol=1e-12)
+    g = torch.Generator().manual_seed(0)
+    fresh = mprt(m, x, lambda model, images, target: torch.rand(images.shape[0], 16, 16, generator=g,
+                                                                dtype=torch.float64), groups=3, similarity=similarity)
+    assert float(fresh.steps.abs().mean()) < 0.15
+
+
+def test_similarities_by_hand():
+    """SSIM of a map with itself is 1 and matches skimage's 2-D SSIM; HOG similarity is the Pearson r of
+    skimage's HOG features; Spearman ranks ties by their average."""
+    from skimage.feature import hog
+    from skimage.metrics import structural_similarity
+    from convlens.faithfulness.randomization import hog_similarity, spearman, ssim
+    rng = np.random.default_rng(0)
+    a, b = rng.random((20, 20)), rng.random((20, 20))
+    assert ssim(a, a) == pytest.approx(1.0) and hog_similarity(a, a) == pytest.approx(1.0)
+    rngd = max(a.max(), b.max()) - min(a.min(), b.min())
+    assert ssim(a, b) == pytest.approx(structural_similarity(a, b, data_range=rngd, win_size=7), abs=1e-12)
+    fa = hog(a, orientations=9, pixels_per_cell=(2, 2), cells_per_block=(2, 2))
+    fb = hog((b - b.min()) / (b.max() - b.min()), orientations=9, pixels_per_cell=(2, 2), cells_per_block=(2, 2))
+    fa = hog((a - a.min()) / (a.max() - a.min()), orientations=9, pixels_per_cell=(2, 2), cells_per_block=(2, 2))
+    assert hog_similarity(a, b) == pytest.approx(float(np.corrcoef(fa, fb)[0, 1]), abs=1e-12)
+    assert spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(0.9486832980505138, abs=1e-12)
+
+
+def test_random_logit_on_a_linear_model(linear):
+    """Saliency of a linear model for class c is |w_c| (max over channels): the random-logit similarity is
+    the similarity of |w_target| and |w_other|, and the other class is never the target."""
+    from convlens.faithfulness import random_logit
+    from convlens.faithfulness.randomization import other_classes, spearman
+    m, x, w, b = linear
+    r = random_logit(m, x, "saliency", target=0, similarity="spearman")
+    assert r.other.tolist() == [1, 1]
+    want = spearman(w[0].abs().amax(0).numpy(), w[1].abs().amax(0).numpy())
+    assert torch.allclose(r.value, torch.full((2,), want, dtype=torch.float64), atol=1e-12)
+    drawn = other_classes(torch.arange(10) % 5, 5, seed=0)
+    assert (drawn != torch.arange(10) % 5).all() and drawn.max() <= 4

@@ -179,3 +179,24 @@ def test_infidelity_equals_captum(setup, normalize):
     ours = convlens.faithfulness.infidelity(m, x, maps, target=torch.from_numpy(y), samples=S, noise=0.1, seed=2,
                                             normalize=normalize)
     assert np.allclose(ours.value.numpy(), c.numpy(), atol=1e-12, rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["saliency", "grad_cam"])
+def test_random_logit_equals_quantus(setup, method):
+    """The same other classes (Quantus's seeded draw) and the same maps: Spearman similarity to 1e-12. Quantus's
+    default SSIM runs on the flattened maps (1-D windows); convlens's on the 2-D maps (docs/attribution.md)."""
+    from quantus.functions.similarity_func import correlation_spearman
+    m, qnet, g, a, x, maps, y = setup
+    explain = _explain(m, method)
+    t = torch.from_numpy(y)
+
+    def q_explain(model, inputs, targets, **kw):
+        return explain(m, torch.from_numpy(np.asarray(inputs, np.float64)), torch.as_tensor(targets))[:, None].numpy()
+
+    q = np.array(quantus.RandomLogit(num_classes=3, seed=42, similarity_func=correlation_spearman, abs=False,
+                                     normalise=False, disable_warnings=True)(
+        model=m.net, x_batch=x.numpy(), y_batch=y, a_batch=explain(m, x, t)[:, None].numpy(), explain_func=q_explain,
+        device="cpu"))
+    ours = convlens.faithfulness.random_logit(m, x, method, target=t, similarity="spearman")
+    assert np.allclose(ours.value.numpy(), q, atol=1e-12, rtol=0)
+    assert (ours.other != t).all()

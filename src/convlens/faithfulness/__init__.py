@@ -19,6 +19,7 @@ from .flipping import (FlippingCurve, PixelFlippingConfig, RegionPerturbationCon
 from .correlation import FaithfulnessCorrelation, FaithfulnessCorrelationConfig, faithfulness_correlation
 from .sensitivity import Sensitivity, SensitivityConfig, avg_sensitivity, max_sensitivity
 from .infidelity import Infidelity, InfidelityConfig, infidelity
+from .randomization import MPRT, MPRTConfig, RandomLogit, RandomLogitConfig, mprt, random_logit
 from .maps import (as_maps, complexity, edge_map, pointing_game, random_map, relevance_mass, relevance_rank,
                    sparseness)
 
@@ -29,4 +30,5 @@ __all__ = ["evaluate", "Evaluation", "METRICS", "Metric", "get_metric", "registe
            "pixel_flipping", "region_perturbation", "PixelFlippingConfig", "RegionPerturbationConfig", "FlippingCurve",
            "faithfulness_correlation", "FaithfulnessCorrelationConfig", "FaithfulnessCorrelation",
            "max_sensitivity", "avg_sensitivity", "SensitivityConfig", "Sensitivity",
-           "infidelity", "InfidelityConfig", "Infidelity"]
+           "infidelity", "InfidelityConfig", "Infidelity",
+           "mprt", "MPRTConfig", "MPRT", "random_logit", "RandomLogitConfig", "RandomLogit"]
