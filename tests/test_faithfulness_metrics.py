@@ -207,16 +207,16 @@ def test_sensitivity_by_hand(linear):
 
 def test_infidelity_by_hand(linear):
     """On a linear model (logit), f(x) - f(x - I) = sum_p I_p (sum_c w_cp): the channel-summed gradient has
-    infidelity 0 and any other map the mean of (I.map - I.grad)^2, written out here; normalize scales
-    the map by its least-squares factor (a map 3 x the gradient is then exact too)."""
+    infidelity 0 and, unnormalized, any other map the mean of (I.map - I.grad)^2, written out here; normalize
+    (the default) scales the map by its least-squares factor (a map 3 x the gradient is then exact too)."""
     from convlens.faithfulness import infidelity, random_map
     from convlens.faithfulness.infidelity import perturbation
     m, x, w, b = linear
     grad = w[0].sum(0).expand(2, 6, 6)
-    kw = dict(target=0, samples=7, noise=0.2, seed=4)
+    kw = dict(target=0, samples=7, noise=0.2, seed=4, normalize=False)
     assert torch.allclose(infidelity(m, x, grad, **kw).value, torch.zeros(2, dtype=torch.float64), atol=1e-20)
     assert float(infidelity(m, x, 3 * grad, **kw).value.min()) > 1e-3
-    assert torch.allclose(infidelity(m, x, 3 * grad, normalize=True, **kw).value, torch.zeros(2, dtype=torch.float64),
+    assert torch.allclose(infidelity(m, x, 3 * grad, **{**kw, "normalize": True}).value, torch.zeros(2, dtype=torch.float64),
                           atol=1e-20)
     rand = random_map(x, seed=2)
     r = infidelity(m, x, rand, batch_size=5, **kw)

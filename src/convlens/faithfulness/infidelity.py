@@ -36,7 +36,8 @@ class InfidelityConfig:
     noise: float = field(default=0.1, metadata={"help": "std of the Gaussian perturbation, pixel units",
                                                 "range": (0, None)})
     score: Literal["logit", "prob"] = field(default="logit", metadata={"help": "the target's logit or probability"})
-    normalize: bool = field(default=False, metadata={"help": "scale the map by its best factor first (Captum's normalize)"})
+    normalize: bool = field(default=True, metadata={
+        "help": "scale the map by its least-squares factor first (Yeh et al.'s code; Captum's normalize=True): maps of any scale compare"})
     seed: int = field(default=0, metadata={"help": "seed of the perturbations"})
     batch_size: int | None = field(default=None, metadata={
         "help": "perturbed images per forward (default: what the activations allow in 1.5 GB)", "range": (1, None)})
