@@ -116,6 +116,46 @@ class SanityConfig:
     seed: int = field(default=0, metadata={"help": "seed of the re-initialized weights"})
 
 
+def _layers(model) -> list[tuple[str, torch.nn.Module]]:
+    leaves = [(n, m) for n, m in model.net.named_modules()
+              if hasattr(m, "reset_parameters") and getattr(m, "weight", None) is not None
+              and m.weight.ndim >= 2]
+    if not leaves:
+        raise ConvlensError(f"{model.name} has no conv / linear layer to randomize")
+    return leaves
+
+
+def randomized_models(model, groups: int = 6, cascade: bool = True, seed: int = 0):
+    """Yield ``(label, randomized copy of model)`` for each step of the model-parameter randomization
+    (Adebayo et al. 2018), the caller's model untouched.
+
+    The layers with weights (conv, linear; biases too) are re-initialized with each layer's own
+    ``reset_parameters`` under a fixed seed, from the logits down, in ``groups`` steps (geometric group
+    sizes); ``cascade=True`` keeps the earlier steps randomized, ``cascade=False`` randomizes one
+    group at a time. The label is the last layer randomized (cascade) or the group's span."""
+    top_down = _layers(model)[::-1]
+    groups = max(1, min(int(groups), len(top_down)))
+    cuts = np.unique(np.round(np.geomspace(1, len(top_down), groups)).astype(int))
+    rand = copy.deepcopy(model)
+    rand.__dict__.pop("_channels_last_twin", None)
+    mods = dict(rand.net.named_modules())
+    done = 0
+    for k, cut in enumerate(cuts):
+        if not cascade:
+            rand = copy.deepcopy(model)
+            rand.__dict__.pop("_channels_last_twin", None)
+            mods = dict(rand.net.named_modules())
+            done = int(cuts[k - 1]) if k else 0
+        group = top_down[done:int(cut)]
+        with torch.random.fork_rng(devices=[]):
+            for i, (n, _) in enumerate(group):
+                torch.manual_seed(seed * 100003 + done + i)
+                with torch.no_grad():
+                    mods[n].reset_parameters()
+        done = int(cut)
+        yield (group[-1][0] if cascade else f"{group[0][0]}..{group[-1][0]}" if len(group) > 1 else group[0][0]), rand
+
+
 def sanity_check(method, model, image, target=None, config: SanityConfig | None = None, *, cascade: bool | None = None,
                  **kwargs) -> SanityResult:
     """Model-parameter randomization test of ``method`` on one image (Adebayo et al. 2018).
@@ -152,36 +192,12 @@ def sanity_check(method, model, image, target=None, config: SanityConfig | None 
     original = fn(model, x, t, **kwargs)
     base = original.upsampled(0)[0].detach().double()
     base_signed = _signed(original)
-    leaves = [(n, m) for n, m in model.net.named_modules()
-              if hasattr(m, "reset_parameters") and getattr(m, "weight", None) is not None
-              and m.weight.ndim >= 2]
-    if not leaves:
-        raise ConvlensError(f"{model.name} has no conv / linear layer to randomize")
-    top_down = leaves[::-1]
-    groups = max(1, min(int(groups), len(top_down)))
-    cuts = np.unique(np.round(np.geomspace(1, len(top_down), groups)).astype(int))
     rows, maps = [], [base]
-    rand = copy.deepcopy(model)
-    rand.__dict__.pop("_channels_last_twin", None)
-    mods = dict(rand.net.named_modules())
-    done = 0
-    for k, cut in enumerate(cuts):
-        if not cascade:
-            rand = copy.deepcopy(model)
-            rand.__dict__.pop("_channels_last_twin", None)
-            mods = dict(rand.net.named_modules())
-            done = int(cuts[k - 1]) if k else 0
-        group = top_down[done:int(cut)]
-        with torch.random.fork_rng(devices=[]):
-            for i, (n, _) in enumerate(group):
-                torch.manual_seed(seed * 100003 + done + i)
-                with torch.no_grad():
-                    mods[n].reset_parameters()
-        done = int(cut)
+    for label, rand in randomized_models(model, groups, cascade, seed):
         res = fn(rand, x, t, **kwargs)
         r = res.upsampled(0)[0].detach().double()
         signed = _signed(res)
-        label = group[-1][0] if cascade else f"{group[0][0]}..{group[-1][0]}" if len(group) > 1 else group[0][0]
         rows.append((label, spearman(base.abs().cpu(), r.abs().cpu()), spearman(base_signed, signed)))
         maps.append(r)
+    top_down = _layers(model)[::-1]
     return SanityResult(name, rows, maps, cascade, x, {"target": t.tolist(), "layers": [n for n, _ in top_down]})

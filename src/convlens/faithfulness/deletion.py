@@ -28,10 +28,11 @@ from ..fields import resolve_config
 from ..images.blur import gaussian_blur
 from ..progress import ProgressFn
 from ..render.figures import fig_to_pil, new_figure
+from .imputation import noisy_linear_imputation
 from .maps import as_maps
 from .registry import Metric, register
 
-BASELINES = ("blur", "zero", "grey", "mean")
+BASELINES = ("blur", "zero", "grey", "mean", "uniform", "noisy_linear")
 
 
 @dataclass
@@ -40,9 +41,13 @@ class PerturbationCurveConfig:
 
     steps: int = field(default=50, metadata={"help": "perturbation steps (fractions k/steps of the pixels)",
                                              "range": (1, None)})
-    baseline: Literal["blur", "zero", "grey", "mean"] | None = field(default=None, metadata={
-        "help": "what a removed pixel becomes (default: the paper's, zero for deletion, blur for insertion)"})
+    baseline: Literal["blur", "zero", "grey", "mean", "uniform", "noisy_linear"] | None = field(default=None, metadata={
+        "help": "what a removed pixel becomes (default: the paper's, zero for deletion, blur for insertion; "
+                "uniform: seeded noise in [0, 1]; noisy_linear: ROAD's imputation from the kept pixels)"})
     blur_sigma: float = field(default=5.0, metadata={"help": "sigma of the blur baseline, pixels", "range": (0, None)})
+    noise: float = field(default=0.01, metadata={"help": "noise std added by the noisy_linear baseline",
+                                                  "range": (0, None)})
+    seed: int = field(default=0, metadata={"help": "seed of the uniform and noisy_linear baselines"})
     order: Literal["morf", "lerf"] = field(default="morf", metadata={
         "help": "morf: most relevant pixels first (the paper); lerf: least relevant first"})
     score: Literal["prob", "logit"] = field(default="prob", metadata={"help": "the target's softmax probability or logit"})
@@ -94,13 +99,15 @@ def _maps(attribution, x: torch.Tensor) -> torch.Tensor:
     return m
 
 
-def _baseline(x: torch.Tensor, name: str, sigma: float) -> torch.Tensor:
+def _baseline(x: torch.Tensor, name: str, sigma: float, seed: int = 0) -> torch.Tensor:
     if name == "zero":
         return torch.zeros_like(x)
     if name == "grey":
         return torch.full_like(x, 0.5)
     if name == "mean":
         return x.mean((2, 3), keepdim=True).expand_as(x).contiguous()
+    if name == "uniform":
+        return torch.rand(x.shape, generator=torch.Generator().manual_seed(int(seed)), dtype=x.dtype).to(x.device)
     return gaussian_blur(x, sigma) if sigma > 0 else x.clone()
 
 
@@ -116,16 +123,21 @@ def pixel_ranks(maps: torch.Tensor, order: str = "morf") -> torch.Tensor:
 
 
 def curve_scores(kind: str, model, x: torch.Tensor, t: torch.Tensor, maps: torch.Tensor,
-                 c: PerturbationCurveConfig, progress: ProgressFn | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 c: PerturbationCurveConfig, progress: ProgressFn | None = None, *, ranks: torch.Tensor | None = None,
+                 counts=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores (M, N, steps + 1) of M maps per image at once (``maps`` (M, N, H, W)): one pass of the
     perturbation driver over every (map, image, step), so several methods share the batches.
-    Returns ``(fractions, scores)``."""
+    Returns ``(fractions, scores)``. Pixel flipping and region perturbation pass their own ``ranks``
+    (M * N, H, W) (a pixel changes at step k when its rank < ``counts[k]``) and ``counts``."""
     M, N = maps.shape[:2]
     H, W = x.shape[-2:]
-    ranks = pixel_ranks(maps.reshape(M * N, H, W), c.order).to(x.device)
-    base = _baseline(x, resolved(c, kind).baseline, c.blur_sigma)
-    S = c.steps + 1
-    counts = torch.as_tensor(np.rint(np.arange(S) * (H * W) / c.steps).astype(np.int64), device=x.device)
+    ranks = (pixel_ranks(maps.reshape(M * N, H, W), c.order) if ranks is None else ranks).to(x.device)
+    name = resolved(c, kind).baseline
+    base = None if name == "noisy_linear" else _baseline(x, name, c.blur_sigma, c.seed)
+    if counts is None:
+        counts = np.rint(np.arange(c.steps + 1) * (H * W) / c.steps)
+    counts = torch.as_tensor(np.asarray(counts, dtype=np.int64), device=x.device)
+    S = counts.numel()
     scores = torch.empty(M * N * S, dtype=torch.float64)
     first, then = (x, base) if kind == "deletion" else (base, x)    # deletion: x -> base; insertion: base -> x
 
@@ -136,12 +148,19 @@ def curve_scores(kind: str, model, x: torch.Tensor, t: torch.Tensor, maps: torch
         return j, i, (ranks[mi] < counts[k].view(-1, 1, 1))[:, None]  # (B, 1, H, W): changed pixels
 
     def make(start, stop):
-        _, i, changed = job(start, stop)
+        j, i, changed = job(start, stop)
+        if base is None:                        # ROAD's imputation of the removed (deletion: changed) pixels
+            removed = changed[:, 0] if kind == "deletion" else ~changed[:, 0]
+            seeds = [(c.seed, int(a), int(b)) for a, b in zip(i, j % S)]   # per (image, step): maps share noise
+            return noisy_linear_imputation(x[i], removed, c.noise, seeds)
         return torch.where(changed, then[i], first[i])
 
     def consume(start, stop, logits):
         _, i, _ = job(start, stop)
-        scores[start:stop] = target_scores(logits, t[i].cpu(), c.score)
+        if c.score == "accuracy":                                     # ROAD: is the target still the top class?
+            scores[start:stop] = (logits.argmax(1) == t[i].cpu()).double()
+        else:
+            scores[start:stop] = target_scores(logits, t[i].cpu(), c.score)
 
     perturbed_logits(model, M * N * S, make, consume, like=x[:1], batch_size=c.batch_size, backend=c.backend,
                      progress=progress)
