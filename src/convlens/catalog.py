@@ -19,8 +19,8 @@ from urllib.parse import quote, urlencode
 from . import adversarial, attribution, embed, faithfulness, inspect, recipes, texture
 from .adversarial import (EvolveConfig, FGSMConfig, FoolConfig, HogMatchConfig, PGDConfig, RobustnessConfig,
                           UnrecognizableConfig)
-from .attribution import (GrabCutConfig, IntegratedGradientsConfig, OcclusionConfig, SanityConfig,
-                          SmoothGradConfig)
+from .attribution import (GrabCutConfig, IntegratedGradientsConfig, OcclusionConfig, RiseConfig, SanityConfig,
+                          ScoreCamConfig, SmoothGradConfig)
 from .embed.project import ProjectConfig
 from .errors import ConvlensError, closest
 from .images.samples import SAMPLES
@@ -129,6 +129,13 @@ _ENTRIES = [
       attribution.grabcut_from_saliency, GrabCutConfig, cli=("grabcut",), lab=True, summarize=_grabcut_summary),
     T("sanity_check", "attribution", "Sanity check: model randomization", "Adebayo et al. 2018",
       attribution.sanity_check, SanityConfig, cli=("sanity",), lab=True, iterative=True, summarize=_sanity_summary),
+    # issue 22 item 7: perturbation methods native to the faithfulness metrics (through drivers/perturb.py)
+    T("rise", "attribution", "RISE", "Petsiuk et al. 2018", attribution.rise, RiseConfig, cli=("rise",), lab=True,
+      iterative=True, summarize=attribution_summary,
+      blurb="random smooth masks averaged with the target's probability as weights"),
+    T("score_cam", "attribution", "Score-CAM", "Wang et al. 2020", attribution.score_cam, ScoreCamConfig,
+      cli=("scorecam",), lab=True, iterative=True, summarize=attribution_summary,
+      blurb="a layer's channels as masks, weighted by the rise in the target's probability"),
     # which map to believe (issue 22: the first metrics; the API only so far)
     T("deletion", "faithfulness", "Deletion curve", "Petsiuk et al. 2018", faithfulness.deletion,
       faithfulness.PerturbationCurveConfig, blurb="the target's probability as the top pixels are removed"),

@@ -22,6 +22,8 @@ from .gradcam import grad_cam
 from .guided import deconvnet, guided_backprop
 from .integrated import integrated_gradients
 from .occlusion import occlusion
+from .rise import rise
+from .scorecam import score_cam
 from .saliency import saliency, smoothgrad
 from ..render import grid, overlay
 
@@ -73,7 +75,7 @@ def methods() -> dict[str, Callable]:
     return {"saliency": saliency, "smoothgrad": smoothgrad, "occlusion": occlusion,
             "guided_backprop": guided_backprop, "guided": guided_backprop, "deconvnet": deconvnet,
             "grad_cam": grad_cam, "gradcam": grad_cam, "integrated_gradients": integrated_gradients,
-            "ig": integrated_gradients}
+            "ig": integrated_gradients, "rise": rise, "score_cam": score_cam, "scorecam": score_cam}
 
 
 def _method(method) -> tuple[str, Callable]:
