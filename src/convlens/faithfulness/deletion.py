@@ -132,7 +132,7 @@ def curve_scores(kind: str, model, x: torch.Tensor, t: torch.Tensor, maps: torch
     M, N = maps.shape[:2]
     H, W = x.shape[-2:]
     ranks = (pixel_ranks(maps.reshape(M * N, H, W), c.order) if ranks is None else ranks).to(x.device)
-    name = resolved(c, kind).baseline
+    name = c.baseline or ("zero" if kind == "deletion" else "blur")   # c may be another metric's config
     base = None if name == "noisy_linear" else _baseline(x, name, c.blur_sigma, c.seed)
     if counts is None:
         counts = np.rint(np.arange(c.steps + 1) * (H * W) / c.steps)
