@@ -117,3 +117,17 @@ def test_score_cam_finds_the_cat_in_its_corner(offline_model):
     assert heat[:3, 4:].max() < 0.1 * heat.max()
     ARTIFACTS.mkdir(exist_ok=True)
     r.save(ARTIFACTS / "score_cam_corner_cat.png")
+
+
+def test_rise_and_score_cam_through_sanity_check_and_evaluate():
+    """Both are attribution methods by name: sanity_check runs them (keywords passed through), and evaluate
+    scores their maps at the image's size next to the baselines."""
+    _, model = tiny(torch.float32)
+    x = torch.rand(1, 3, 16, 16)
+    s = convlens.sanity_check("scorecam", model, x, groups=2, layer="0")
+    assert s.method == "scorecam" and len(s.rows) == 2 and s.maps[0].shape == (16, 16)
+    s = convlens.sanity_check("rise", model, x, groups=2, masks=64, grid=4)
+    assert len(s.rows) == 2 and all(-1 <= r <= 1 for _, r, _ in s.rows)
+    ev = convlens.evaluate(model, x, methods=["rise", "score_cam"], metrics=["sparseness"])
+    assert {"rise", "score_cam"} <= set(ev.methods) and ev.maps["rise"].shape == (1, 16, 16)
+    assert all(0 <= v <= 1 for v in ev.value("sparseness", "score_cam"))

@@ -133,10 +133,11 @@ def rise(model, images, target=None, config: RiseConfig | None = None, *, progre
     done = torch.zeros(N, dtype=torch.long)
     cache = {}
 
-    def chunk_masks(start, stop):  # (image, mask) pairs of items start..stop: image = item // count
+    def chunk_masks(start, stop):  # [(image n, its masks)] of items start..stop; item j = image j // M, mask j % M
         if cache.get("range") != (start, stop):
-            parts = [(n, masks[slice(max(start, n * c.masks) - n * c.masks, min(stop, (n + 1) * c.masks) - n * c.masks)])
-                     for n in range(start // c.masks, (stop - 1) // c.masks + 1)]
+            M = c.masks
+            parts = [(n, masks[max(start - n * M, 0):min(stop - n * M, M)])
+                     for n in range(start // M, (stop - 1) // M + 1)]
             cache.update(range=(start, stop), parts=parts)
         return cache["parts"]
 
