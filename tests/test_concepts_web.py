@@ -61,12 +61,17 @@ def test_concepts_job_equals_the_library_call(client, job):
     # the PNGs: concept 0's crops and its map on the cat are the result's own figures
     key = r["key"]
     crops = decode(client.get(f"/api/concepts/{key}/0/crops.png"))
-    want = np.asarray(convlens.grid(list(c.crops(0, 72)), ncol=c.top.shape[1], pad=2).convert("RGB"), np.float32)
+    want = np.asarray(convlens.grid(list(c.crops(0, 72)), ncol=4, pad=2).convert("RGB"), np.float32)
     assert crops.shape == want.shape and np.abs(crops - want).mean() < 2
     got = decode(client.get(f"/api/concepts/{key}/0/map.png?image=chelsea"))
     want = np.asarray(c.heatmap(convlens.sample_image("chelsea"), 0).resize((224, 224)).convert("RGB"), np.float32)
     assert got.shape == want.shape and np.abs(got - want).mean() < 2
     assert decode(client.get(f"/api/concepts/{key}/plot.png")).std() > 10
+    own = decode(client.get(f"/api/concepts/{key}/0/map.png?image=class:1"))
+    want = np.asarray(c.heatmap(mine[1:2], 0).resize((224, 224)).convert("RGB"), np.float32)
+    assert np.abs(own - want).mean() < 2
+    assert decode(client.get(f"/api/concepts/{key}/images/0.png")).shape == (96, 96, 3)
+    assert client.get(f"/api/concepts/{key}/0/map.png?image=class:99").status_code == 400
     # the same request again is the cached job (instant)
     again = client.post(f"/api/concepts?{Q}").json()
     assert wait_job(client, again["job"])["result"]["key"] == key

@@ -101,6 +101,7 @@ class Concepts:
     iterations: int
     config: ConceptsConfig = field(repr=False)
     A: torch.Tensor = field(repr=False, default=None)
+    peak: torch.Tensor = field(repr=False, default=None)  # (n,) each concept's largest coefficient on the class images
 
     @property
     def n(self) -> int:
@@ -126,14 +127,20 @@ class Concepts:
         return _coefficients(a, self.W, self.split)[0]
 
     def heatmap(self, image, k: int, alpha: float = 0.55):
-        """Concept ``k``'s map on ``image``, upsampled and overlaid (a PIL image; 0 = black,
-        the map's maximum = bright)."""
-        from ..render import overlay
+        """Concept ``k``'s map on ``image``, upsampled and overlaid (a PIL image). One fixed scale per
+        concept: 0 = dark, the concept's strongest coefficient on the class's own images = bright, so
+        an image without the concept stays dark (not stretched to its own maximum)."""
+        from PIL import Image
+
+        from ..render.figures import as_pil, colormap
         self._check_k(k)
         x = _as_batch(self.model, image)[:1]
         m = self.maps(x)[k]
         up = F.interpolate(m[None, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-        return overlay(x[0], up.clamp(min=0), alpha=alpha, mode="minmax" if float(up.max()) > 0 else "abs")
+        ref = float(self.peak[k]) if self.peak is not None and float(self.peak[k]) > 0 else max(float(up.max()), 1e-12)
+        base = as_pil(x[0])
+        hm = Image.fromarray(colormap((up / ref).clamp(0, 1).numpy())).resize(base.size)
+        return Image.blend(base, hm, alpha)
 
     def plot(self, tile: int = 64):
         """One row per concept (its top crops, titled with both importances) under a bar chart of
@@ -318,6 +325,7 @@ def concepts(model: Model, images, layer: str, class_=None, config: ConceptsConf
     # 3. importances on the images
     design = torch.from_numpy(sobol_design(c.n, c.designs, c.seed))
     sob, gxi = torch.zeros(c.n, dtype=torch.float64), torch.zeros(c.n, dtype=torch.float64)
+    peak = torch.zeros(c.n)
     with Patch(model, layer) as patch:
         for i in range(n_imp):
             xi = x[i:i + 1]
@@ -327,17 +335,18 @@ def concepts(model: Model, images, layer: str, class_=None, config: ConceptsConf
                 with torch.no_grad():
                     patch.run(xi)
                     a = patch.activations[layer].detach()
-            s, g = _importance(patch, xi, a, W, split, cls, design, c.n, c.designs, batch_size)
+            s, g, u_max = _importance(patch, xi, a, W, split, cls, design, c.n, c.designs, batch_size)
+            peak = torch.maximum(peak, u_max)
             sob += s
             gxi += g
             call_progress(progress, n_batches + i + 1, total)
     sob, gxi = (sob / max(n_imp, 1)).float(), (gxi / max(n_imp, 1)).float()
 
     order = torch.argsort(sob, descending=True)
-    U, W, sob, gxi = U[:, order], W[order], sob[order], gxi[order]
+    U, W, sob, gxi, peak = U[:, order], W[order], sob[order], gxi[order], peak[order]
     top = torch.argsort(U, dim=0, descending=True)[:min(c.top, len(U))].T.contiguous()
     name = model.classes[cls] if model.classes else str(cls)
-    return Concepts(model, layer, cls, name, W, U, boxes, x, top, sob, gxi, error, split, f.iterations, c, A)
+    return Concepts(model, layer, cls, name, W, U, boxes, x, top, sob, gxi, error, split, f.iterations, c, A, peak)
 
 
 def _tracked(it, progress, total):
@@ -347,7 +356,8 @@ def _tracked(it, progress, total):
 
 
 def _importance(patch: Patch, x, a, W, split, cls, design, n, designs, batch_size):
-    """(Sobol total indices (n,), gradient x input (n,)) of the concepts for class ``cls`` on one image."""
+    """(Sobol total indices (n,), gradient x input (n,), largest coefficients (n,)) of the concepts for
+    class ``cls`` on one image."""
     P = _positive(_positions(a)[0].float(), split)            # (hw, C')
     u = nnls(P, W)                                            # (hw, n)
     shape = a.shape[1:]
@@ -366,4 +376,4 @@ def _importance(patch: Patch, x, a, W, split, cls, design, n, designs, batch_siz
     uu = u.clone().requires_grad_(True)
     with torch.enable_grad():
         (g,) = torch.autograd.grad(run(uu[None]).sum(), uu)
-    return sob, (uu.detach() * g).sum(0).double()
+    return sob, (uu.detach() * g).sum(0).double(), u.amax(0)

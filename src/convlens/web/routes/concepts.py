@@ -129,18 +129,37 @@ def concepts_plot(key: str, state: AppState = Depends(app_state)):
 
 @router.get("/{key}/{k}/crops.png", response_class=Response)
 def concept_crops(key: str, k: int, state: AppState = Depends(app_state)):
-    """Concept ``k``'s strongest crops (cut from the class's images), strongest first."""
+    """Concept ``k``'s strongest crops (cut from the class's images), strongest first, four a row."""
     c = _concepts(state, key)
     _k(c, k)
     return cached_png(state, ("concepts.crops", key, k),
-                      lambda: png_bytes(grid(list(c.crops(k, 72)), ncol=c.top.shape[1], pad=2)))
+                      lambda: png_bytes(grid(list(c.crops(k, 72)), ncol=4, pad=2)))
+
+
+def _image(state: AppState, c, ref: str):
+    """A sample name, an upload id, or ``class:<i>``: the i-th image of the class the concepts came from."""
+    if ref.startswith("class:"):
+        i = ref[6:]
+        if not i.isdigit() or not int(i) < len(c.images):
+            raise ConvlensError(f"image '{ref[:20]}': use class:0 .. class:{len(c.images) - 1}")
+        return c.images[int(i):int(i) + 1]
+    return state.image(ref)
+
+
+@router.get("/{key}/images/{i}.png", response_class=Response)
+def class_image(key: str, i: int, state: AppState = Depends(app_state)):
+    """The i-th image of the class the concepts were found on (96 px), as the model saw it."""
+    c = _concepts(state, key)
+    x = _image(state, c, f"class:{i}")
+    return cached_png(state, ("concepts.image", key, i), lambda: png_bytes(grid([x[0]], tile=96, pad=0)))
 
 
 @router.get("/{key}/{k}/map.png", response_class=Response)
 def concept_map(key: str, k: int, state: AppState = Depends(app_state), image: str = ImageQ):
-    """Concept ``k``'s heat map on ``image`` (a sample name or an upload id): its NNLS coefficient at each
-    position of the layer, upsampled and overlaid."""
+    """Concept ``k``'s heat map on ``image`` (a sample name, an upload id, or ``class:<i>``, the i-th
+    image of the class): its NNLS coefficient at each position of the layer, upsampled and overlaid,
+    on one scale per concept (bright = its strongest response on the class's images)."""
     c = _concepts(state, key)
     _k(c, k)
     return cached_png(state, ("concepts.map", key, k, image),
-                      lambda: png_bytes(c.heatmap(state.image(image), k).resize((224, 224))))
+                      lambda: png_bytes(c.heatmap(_image(state, c, image), k).resize((224, 224))))

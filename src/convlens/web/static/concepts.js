@@ -14,6 +14,7 @@
     .cc-bar select, .cc-bar input[type=text] { max-width: 260px; }
     .cc-cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 12px; }
     .cc-card img { display: block; max-width: 100%; }
+    .cc-card img.cc-crops { max-width: calc(100% - 175px); }
     .cc-card .cc-row { display: flex; gap: 10px; align-items: flex-start; }
     .cc-card h3 { margin: 0 0 6px; font-size: 15px; }
     .cc-bar-fill { display: inline-block; height: 8px; background: var(--accent); vertical-align: middle; margin-left: 6px; }
@@ -66,6 +67,11 @@
       el("p", { class: "muted", id: "cc-summary" }, `${r.crops} crops of ${r.n_images} images predicted '${r.class}'; ` +
         `NMF relative error ${r.nmf_error.toFixed(3)}${r.split ? " (activations split into positive and negative parts)" : ""}. ` +
         "Concepts are ranked by their Sobol total index for the class logit."), classes));
+    const own = el("p", { class: "muted" }, "Maps on the class's own images: ",
+      el("span", { class: "thumbs cc-samples" }, Array.from({ length: Math.min(r.n_images, 12) }, (_, i) => el("img", {
+        src: `/api/concepts/${enc(r.key)}/images/${i}.png`, alt: `class image ${i}`, title: `image ${i} of '${r.class}'`,
+        class: s.image === `class:${i}` ? "selected" : "", onclick: () => go(href({ ...s, image: `class:${i}` })) }))));
+    main.append(own);
     const cards = el("div", { class: "cc-cards" });
     r.sobol.forEach((sv, k) => {
       const map = `/api/concepts/${enc(r.key)}/${k}/map.png?image=${enc(s.image)}`;
@@ -76,7 +82,7 @@
           el("span", { class: "cc-bar-fill", style: `width:${Math.round(120 * Math.abs(r.gxi[k]) / gtop)}px; opacity: 0.6` })),
         el("div", { class: "cc-row" },
           el("img", { class: "cc-map", alt: `concept ${k + 1} on ${s.image}`, src: map, width: 160, height: 160,
-                      title: `concept ${k + 1} located on ${s.image}` }),
+                      title: `concept ${k + 1} on ${s.image} (bright = its strongest response on the class's images)` }),
           el("img", { class: "cc-crops", alt: `concept ${k + 1}: strongest crops`, src: `/api/concepts/${enc(r.key)}/${k}/crops.png` }))));
     });
     main.append(cards);
