@@ -57,7 +57,8 @@ TABLE: dict[tuple, list[list[str]]] = {
                     *[["{img}", "-l", "features.3", "-o", "{outdir_new}", *r] for r in (
                         ["--n", "0"], ["--n", "x"], ["--crop-size", "2"], ["--designs", "0"], ["--negatives", "nosuch"],
                         ["--class", "nosuchclass"], ["--limit", "0"], ["--label", "fish"], ["--batch-size", "0"],
-                        ["--heatmaps", "-1"], ["--model", "nosuchnet"], ["--n", "40"])]],
+                        ["--heatmaps", "-1"], ["--model", "nosuchnet"], ["--n", "40"], ["--only-predicted"],
+                        ["--only-predicted", "--class", "5000"])]],
     ("patches",): [["{img}", "-l", "features.3", "-o", "{out}", "--k", "-3"], ["{img}", "-l", "features.3", "-o", "{out}", "--k", "0"],
                    ["{img}", "-l", "features.3", "-o", "{out}", "--channels", "x"],
                    ["{img}", "-l", "features.3", "-o", "{out}", "--channels", "9999"],

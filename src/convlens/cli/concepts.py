@@ -1,6 +1,6 @@
 """CLI command for concept discovery (CRAFT): ``convlens concepts``. Options come from ``ConceptsConfig``.
 
-    convlens concepts gcompris --label monument --class palace --layer features.18 --n 6 --out palace/
+    convlens concepts gcompris --label monument --class palace --only-predicted --layer features.18 --n 6 --out palace/
 
 Writes into the folder: ``concepts.png`` (each concept's top crops under the importance bars),
 ``concept_<k>.png`` (concept k's heat map on the first images) and ``concepts.json`` (the numbers).
@@ -50,11 +50,31 @@ def _items(images: str, label: str | None, limit: int):
     return items[:limit]
 
 
+def _predicted(m, items, class_):
+    """The images (fitted tensors) the model assigns to ``class_`` (needed: the class)."""
+    import torch
+
+    from ..errors import ConvlensError
+    from ..images import load_image
+    if class_ is None:
+        raise ConvlensError("--only-predicted needs --class")
+    cls = m.class_index(class_)
+    keep = []
+    for it in items:
+        x = load_image(it, m.input_size)
+        with torch.no_grad():
+            if int(m(x).argmax(1)) == cls:
+                keep.append(x)
+    if len(keep) < 1:
+        raise ConvlensError(f"none of the {len(items)} images is predicted '{class_}'; drop --only-predicted")
+    return keep
+
+
 def register(app: typer.Typer) -> None:
     from ..inspect.concepts import ConceptsConfig
 
-    def run(cfg, images: str, layer: str, class_: str | None, label: str | None, limit: int, heatmaps: int,
-            batch_size: int, model: str, weights: str, folder: str):
+    def run(cfg, images: str, layer: str, class_: str | None, label: str | None, predicted: bool, limit: int,
+            heatmaps: int, batch_size: int, model: str, weights: str, folder: str):
         import json
 
         from ..files import atomic_write
@@ -64,9 +84,11 @@ def register(app: typer.Typer) -> None:
         from ..render import side_by_side
         out = _folder(folder)
         at_least(limit, 1, "--limit"), at_least(batch_size, 1, "--batch-size"), at_least(heatmaps, 0, "--heatmaps")
-        items = _items(images, label, limit)
+        items = _items(images, label, 100000 if predicted else limit)
         m = get_model(model, weights)
         m.module(layer)  # an unknown layer fails before the images load
+        if predicted:
+            items = _predicted(m, items, class_)[:limit]
         with cli_bar(f"concepts {layer}", total=None) as bar:
             c = concepts(m, items, layer, class_, cfg, batch_size=batch_size, progress=bar)
         out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +115,8 @@ def register(app: typer.Typer) -> None:
                                                                  "class predicted most often on the images.")),
         fixed("label", typer.Option(None, "--label", help="Only the images in this sub-folder (e.g. monument in "
                                                           "gcompris).")),
+        fixed("predicted", typer.Option(False, "--only-predicted", help="Keep only the images the model assigns to "
+                                                                        "--class (as the explorer's panel does)."), bool),
         fixed("limit", typer.Option(64, "--limit", help="Use at most this many images."), int),
         fixed("heatmaps", typer.Option(4, "--heatmaps", help="Draw each concept's heat map on this many images."), int),
         fixed("batch_size", typer.Option(32, "--batch-size", help="Crops per forward pass."), int),

@@ -20,9 +20,9 @@ def concept_discovery(report, ctx):
     with torch.no_grad():
         pred = torch.cat([m(x[i:i + 32]).argmax(1) for i in range(0, len(x), 32)])
     mine = x[pred == m.class_index(CLASS)]
-    n_img = 8 if ctx.quick else 12
+    n_img = 6 if ctx.quick else 10
     mine = mine[:n_img]
-    c = concepts(m, mine, LAYER, CLASS, n=6, crops=16, importance_images=n_img, designs=16, top=8)
+    c = concepts(m, mine, LAYER, CLASS, n=6, crops=12, importance_images=n_img, designs=16, top=8)
     sec = report.section(
         "Concepts (CRAFT)",
         f"What the network sees in a class, not only where (Fel et al. 2023; Ghorbani et al. 2019). "
@@ -34,8 +34,9 @@ def concept_discovery(report, ctx):
         f"({c.config.designs} quasi-Monte-Carlo designs x (n + 2) per image), beside gradient x input on the "
         f"coefficients.")
     sec.figure(c.plot(), "concepts_palace.png", f"Concepts of '{CLASS}' at {LAYER}, most important first.",
-               command=f"convlens concepts gcompris --label monument --class {CLASS} --layer {LAYER} --n 6 "
-                       f"--crops 16 --designs 16 --limit {len(mine)} --out concepts_palace/")
+               command=f"convlens concepts gcompris --label monument --class {CLASS} --only-predicted --limit {n_img} "
+                       f"--layer {LAYER} --n 6 --crops 12 --designs 16 --importance-images {n_img} --top 8 "
+                       f"--out concepts_palace/")
     show = mine[:3]
     rows = [side_by_side([show[i]] + [c.heatmap(show[i], k) for k in range(min(4, c.n))],
                          labels=["photo"] + [f"concept {k + 1}" for k in range(min(4, c.n))], height=150)
