@@ -14,7 +14,7 @@ from .common import MODEL_OPT, WEIGHTS_OPT, at_least, config_command, echo, fixe
 HELP = ("Concept discovery (CRAFT, Fel et al. 2023): NMF of a layer's activations over random crops of IMAGES; "
         "each concept's top crops, its importance for the class (Sobol total indices and gradient x input on the "
         "concept coefficients) and its heat maps.\n\nExample: convlens concepts gcompris --label monument "
-        "--class palace --layer features.18 --n 6 --out palace/")
+        "--class palace --only-predicted --layer features.18 --n 6 --out palace/")
 
 
 def _folder(path: str):
