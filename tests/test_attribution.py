@@ -27,7 +27,7 @@ class ConvReluLinear(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(3, 1, 1)
         self.act = {"module": nn.ReLU(inplace=True), "relu6": nn.ReLU6(), "functional": None,
-                    "silu": nn.SiLU()}[act]
+                    "silu": nn.SiLU(), "elu": nn.ELU()}[act]
         self.fc = nn.Linear(4, 2)
         with torch.no_grad():
             self.conv.weight.copy_(torch.tensor([1.0, -2.0, 0.5]).view(1, 3, 1, 1))
@@ -117,8 +117,9 @@ def test_relu6_guided_by_hand():
 
 
 def test_no_overridable_activation_says_so():
-    with pytest.raises(ConvlensError, match="no ReLU-like activation.*silu"):
-        convlens.guided_backprop(hand_model("silu"), X, 0)
+    # SiLU / GELU / Hardswish take the guided rule since issue 24 (tests/test_guided_smooth.py); ELU does not
+    with pytest.raises(ConvlensError, match="no ReLU-like activation.*elu"):
+        convlens.guided_backprop(hand_model("elu"), X, 0)
 
 
 def test_grad_cam_by_hand():

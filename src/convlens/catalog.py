@@ -107,6 +107,10 @@ _ENTRIES = [
       cli=("activations",)),
     T("patches", "inspect", "Maximally activating patches", "Girshick et al. 2014; Zeiler & Fergus 2014",
       inspect.max_activating_patches, cli=("patches",), iterative=True),
+    # concept discovery (issue 24)
+    T("concepts", "inspect", "Concept discovery (CRAFT)", "Fel et al. 2023; Ghorbani et al. 2019", inspect.concepts,
+      inspect.ConceptsConfig, cli=("concepts",), iterative=True, summarize=lambda r: r.summary(),
+      blurb="NMF of a layer's activations over image crops: concepts, their crops, Sobol importance, heat maps"),
     # which pixels matter
     T("saliency", "attribution", "Saliency", "Simonyan et al. 2014", attribution.saliency, cli=("saliency",),
       lab=True, summarize=attribution_summary),

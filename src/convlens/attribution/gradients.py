@@ -1,7 +1,8 @@
 """The one-gradient driver: d(objective)/d(pixels) for a batch, in one backward pass.
 
 The objective is a class logit (the unnormalized score S_c, before softmax) or one neuron /
-channel of an inner layer, optionally under a ReLU gradient override (guided / deconvnet).
+channel of an inner layer, optionally under a ReLU gradient override (guided / deconvnet; the rule is
+generalized to GELU, SiLU and Hardswish: ``probe.relu_modes``).
 Gradients are taken with ``torch.autograd.grad`` on a detached copy of the images, so no
 ``.grad`` is written anywhere (the model's parameters are frozen; the caller's tensor is not used).
 
@@ -32,7 +33,7 @@ def class_gradient(model: Model, x: torch.Tensor, target: torch.Tensor | None, r
     takes each image's predicted class from the same forward pass."""
     net = inference_twin(model, channels_last=True, fuse_bn=True)
     x = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_(True)
-    ctx = relu_mode(relu) if relu else contextlib.nullcontext()
+    ctx = relu_mode(relu, smooth=True) if relu else contextlib.nullcontext()
     with torch.enable_grad(), ctx as stats:
         logits = net(x)
         if target is None:  # the predicted class, from this same forward pass
@@ -54,7 +55,7 @@ def neuron_gradient(model: Model, x: torch.Tensor, layer: str, channel=None, uni
     as the unit index. Returns (grad, labels, info).
     """
     x = x.detach().requires_grad_(True)
-    ctx = relu_mode(relu) if relu else contextlib.nullcontext()
+    ctx = relu_mode(relu, smooth=True) if relu else contextlib.nullcontext()
     with torch.enable_grad(), ctx as stats, Probe(model, layer, stop=True) as probe:
         probe.run(x)
         a = probe[layer]
@@ -96,7 +97,8 @@ def _check_overridden(model: Model, stats, relu: str) -> None:
     if stats.count == 0:
         skipped = ", ".join(stats.skipped) or "none found"
         raise ConvlensError(
-            f"{relu}: {model.name} has no ReLU-like activation to override (other activations: {skipped}); "
+            f"{relu}: {model.name} has no ReLU-like activation to override (ReLU, ReLU6, GELU, SiLU, Hardswish; "
+            f"other activations: {skipped}); "
             f"use saliency / smoothgrad / integrated_gradients for this model")
 
 

@@ -9,8 +9,10 @@ def guided_backprop(model, images, target=None, *, layer: str | None = None, cha
                     unit=None) -> Attribution:
     """Guided backprop: the gradient with every ReLU passing back only positive signal where it fired.
 
-    At each ReLU (and ReLU6, functional or module, in-place or not): ``dx = max(dy, 0) * [x > 0]``
-    (see ``convlens.probe.relu_modes``). The override is a torch function mode active only during
+    At each ReLU (and ReLU6, functional or module, in-place or not): ``dx = max(dy, 0) * [x > 0]``;
+    at each smooth activation f (GELU: ConvNeXt, SiLU: EfficientNet, Hardswish: MobileNetV3) the same
+    rule with f's own slope, ``dx = max(dy, 0) * f'(x) * [x > 0]``, which is the ReLU rule when
+    f = ReLU (see ``convlens.probe.relu_modes``, where the definition and its sources are given). The override is a torch function mode active only during
     this call: the model is neither copied, hooked nor modified.
 
     Args:
@@ -22,9 +24,10 @@ def guided_backprop(model, images, target=None, *, layer: str | None = None, cha
     Returns:
         ``Attribution``: ``attributions`` (N, 3, H, W) raw values (render with mode "rgb" for the
         paper's images), ``map`` = max_c |values|. Matches Captum's ``GuidedBackprop`` on models
-        whose ReLUs are modules, and also handles functional ReLUs and ReLU6.
+        whose ReLUs are modules, and also handles functional ReLUs, ReLU6 and the smooth
+        activations (where Captum leaves the plain gradient).
     Raises:
-        ConvlensError: if the model has no ReLU-like activation (e.g. only SiLU / GELU).
+        ConvlensError: if the model has none of those activations (e.g. only ELU / tanh).
     Example:
         >>> convlens.guided_backprop(m, cat, layer="features.14", channel=7, unit="max").labels
     """
@@ -36,8 +39,8 @@ def deconvnet(model, images, target=None, *, layer: str | None = None, channel: 
     """Deconvnet: the gradient with every ReLU replaced by a ReLU on the backward signal.
 
     At each ReLU: ``dx = max(dy, 0)`` (the forward mask is ignored; Zeiler & Fergus 2014, as
-    formulated by Springenberg et al. 2015 and Captum's ``Deconvolution``). Arguments as in
-    ``guided_backprop``.
+    formulated by Springenberg et al. 2015 and Captum's ``Deconvolution``); the same at GELU, SiLU
+    and Hardswish (the forward is ignored there too). Arguments as in ``guided_backprop``.
     """
     return _modified(model, images, target, layer, channel, unit, "deconvnet")
 

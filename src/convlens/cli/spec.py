@@ -23,7 +23,8 @@ import typer
 from typer.models import ArgumentInfo, CommandInfo, DefaultPlaceholder, TyperInfo
 
 # the modules whose register(app) adds commands, in the order of `convlens --help`
-CLI_MODULES = ("core", "inspect", "attribution", "synthesis", "embed", "adversarial", "texture", "faithfulness", "serve")
+CLI_MODULES = ("core", "inspect", "attribution", "synthesis", "embed", "adversarial", "texture", "faithfulness", "serve",
+               "concepts")
 PACKAGE = Path(__file__).resolve().parents[1]
 SPEC_FILE = PACKAGE / "data" / "cli_commands.json"
 _ELLIPSIS = {"...": True}

@@ -17,7 +17,7 @@ from ..catalog import explorer_view
 from ..errors import ConvlensError
 from ..models import load_model
 from ..render import Report
-from . import adversarial, attribution, embed, faithfulness, foundation, inspect, synthesis, texture
+from . import adversarial, attribution, concepts, embed, faithfulness, foundation, inspect, synthesis, texture
 
 
 @dataclass
@@ -38,7 +38,7 @@ class DemoContext:
 
 def all_sections() -> list[tuple[str, Callable]]:
     out = []
-    for mod in (foundation, embed, inspect, attribution, faithfulness, synthesis, adversarial, texture):
+    for mod in (foundation, embed, inspect, concepts, attribution, faithfulness, synthesis, adversarial, texture):
         out.extend(mod.SECTIONS)
     return out
 

@@ -10,6 +10,7 @@
 Public names listed in __all__ are re-exported as ``convlens.<name>`` (see docs/inspect.md).
 """
 from .activations import LayerActivations, activations
+from .concepts import Concepts, ConceptsConfig, concepts
 from .figures import activation_atlas, atlas_layout, unit_filters_figure  # noqa: F401 - atlas_layout: convlens.inspect.*
 from .filters import FilterGrid, filters
 from .patches import Patches, max_activating_patches
@@ -19,4 +20,4 @@ from .units import ConvInputs, channel_top, conv_inputs  # noqa: F401 - ConvInpu
 
 __all__ = ["filters", "FilterGrid", "activations", "LayerActivations", "max_activating_patches", "Patches",
            "top_activations", "TopActivations", "sample_dataset", "SampleDataset", "unit_filters_figure",
-           "activation_atlas", "conv_inputs", "channel_top"]
+           "activation_atlas", "conv_inputs", "channel_top", "concepts", "Concepts", "ConceptsConfig"]

@@ -26,11 +26,30 @@ Overridden: ``nn.ReLU`` (also ``inplace=True``), ``nn.ReLU6``, ``nn.Hardtanh(0, 
 ``F.relu_``, ``F.relu6``, ``F.hardtanh(min_val=0)``, ``torch.relu``, ``torch.relu_``,
 ``Tensor.relu``, ``Tensor.relu_``, ``torch.clamp(x, min=0)`` / ``clamp_min`` with a zero bound.
 
+Smooth activations (``smooth=True``, which ``guided_backprop`` and ``deconvnet`` use): GELU
+(ConvNeXt), SiLU / Swish (EfficientNet) and Hardswish (MobileNetV3), as ``F.gelu``, ``F.silu``,
+``F.hardswish`` or their modules (also ``inplace=True``). Their forward is unchanged; with f' the
+activation's own local derivative:
+
+    plain      dx = dy * f'(x)                     (the ordinary gradient, by the native kernel)
+    guided     dx = max(dy, 0) * f'(x) * [x > 0]   (only positive signal, only where the unit fired)
+    deconvnet  dx = max(dy, 0)                     (as for ReLU: the forward is ignored)
+
+For these three f(x) > 0 exactly when x > 0, so ``[x > 0]`` is "the unit fired", and f'(x) > 0
+there, so the guided signal stays non-negative at every activation, as with ReLU. For ReLU,
+f'(x) = [x > 0] and the guided rule is exactly Springenberg's ``max(dy, 0) * [x > 0]``, which is why
+the ReLU rule above is this rule's special case (tested: bit-equal on a ReLU network). The same
+definition is used by birder's guided backprop (``birder/introspection/guided_backprop.py``:
+``GuidedBackpropSiLU`` / ``GELU`` / ``Hardswish`` multiply grad_output by f'(x), [x > 0] and
+[grad_output > 0]); Captum's ``GuidedBackprop`` overrides ReLU modules only and leaves the other
+activations' ordinary gradient (its result on a GELU network is the plain gradient).
+
 Not overridden (they keep their ordinary gradient; ``relu_mode`` counts them in
-``stats.skipped``): LeakyReLU, PReLU, ELU, SELU, GELU, SiLU / Swish, Hardswish, Mish, Softplus,
-``torch.maximum(x, 0)`` and activations inside TorchScript / compiled graphs (those bypass Python
-dispatch). Guided backprop on a network built only from those is just the gradient; the
-attribution functions therefore refuse a model where ``count == 0``.
+``stats.skipped``): LeakyReLU, PReLU, ELU, SELU, Mish, Softplus (and GELU, SiLU, Hardswish
+without ``smooth=True``), a hand-written ``x * torch.sigmoid(x)``, ``torch.maximum(x, 0)`` and
+activations inside TorchScript / compiled graphs (those bypass Python dispatch). Guided backprop on
+a network built only from those is just the gradient; the attribution functions therefore refuse a
+model where ``count == 0``.
 """
 from __future__ import annotations
 
@@ -77,6 +96,38 @@ class _Override(torch.autograd.Function):
         return g, None, None, None, None
 
 
+class _Smooth(torch.autograd.Function):
+    """y = f(x) for f in GELU / SiLU / Hardswish with a guided / deconvnet backward; in-place when asked."""
+
+    @staticmethod
+    def forward(ctx, x, kind, approximate, mode, inplace):
+        xs = x.clone() if inplace else x  # f is not invertible: keep the input for f'(x)
+        y = _SMOOTH_FORWARD[kind](xs, approximate)
+        if inplace:
+            ctx.mark_dirty(x)
+            y = x.copy_(y)
+        ctx.kind, ctx.approximate, ctx.mode = kind, approximate, mode
+        ctx.save_for_backward(xs)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        (x,) = ctx.saved_tensors
+        if ctx.mode == "deconvnet":
+            return dy.clamp(min=0), None, None, None, None
+        g = dy.clamp(min=0) if ctx.mode == "guided" else dy
+        g = _SMOOTH_BACKWARD[ctx.kind](g, x, ctx.approximate)  # g * f'(x), the native kernel
+        if ctx.mode == "guided":
+            g = torch.ops.aten.threshold_backward(g, x, 0.0)  # * [x > 0]
+        return g, None, None, None, None
+
+
+_SMOOTH_FORWARD = {"gelu": lambda x, a: F.gelu(x, approximate=a), "silu": lambda x, a: F.silu(x),
+                   "hardswish": lambda x, a: F.hardswish(x)}
+_SMOOTH_BACKWARD = {"gelu": lambda g, x, a: torch.ops.aten.gelu_backward(g, x, approximate=a),
+                    "silu": lambda g, x, a: torch.ops.aten.silu_backward(g, x),
+                    "hardswish": lambda g, x, a: torch.ops.aten.hardswish_backward(g, x)}
+
 _SKIPPED = {F.leaky_relu, F.elu, F.selu, F.gelu, F.silu, F.hardswish, F.mish, F.softplus, F.prelu,
             F.celu, F.rrelu, torch.prelu}
 
@@ -88,10 +139,11 @@ class OverrideStats:
     mode: str
     count: int = 0
     skipped: dict = field(default_factory=dict)
+    smooth: dict = field(default_factory=dict)  # smooth activations overridden (in ``count`` too), by name
 
 
 class _ReluMode(TorchFunctionMode):
-    def __init__(self, mode: str, stats: OverrideStats):
+    def __init__(self, mode: str, stats: OverrideStats, smooth: bool = False):
         super().__init__()
         self.mode, self.stats = mode, stats
         self.table = {
@@ -101,6 +153,8 @@ class _ReluMode(TorchFunctionMode):
             torch.clamp: self._clamp, torch.Tensor.clamp: self._clamp, torch.clamp_min: self._clamp_min,
             torch.Tensor.clamp_min: self._clamp_min,
         }
+        if smooth:
+            self.table.update({F.gelu: self._gelu, F.silu: self._silu, F.hardswish: self._hardswish})
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -142,6 +196,21 @@ class _ReluMode(TorchFunctionMode):
             return NotImplemented
         return self._apply(x, 0.0, None if max is None else float(max), False)
 
+    def _smooth(self, kind, x, approximate="none", inplace=False):
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            return NotImplemented
+        self.stats.smooth[kind] = self.stats.smooth.get(kind, 0) + 1
+        return _Smooth.apply(x, kind, approximate, self.mode, bool(inplace))
+
+    def _gelu(self, x, approximate="none"):
+        return self._smooth("gelu", x, approximate)
+
+    def _silu(self, x, inplace=False):
+        return self._smooth("silu", x, inplace=inplace)
+
+    def _hardswish(self, x, inplace=False):
+        return self._smooth("hardswish", x, inplace=inplace)
+
     def _clamp_min(self, x, min=None):
         if not isinstance(min, (int, float)) or min != 0:
             return NotImplemented
@@ -149,12 +218,14 @@ class _ReluMode(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def relu_mode(mode: str = "guided") -> Iterator[OverrideStats]:
+def relu_mode(mode: str = "guided", smooth: bool = False) -> Iterator[OverrideStats]:
     """Override the backward of every ReLU-like activation run inside the block.
 
     Args:
         mode: "guided" (Springenberg 2015), "deconvnet" (Zeiler & Fergus 2014) or "plain"
             (ordinary gradient; useful to check the mechanism).
+        smooth: also override GELU, SiLU and Hardswish with the same rule generalized (see the
+            module docs: guided ``dx = max(dy, 0) * f'(x) * [x > 0]``).
     Yields:
         ``OverrideStats``: ``count`` of overridden calls, ``skipped`` activations that keep their
         ordinary gradient (see the module docs for the list).
@@ -168,5 +239,5 @@ def relu_mode(mode: str = "guided") -> Iterator[OverrideStats]:
     if mode not in MODES:
         raise ConvlensError(f"unknown ReLU mode '{mode}'; use one of {', '.join(MODES)}")
     stats = OverrideStats(mode)
-    with _ReluMode(mode, stats):
+    with _ReluMode(mode, stats, smooth):
         yield stats

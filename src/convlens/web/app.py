@@ -37,9 +37,10 @@ ROUTERS = [
     "projector_colours",
     "projector_neighbors",
     "words",
+    "concepts",
 ]
 # Top-level page paths served by the single-page app (static/index.html routes on location.pathname).
-PAGES = {"lab", "layers", "projector", "words"}
+PAGES = {"lab", "layers", "projector", "words", "concepts"}
 
 
 def _error(status: int, message: str) -> JSONResponse:
