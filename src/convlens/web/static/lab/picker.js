@@ -5,7 +5,7 @@
 "use strict";
 window.LabPicker = (() => {
   const el = (...a) => CL.el(...a);
-  const SHOWN = 80;   // rows drawn at once (the 1000 class names filter down as you type)
+  const SHOWN = 400;   // rows drawn at once (every layer of a model; the 1000 class names filter down as you type)
 
   function part(value, multi) {   // the comma-separated entry being edited
     return multi ? value.split(",").pop().trim() : value.trim();
