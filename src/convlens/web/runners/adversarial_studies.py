@@ -119,7 +119,10 @@ def _universal(ctx: Ctx) -> dict:
 def check_eps(value, what: str = "eps") -> None:
     """Refuse a bad eps (list) before a job is queued."""
     if value not in (None, ""):
-        parse_eps_list(value) if "," in str(value) else parse_eps(value, what)
+        try:
+            parse_eps_list(value) if "," in str(value) else parse_eps(value, what)
+        except ZeroDivisionError:   # "1/0": parse_eps divides before it checks
+            raise ConvlensError(f"{what} '{str(value)[:40]}' divides by zero; give e.g. 2/255") from None
 
 
 _IMAGES = F("images", "int", 16, "bundled sample images (crops of the photos) to attack")
