@@ -5,9 +5,13 @@ stuck states cleared, the model switch, history and the compare view, the 404 pa
 Screenshots go to tests/artifacts/web-lab-*.png."""
 from __future__ import annotations
 
+import re
+
+import numpy as np
 import pytest
 
 pytest.importorskip("fastapi")
+from PIL import Image  # noqa: E402
 import convlens  # noqa: E402
 from convlens.web import create_app  # noqa: E402
 
@@ -195,7 +199,7 @@ def test_stuck_states_clear(server, chromium_page, tmp_path):
     with chromium_page(1400, 900) as page:
         # a bad image in the URL: an error and no broken icon, no endless "predicting…"
         page.goto(server + "/lab?image=0123456789abcdef&technique=saliency")
-        page.wait_for_function("document.getElementById('lab-current').hidden", timeout=30000)
+        page.wait_for_function("document.getElementById('lab-current')?.hidden === true", timeout=30000)
         assert "could not be loaded" in page.inner_text("#lab-input > .error")
         assert page.eval_on_selector("#lab-current", "i => getComputedStyle(i).display === 'none'")   # no broken icon
         page.wait_for_function("!document.getElementById('lab-top5').textContent.includes('predicting')", timeout=30000)
@@ -208,8 +212,14 @@ def test_stuck_states_clear(server, chromium_page, tmp_path):
         page.click("#lab-samples img[data-name=chelsea]")
         page.wait_for_selector("#lab-top5 table", timeout=60000)
         assert page.locator("#lab-input .error").count() == 0
-        # a refused Run (400): the error, and no "running…" left behind
+        # an upload is named by its file name in the tab title (and its id in the URL)
+        rng = np.random.default_rng(0)
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(tmp_path / "cat.png")
         page.select_option("#lab-technique", "saliency")
+        page.set_input_files("#lab-file", str(tmp_path / "cat.png"))
+        page.wait_for_function("document.title === 'saliency · cat.png — convlens'", timeout=30000)
+        assert re.search(r"image=[0-9a-f]{16}", page.url) and page.locator("#lab-input > .error").count() == 0
+        # a refused Run (400): the error, and no "running…" left behind
         page.fill("#lab-f-target", "no such class")
         page.click("#lab-run")
         page.wait_for_selector("#lab-run-box .error")
