@@ -259,7 +259,7 @@
   function showProgress(job) {
     const bar = $("lab-progress");
     bar.max = job.total || 1;
-    bar.value = job.total ? job.done : 0;
+    bar.value = job.status === "done" ? bar.max : (job.total ? job.done : 0);
     $("lab-status").textContent = `${CL.jobText(job)}${job.seconds ? ` · ${job.seconds.toFixed(2)} s` : ""}`;
   }
 
