@@ -71,7 +71,7 @@ def run(quick: bool) -> list[Row]:
         save_png(r.overlay(0), out / "overlay.png")
         save_png(r.heatmap(0), out / "map.png")
 
-    rows, direct_ms = [], []
+    rows = []
     try:
         pool = app.state.convlens.jobs
         pool.run_sync(lambda: direct(99))   # warm-up
@@ -90,7 +90,7 @@ def run(quick: bool) -> list[Row]:
                                                "document.getElementById('lab-current').naturalWidth > 0", timeout=60000)
                         paints.append(time.perf_counter() - t)
                     page.evaluate(RUN_TO_VIEW, str(next(targets)))   # warm-up run
-                    runs = []
+                    runs, direct_ms = [], []    # the peer measured alternately with this width's runs
                     for _ in range(n):
                         runs.append(page.evaluate(RUN_TO_VIEW, str(next(targets))))
                         tg = next(targets)
