@@ -230,6 +230,12 @@ def test_stuck_states_clear(server, chromium_page, tmp_path):
         page.fill("#lab-f-target", "")
         _run(page, 3)
         assert page.locator("#lab-run-box .error").count() == 0
+        # a job the page loses track of (the server gone): said so, Cancel off, no "running…"
+        page.evaluate("() => { CL.follow = () => Promise.reject(new Error('connection lost')); }")
+        page.click("#lab-run")
+        page.wait_for_selector("#lab-results .error")
+        assert "lost track of the job: connection lost" in page.inner_text("#lab-results .error")
+        assert page.inner_text("#lab-status") == "lost" and page.is_disabled("#lab-cancel")
         assert page.js_errors == []
 
 

@@ -335,15 +335,23 @@
     lab.job = started.job;
     $("lab-cancel").disabled = false;
     $("lab-cached").textContent = started.cached ? "(from the cache)" : "";
-    let job = await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
-    while (!["done", "error", "cancelled"].includes(job.status)) {  // the event stream dropped: poll
-      await new Promise((r) => setTimeout(r, 500));
-      job = await CL.api(`/api/jobs/${started.job}`);
-      showProgress(job); showPreview(job);
+    let job;
+    try {
+      job = await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
+      while (!["done", "error", "cancelled"].includes(job.status)) {  // the event stream dropped: poll
+        await new Promise((r) => setTimeout(r, 500));
+        job = await CL.api(`/api/jobs/${started.job}`);
+        showProgress(job); showPreview(job);
+      }
+    } catch (err) {   // the server went away or forgot the job: say so instead of "running…" forever
+      results.replaceChildren(el("p", { class: "error" }, `lost track of the job: ${err.message || err}; run it again`));
+      $("lab-status").textContent = "lost";
+      return;
+    } finally {
+      $("lab-cancel").disabled = true;
+      lab.job = null;
     }
     showProgress(job);
-    $("lab-cancel").disabled = true;
-    lab.job = null;
     const entry = { id: job.id, technique: t.name, title: t.title, needsImage: t.needs_image, image, imageName, model,
       params: changed, status: job.status, error: job.error, seconds: job.seconds, result: job.result };
     LabHistory.add(entry);
