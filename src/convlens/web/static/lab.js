@@ -266,6 +266,7 @@
   // The result card in view: beside the input on wide screens (a sticky column), scrolled to on narrow ones.
   function revealResult() {
     const card = $("lab-result-card");
+    card.classList.add("lab-has-run");
     const r = card.getBoundingClientRect(), top = document.querySelector("header.top")?.offsetHeight || 0;
     const beside = window.matchMedia("(min-width: 1200px)").matches;   // the sticky column of the wide layout
     if (!beside || r.top < top || r.top > window.innerHeight - 160) card.scrollIntoView({ block: "start" });
