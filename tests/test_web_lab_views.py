@@ -90,6 +90,8 @@ def _run(page, n_images=1):
 def test_result_is_in_view_when_it_arrives(server, chromium_page, width):
     with chromium_page(width, 900) as page:
         _open(page, server + "/lab?image=coffee&technique=saliency")
+        page.wait_for_function("[...document.querySelectorAll('#lab-samples img, #lab-current')]"
+                               ".every((i) => i.complete && i.naturalWidth > 0)", timeout=120000)
         screenshot(page, f"web-lab-{width}-before")
         page.wait_for_timeout(100)
         _run(page, 3)
