@@ -233,6 +233,7 @@
   }
 
   function setModel(name) {
+    clearInputErrors();
     lab.model = name;
     const sel = $("lab-model");
     if (sel) sel.value = name;
