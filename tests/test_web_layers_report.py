@@ -115,7 +115,7 @@ def test_report_uses_the_explorer_colours(tmp_path):
     ("convlens classviz --target 'flamingo,pelican' --preset robust -o r.png", "/lab?technique=classviz"),
     ("convlens embed samples:64 --out s.emb && convlens project s.emb --method tsne -o map.png", "/projector"),
     ("convlens predict chelsea coffee --topk 5", "/lab?image=chelsea"),
-    ("convlens linear-demo -o dims.png", None),
+    ("convlens linear-demo -o dims.png", "/lab?technique=linear_walkthrough"),   # in the lab since issue 23
     ("convlens layers mobilenet_v2 --rf", None),
     ("not a 'command", None),
     (None, None),

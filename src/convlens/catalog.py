@@ -191,7 +191,7 @@ _ENTRIES = [
       cli=("invert",), lab=True, iterative=True, summarize=_optim_summary),
     # fooling the network
     T("linear_walkthrough", "adversarial", "Adversarial examples of a linear classifier", "Goodfellow et al. 2015",
-      adversarial.linear_walkthrough, cli=("linear-demo",), needs_image=False),
+      adversarial.linear_walkthrough, cli=("linear-demo",), lab=True, needs_image=False),
     T("fgsm", "adversarial", "FGSM", "Goodfellow et al. 2015", adversarial.fgsm, FGSMConfig, cli=("fgsm",), lab=True,
       summarize=adversarial_summary),
     T("pgd", "adversarial", "PGD", "Madry et al. 2018", adversarial.pgd, PGDConfig, cli=("pgd",), lab=True,
@@ -202,14 +202,18 @@ _ENTRIES = [
       UnrecognizableConfig, cli=("unrecognizable",), lab=True, needs_image=False, iterative=True,
       summarize=_optim_summary),
     T("evolve_unrecognizable", "adversarial", "Unrecognizable images by evolution", "Nguyen et al. 2015",
-      adversarial.evolve_unrecognizable, EvolveConfig, cli=("evolve-unrecognizable",), needs_image=False,
+      adversarial.evolve_unrecognizable, EvolveConfig, cli=("evolve-unrecognizable",), lab=True, needs_image=False,
       iterative=True),
     T("mix_weights", "adversarial", "Mixing in another class's weights", "Goodfellow et al. 2015",
-      adversarial.mix_gradient, cli=("mix-weights",)),
+      adversarial.mix_gradient, cli=("mix-weights",), lab=True),
     T("hog_match", "adversarial", "Identical HOG, different images", "Tatu et al. 2011", adversarial.hog_match,
-      HogMatchConfig, cli=("hog-match",), iterative=True),
+      HogMatchConfig, cli=("hog-match",), lab=True, iterative=True),
     T("robustness", "adversarial", "Accuracy against eps", "Goodfellow et al. 2015; Madry et al. 2018",
-      adversarial.robustness, RobustnessConfig, cli=("robustness",), iterative=True),
+      adversarial.robustness, RobustnessConfig, cli=("robustness",), lab=True, needs_image=False, iterative=True),
+    # (issue 23, lab23) the universal perturbation: the API and the lab, no CLI verb
+    T("universal", "adversarial", "Universal perturbation", "Moosavi-Dezfooli et al. 2017",
+      adversarial.universal_perturbation, lab=True, needs_image=False, iterative=True,
+      blurb="one perturbation that changes the top-1 of most images"),
     # texture and style
     T("texture", "texture", "Texture synthesis", "Efros & Leung 1999; Wei & Levoy 2000; Efros & Freeman 2001; "
       "Gatys et al. 2015", texture_synthesis, TextureSynthesisConfig, cli=("texture",), lab=True, iterative=True,

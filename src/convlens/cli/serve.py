@@ -57,12 +57,23 @@ def register(app: typer.Typer) -> None:
         app = create_app(model=models, weights=weights, store=store, data_dir=data_dir, workers=workers, threads=threads,
                          images=images or (), host=host, orphan_timeout=orphan_timeout or None)
         st = app.state.convlens
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-        url = f"http://{shown}:{port}/"
-        echo(f"convlens explorer on {url}  (model {', '.join(models)}; {st.workers} worker(s) x {st.threads} torch thread(s); "
-             "Ctrl-C to stop)")
+        url = page_url(host, port)
+        echo(banner(url, models, st.workers, st.threads))
         if open_browser:
             import threading
             import webbrowser
             threading.Timer(1.0, lambda: webbrowser.open(url)).start()
         uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def page_url(host: str, port: int) -> str:
+    """The address a browser on this machine opens (a wildcard bind is reached through loopback)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}/"
+
+
+def banner(url: str, models: list[str], workers: int, threads: int) -> str:
+    """The start-up lines: the URL to open first (on its own line, so a terminal makes it a link)."""
+    return (f"convlens explorer: open {url}lab in a browser\n"
+            f"  pages: {url}lab  {url}layers  {url}projector  {url}words  (API: {url}docs)\n"
+            f"  model {', '.join(models)}; {workers} worker(s) x {threads} torch thread(s); Ctrl-C to stop")

@@ -7,13 +7,14 @@ check; token, origin and JSON checks on state-changing requests; docs/web.md "Se
 """
 from __future__ import annotations
 
+import html
 import importlib
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ..errors import ConvlensError
@@ -126,13 +127,24 @@ def create_app(model: str | list[str] | tuple = "mobilenet_v2", weights: str = "
     def index():
         return page_response()
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon():
+        return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
+
+    not_found_html = (STATIC / "404.html").read_text(encoding="utf-8")
+
     @app.get("/{page}", include_in_schema=False)
     @app.get("/{page}/{rest:path}", include_in_schema=False)
-    def page(page: str, rest: str = ""):
+    def page(request: Request, page: str, rest: str = ""):
         if page == "api":
             raise HTTPException(404, f"no API endpoint '/api/{rest[:60]}'; the endpoints are listed in /openapi.json")
         if page not in PAGES:
-            raise HTTPException(404, f"no page '/{page[:40]}'; the explorer's pages are /, /" + ", /".join(sorted(PAGES)))
+            message = f"no page '/{page[:40]}'; the explorer's pages are /, /" + ", /".join(sorted(PAGES))
+            if "text/html" in request.headers.get("accept", ""):   # a browser: a page with a way home
+                where = html.escape(f"/{page}/{rest}".rstrip("/")[:80])
+                return HTMLResponse(not_found_html.replace("There is no page at this address.",
+                                                           f"There is no page at {where}."), status_code=404)
+            raise HTTPException(404, message)
         return page_response()
 
     return app

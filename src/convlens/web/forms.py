@@ -15,7 +15,9 @@ from ..fields import ConfigField
 # Upper bounds on the integer parameters a request may set (a browser tab must not freeze the server).
 LIMITS = {"steps": 2000, "max_steps": 2000, "samples": 200, "size": 768, "octaves": 6, "groups": 20,
           "n_facets": 6, "top": 64, "images": 300, "sample_size": 256, "style_size": 768, "max_size": 1024,
-          "examples": 8, "crop": 4096, "iterations": 20, "levels": 6}
+          "examples": 8, "crop": 4096, "iterations": 20, "levels": 6,
+          "generations": 1000, "population": 256, "repeats": 32, "hidden": 64, "layers": 8, "grid": 128,
+          "batch_size": 64}
 
 
 def F(name: str, kind: str, default=None, help: str = "", choices=None, optional: bool = False) -> ConfigField:

@@ -16,11 +16,16 @@ from ..errors import ConvlensError, closest
 from ..fields import ConfigField, config_fields, parse_config
 from .context import Cancelled, Ctx, jsonable  # noqa: F401  (the lab route's names)
 from .forms import coerce
-from .runners import Runner, adversarial, attribution, faithfulness, synthesis, texture
+from .runners import Runner, adversarial, adversarial_studies, attribution, faithfulness, synthesis, texture
 from .runners.texture import style_image
 
-RUNNERS: dict[str, Runner] = {**attribution.RUNNERS, **synthesis.RUNNERS, **adversarial.RUNNERS, **texture.RUNNERS,
-                              **faithfulness.RUNNERS}
+RUNNERS: dict[str, Runner] = {**attribution.RUNNERS, **synthesis.RUNNERS, **adversarial.RUNNERS,
+                              **adversarial_studies.RUNNERS, **texture.RUNNERS, **faithfulness.RUNNERS}
+
+# What the page offers to pick a field's value from (searchable lists the server knows): by field name, or
+# by (technique, field name). The page reads ``picker`` in GET /api/techniques.
+PICKERS = {"target": "class", "layer": "layer", "image_b": "image", ("style", "style"): "style",
+           ("facets", "channel"): "class"}
 
 
 @dataclass
@@ -72,12 +77,23 @@ class Technique:
     def schema(self) -> dict:
         e = self.entry
         return {"name": e.id, "family": e.family, "title": self.title, "iterative": e.iterative,
-                "needs_image": e.needs_image, "fields": [f.as_json() for f in self.fields()]}
+                "needs_image": e.needs_image, "fields": [self._field_json(f) for f in self.fields()]}
+
+    def _field_json(self, f: ConfigField) -> dict:
+        d = f.as_json()
+        picker = PICKERS.get((self.name, f.name), PICKERS.get(f.name) if f.kind == "str" and not f.choices else None)
+        if picker:
+            d["picker"] = picker
+        return d
 
     def check(self, model, fixed: dict, state=None) -> None:
         """Refuse unknown classes, layers and images before a job is queued (400 at once, not a failed job)."""
         if self.name == "style" and state is not None:
             style_image(state, fixed.get("style"))
+        if fixed.get("image_b") is not None and state is not None:
+            state.image(fixed["image_b"])
+        if isinstance(fixed.get("eps"), str):
+            adversarial_studies.check_eps(fixed["eps"])
         tgt = fixed.get("target")
         if tgt not in (None, ""):
             for part in (str(tgt).split(",") if self.name == "classviz" else [tgt]):

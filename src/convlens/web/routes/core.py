@@ -1,4 +1,4 @@
-"""Shared endpoints: health, the model and its layers and classes, sample images, jobs and their events."""
+"""Shared endpoints: health, the model and its layers and classes, sample and style images, jobs and their events."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +7,8 @@ import json
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
-from ...images.samples import SAMPLES, sample_image
+from ...images.samples import PAINTINGS, SAMPLES, sample_image
+from ...texture.samples import STYLE_SAMPLES, texture_image
 from ..encode import png_bytes, png_response  # noqa: F401 - importable here as before
 from ..state import AppState, app_state
 
@@ -30,12 +31,15 @@ def token(state: AppState = Depends(app_state)):
 
 
 @router.get("/model")
-def model_info(state: AppState = Depends(app_state)):
-    """The server's model: name, input size, layers (name, type, output shape) and class names."""
-    m = state.model()
+def model_info(model: str | None = Query(None, max_length=100, description="a served model (default: the server's)"),
+               state: AppState = Depends(app_state)):
+    """A served model (default: the server's): name, input size, layers (name, type, output shape) and
+    class names (the lab's class and layer pickers read them)."""
+    name = state.check_model(model)
+    m = state.model(name)
     layers = [{"name": li.name, "type": li.type, "shape": list(li.shape) if li.shape else None}
               for li in m.layers()] if hasattr(m, "layers") else []
-    return {"name": state.model_name, "input_size": list(m.input_size), "layers": layers,
+    return {"name": name, "input_size": list(m.input_size), "layers": layers,
             "classes": list(m.classes) if getattr(m, "classes", None) is not None else None}
 
 
@@ -50,13 +54,36 @@ def samples():
 def sample_png(name: str, max_side: int | None = Query(None, ge=16, le=4096,
                                                       description="Shrink so the longer side is at most this (thumbnails).")):
     """One bundled sample as PNG (its own size, or shrunk to ``max_side``)."""
-    img = sample_image(name)
+    return png_response(_shrunk(sample_image(name), max_side))
+
+
+def _shrunk(img, max_side: int | None):
     if max_side is not None and max(img.shape[-2:]) > max_side:
         import torch.nn.functional as F
         h, w = img.shape[-2:]
         s = max_side / max(h, w)
         img = F.interpolate(img, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear", antialias=True)
-    return png_response(img)
+    return img
+
+
+@router.get("/styles")
+def styles():
+    """The images style transfer can take by name, with thumbnails: the paintings, the texture style samples
+    (hubble, ihc, colorwheel), then the other bundled photos (an upload id works too)."""
+    def row(name, description, url, group):
+        return {"name": name, "description": description, "group": group, "url": url, "thumb": f"{url}?max_side=96"}
+    return ([row(k, SAMPLES[k][1], f"/api/samples/{k}.png", "painting") for k in PAINTINGS if k in SAMPLES]
+            + [row(k, v[1], f"/api/styles/{k}.png", "texture") for k, v in STYLE_SAMPLES.items()]
+            + [row(k, v[1], f"/api/samples/{k}.png", "photo") for k, v in SAMPLES.items() if k not in PAINTINGS])
+
+
+@router.get("/styles/{name}.png", response_class=Response)
+def style_png(name: str, max_side: int | None = Query(None, ge=16, le=4096,
+                                                     description="Shrink so the longer side is at most this (thumbnails).")):
+    """One texture style sample (hubble, ihc, colorwheel) as PNG."""
+    if name not in STYLE_SAMPLES:
+        raise HTTPException(404, f"no style sample '{name[:40]}'; they are {', '.join(STYLE_SAMPLES)} (GET /api/styles)")
+    return png_response(_shrunk(texture_image(name), max_side))
 
 
 def _job(state: AppState, job_id: str):

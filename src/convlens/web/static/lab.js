@@ -1,65 +1,169 @@
-// convlens explorer: the image lab. Pick a sample, upload an image or use the webcam, see the top-5,
-// run any technique with a form generated from GET /api/techniques (the CLI's config dataclasses),
-// follow progress and previews over server-sent events, cancel (the best result so far is kept).
+// convlens explorer: the image lab. Pick a sample, upload an image or use the webcam, see the top-5 (a row
+// sets the target), run any technique with a form generated from GET /api/techniques (the CLI's config
+// dataclasses; class, layer and style fields get searchable pickers), follow progress and previews over
+// server-sent events, cancel (the best result so far is kept). The result shows beside the input on wide
+// screens and is scrolled to on narrow ones; the URL restores image, model, technique and every parameter;
+// results go to this session's history and can be pinned side by side (lab/history.js, lab/result.js).
 "use strict";
 (() => {
   const el = (...a) => CL.el(...a);
+  const $ = (id) => document.getElementById(id);
   const lab = {
-    image: "chelsea", techniques: [], job: null, previews: [],   // previews: pixel digests (tests read them)
+    image: "chelsea", imageName: "chelsea", model: null, defaultModel: null, models: [], techniques: [], job: null,
+    previews: [],   // pixel digests of the previews drawn (tests read them)
+    current: null,  // the history id of the result shown
+    uploads: JSON.parse(sessionStorage.getItem("convlens-lab-uploads") || "{}"),   // upload id -> file name
   };
   window.CL_LAB = lab;
+  const RESERVED = new Set(["image", "technique", "model"]);   // URL keys of the lab itself
+  const urlKey = (name) => (RESERVED.has(name) ? `p.${name}` : name);
+  const isUpload = (ref) => /^[0-9a-f]{16}$/.test(ref);
+  const imageUrl = (ref) => (isUpload(ref) ? `/api/images/${ref}.png` : `/api/samples/${encodeURIComponent(ref)}.png`);
+  const currentTech = () => lab.techniques.find((x) => x.name === $("lab-technique").value);
 
-  function fmt(v) {
-    if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(4);
-    return String(v);
+  // ---- what the pickers choose from ------------------------------------------------------------
+  const modelInfo = {};
+  const info = (model) => (modelInfo[model] ||= CL.api(`/api/model?model=${encodeURIComponent(model)}`));
+  let styles = null, samples = [];
+
+  async function classItems() {
+    const names = (await info(lab.model)).classes || [];
+    const seen = {};
+    names.forEach((c) => { seen[c] = (seen[c] || 0) + 1; });
+    return names.map((c, i) => ({ value: seen[c] > 1 ? String(i) : c, label: c, detail: `#${i}` }));
+  }
+
+  async function targetValue(p) {   // a top-5 row as a target: its name, or its index when the name is ambiguous
+    const items = await classItems();
+    return items[p.index] ? items[p.index].value : String(p.index);
+  }
+
+  const PICKERS = {
+    class: classItems,
+    layer: async () => {
+      const m = await info(lab.model);
+      const items = m.layers.map((l) => ({ value: l.name, label: l.name, detail: `${l.type}${l.shape ? ` ${l.shape.join("×")}` : ""}` }));
+      return currentTech().name === "facets" ? [{ value: "class", label: "class", detail: "the class logits" }, ...items] : items;
+    },
+    style: async () => (await (styles ||= CL.api("/api/styles"))).map((s) => ({ value: s.name, label: s.name, detail: s.group, thumb: s.thumb })),
+    image: async () => [
+      ...Object.entries(lab.uploads).map(([id, name]) => ({ value: id, label: name, detail: "upload", thumb: `/api/images/${id}.png` })),
+      ...samples.map((s) => ({ value: s.name, label: s.name, detail: s.description, thumb: s.thumb })),
+    ],
+  };
+
+  // ---- the URL and the tab title: the whole state ----------------------------------------------
+  const fieldDefault = (f) => (f.default === null || f.default === undefined ? "" : (Array.isArray(f.default) ? f.default.join(",") : String(f.default)));
+
+  function fieldValue(i) { return i.type === "checkbox" ? String(i.checked) : i.value; }
+
+  function changedParams() {   // the form's values that differ from the defaults (what the URL and history keep)
+    const t = currentTech(), out = {};
+    if (!t) return out;
+    for (const f of t.fields) {
+      const i = $(`lab-f-${f.name}`);
+      if (!i) continue;
+      const v = fieldValue(i), d = f.kind === "bool" ? String(!!f.default) : fieldDefault(f);
+      if (v !== d) out[f.name] = v;
+    }
+    return out;
+  }
+
+  function syncUrl() {   // /lab?image=coffee&technique=grad_cam&target=espresso&layer=features.14
+    const t = currentTech();
+    const q = new URLSearchParams({ image: lab.image });
+    if (lab.model && lab.model !== lab.defaultModel) q.set("model", lab.model);
+    if (t) q.set("technique", t.name);
+    for (const [k, v] of Object.entries(changedParams())) q.set(urlKey(k), v);
+    history.replaceState(null, "", `${location.pathname}?${q}`);
+    const what = t ? (t.needs_image ? `${t.name} · ${lab.imageName}` : t.name) : lab.imageName;
+    document.title = `${what} — convlens`;
+  }
+
+  function urlParams(t) {   // a technique's parameters named in the URL
+    const q = new URLSearchParams(location.search), out = {};
+    for (const f of t.fields) if (q.has(urlKey(f.name))) out[f.name] = q.get(urlKey(f.name));
+    return out;
   }
 
   // ---- input: samples, upload, webcam, top-5 ------------------------------------------------
-  async function setImage(ref, url) {
+  function clearInputErrors() { $("lab-input").querySelectorAll(".error").forEach((x) => x.remove()); }
+
+  function badImage(ref, why) {
+    const cur = $("lab-current");
+    cur.hidden = true;
+    cur.removeAttribute("src");
+    $("lab-current-name").textContent = "";
+    const msg = `image '${ref}' ${why}; pick a sample or upload the image again`;
+    CL.showError($("lab-input"), msg);
+    $("lab-top5").replaceChildren(el("p", { class: "muted" }, "no image, no prediction"));
+  }
+
+  async function setImage(ref, name) {
+    clearInputErrors();
     lab.image = ref;
+    lab.imageName = name || lab.uploads[ref] || ref;
     document.querySelectorAll("#lab-samples img").forEach((i) => i.classList.toggle("selected", i.dataset.name === ref));
-    const cur = document.getElementById("lab-current");
-    cur.src = url;
-    cur.alt = ref;
-    document.getElementById("lab-current-name").textContent = ref;
     syncUrl();
+    if (!isUpload(ref) && !samples.some((s) => s.name === ref)) { badImage(ref, "is neither a bundled sample nor an upload id"); return; }
+    const cur = $("lab-current");
+    cur.hidden = false;
+    cur.onerror = () => { if (lab.image === ref) badImage(ref, "could not be loaded (an upload this server no longer has?)"); };
+    cur.src = imageUrl(ref);
+    cur.alt = lab.imageName;
+    $("lab-current-name").textContent = lab.imageName;
     await showTop5();
   }
 
-  function syncUrl() {  // the view is bookmarkable: /lab?image=coffee&technique=grad_cam
-    const sel = document.getElementById("lab-technique");
-    const q = new URLSearchParams({ image: lab.image });
-    if (sel && sel.value) q.set("technique", sel.value);
-    history.replaceState(null, "", `${location.pathname}?${q}`);
-  }
-
   async function showTop5() {
-    const box = document.getElementById("lab-top5");
-    const image = lab.image;
+    const box = $("lab-top5");
+    const image = lab.image, model = lab.model;
     box.replaceChildren(el("p", { class: "muted" }, "predicting…"));
     try {
       const r = await CL.api("/api/predict", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ image }) });
-      if (image !== lab.image) return;  // a newer image was picked meanwhile: its answer wins
-      box.replaceChildren(el("table", {}, el("tr", {}, el("th", {}, "class"), el("th", {}, "probability")),
-        r.top.map((p) => el("tr", {}, el("td", {}, `${p.label} (${p.index})`),
-          el("td", {}, el("span", { class: "lab-bar", style: `width:${Math.round(120 * p.prob)}px` }), ` ${(100 * p.prob).toFixed(1)}%`)))));
-    } catch (err) { if (image === lab.image) CL.showError(box, err); }
+        body: JSON.stringify({ image, model }) });
+      if (image !== lab.image || model !== lab.model) return;  // a newer image was picked meanwhile: its answer wins
+      box.replaceChildren(el("table", { class: "lab-top5" }, el("tr", {}, el("th", {}, "class"), el("th", {}, "probability")),
+        r.top.map((p) => el("tr", { class: "lab-top5-row", "data-index": p.index, title: "use this class as the target",
+          onclick: (e) => useTarget(p, e.currentTarget) },
+          el("td", {}, `${p.label} (${p.index})`),
+          el("td", {}, el("span", { class: "lab-bar", style: `width:${Math.round(120 * p.prob)}px` }), ` ${(100 * p.prob).toFixed(1)}%`)))),
+        el("small", { class: "muted" }, "click a row to make it the target"));
+    } catch (err) {
+      if (image === lab.image) box.replaceChildren(el("p", { class: "error" }, String(err.message || err)));
+    }
+  }
+
+  async function useTarget(p, row) {
+    const input = $("lab-f-target");
+    document.querySelectorAll(".lab-top5-row").forEach((r) => r.classList.toggle("selected", r === row));
+    if (!input) {
+      CL.showError($("lab-top5"), `${currentTech().name} takes no target class; pick e.g. Grad-CAM or saliency`);
+      return;
+    }
+    input.value = await targetValue(p);
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    input.classList.remove("lab-flash"); void input.offsetWidth; input.classList.add("lab-flash");
   }
 
   async function upload(blob, name) {
     const fd = new FormData();
     fd.append("file", blob, name || "upload.png");
-    const status = document.getElementById("lab-upload-status");
+    const status = $("lab-upload-status");
+    clearInputErrors();
     status.textContent = "uploading…";
     try {
       const r = await CL.api("/api/images", { method: "POST", body: fd });
       status.textContent = `uploaded ${r.width}×${r.height} (id ${r.id})`;
-      await setImage(r.id, r.url);
-    } catch (err) { status.textContent = ""; CL.showError(document.getElementById("lab-input"), err); }
+      lab.uploads[r.id] = name || r.id;
+      sessionStorage.setItem("convlens-lab-uploads", JSON.stringify(lab.uploads));
+      await setImage(r.id, name);
+    } catch (err) { status.textContent = ""; CL.showError($("lab-input"), err); }
   }
 
   async function webcam(box) {
+    clearInputErrors();
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       CL.showError(box, "no webcam available in this browser (it needs localhost or https)");
       return;
@@ -82,33 +186,40 @@
   }
 
   // ---- technique form --------------------------------------------------------------------------
-  function fieldInput(f) {
+  function fieldInput(f, value) {
     const id = `lab-f-${f.name}`;
+    const v = value !== undefined ? value : (f.kind === "bool" ? !!f.default : fieldDefault(f));
     let input;
     if (f.kind === "bool") {
-      input = el("input", { type: "checkbox", id, name: f.name, checked: !!f.default });
+      input = el("input", { type: "checkbox", id, name: f.name, checked: v === true || v === "true" });
     } else if (f.choices) {
       input = el("select", { id, name: f.name },
         f.optional ? el("option", { value: "" }, "(default)") : [],
-        f.choices.map((c) => el("option", { value: c, selected: String(c) === String(f.default) }, String(c))));
+        f.choices.map((c) => el("option", { value: c, selected: String(c) === String(v) }, String(c))));
     } else {
       const num = f.kind === "int" || f.kind === "float";
-      const dflt = f.default === null || f.default === undefined ? "" : (Array.isArray(f.default) ? f.default.join(",") : f.default);
       input = el("input", { id, name: f.name, type: num ? "number" : "text", step: f.kind === "float" ? "any" : (num ? "1" : undefined),
-        value: dflt, placeholder: f.optional ? "(default)" : "", size: num ? 8 : 18 });
+        value: v, placeholder: f.optional ? "(default)" : "", size: num ? 8 : 18 });
     }
     input.dataset.kind = f.kind;
-    return el("label", { title: f.help, class: "lab-field" }, el("span", { class: "lab-fname" }, f.name.replace(/_/g, " ")), input,
+    const label = el("label", { title: f.help, class: "lab-field" }, el("span", { class: "lab-fname" }, f.name.replace(/_/g, " ")), input,
       el("small", { class: "muted" }, ` ${f.help}`));
+    if (f.picker && PICKERS[f.picker]) {
+      LabPicker.attach(input, { items: PICKERS[f.picker], multi: /comma-separated/.test(f.help), preview: f.picker === "style" || f.picker === "image" });
+    }
+    return label;
   }
 
-  function renderForm() {
-    const t = lab.techniques.find((x) => x.name === document.getElementById("lab-technique").value);
-    const form = document.getElementById("lab-form");
+  function renderForm(values = {}) {
+    const t = currentTech();
+    const form = $("lab-form");
     const shown = t.fields.slice(0, 7), more = t.fields.slice(7);  // the rest folded: forms stay short
-    form.replaceChildren(...shown.map(fieldInput));
-    if (more.length) form.append(el("details", {}, el("summary", {}, `${more.length} more parameters`), more.map(fieldInput)));
-    document.getElementById("lab-needs").textContent = t.needs_image ? "" : "(this technique does not use the input image)";
+    form.replaceChildren(...shown.map((f) => fieldInput(f, values[f.name])));
+    if (more.length) {
+      form.append(el("details", { open: more.some((f) => f.name in values) }, el("summary", {}, `${more.length} more parameters`),
+        more.map((f) => fieldInput(f, values[f.name]))));
+    }
+    $("lab-needs").textContent = t.needs_image ? "" : "(this technique does not use the input image)";
     syncUrl();
   }
 
@@ -121,6 +232,15 @@
     return params;
   }
 
+  function setModel(name) {
+    clearInputErrors();
+    lab.model = name;
+    const sel = $("lab-model");
+    if (sel) sel.value = name;
+    renderForm(changedParams());   // the pickers read the new model's classes and layers
+    showTop5();
+  }
+
   // ---- running, progress, previews, results ----------------------------------------------------
   function digest(img) {  // a tiny pixel signature: proves the preview was drawn, and that it changed
     const c = document.createElement("canvas");
@@ -131,101 +251,131 @@
   }
 
   function showPreview(job) {
-    const img = document.getElementById("lab-preview");
+    const img = $("lab-preview");
     if (!job.has_preview || img.dataset.version === String(job.preview_version)) return;
     img.dataset.version = String(job.preview_version);
     img.src = `/api/jobs/${job.id}/preview.png?v=${job.preview_version}`;
   }
 
   function showProgress(job) {
-    const bar = document.getElementById("lab-progress");
+    const bar = $("lab-progress");
     bar.max = job.total || 1;
-    bar.value = job.total ? job.done : 0;
-    document.getElementById("lab-status").textContent =
-      `${CL.jobText(job)}${job.seconds ? ` · ${job.seconds.toFixed(2)} s` : ""}`;
+    bar.value = job.status === "done" ? bar.max : (job.total ? job.done : 0);
+    $("lab-status").textContent = `${CL.jobText(job)}${job.seconds ? ` · ${job.seconds.toFixed(2)} s` : ""}`;
   }
 
-  function figuresTable(fig) {
-    const rows = [];
-    for (const [k, v] of Object.entries(fig || {})) {
-      if (k === "objective" || k === "summary") continue;
-      const val = (v !== null && typeof v === "object") ? JSON.stringify(v, (kk, vv) => (typeof vv === "number" ? Number(vv.toPrecision(4)) : vv)) : fmt(v);
-      rows.push(el("tr", {}, el("th", {}, k), el("td", {}, val)));
+  // The result card in view: beside the input on wide screens (a sticky column), scrolled to on narrow ones.
+  function revealResult() {
+    const card = $("lab-result-card");
+    card.classList.add("lab-has-run");
+    const r = card.getBoundingClientRect(), top = document.querySelector("header.top")?.offsetHeight || 0;
+    const beside = window.matchMedia("(min-width: 1200px)").matches;   // the sticky column of the wide layout
+    if (!beside || r.top < top || r.top > window.innerHeight - 160) card.scrollIntoView({ block: "start" });
+  }
+
+  function showEntry(e) {
+    lab.current = e.id;
+    const pin = el("button", { type: "button", id: "lab-pin", class: LabHistory.pinned(e.id) ? "pinned" : "",
+      title: "keep this result in the compare view", onclick: () => LabHistory.togglePin(e.id) },
+    LabHistory.pinned(e.id) ? "pinned ✓" : "pin to compare");
+    $("lab-results").replaceChildren(
+      el("div", { class: "lab-result-head" }, el("span", { class: "muted lab-caption" }, LabResult.caption(e)), pin,
+        el("a", { href: "#lab-compare", class: "lab-to-compare", hidden: !LabHistory.pins().length,
+          onclick: (ev) => { ev.preventDefault(); $("lab-compare").scrollIntoView({ block: "start" }); } }, `compare (${LabHistory.pins().length}) ↓`)),
+      ...LabResult.body(e, false));
+    drawHistory();
+  }
+
+  function drawHistory() {
+    LabHistory.strip($("lab-history"), openEntry, lab.current);
+    LabHistory.compare($("lab-compare"), openEntry);
+    const pin = $("lab-pin");
+    if (pin && lab.current) {
+      pin.textContent = LabHistory.pinned(lab.current) ? "pinned ✓" : "pin to compare";
+      pin.classList.toggle("pinned", LabHistory.pinned(lab.current));
+      const link = document.querySelector(".lab-to-compare");
+      link.hidden = !LabHistory.pins().length;
+      link.textContent = `compare (${LabHistory.pins().length}) ↓`;
     }
-    return el("table", { class: "lab-figures" }, rows);
   }
 
-  function curve(points) {  // the objective per step, Canvas2D
-    const c = el("canvas", { width: 320, height: 120, class: "lab-curve" });
-    const g = c.getContext("2d");
-    const ys = points.map((p) => p[1]).filter((y) => y !== null);
-    if (!ys.length) return c;
-    const lo = Math.min(...ys), hi = Math.max(...ys), n = points[points.length - 1][0];
-    g.strokeStyle = "#c2410c"; g.lineWidth = 2; g.beginPath();
-    points.forEach(([x, y], i) => {
-      const px = 8 + (304 * (x - 1)) / Math.max(1, n - 1), py = 112 - (104 * (y - lo)) / ((hi - lo) || 1);
-      i ? g.lineTo(px, py) : g.moveTo(px, py);
-    });
-    g.stroke();
-    g.fillStyle = "#6e6e73"; g.font = "11px sans-serif";
-    g.fillText(`objective ${fmt(hi)}`, 10, 12); g.fillText(`${fmt(lo)}  (${n} steps)`, 10, 118);
-    return c;
-  }
-
-  function showResult(job) {
-    const out = document.getElementById("lab-results");
-    out.replaceChildren();
-    if (job.status === "error") { CL.showError(out, job.error); return; }
-    const r = job.result;
-    if (!r) { out.append(el("p", { class: "muted" }, "cancelled before any result was finished")); return; }
-    if (job.status === "cancelled") out.append(el("p", { class: "lab-kept" }, "cancelled: showing the best result so far"));
-    out.append(el("h3", {}, r.title));
-    out.append(el("div", { class: "row" }, r.images.map((im) =>
-      el("figure", { class: "lab-figure" }, el("img", { class: "result", src: im.url, alt: im.label }),
-        el("figcaption", {}, im.label)))));
-    if (r.figures && r.figures.objective && r.figures.objective.length) out.append(curve(r.figures.objective));
-    if (r.figures && r.figures.summary) out.append(el("pre", {}, r.figures.summary));
-    out.append(figuresTable(r.figures));
+  async function openEntry(e) {   // a history or compare entry back in the lab: model, technique, parameters, image, result
+    if (e.model && lab.models.includes(e.model)) { lab.model = e.model; if ($("lab-model")) $("lab-model").value = e.model; }
+    if (lab.techniques.some((t) => t.name === e.technique)) $("lab-technique").value = e.technique;
+    renderForm(e.params || {});
+    $("lab-status").textContent = `${e.status} (from the history)`;
+    showEntry(e);
+    revealResult();
+    await setImage(e.image, e.imageName);
   }
 
   async function run() {
-    const tech = document.getElementById("lab-technique").value;
-    const box = document.getElementById("lab-run-box");
+    const t = currentTech();
+    const box = $("lab-run-box");
     box.querySelectorAll(".error").forEach((x) => x.remove());
-    const prev = document.getElementById("lab-preview");
+    clearInputErrors();
+    const results = $("lab-results");
+    const before = [...results.childNodes];
+    const prev = $("lab-preview");
     prev.removeAttribute("src"); prev.dataset.version = ""; lab.previews = [];
-    document.getElementById("lab-results").replaceChildren(el("p", { class: "muted" }, "running…"));
-    document.getElementById("lab-status").textContent = "submitting";
+    results.replaceChildren(el("p", { class: "muted" }, "running…"));
+    $("lab-status").textContent = "submitting";
+    $("lab-progress").value = 0;
+    revealResult();
+    const params = formParams(), changed = changedParams();
+    const image = lab.image, imageName = lab.imageName, model = lab.model;
     let started;
     try {
       started = await CL.api("/api/run", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ technique: tech, image: lab.image, params: formParams() }) });
-    } catch (err) { CL.showError(box, err); return; }
+        body: JSON.stringify({ technique: t.name, image, params, model }) });
+    } catch (err) {   // refused (4xx): say why next to the form, and put back what was shown
+      CL.showError(box, err);
+      results.replaceChildren(...before);
+      $("lab-status").textContent = "refused: see the message above Run";
+      return;
+    }
     lab.job = started.job;
-    document.getElementById("lab-cancel").disabled = false;
-    document.getElementById("lab-cached").textContent = started.cached ? "(from the cache)" : "";
-    let job = await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
-    while (!["done", "error", "cancelled"].includes(job.status)) {  // the event stream dropped: poll
-      await new Promise((r) => setTimeout(r, 500));
-      job = await CL.api(`/api/jobs/${started.job}`);
-      showProgress(job); showPreview(job);
+    $("lab-cancel").disabled = false;
+    $("lab-cached").textContent = started.cached ? "(from the cache)" : "";
+    let job;
+    try {
+      job = await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
+      while (!["done", "error", "cancelled"].includes(job.status)) {  // the event stream dropped: poll
+        await new Promise((r) => setTimeout(r, 500));
+        job = await CL.api(`/api/jobs/${started.job}`);
+        showProgress(job); showPreview(job);
+      }
+    } catch (err) {   // the server went away or forgot the job: say so instead of "running…" forever
+      results.replaceChildren(el("p", { class: "error" }, `lost track of the job: ${err.message || err}; run it again`));
+      $("lab-status").textContent = "lost";
+      return;
+    } finally {
+      $("lab-cancel").disabled = true;
+      lab.job = null;
     }
     showProgress(job);
-    document.getElementById("lab-cancel").disabled = true;
-    lab.job = null;
-    showResult(job);
+    const entry = { id: job.id, technique: t.name, title: t.title, needsImage: t.needs_image, image, imageName, model,
+      params: changed, status: job.status, error: job.error, seconds: job.seconds, result: job.result };
+    LabHistory.add(entry);
+    showEntry(entry);
+    revealResult();
   }
 
   async function cancel() {
     if (!lab.job) return;
-    try { await CL.api(`/api/jobs/${lab.job}`, { method: "DELETE" }); } catch (err) { CL.showError(document.getElementById("lab-run-box"), err); }
+    try { await CL.api(`/api/jobs/${lab.job}`, { method: "DELETE" }); } catch (err) { CL.showError($("lab-run-box"), err); }
   }
 
   // ---- the view ----------------------------------------------------------------------------------
   async function render(main) {
     if (!document.getElementById("lab-css")) document.head.append(el("link", { rel: "stylesheet", href: "/static/lab.css", id: "lab-css" }));
-    const samples = await CL.api("/api/samples");
+    const health = await CL.api("/api/health");
+    lab.models = health.models || [health.model];
+    lab.defaultModel = health.model;
+    samples = await CL.api("/api/samples");
     lab.techniques = await CL.api("/api/techniques");
+    const q = new URLSearchParams(location.search);
+    lab.model = lab.models.includes(q.get("model")) ? q.get("model") : lab.defaultModel;
     const families = [...new Set(lab.techniques.map((t) => t.family))];
     const fileInput = el("input", { type: "file", id: "lab-file", accept: "image/*" });
     fileInput.addEventListener("change", () => fileInput.files[0] && upload(fileInput.files[0], fileInput.files[0].name));
@@ -233,32 +383,44 @@
       el("h3", {}, "Input"),
       el("div", { class: "thumbs", id: "lab-samples" }, samples.map((s) =>
         el("img", { src: s.thumb || s.url, alt: s.name, title: `${s.name}: ${s.description}`, "data-name": s.name,
-          onclick: () => setImage(s.name, s.url) }))),
+          onclick: () => setImage(s.name) }))),
       el("p", {}, fileInput, " ", el("button", { id: "lab-webcam", onclick: (e) => webcam(e.target.closest("section")) }, "webcam"),
         " ", el("span", { id: "lab-upload-status", class: "muted" })),
       el("img", { id: "lab-current", class: "result lab-current", alt: "" }),
       el("p", { class: "muted", id: "lab-current-name" }),
       el("h4", {}, "Top-5"), el("div", { id: "lab-top5" }));
-    const select = el("select", { id: "lab-technique", onchange: renderForm },
+    const select = el("select", { id: "lab-technique", onchange: () => { clearInputErrors(); $("lab-run-box").querySelectorAll(".error").forEach((x) => x.remove()); renderForm(); } },
       families.map((fam) => el("optgroup", { label: fam }, lab.techniques.filter((t) => t.family === fam)
         .map((t) => el("option", { value: t.name }, t.title)))));
+    const modelPick = lab.models.length > 1
+      ? el("p", {}, el("label", { class: "lab-model" }, "model ",
+        el("select", { id: "lab-model", onchange: (e) => setModel(e.target.value) },
+          lab.models.map((m) => el("option", { value: m, selected: m === lab.model }, m)))))
+      : [];
+    const form = el("form", { id: "lab-form", onsubmit: (e) => { e.preventDefault(); run(); } });
+    form.addEventListener("input", syncUrl);
+    form.addEventListener("change", syncUrl);
     const runBox = el("section", { class: "card lab-col", id: "lab-run-box" },
-      el("h3", {}, "Technique"), el("p", {}, select, " ", el("span", { id: "lab-needs", class: "muted" })),
-      el("form", { id: "lab-form", onsubmit: (e) => { e.preventDefault(); run(); } }),
+      el("h3", {}, "Technique"), modelPick, el("p", {}, select, " ", el("span", { id: "lab-needs", class: "muted" })),
+      form,
       el("p", {}, el("button", { class: "primary", id: "lab-run", onclick: run }, "Run"), " ",
-        el("button", { id: "lab-cancel", disabled: true, onclick: cancel }, "Cancel"), " ",
-        el("progress", { id: "lab-progress", value: 0, max: 1 }), " ", el("span", { id: "lab-status", class: "muted" }),
-        " ", el("span", { id: "lab-cached", class: "muted" })),
-      el("img", { id: "lab-preview", class: "result lab-preview", alt: "" }));
-    const results = el("section", { class: "card", id: "lab-results" }, el("p", { class: "muted" }, "Results appear here."));
-    main.append(el("div", { class: "row lab" }, input, runBox), results);
-    document.getElementById("lab-preview").addEventListener("load", (e) => lab.previews.push(digest(e.target)));
-    const q = new URLSearchParams(location.search);
+        el("button", { id: "lab-cancel", disabled: true, onclick: cancel }, "Cancel")));
+    const resultCard = el("section", { class: "card lab-col lab-result-card", id: "lab-result-card" },
+      el("div", { class: "lab-history", id: "lab-history" }),
+      el("p", { class: "lab-runline" }, el("progress", { id: "lab-progress", value: 0, max: 1 }), " ",
+        el("span", { id: "lab-status", class: "muted" }), " ", el("span", { id: "lab-cached", class: "muted" })),
+      el("img", { id: "lab-preview", class: "lab-preview", alt: "" }),
+      el("div", { id: "lab-results" }, el("p", { class: "muted" }, "Results appear here.")));
+    main.append(el("div", { class: "lab lab-grid" }, input, runBox, resultCard),
+      el("section", { class: "card lab-compare", id: "lab-compare", hidden: true }));
+    $("lab-preview").addEventListener("load", (e) => lab.previews.push(digest(e.target)));
     const want = q.get("technique");
     if (want && lab.techniques.some((t) => t.name === want)) select.value = want;
-    renderForm();
+    renderForm(urlParams(currentTech()));
+    LabHistory.onChange(drawHistory);
+    drawHistory();
     const img = q.get("image") || "chelsea";
-    await setImage(img, /^[0-9a-f]{16}$/.test(img) ? `/api/images/${img}.png` : `/api/samples/${img}.png`);
+    await setImage(img);
   }
 
   CL.register({ name: "lab", title: "Image lab", path: "/lab",
