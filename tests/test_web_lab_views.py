@@ -323,3 +323,21 @@ def test_serve_banner_names_the_url_to_open(monkeypatch, capsys):
     assert lines[0].startswith("warning: listening on 0.0.0.0")
     assert lines[1] == "convlens explorer: open http://127.0.0.1:8123/lab in a browser", lines
     assert "http://127.0.0.1:8123/projector" in lines[2] and lines[3].endswith("Ctrl-C to stop")
+
+
+@pytest.mark.slow
+def test_the_map_on_screen_gets_its_report_card(server, chromium_page):
+    """Issue 22, item 5: after a Grad-CAM map, "how faithful is this map?" runs the report card with it as
+    the focus; the card names its rank among the methods, and the curves are drawn."""
+    with chromium_page(1400, 900) as page:
+        _open(page, f"{server}/lab?image=chelsea&technique=grad_cam")
+        page.click("#lab-run")
+        page.wait_for_function(DONE, timeout=120000)
+        page.click("#lab-judge")
+        page.wait_for_function("document.getElementById('lab-technique').value === 'evaluate'")
+        page.wait_for_selector("#lab-results .lab-rank", timeout=300000)
+        text = page.inner_text("#lab-results .lab-rank")
+        assert re.match(r"grad_cam ranks [1-5] of 5 on deletion", text), text
+        assert page.evaluate(RESULTS_DRAWN, 1)
+        screenshot(page, "web-lab-report-card")
+        assert not page.js_errors

@@ -279,11 +279,24 @@
       title: "keep this result in the compare view", onclick: () => LabHistory.togglePin(e.id) },
     LabHistory.pinned(e.id) ? "pinned ✓" : "pin to compare");
     $("lab-results").replaceChildren(
-      el("div", { class: "lab-result-head" }, el("span", { class: "muted lab-caption" }, LabResult.caption(e)), pin,
+      el("div", { class: "lab-result-head" }, el("span", { class: "muted lab-caption" }, LabResult.caption(e)), pin, judgeButton(e),
         el("a", { href: "#lab-compare", class: "lab-to-compare", hidden: !LabHistory.pins().length,
           onclick: (ev) => { ev.preventDefault(); $("lab-compare").scrollIntoView({ block: "start" }); } }, `compare (${LabHistory.pins().length}) ↓`)),
       ...LabResult.body(e, false));
     drawHistory();
+  }
+
+  // An attribution map on screen: "how faithful is it?" runs the report card with it as the focus (issue 22).
+  function judgeButton(e) {
+    const card = lab.techniques.find((t) => t.name === "evaluate");
+    const focus = card && card.fields.find((f) => f.name === "focus");
+    if (!e.result || !focus || !(focus.choices || []).includes(e.technique)) return null;
+    return el("button", { type: "button", id: "lab-judge", title: "rank this map among the other methods with faithfulness metrics",
+      onclick: () => {
+        $("lab-technique").value = "evaluate";
+        renderForm({ focus: e.technique, ...(e.params && e.params.target ? { target: e.params.target } : {}) });
+        run();
+      } }, "how faithful is this map?");
   }
 
   function drawHistory() {

@@ -56,8 +56,16 @@ window.LabResult = (() => {
         el("figcaption", {}, im.label)))));
     if (r.figures && r.figures.objective && r.figures.objective.length) out.push(curve(r.figures.objective));
     if (r.figures && r.figures.summary && !compact) out.push(el("pre", {}, r.figures.summary));
+    if (r.figures && r.figures.rank) out.push(rankLine(r.figures));
     out.push(figuresTable(r.figures));
     return out;
+  }
+
+  // The report card's verdict on the map on screen: "grad_cam ranks 1 of 5 on insertion (↑ better) ..."
+  function rankLine(f) {
+    const parts = Object.entries(f.rank).map(([k, r]) => `${r ?? "–"} of ${f.of} on ${k} (${f.better[k] === "higher" ? "↑" : "↓"} better)`);
+    return el("p", { class: "lab-rank" }, el("b", {}, f.method), ` ranks ${parts.join(", ")}` +
+      (f.stopped ? " (cancelled: the metrics finished so far)" : ""));
   }
 
   return { fmt, figuresTable, curve, caption, body };
