@@ -279,7 +279,7 @@
       title: "keep this result in the compare view", onclick: () => LabHistory.togglePin(e.id) },
     LabHistory.pinned(e.id) ? "pinned ✓" : "pin to compare");
     $("lab-results").replaceChildren(
-      el("div", { class: "lab-result-head" }, el("span", { class: "muted lab-caption" }, LabResult.caption(e)), pin, judgeButton(e),
+      el("div", { class: "lab-result-head" }, el("span", { class: "muted lab-caption" }, LabResult.caption(e)), pin, ...[judgeButton(e)].filter(Boolean),
         el("a", { href: "#lab-compare", class: "lab-to-compare", hidden: !LabHistory.pins().length,
           onclick: (ev) => { ev.preventDefault(); $("lab-compare").scrollIntoView({ block: "start" }); } }, `compare (${LabHistory.pins().length}) ↓`)),
       ...LabResult.body(e, false));

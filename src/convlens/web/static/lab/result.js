@@ -12,7 +12,7 @@ window.LabResult = (() => {
   function figuresTable(fig) {
     const rows = [];
     for (const [k, v] of Object.entries(fig || {})) {
-      if (k === "objective" || k === "summary") continue;
+      if (k === "objective" || k === "summary" || (k === "table" && Array.isArray(v))) continue;
       const val = (v !== null && typeof v === "object") ? JSON.stringify(v, (kk, vv) => (typeof vv === "number" ? Number(vv.toPrecision(4)) : vv)) : fmt(v);
       rows.push(el("tr", {}, el("th", {}, k), el("td", {}, val)));
     }
@@ -57,8 +57,16 @@ window.LabResult = (() => {
     if (r.figures && r.figures.objective && r.figures.objective.length) out.push(curve(r.figures.objective));
     if (r.figures && r.figures.summary && !compact) out.push(el("pre", {}, r.figures.summary));
     if (r.figures && r.figures.rank) out.push(rankLine(r.figures));
+    if (r.figures && Array.isArray(r.figures.table) && r.figures.table.length) out.push(rowsTable(r.figures.table));
     out.push(figuresTable(r.figures));
     return out;
+  }
+
+  // A list of records (the report card's summary) as a table: a column per key.
+  function rowsTable(rows) {
+    const keys = Object.keys(rows[0]);
+    return el("table", { class: "lab-figures lab-rows" }, el("tr", {}, keys.map((k) => el("th", {}, k))),
+      rows.map((r) => el("tr", {}, keys.map((k) => el("td", {}, r[k] === null || r[k] === undefined ? "–" : fmt(r[k]))))));
   }
 
   // The report card's verdict on the map on screen: "grad_cam ranks 1 of 5 on insertion (↑ better) ..."
