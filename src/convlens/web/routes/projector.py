@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import pyarrow.csv as pcsv
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
 from ...embed.atlas import ATLAS_SIDE, CELLS, PER_ATLAS, atlas_count, atlas_order  # noqa: F401 - atlas_order: importable here as before
@@ -29,8 +29,9 @@ from ...embed.colours import COLOUR_COLUMNS
 from ...embed import coords_table, project
 from ...embed.project import UMAP_HINT
 from ...errors import ConvlensError
-from ..projector_state import (ProjectParams, StoreParam, map_key, map_query, method_kw, open_store, params_header,  # noqa: F401 - open_store, stores_dir: as before
-                               projection, remember, saved_projection, store_key, store_names, stores_dir)
+from ..projector_state import (ProjectParams, StoreParam, check_row, map_key, map_query, method_kw, open_store,  # noqa: F401 - open_store, stores_dir: as before
+                               params_header, projection, remember, row_info, saved_projection, search_rows,
+                               store_key, store_names, stores_dir)
 from ..state import AppState, app_state
 
 router = APIRouter(prefix="/api", tags=["projector"])
@@ -83,27 +84,30 @@ def projector_project(params: ProjectParams, state: AppState = Depends(app_state
         proj = saved_projection(state, store, params)
         if proj is None:
             job.progress(0, 1)
-            proj = project(store, params.method, params.seed, **method_kw(params))
+            proj = project(store, params.method, params.seed, dims=params.dims, **method_kw(params))
             remember(state, map_key(store, params), proj)
         job.progress(1, 1)
-        q = urlencode({"store": params.store or "", "method": params.method, "seed": params.seed, **method_kw(params)})
+        q = urlencode({"store": params.store or "", "method": params.method, "seed": params.seed, **method_kw(params),
+                       **({"dims": params.dims} if params.dims != 2 else {})})
         return {"method": proj.method, "params": json.loads(params_header(proj)), "seconds": round(proj.seconds, 3),
-                "count": len(proj), "coords": "/api/projector/coords.bin?" + q,
+                "count": len(proj), "dims": params.dims, "coords": "/api/projector/coords.bin?" + q,
                 "csv": "/api/projector/coords.csv?" + q, "order": "/api/projector/order.bin?" + q}
 
-    job = state.jobs.submit(map_key(store, params), work, label=f"{params.method} map of {store.path.name}")
+    job = state.jobs.submit(map_key(store, params), work,
+                            label=f"{params.method}{' 3-D' if params.dims == 3 else ''} map of {store.path.name}")
     return {"job": job.id, "status": job.status}
 
 
 @router.get("/projector/coords.bin", response_class=Response)
 def projector_coords(p: ProjectParams = Depends(map_query), state: AppState = Depends(app_state)):
-    """The 2-D coordinates as raw little-endian float32, ``x0 y0 x1 y1 ...`` (8 bytes a point;
-    read with ``new Float32Array(await r.arrayBuffer())`` or ``np.frombuffer(b, '<f4').reshape(-1, 2)``).
-    Headers: ``X-Count``, ``X-Projection`` (method and parameters as JSON). 409 until computed."""
+    """The coordinates as raw little-endian float32, ``x0 y0 x1 y1 ...`` (8 bytes a point; with
+    ``dims=3``, ``x0 y0 z0 ...``, 12 bytes; read with ``new Float32Array(await r.arrayBuffer())`` or
+    ``np.frombuffer(b, '<f4').reshape(-1, dims)``).
+    Headers: ``X-Count``, ``X-Dims``, ``X-Projection`` (method and parameters as JSON). 409 until computed."""
     proj = projection(state, open_store(state, p.store), p)
-    data = np.ascontiguousarray(proj.coords[:, :2], dtype="<f4").tobytes()
+    data = np.ascontiguousarray(proj.coords[:, :p.dims], dtype="<f4").tobytes()
     return Response(data, media_type="application/octet-stream",
-                    headers={"X-Count": str(len(proj)), "X-Projection": params_header(proj),
+                    headers={"X-Count": str(len(proj)), "X-Dims": str(p.dims), "X-Projection": params_header(proj),
                              "Cache-Control": "no-cache"})
 
 
@@ -118,3 +122,20 @@ def projector_coords_csv(p: ProjectParams = Depends(map_query), state: AppState 
     name = f"{store.path.name}-{proj.method}-seed{p.seed}.csv"
     return Response(buf.getvalue(), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Projection": params_header(proj)})
+
+
+@router.get("/projector/point")
+def projector_point(i: int = Query(..., description="store row"), store: str | None = StoreParam,
+                    state: AppState = Depends(app_state)):
+    """What row ``i`` is: its stored path (or name), label and image size."""
+    s = open_store(state, store)
+    return row_info(s, check_row(s, i))
+
+
+@router.get("/projector/search")
+def projector_search(q: str = Query(..., min_length=1, max_length=200, description="text in a row's path or label "
+                                    "(case-insensitive), or #ROW"),
+                     store: str | None = StoreParam, state: AppState = Depends(app_state)):
+    """The rows whose path or label contains ``q`` (``indices``, row order) and how many."""
+    rows = search_rows(open_store(state, store), q)
+    return {"query": q, "count": int(len(rows)), "indices": rows.tolist()}

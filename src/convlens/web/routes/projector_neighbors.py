@@ -36,12 +36,13 @@ def projector_neighbors(i: int = Query(..., description="store row of the query"
         nb = s.neighbors(i, k=k, threads=state.threads)
         idx, sc, metric = nb.indices[0], nb.scores[0], nb.metric
     else:
-        xy = ArrayStore(np.asarray(projection(state, s, p).coords[:, :2], np.float32))
+        xy = ArrayStore(np.asarray(projection(state, s, p).coords[:, :p.dims], np.float32))
         ii, ss = exact_search(xy, xy.take([i]), k, "l2", np.array([i]), threads=state.threads)
-        idx, sc, metric = ii[0], ss[0], "l2 (2-D map)"
-    labels = s.column("label")
-    return {"query": i, "space": space, "metric": metric, "label": labels[i],
-            "neighbors": [{"index": int(a), "score": float(b), "label": labels[int(a)]} for a, b in zip(idx, sc)]}
+        idx, sc, metric = ii[0], ss[0], f"l2 ({p.dims}-D map)"
+    labels, paths = s.column("label"), s.column("path")
+    return {"query": i, "space": space, "metric": metric, "label": labels[i], "path": paths[i],
+            "neighbors": [{"index": int(a), "score": float(b), "label": labels[int(a)], "path": paths[int(a)]}
+                          for a, b in zip(idx, sc)]}
 
 
 class WhyParams(BaseModel):

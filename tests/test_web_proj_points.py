@@ -1,0 +1,228 @@
+"""Issue 23 in the projector, as a user sees it: points identified (stored path and label, search,
+isolate), a 3-D map that draws and rotates, the neighbour list recovering after a map change or a
+failed request, and the URL restoring every part of the view after a reload."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+
+import convlens  # noqa: E402
+from convlens.embed import EmbeddingStore  # noqa: E402
+from convlens.embed.colours import colour_codes  # noqa: E402
+from convlens.web import create_app  # noqa: E402
+
+from web_helpers import api_client, chromium_page, live_server, screenshot, wait_job  # noqa: E402
+
+N = 36
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory, offline_model):
+    """36 images of the bundled sample set, embedded from its spec (``samples:36``): no labels passed."""
+    root = tmp_path_factory.mktemp("proj23")
+    return convlens.embed_images(offline_model, "samples:36", out=root / "samples", size=64, threads=1).path
+
+
+def _app(store_path, model, data_dir):
+    a = create_app(store=store_path, data_dir=data_dir, threads=1)
+    state = a.state.convlens
+    state._models[(state.model_name, state.weights)] = model
+    return a
+
+
+@pytest.fixture
+def app(store_path, offline_model, tmp_path):
+    return _app(store_path, offline_model, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def url(store_path, offline_model, tmp_path_factory):
+    with live_server(_app(store_path, offline_model, tmp_path_factory.mktemp("proj23-data"))) as u:
+        yield u
+
+
+def test_a_sample_set_store_records_each_images_source_photo_as_its_label(store_path):
+    """Every label was "(none)": stores of the sample set were written without labels. The set now
+    names each image's source photo (``SampleDataset.labels``) and the store records it."""
+    store = EmbeddingStore.open(store_path)
+    ds = convlens.sample_dataset(N)
+    assert store.labels() == [n.split()[0] for n in ds.names]   # "chelsea crop 40px@(..)" -> chelsea
+    assert store.column("path") == ds.names
+    assert "(none)" not in colour_codes(store, "label").categories
+
+
+def test_point_search_row_image_and_3d_coordinates_over_http(app, store_path):
+    store = EmbeddingStore.open(store_path)
+    labels, paths = store.labels(), store.column("path")
+    with api_client(app) as c:
+        p = c.get("/api/projector/point", params={"i": 5}).json()
+        assert p["label"] == labels[5] and p["path"] == paths[5]
+        r = c.get("/api/projector/search", params={"q": "FLOWER"}).json()
+        want = [i for i in range(N) if "flower" in paths[i].lower() or "flower" in (labels[i] or "").lower()]
+        assert r["indices"] == want and r["count"] == len(want) >= 2
+        assert c.get("/api/projector/search", params={"q": "#7"}).json()["indices"] == [7]
+        assert c.get("/api/projector/search", params={"q": "no such thing"}).json()["count"] == 0
+        assert c.get("/api/projector/point", params={"i": N}).status_code == 400
+        # a row as an image for the other views: the stored thumbnail (a sample crop is no file)
+        up = c.post("/api/projector/as-image", json={"i": 3}).json()
+        assert up["source"] == "thumbnail"
+        from PIL import Image
+        import io
+        got = np.asarray(Image.open(io.BytesIO(c.get(up["url"]).content)).convert("RGB"))
+        np.testing.assert_array_equal(got, np.asarray(store.thumbnail(3)))
+        # a 3-D PCA map: 12 bytes a point, its first two axes the 2-D map's; saved beside the 2-D one
+        for dims in (2, 3):
+            j = wait_job(c, c.post("/api/projector/project", json={"method": "pca", "dims": dims}).json()["job"])
+            assert j["status"] == "done", j
+        xyz = np.frombuffer(c.get("/api/projector/coords.bin", params={"method": "pca", "dims": 3}).content, "<f4").reshape(-1, 3)
+        xy = np.frombuffer(c.get("/api/projector/coords.bin", params={"method": "pca"}).content, "<f4").reshape(-1, 2)
+        np.testing.assert_allclose(xyz[:, :2], xy, atol=1e-5)
+        ref = convlens.project(store, "pca", dims=3, cache=False).coords
+        np.testing.assert_allclose(xyz, ref, atol=1e-5)
+        assert c.get("/api/projector/coords.bin", params={"method": "pca", "dims": 4}).status_code == 422
+        # neighbours in the 3-D map: L2 over the three axes
+        nb = c.get("/api/projector/neighbors", params={"i": 0, "k": 5, "space": "map", "method": "pca", "dims": 3}).json()
+        d = np.linalg.norm(xyz.astype(np.float64) - xyz[0], axis=1)
+        d[0] = np.inf
+        assert [n["index"] for n in nb["neighbors"]] == np.argsort(d, kind="stable")[:5].tolist()
+        assert nb["neighbors"][0]["path"] == paths[nb["neighbors"][0]["index"]]
+
+
+def _ready(page):
+    page.wait_for_function("window.CLProjector && CLProjector.ready", timeout=60000)
+
+
+def _drawn_at(page, i):
+    x, y = page.evaluate(f"CLProjector.toScreen({i})")
+    return page.evaluate(f"CLProjector.pixelAt({x}, {y})") != [255, 255, 255]
+
+
+@pytest.mark.slow
+def test_points_are_identified_searched_isolated_and_the_url_restores_the_view(url, store_path):
+    store = EmbeddingStore.open(store_path)
+    labels, paths = store.labels(), store.column("path")
+    flowers = [i for i in range(N) if "flower" in paths[i].lower()]
+    with chromium_page(1400, 900) as page:
+        page.goto(f"{url}/projector?colour=")
+        _ready(page)
+        # a click shows the point's stored path and label
+        box = page.locator("[data-testid=projector-stage]").bounding_box()
+        x, y = page.evaluate("CLProjector.toScreen(4)")
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_function("document.querySelector('[data-testid=point-label]') && CLProjector.focus === 4")
+        assert page.text_content("[data-testid=point-label]") == labels[4]
+        assert page.text_content("[data-testid=point-path]") == paths[4]
+        page.wait_for_function("document.querySelectorAll('.nbrow').length === 10")
+        # search by name: the matches become the selection
+        page.fill("[data-testid=search]", "flower")
+        page.press("[data-testid=search]", "Enter")
+        page.wait_for_function(f"CLProjector.selection && CLProjector.selection.length === {len(flowers)}")
+        assert page.evaluate("CLProjector.selection") == flowers
+        assert page.text_content("[data-testid=selection-count]").startswith(f"{len(flowers)} matches of “flower”")
+        # isolate: only the selection is drawn, and only it can be picked
+        other = next(i for i in range(N) if i not in flowers)
+        assert _drawn_at(page, other)
+        page.click("[data-testid=isolate]")
+        page.wait_for_function("CLProjector.isolate")
+        page.evaluate("CLProjector.requestDraw()")
+        page.wait_for_timeout(100)
+        for i in flowers:
+            assert _drawn_at(page, i), i
+        page.click("button:has-text('Reset view')")   # the whole map again, still isolated
+        page.wait_for_timeout(100)
+        pos = np.array(page.evaluate(f"[...Array({N}).keys()].map(i => CLProjector.toScreen(i))"))
+        half = page.evaluate("CLProjector.thumbsDrawn ? CLProjector.thumbPx / CLProjector.dpr / 2 : 8") + 3
+        w, h = page.evaluate("[CLProjector.W / CLProjector.dpr, CLProjector.H / CLProjector.dpr]")
+        far = [i for i in range(N) if i not in flowers and min(np.abs(pos[i] - pos[j]).max() for j in flowers) > 2 * half
+               and 0 < pos[i][0] < w and 0 < pos[i][1] < h]
+        assert far and not any(_drawn_at(page, i) for i in far)
+        # zoom and colour, then reload: the URL restores all of it
+        page.evaluate("CLProjector.zoom(1.7)")
+        page.select_option("select[name=colour]", "label")
+        page.wait_for_function("location.search.includes('view=') && location.search.includes('iso=1')")
+        before = page.evaluate("({v: CLProjector.view, focus: CLProjector.focus, sel: CLProjector.selection, "
+                               "colour: document.querySelector('select[name=colour]').value})")
+        assert "q=flower" in page.url and "point=4" in page.url
+        page.wait_for_function(f"document.title.startsWith('#4 {labels[4]}')")
+        page.wait_for_timeout(300)
+        screenshot(page, "web-proj23-isolate-1400")
+        page.reload()
+        _ready(page)
+        page.wait_for_function("document.querySelectorAll('.nbrow').length === 10")
+        after = page.evaluate("({v: CLProjector.view, focus: CLProjector.focus, sel: CLProjector.selection, "
+                              "colour: document.querySelector('select[name=colour]').value})")
+        assert after["focus"] == 4 and after["sel"] == before["sel"] and after["colour"] == "label"
+        for k in ("scale", "tx", "ty"):
+            assert abs(after["v"][k] - before["v"][k]) < 1e-2 * abs(before["v"]["scale"]), (k, before, after)
+        assert page.evaluate("CLProjector.isolate") and page.input_value("[data-testid=search]") == "flower"
+        assert page.text_content("[data-testid=point-path]") == paths[4]
+        assert page.js_errors == []
+
+
+def test_the_neighbour_list_recovers_after_a_map_change_and_a_failed_request_shows_its_error(url):
+    with chromium_page() as page:
+        page.goto(f"{url}/projector?point=2&space=map")
+        _ready(page)
+        page.wait_for_function("document.querySelectorAll('.nbrow').length === 10")
+        pca = page.evaluate("CLProjector.neighbors.neighbors.map(n => n.index)")
+        page.select_option("select[name=method]", "tsne")
+        page.wait_for_function("CLProjector.params.method === 'tsne'", timeout=120000)
+        page.wait_for_function("CLProjector.neighbors && document.querySelectorAll('.nbrow').length === 10")
+        assert "…" not in page.text_content("[data-testid=neighbors]")
+        xy = np.array(page.evaluate("Array.from(CLProjector.xy)"), np.float64).reshape(-1, 2)
+        d = np.linalg.norm(xy - xy[2], axis=1)
+        d[2] = np.inf
+        tsne = page.evaluate("CLProjector.neighbors.neighbors.map(n => n.index)")
+        assert tsne == np.argsort(d, kind="stable")[:10].tolist() and tsne != pca
+        # a request that fails: its "…" gives way to the error
+        page.route("**/api/projector/neighbors*", lambda r: r.fulfill(status=500, content_type="application/json",
+                                                                       body='{"error": "internal error: boom"}'))
+        page.fill("input[name=k]", "5")
+        page.dispatch_event("input[name=k]", "change")
+        page.wait_for_selector("[data-testid=neighbors-error]")
+        assert "boom" in page.text_content("[data-testid=neighbors]")
+        assert "…" not in page.text_content("[data-testid=neighbors]")
+        assert page.js_errors == []
+
+
+def test_the_3d_map_draws_rotates_picks_and_restores_its_camera(url):
+    with chromium_page(1400, 900) as page:
+        page.goto(f"{url}/projector?dims=3&method=pca")
+        _ready(page)
+        assert page.evaluate("CLProjector.dims") == 3 and page.is_visible("[data-testid=projector-canvas-3d]")
+        n0 = page.evaluate("CLProjector.drawnPixels()")
+        assert n0 > N * 9   # every point a few px square, plus the axes
+        scr0 = np.array(page.evaluate("Array.from(CLProjector.scr)")).reshape(-1, 2)
+        screenshot(page, "web-proj23-3d-1400")
+        box = page.locator("[data-testid=projector-stage]").bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        page.mouse.move(cx + 120, cy + 40, steps=6)
+        page.mouse.up()
+        page.wait_for_timeout(100)
+        scr1 = np.array(page.evaluate("Array.from(CLProjector.scr)")).reshape(-1, 2)
+        assert np.abs(scr1 - scr0).max() > 20           # the points moved on screen
+        assert page.evaluate("CLProjector.drawnPixels()") > N * 9
+        cam = page.evaluate("CLProjector.cam")
+        assert abs(cam["yaw"] - 0.6 - 120 * 0.008) < 1e-6 and abs(cam["pitch"] - 0.35 - 40 * 0.008) < 1e-6
+        # the projected positions are the camera's perspective of the 3-D coordinates
+        i = 7
+        x, y = page.evaluate(f"CLProjector.toScreen({i})")
+        page.mouse.click(box["x"] + x, box["y"] + y)
+        page.wait_for_function("CLProjector.focus !== null && document.querySelectorAll('.nbrow').length === 10")
+        picked = page.evaluate("CLProjector.focus")
+        px, py = page.evaluate(f"CLProjector.toScreen({picked})")
+        assert abs(px - x) < 8 and abs(py - y) < 8
+        page.wait_for_function("location.search.includes('cam=')")
+        screenshot(page, "web-proj23-3d-rotated-1400")
+        page.reload()
+        _ready(page)
+        assert page.evaluate("CLProjector.cam") == pytest.approx(cam, abs=1e-3)
+        assert page.evaluate("CLProjector.focus") == picked
+        page.set_viewport_size({"width": 800, "height": 900})
+        page.wait_for_timeout(300)
+        screenshot(page, "web-proj23-3d-800")
+        assert page.js_errors == []
