@@ -226,3 +226,57 @@ def test_the_3d_map_draws_rotates_picks_and_restores_its_camera(url):
         page.wait_for_timeout(300)
         screenshot(page, "web-proj23-3d-800")
         assert page.js_errors == []
+
+
+def test_neighbours_of_an_outside_image_duplicates_and_a_new_store_over_http(app, store_path, offline_model):
+    from convlens.embed.query import embed_query_images
+    store = EmbeddingStore.open(store_path)
+    with api_client(app) as c:
+        r = c.get("/api/projector/image-neighbors", params={"image": "coffee", "k": 5}).json()
+        vec = embed_query_images(store, [convlens.sample_image("coffee")], offline_model)
+        nb = store.neighbors(vec, k=5)
+        assert [n["index"] for n in r["neighbors"]] == nb.indices[0].tolist()
+        np.testing.assert_allclose([n["score"] for n in r["neighbors"]], nb.scores[0], atol=1e-5)
+        assert r["neighbors"][0]["path"] == "coffee whole"      # the store's own copy of the photo comes first
+        d = c.get("/api/projector/duplicates", params={"threshold": 0.5}).json()
+        assert [(p["a"], p["b"]) for p in d["pairs"]] == [(a, b) for a, b, _ in store.near_duplicates(0.5)]
+        assert d["rows"] == sorted({x for p in d["pairs"] for x in (p["a"], p["b"])})
+        # a new store from two samples, as a job; then listed, with the names and labels given
+        job = wait_job(c, c.post("/api/projector/embed", json={"name": "mine", "images": ["chelsea", "coffee"],
+                                                               "labels": ["cat", "cup"]}).json()["job"])
+        assert job["status"] == "done" and job["result"]["count"] == 2
+        mine = EmbeddingStore.open(app.state.convlens.data_dir / "stores" / "mine")
+        assert mine.column("path") == ["chelsea", "coffee"] and mine.labels() == ["cat", "cup"]
+        want = embed_query_images(mine, [convlens.sample_image("chelsea")], offline_model)[0]   # as the library embeds it
+        np.testing.assert_allclose(mine.vectors(0, 1)[0], want, rtol=1e-4, atol=1e-5)
+        assert "mine" in [s["name"] for s in c.get("/api/projector/stores").json()["stores"]]
+        assert c.post("/api/projector/embed", json={"name": "mine", "images": ["chelsea"]}).status_code == 400
+        assert c.post("/api/projector/embed", json={"name": "../x", "images": ["chelsea"]}).status_code == 400
+        assert c.post("/api/projector/embed", json={"name": "y", "images": ["nope"]}).status_code == 400
+
+
+@pytest.mark.slow
+def test_the_data_panel_finds_an_images_neighbours_and_embeds_uploads_into_a_new_store(url, tmp_path):
+    from PIL import Image
+    files = []
+    for k, colour in enumerate([(200, 40, 40), (40, 40, 200)]):
+        files.append(tmp_path / f"u{k}.png")
+        Image.new("RGB", (90, 70), colour).save(files[-1])
+    with chromium_page(1400, 900) as page:
+        page.goto(f"{url}/projector")
+        page.evaluate("sessionStorage.setItem('convlens.current', JSON.stringify({image: 'coffee'}))")
+        page.reload()
+        _ready(page)
+        page.click("[data-testid=current-neighbors]")
+        page.wait_for_function("document.querySelectorAll('[data-testid=image-neighbors] .nbrow').length === 10", timeout=60000)
+        assert page.evaluate("CLProjector.selection.length") == 10
+        assert "coffee whole" in page.text_content("[data-testid=image-neighbors]")
+        page.click("[data-testid=find-duplicates]")
+        page.wait_for_selector("[data-testid=duplicates]")
+        page.set_input_files("[data-testid=embed-upload]", [str(f) for f in files])
+        page.fill("[data-testid=embed-name]", "uploads2")
+        page.click("[data-testid=embed-run]")
+        page.wait_for_url("**/projector?store=uploads2**", timeout=120000)
+        _ready(page)
+        assert page.evaluate("CLProjector.n") == 2 and page.evaluate("CLProjector.store") == "uploads2"
+        assert page.js_errors == []

@@ -23,16 +23,19 @@ import numpy as np
 import pyarrow.csv as pcsv
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from ...embed.atlas import ATLAS_SIDE, CELLS, PER_ATLAS, atlas_count, atlas_order  # noqa: F401 - atlas_order: importable here as before
 from ...embed.colours import COLOUR_COLUMNS
-from ...embed import coords_table, project
+from ...embed import coords_table, embed_images, project
 from ...embed.project import UMAP_HINT
 from ...errors import ConvlensError
 from ..projector_state import (ProjectParams, StoreParam, check_row, map_key, map_query, method_kw, open_store,  # noqa: F401 - open_store, stores_dir: as before
                                params_header, projection, remember, row_info, saved_projection, search_rows,
                                store_key, store_names, stores_dir)
-from ..state import AppState, app_state
+from ..context import JobFeed
+from ..jobs import job_key
+from ..state import AppState, app_state, safe_child, safe_name
 
 router = APIRouter(prefix="/api", tags=["projector"])
 
@@ -139,3 +142,41 @@ def projector_search(q: str = Query(..., min_length=1, max_length=200, descripti
     """The rows whose path or label contains ``q`` (``indices``, row order) and how many."""
     rows = search_rows(open_store(state, store), q)
     return {"query": q, "count": int(len(rows)), "indices": rows.tolist()}
+
+
+class EmbedParams(BaseModel):
+    """A new store of the server's model over uploaded images (or samples), as ``convlens embed`` makes one."""
+    name: str = Field(..., max_length=64, description="the new store's folder name under <data folder>/stores/")
+    images: list[str] = Field(..., min_length=1, max_length=2000, description="upload ids (POST /api/images) or sample names")
+    labels: list[str] | None = Field(None, description="one label per image (optional)")
+
+
+@router.post("/projector/embed")
+def projector_embed(params: EmbedParams, state: AppState = Depends(app_state)):
+    """Embed a set of images with the server's model into a new store under ``<data folder>/stores/`` as a
+    job (``convlens.embed_images``; progress as it goes); the store then appears in ``/projector/stores``."""
+    name = safe_name(params.name, "store name")
+    out = safe_child(stores_dir(state), name, what="store name")
+    if out.exists():
+        raise ConvlensError(f"a store '{name}' exists already; pick another name")
+    if params.labels is not None and len(params.labels) != len(params.images):
+        raise ConvlensError(f"give one label per image: {len(params.images)} images, {len(params.labels)} labels")
+    images = [state.image(ref) for ref in params.images]   # every reference checked before any work
+    model = state.model()
+
+    def work(job):
+        feed = JobFeed(job)
+        s = embed_images(model, _Named(images, params.images), out=out, labels=params.labels, threads=state.threads,
+                         progress=feed.progress)
+        return {"store": name, "count": len(s), "dim": s.dim, "layer": s.manifest.get("layer")}
+
+    job = state.jobs.submit(job_key("embed", name, params.images), work, label=f"embed {len(images)} images into {name}")
+    return {"job": job.id, "status": job.status}
+
+
+class _Named(list):
+    """Images with the names a store records for them (the upload ids or sample names they were given by)."""
+
+    def __init__(self, images, names):
+        super().__init__(images)
+        self.names = list(names)

@@ -7,6 +7,7 @@
 // export, test hooks). The URL records everything the view shows (map, colour, point, zoom / camera,
 // selection or search, isolation), so a reload or a bookmark restores it. The word neighbours: words.js.
 import { applyColours, loadColours } from "./projector/colours.js";
+import { dataPanel } from "./projector/data.js";
 import { setIsolate, setMode, setSelection, wireMouse } from "./projector/mouse.js";
 import { Canvas2DRenderer, GLRenderer, softwareWebGL } from "./projector/renderers.js";
 import { resetCamera, setPoints3d } from "./projector/scatter3d.js";
@@ -98,6 +99,7 @@ async function renderProjector(main) {
     CL.el("button", { type: "button", onclick: () => { fitView(); if (P.dims === 3) resetCamera(); requestDraw(); } }, "Reset view"),
     CL.el("h3", { style: "margin-top:8px" }, "Search"), search,
     CL.el("h3", { style: "margin-top:8px" }, "Selection"), P.selInfo,
+    CL.el("h3", { style: "margin-top:8px" }, "Data"), dataPanel(),
     CL.el("h3", { style: "margin-top:8px" }, "Export"),
     CL.el("div", {}, P.csvLink), CL.el("div", {}, CL.el("a", { href: "#", onclick: (e) => { e.preventDefault(); exportPng(); } }, "view (PNG)")));
 
