@@ -45,7 +45,7 @@ const CSS = `
 .proj .ident { font-size: 12px; word-break: break-all; margin-top: 4px; }
 .proj .search { display: flex; gap: 4px; margin-bottom: 6px; } .proj .search input { flex: 1; min-width: 0; }
 .proj p.links { font-size: 13px; margin: 6px 0; }
-@media (max-width: 1100px) { .proj { grid-template-columns: 1fr; } .proj .stage { height: 520px; } }`;
+@media (max-width: 1100px) { .proj { grid-template-columns: 1fr; } .proj .stage { height: 520px; order: -1; } }`;
 
 function injectCss() {
   if (!document.getElementById("projector-css")) document.head.append(CL.el("style", { id: "projector-css" }, CSS));
