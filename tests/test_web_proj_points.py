@@ -280,3 +280,24 @@ def test_the_data_panel_finds_an_images_neighbours_and_embeds_uploads_into_a_new
         _ready(page)
         assert page.evaluate("CLProjector.n") == 2 and page.evaluate("CLProjector.store") == "uploads2"
         assert page.js_errors == []
+
+
+def test_grid_image_projector_export_and_index_over_http(app, store_path):
+    import io
+    import zipfile
+    from PIL import Image
+    from convlens.embed.maps import grid_assign, grid_image
+    store = EmbeddingStore.open(store_path)
+    with api_client(app) as c:
+        assert c.get("/api/projector/grid.png", params={"method": "pca"}).status_code == 409   # no map yet
+        assert wait_job(c, c.post("/api/projector/project", json={"method": "pca"}).json()["job"])["status"] == "done"
+        got = np.asarray(Image.open(io.BytesIO(c.get("/api/projector/grid.png", params={"method": "pca", "tile": 16}).content)).convert("RGB"))
+        want = np.asarray(grid_image(grid_assign(convlens.project(store, "pca").coords), store.thumbnails(), 16).convert("RGB"))
+        np.testing.assert_array_equal(got, want)
+        z = zipfile.ZipFile(io.BytesIO(c.get("/api/projector/export.zip").content))
+        assert {"tensors.tsv", "metadata.tsv", "sprite.png"} <= set(z.namelist())
+        rows = np.loadtxt(io.StringIO(z.read("tensors.tsv").decode()), delimiter="\t", dtype=np.float32)
+        np.testing.assert_allclose(rows, store.vectors(0, len(store)), rtol=1e-6, atol=1e-6)
+        j = wait_job(c, c.post("/api/projector/index", json={"kind": "hnsw"}).json()["job"])
+        assert j["status"] == "done", j
+        assert j["result"]["kind"] == "hnsw" and j["result"]["rows"] == N

@@ -17,6 +17,11 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Literal
 from urllib.parse import urlencode
 
 import numpy as np
@@ -27,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from ...embed.atlas import ATLAS_SIDE, CELLS, PER_ATLAS, atlas_count, atlas_order  # noqa: F401 - atlas_order: importable here as before
 from ...embed.colours import COLOUR_COLUMNS
-from ...embed import coords_table, embed_images, project
+from ...embed import coords_table, embed_images, export_projector, project
 from ...embed.project import UMAP_HINT
 from ...errors import ConvlensError
 from ..projector_state import (ProjectParams, StoreParam, check_row, map_key, map_query, method_kw, open_store,  # noqa: F401 - open_store, stores_dir: as before
@@ -180,3 +185,43 @@ class _Named(list):
     def __init__(self, images, names):
         super().__init__(images)
         self.names = list(names)
+
+
+@router.get("/projector/export.zip", response_class=Response)
+def projector_export(store: str | None = StoreParam, state: AppState = Depends(app_state)):
+    """The store as a TensorBoard Embedding Projector folder (``convlens.export_projector``: tensors.tsv,
+    metadata.tsv, sprite.png, projector_config.pbtxt), zipped."""
+    s = open_store(state, store)
+    tmp = Path(tempfile.mkdtemp(dir=state.folder("cache")))
+    try:
+        export_projector(s, tmp / "projector", sprite=s.has_thumbnails())
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in sorted((tmp / "projector").iterdir()):
+                z.write(f, f.name)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Response(buf.getvalue(), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{s.path.name}-projector.zip"'})
+
+
+class IndexParams(BaseModel):
+    """An approximate index of a store (``store.build_index``)."""
+    store: str | None = Field(None, max_length=128)
+    kind: Literal["hnsw", "ivf", "auto"] = Field("auto", description="hnsw, ivf, or auto (by the store's size)")
+
+
+@router.post("/projector/index")
+def projector_index(params: IndexParams, state: AppState = Depends(app_state)):
+    """Build (and save with the store) an approximate-neighbour index as a job; the result gives its kind
+    and its recall@10 measured against exact search."""
+    s = open_store(state, params.store)
+
+    def work(job):
+        feed = JobFeed(job)
+        idx = s.build_index(kind=params.kind, threads=state.threads, progress=feed.progress)
+        return {"kind": idx.kind, "recall_at_10": idx.recall_at_10, "seconds": round(idx.build_seconds, 3),
+                "rows": len(s)}
+
+    job = state.jobs.submit(job_key("index", store_key(s), params.kind), work, label=f"index of {s.path.name}")
+    return {"job": job.id, "status": job.status}

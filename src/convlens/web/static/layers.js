@@ -249,7 +249,7 @@
         body.append(el("label", {}, el("input", { type: "checkbox", onchange: (e) => { whole = e.target.checked; show(); } }),
           " whole images (receptive field outlined)"));
         show();
-      } catch (err) { CL.showError(d, err); }
+      } catch (err) { prog.node.remove(); CL.showError(d, err); }   // no progress bar left running
     })();
   }
 
@@ -272,6 +272,7 @@
     start.addEventListener("click", async () => {
       start.disabled = true;
       const prog = progressLine();
+      out.querySelectorAll(".error").forEach((x) => x.remove());
       out.prepend(prog.node);
       try {
         const q = (Number(steps.value) > 0 ? `?steps=${Number(steps.value)}` : "?") + modelQ(s);   // empty: the server's default
@@ -286,7 +287,7 @@
         if (done.result && done.result.image) { preview.src = done.result.image; preview.style.display = "block"; }
         prog.node.replaceWith(el("p", { class: "muted" },
           `${done.status}: ${done.result.steps} steps, mean activation ${done.result.score.toFixed(3)}`));
-      } catch (err) { CL.showError(d, err); }
+      } catch (err) { prog.node.remove(); CL.showError(d, err); }
       start.disabled = false;
       cancel.disabled = true;
     });

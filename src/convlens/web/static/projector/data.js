@@ -2,7 +2,7 @@
 // image of the other views, or an upload), near-duplicates, and a new store embedded from uploaded images
 // (a job with a progress bar). Results become the selection, so isolate / CSV / search work on them.
 import { setSelection } from "./mouse.js";
-import { P, shortPath, thumbUrl } from "./state.js";
+import { P, query, shortPath, thumbUrl } from "./state.js";
 import { focusPoint } from "./side.js";
 
 const json = (body) => ({ method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
@@ -74,7 +74,26 @@ export function dataPanel() {
     } catch (err) { fail(err); } finally { bar.style.display = "none"; }
   };
 
+  // an approximate index (saved with the store), as a job
+  const indexBar = el("progress", { max: 1, value: 0, style: "width:100%;display:none" });
+  const buildIndex = async () => {
+    indexBar.style.display = "";
+    indexBar.removeAttribute("value");
+    try {
+      const { job } = await CL.api("/api/projector/index", json({ store: P.store }));
+      const done = await CL.follow(job, (j) => { if (j.total) { indexBar.max = j.total; indexBar.value = j.done; } show(`index · ${CL.jobText(j)}`); });
+      if (done.status !== "done") throw new Error(done.error || done.status);
+      show(el("span", { "data-testid": "index-done" }, `${done.result.kind} index of ${done.result.rows} rows, recall@10 ` +
+        `${done.result.recall_at_10 === null ? "n/a" : done.result.recall_at_10.toFixed(3)} against exact search (${done.result.seconds} s)`));
+    } catch (err) { fail(err); } finally { indexBar.style.display = "none"; }
+  };
+  const grid = el("a", { href: "#", target: "_blank", "data-testid": "grid-link", title: "every thumbnail in one cell of a grid, along this map",
+    onclick: () => { grid.href = `/api/projector/grid.png?${query()}`; } }, "grid of this map (PNG)");
+  const tb = el("a", { href: "#", "data-testid": "export-link", title: "tensors.tsv, metadata.tsv, sprite.png for projector.tensorflow.org",
+    onclick: () => { tb.href = `/api/projector/export.zip?store=${encodeURIComponent(P.store)}`; } }, "TensorBoard projector (zip)");
+
   return el("div", {},
+    el("div", { style: "margin-bottom:6px" }, grid, " · ", tb, " · ", el("button", { type: "button", onclick: buildIndex, "data-testid": "index-run" }, "Build index"), indexBar),
     el("div", {}, "Neighbours of ", current
       ? el("a", { href: "#", "data-testid": "current-neighbors", onclick: (e) => { e.preventDefault(); imageNeighbors(current); } }, `the current image (${current})`)
       : "an image", " or an upload: ", queryFile),
