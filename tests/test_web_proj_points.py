@@ -289,7 +289,7 @@ def test_grid_image_projector_export_and_index_over_http(app, store_path):
     from convlens.embed.maps import grid_assign, grid_image
     store = EmbeddingStore.open(store_path)
     with api_client(app) as c:
-        assert c.get("/api/projector/grid.png", params={"method": "pca"}).status_code == 409   # no map yet
+        assert c.get("/api/projector/grid.png", params={"method": "pca", "seed": 99}).status_code == 409   # no such map yet
         assert wait_job(c, c.post("/api/projector/project", json={"method": "pca"}).json()["job"])["status"] == "done"
         got = np.asarray(Image.open(io.BytesIO(c.get("/api/projector/grid.png", params={"method": "pca", "tile": 16}).content)).convert("RGB"))
         want = np.asarray(grid_image(grid_assign(convlens.project(store, "pca").coords), store.thumbnails(), 16).convert("RGB"))

@@ -7,7 +7,6 @@ by ``state.image``.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,7 +24,6 @@ from .state import LRU, AppState, safe_child, safe_name
 
 IMAGE_FOLDERS_ENV = "CONVLENS_IMAGES"  # a folder of the user's images, named by its basename as a patch source
 MAX_SAMPLES = 2000
-ONNX_FROM = 64      # passes over at least this many images run in onnxruntime from the first batch (docs/web-layers.md)
 
 ModelQ = Query(None, description="model name; must be the server's model (default)")
 ImageQ = Query("chelsea", description="a bundled sample name or an upload id (POST /api/images)")
@@ -155,11 +153,12 @@ class _Prefix(Sequence):
 
 
 def pass_backend(n_images: int) -> str:
-    """onnxruntime from the first batch for a pass of ``ONNX_FROM`` images or more (its export, 0.5-3 s
-    once per layer and kept on disk, pays back several times: 200 images of MobileNetV2 to features.6
-    took 22-28 s in torch against 4-5 s here, busy machine); ``auto`` (``batched_forward``'s rule) below."""
-    if n_images >= ONNX_FROM and importlib.util.find_spec("onnxruntime") is not None:
-        return "onnxruntime"
+    """The backend of a patch pass: ``auto`` (``batched_forward``'s rule: onnxruntime once a timed torch
+    batch shows the export pays, from the first batch once this process holds the layer's session).
+    Forcing onnxruntime from the first batch (issue 23) exported the model while the unit page's other
+    requests ran forwards on the same shared model: torch.onnx's exporter hooks every module it traces,
+    and a concurrent request failed ("OrderedDict mutated during iteration") or stalled. Until the export
+    works on a private copy (drivers/onnx.py), the pass keeps ``auto``."""
     return "auto"
 
 

@@ -79,7 +79,7 @@
     const stages = new Set(catalogue.stages);
     const opt = (li) => el("option", { value: li.name, selected: li.name === s.layer },
       `${li.name}  (${li.channels}×${li.size.join("×")}, ${li.type})`);
-    const select = el("select", { id: "layer-select", onchange: (e) => go(href({ ...s, layer: e.target.value, channel: null })) },
+    const select = el("select", { id: "layer-select", onchange: (e) => go(href({ ...s, layer: e.target.value, channel: null, scale: "layer" })) },
       el("optgroup", { label: "Stages (last block of each resolution)" }, catalogue.layers.filter((li) => stages.has(li.name)).map(opt)),
       el("optgroup", { label: "All layers with a (C, H, W) output" }, catalogue.layers.map(opt)));
     const thumbs = el("div", { class: "thumbs lb-samples" },
