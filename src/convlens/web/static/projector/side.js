@@ -93,11 +93,12 @@ function renderNeighbors() {
 
 async function why(a, b) {
   const box = P.side.querySelector(".why");
-  box.replaceChildren(CL.el("p", { class: "muted" }, `why #${a} ~ #${b}: running on the server…`));
+  const bar = CL.el("progress", { max: 1, style: "width:100%" });   // indeterminate until the job reports
+  box.replaceChildren(CL.el("p", { class: "muted" }, `why #${a} ~ #${b}: running on the server…`), bar);
   try {
     const { job } = await CL.api("/api/projector/why", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ store: P.store, a, b }) });
-    const done = await CL.follow(job);
+    const done = await CL.follow(job, (j) => { if (j.total && j.done) { bar.max = j.total; bar.value = j.done; } });
     if (done.status !== "done") throw new Error(done.error || done.status);
     if (P.focus !== a) return;
     box.replaceChildren(CL.el("h3", {}, `Why #${a} ~ #${b}`),
