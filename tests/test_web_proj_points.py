@@ -301,3 +301,21 @@ def test_grid_image_projector_export_and_index_over_http(app, store_path):
         j = wait_job(c, c.post("/api/projector/index", json={"kind": "hnsw"}).json()["job"])
         assert j["status"] == "done", j
         assert j["result"]["kind"] == "hnsw" and j["result"]["rows"] == N
+
+
+def test_a_3d_tsne_keeps_clusters_apart_and_is_saved_beside_the_2d_map(tmp_path):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 16)) * 8
+    x = np.concatenate([c + rng.normal(size=(20, 16)) for c in centres]).astype(np.float32)
+    labels = np.repeat(np.arange(3), 20)
+    store = EmbeddingStore.from_vectors(tmp_path / "s", x)
+    flat = convlens.project(store, "tsne", n_iter=100)
+    cube = convlens.project(store, "tsne", n_iter=100, dims=3)
+    assert flat.coords.shape == (60, 2) and cube.coords.shape == (60, 3) and cube.params["gradient"] == "bh"
+    d = np.linalg.norm(cube.coords[:, None] - cube.coords[None], axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert (labels[d.argmin(1)] == labels).all()                     # every point's nearest is of its cluster
+    again = EmbeddingStore.open(tmp_path / "s")                       # both saved, each with its parameters
+    np.testing.assert_array_equal(again.load_array("projection-tsne"), flat.coords)
+    np.testing.assert_array_equal(again.load_array("projection-tsne-3d"), cube.coords)
+    assert convlens.project(again, "tsne", n_iter=100, dims=3).seconds == 0.0   # the saved 3-D map is reused
