@@ -28,6 +28,7 @@ def _query(href: str) -> dict:
     return {k: v[0] for k, v in parse_qs(urlparse(href).query).items()}
 
 
+@pytest.mark.slow
 def test_an_upload_in_the_layer_browser_follows_the_user_across_views(url, tmp_path):
     rgb = np.zeros((80, 96, 3), np.uint8)
     rgb[:, :48] = (220, 30, 30)

@@ -255,7 +255,6 @@ def test_neighbours_of_an_outside_image_duplicates_and_a_new_store_over_http(app
         assert c.post("/api/projector/embed", json={"name": "y", "images": ["nope"]}).status_code == 400
 
 
-@pytest.mark.slow
 def test_the_data_panel_finds_an_images_neighbours_and_embeds_uploads_into_a_new_store(url, tmp_path):
     from PIL import Image
     files = []
