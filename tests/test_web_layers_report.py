@@ -112,8 +112,11 @@ def test_report_uses_the_explorer_colours(tmp_path):
     ("convlens guided chelsea --layer features.14 --channel 7 --unit max -o gb.png", "/layers/features.14/7?image=chelsea"),
     ("convlens guided coffee -o gb.png", "/lab?image=coffee&technique=guided_backprop"),
     ("convlens sanity guided chelsea -o s.png", "/lab?image=chelsea&technique=sanity_check"),
-    ("convlens classviz --target 'flamingo,pelican' --preset robust -o r.png", "/lab?technique=classviz"),
-    ("convlens embed samples:64 --out s.emb && convlens project s.emb --method tsne -o map.png", "/projector"),
+    # issue 23: the link carries the figure's parameters (the lab form's fields, the projector's store and map)
+    ("convlens classviz --target 'flamingo,pelican' --preset robust -o r.png",
+     "/lab?technique=classviz&target=flamingo%2Cpelican&preset=robust"),
+    ("convlens embed samples:64 --out s.emb && convlens project s.emb --method tsne -o map.png",
+     "/projector?store=s.emb&method=tsne"),
     ("convlens predict chelsea coffee --topk 5", "/lab?image=chelsea"),
     ("convlens linear-demo -o dims.png", "/lab?technique=linear_walkthrough"),   # in the lab since issue 23
     ("convlens layers mobilenet_v2 --rf", None),

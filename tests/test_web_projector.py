@@ -317,7 +317,7 @@ def test_a_server_without_stores_says_how_to_get_one(tmp_path):
 def test_every_projector_endpoint_is_documented_in_openapi(client):
     paths = client.get("/openapi.json").json()["paths"]
     ours = {p: ops for p, ops in paths.items() if p.startswith(("/api/projector", "/api/words"))}
-    assert len(ours) == 14
+    assert len(ours) == 25  # issue 23: point, search, as-image, image-neighbors, duplicates, embed, grid, export, index; words analogy, encoders
     for p, ops in ours.items():
         for op in ops.values():
             assert len(op.get("description", "")) > 30, p  # the docstring

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import quote, urlencode
 
@@ -23,6 +24,7 @@ from .attribution import (GrabCutConfig, IntegratedGradientsConfig, OcclusionCon
                           ScoreCamConfig, SmoothGradConfig)
 from .embed.project import ProjectConfig
 from .errors import ConvlensError, closest
+from .fields import config_fields
 from .images.samples import SAMPLES
 from .recipes import DreamConfig, FacetsConfig, InvertConfig, StyleConfig, VizConfig
 from .recipes.texture_synthesis import TextureSynthesisConfig, texture_synthesis
@@ -295,17 +297,27 @@ def _options(args: list[str]) -> tuple[list[str], dict[str, str]]:
     return pos, opts
 
 
+FORM_OPTIONS = ("target", "layer", "channel", "mode")   # the lab form's inputs beside a technique's config fields
+
+
 def explorer_view(command: str | None) -> str | None:
     """The explorer path (with query) that reproduces the figure of a ``convlens ...`` command, or None.
 
     Layer figures (``activations``, ``filters``, ``patches``, ``guided --layer``) open the layer browser
-    (``/layers/<layer>[/<channel>]?image=...``); the lab's techniques open the lab
-    (``/lab?image=<sample>&technique=<id>``); embedding figures the projector. Commands for another
-    model than the default, or with no explorer view, give None. The demo passes this to its report.
+    (``/layers/<layer>[/<channel>]?image=...``); the lab's techniques open the lab with the command's
+    parameters (``/lab?image=<sample>&technique=<id>&layer=...&steps=...``: the form's field names);
+    word commands the words view (``/words?q=...``, ``/words?tab=analogy&a=&b=&c=``); embedding figures
+    the projector (``/projector?store=<store folder>&method=...&point=<row>``). Of commands chained
+    with ``&&``, the last one with a view wins. Commands for another model than the default, or with
+    no explorer view, give None. The demo passes this to its report.
     """
     if not command:
         return None
-    text = re.split(r"&&|\(|;", command)[0]
+    views = [_view_of(part) for part in re.split(r"&&|;", re.split(r"\(", command)[0])]
+    return next((v for v in reversed(views) if v), None)
+
+
+def _view_of(text: str) -> str | None:
     try:
         args = shlex.split(text)
     except ValueError:
@@ -315,7 +327,7 @@ def explorer_view(command: str | None) -> str | None:
     verb, (pos, opts) = args[1], _options(args[2:])
     if opts.get("model", DEFAULT_MODEL) != DEFAULT_MODEL:
         return None
-    image = next((p for p in pos if p in SAMPLES), None)
+    image = next((p for p in pos if p in SAMPLES), None) or (opts.get("image") if opts.get("image") in SAMPLES else None)
     layer = opts.get("layer")
     if verb in LAYER_VIEWS or (verb == "guided" and layer):
         if not layer:
@@ -332,12 +344,49 @@ def explorer_view(command: str | None) -> str | None:
             channel = channel or "0"
         path = f"/layers/{quote(layer)}" + (f"/{int(channel)}" if channel.isdigit() else "")
         return f"{path}?{urlencode(q)}"
+    if verb == "words" and pos:
+        return _words_view(pos[0], pos[1:], opts)
     t = by_verb(verb)
     if (t is not None and t.lab) or verb == "predict":   # the lab shows every image's top-5
         q = {"image": image} if image else {}
         if t is not None:
             q["technique"] = t.id
+            q.update(_form_values(t, opts))
         return f"/lab?{urlencode(q)}" if q else "/lab"
     if verb in PROJECTOR:
-        return "/projector"
+        q = {}
+        store = next((p for p in pos if p.endswith((".emb", ".store"))), opts.get("out"))
+        if store:
+            q["store"] = Path(store).name
+        if verb == "project" and opts.get("method"):
+            q["method"] = opts["method"]
+        if opts.get("index", "").isdigit():
+            q["point"] = opts["index"]
+        return f"/projector?{urlencode(q)}" if q else "/projector"
+    return None
+
+
+def _form_values(t: Technique, opts: dict) -> dict:
+    """The command's options that are fields of the technique's lab form, by field name."""
+    by_flag = {name: name for name in FORM_OPTIONS}
+    for f in config_fields(t.config) if t.config is not None else ():
+        by_flag[f.cli_flag[2:]] = f.name
+        by_flag[f.name.replace("_", "-")] = f.name
+    return {by_flag[k]: v for k, v in opts.items() if k in by_flag and v != ""}
+
+
+def _words_view(sub: str, words: list[str], opts: dict) -> str | None:
+    if sub == "neighbors" and words:
+        q = [("q", w) for w in words]
+        if opts.get("topk") or opts.get("k"):
+            q.append(("topk", opts.get("topk") or opts.get("k")))
+        if opts.get("encoder"):
+            q.append(("vocab", "food"))    # the phrase path: the bundled food phrases through the encoder
+        elif opts.get("vocab"):
+            q.append(("vocab", opts["vocab"]))
+        return f"/words?{urlencode(q)}"
+    if sub == "analogy" and len(words) == 3:
+        return "/words?" + urlencode({"tab": "analogy", "a": words[0], "b": words[1], "c": words[2]})
+    if sub in ("analogy", "evaluate", "vocab"):
+        return "/words?" + urlencode({"tab": "analogy" if sub != "vocab" else "vocab"})
     return None

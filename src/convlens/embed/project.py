@@ -184,7 +184,8 @@ def _gradient_method(gradient: str, n: int) -> tuple[str, str]:
     return ("fft" if n >= FFT_EARLY_FROM else "bh"), ("fft" if n >= FFT_FROM else "bh")
 
 
-def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exaggeration_iter=250, gradient="auto"):
+def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exaggeration_iter=250, gradient="auto",
+               dims=2):
     import openTSNE
     from openTSNE.affinity import PerplexityBasedNN
     from openTSNE.initialization import rescale
@@ -196,9 +197,9 @@ def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exag
     aff = PerplexityBasedNN(knn_index=PrecomputedNeighbors(idx, _graph_distances(sc, metric)), perplexity=perp,
                             n_jobs=threads)
     if init is None:
-        init = pca(store, 2, normalize=metric == "cosine")[0].astype(np.float64)
+        init = pca(store, dims, normalize=metric == "cosine")[0].astype(np.float64)
     init = rescale(np.asarray(init, np.float64), target_std=1e-4)
-    early, main = _gradient_method(gradient, n)
+    early, main = _gradient_method(gradient if dims == 2 else "bh", n)  # openTSNE's FFT gradients are 1-D / 2-D only
     emb = openTSNE.TSNEEmbedding(init, aff, negative_gradient_method=main, n_jobs=threads, random_state=seed)
     if exaggeration_iter:
         emb = emb.optimize(exaggeration_iter, exaggeration=12, momentum=0.5, negative_gradient_method=early,
@@ -210,24 +211,25 @@ def _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=None, exag
 
 def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int = 0, threads: int | None = None,
          n_iter: int = 500, large: int = 100_000, sample: int = 25_000,
-         gradient: str = "auto") -> tuple[np.ndarray, dict]:
-    """t-SNE coordinates (N, 2) with openTSNE's modern defaults (see the module doc).
+         gradient: str = "auto", dims: int = 2) -> tuple[np.ndarray, dict]:
+    """t-SNE coordinates (N, dims) with openTSNE's modern defaults (see the module doc).
 
     ``gradient``: "bh" (Barnes-Hut), "fft" (interpolation) or "auto" (FFT during early exaggeration
-    from ``FFT_EARLY_FROM`` points, then FFT from ``FFT_FROM`` points and Barnes-Hut below)."""
+    from ``FFT_EARLY_FROM`` points, then FFT from ``FFT_FROM`` points and Barnes-Hut below); a 3-D map
+    always uses Barnes-Hut (openTSNE interpolates in at most 2 dimensions)."""
     store = as_store(store)
     n = len(store)
     threads = _tsne_threads(threads, n)
     if n < 4:
         raise ConvlensError(f"t-SNE needs at least 4 vectors, the store has {n}; embed more images or use --method pca")
     if n <= large:
-        y, info = _tsne_core(store, metric, perplexity, seed, threads, n_iter, gradient=gradient)
+        y, info = _tsne_core(store, metric, perplexity, seed, threads, n_iter, gradient=gradient, dims=dims)
         return y, {**info, "recipe": "full"}
     rng = np.random.default_rng(seed)
     sub = np.sort(rng.choice(n, size=min(sample, n), replace=False))
     sub_store = ArrayStore(store.take(sub))
-    y_sub, info = _tsne_core(sub_store, metric, perplexity, seed, threads, n_iter, gradient=gradient)
-    init = np.empty((n, 2), np.float64)
+    y_sub, info = _tsne_core(sub_store, metric, perplexity, seed, threads, n_iter, gradient=gradient, dims=dims)
+    init = np.empty((n, dims), np.float64)
     init[sub] = y_sub
     rest = np.setdiff1d(np.arange(n), sub)
     for a in range(0, len(rest), 8192):
@@ -235,11 +237,12 @@ def tsne(store, *, perplexity: float = 30.0, metric: str = "cosine", seed: int =
         nn, _ = exact_search(sub_store, store.take(r), 10, metric, threads=threads)
         init[r] = np.median(y_sub[nn], axis=1)
     y, info2 = _tsne_core(store, metric, perplexity, seed, threads, n_iter, init=init, exaggeration_iter=125,
-                          gradient=gradient)
+                          gradient=gradient, dims=dims)
     return y, {**info2, "recipe": f"large-N: subsample of {len(sub)}, the rest placed at the median of 10 neighbours"}
 
 
-def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0, threads: int | None = None):
+def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0, threads: int | None = None,
+         dims: int = 2):
     store = as_store(store)
     n = len(store)
     if n < UMAP_MIN:
@@ -256,8 +259,8 @@ def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0,
     knn_i = np.concatenate([np.arange(n)[:, None], idx], 1)
     knn_d = np.concatenate([np.zeros((n, 1)), _graph_distances(sc, metric)], 1).astype(np.float32)
     x = np.concatenate([v for _, v in _unit_blocks(store, metric == "cosine")]).astype(np.float32)
-    red = umap_lib.UMAP(n_neighbors=n_neighbors, random_state=seed, precomputed_knn=(knn_i, knn_d, None),
-                        n_jobs=threads or 1)
+    red = umap_lib.UMAP(n_neighbors=n_neighbors, n_components=dims, random_state=seed,
+                        precomputed_knn=(knn_i, knn_d, None), n_jobs=threads or 1)
     import warnings
     with warnings.catch_warnings():  # "not an NNDescent object: transform unavailable" (we never transform)
         warnings.filterwarnings("ignore", message=".*NNDescent.*")
@@ -267,8 +270,9 @@ def umap(store, *, n_neighbors: int = 15, metric: str = "cosine", seed: int = 0,
 
 
 def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str | None = None,
-            reproducible: bool = False, threads: int | None = None, cache: bool = True, **kw) -> Projection:
-    """Project embeddings to 2-D with PCA, t-SNE or UMAP; store results are saved into the store.
+            reproducible: bool = False, threads: int | None = None, cache: bool = True, dims: int = 2,
+            **kw) -> Projection:
+    """Project embeddings to 2-D (or 3-D) with PCA, t-SNE or UMAP; store results are saved into the store.
 
     Args:
         vectors_or_store: an ``EmbeddingStore`` (or its path) or an (N, dim) array.
@@ -277,9 +281,10 @@ def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str
         seed: every random choice; reproducible: also one thread (bit-identical reruns).
         metric: "cosine" (default) or "l2", for the kNN graph of t-SNE / UMAP and PCA's normalization.
         cache: reuse a projection saved in the store with the same parameters.
+        dims: 2 (default) or 3 (a 3-D map, saved as ``projection-<method>-3d``).
         **kw: method options (perplexity, n_iter, large, sample / n_neighbors / solver).
     Returns:
-        ``Projection`` (coords (N, 2), method, params incl. seed, seconds).
+        ``Projection`` (coords (N, dims), method, params incl. seed, seconds).
     Example:
         >>> p = convlens.project(store, "tsne", seed=0); p.coords.shape
     """
@@ -288,24 +293,34 @@ def project(vectors_or_store, method: str = "pca", seed: int = 0, *, metric: str
     check_method_options(method, kw)
     store = as_store(vectors_or_store)
     metric = check_metric(metric or store.manifest.get("metric", "cosine"))
+    if dims not in (2, 3):
+        raise ConvlensError(f"dims must be 2 or 3, got {dims!r}")
     threads = 1 if reproducible else threads
     params = {"method": method, "seed": int(seed), "metric": metric, **{k: v for k, v in kw.items()}}
+    if dims != 2:
+        params["dims"] = dims   # 2-D keys stay as they were (maps saved before still match)
+    name = projection_name(method, dims)
     if cache:
-        hit = store.load_array(f"projection-{method}", {"key": params})
+        hit = store.load_array(name, {"key": params})
         if hit is not None:
-            rec = store.manifest["projections"][f"projection-{method}"]
+            rec = store.manifest["projections"][name]
             return Projection(hit, method, rec.get("params", params), 0.0)
     t0 = time.perf_counter()
     if method == "pca":
-        y, ratio = pca(store, 2, normalize=metric == "cosine", seed=seed, **kw)
+        y, ratio = pca(store, dims, normalize=metric == "cosine", seed=seed, **kw)
         info = {"explained_variance_ratio": [float(r) for r in ratio]}
     elif method == "tsne":
-        y, info = tsne(store, metric=metric, seed=seed, threads=threads, **kw)
+        y, info = tsne(store, metric=metric, seed=seed, threads=threads, dims=dims, **kw)
     else:
-        y, info = umap(store, metric=metric, seed=seed, threads=threads, **kw)
+        y, info = umap(store, metric=metric, seed=seed, threads=threads, dims=dims, **kw)
     proj = Projection(y, method, {**params, **info, "reproducible": reproducible}, time.perf_counter() - t0)
-    store.save_array(f"projection-{method}", y, {"key": params, "params": proj.params})
+    store.save_array(name, y, {"key": params, "params": proj.params})
     return proj
+
+
+def projection_name(method: str, dims: int = 2) -> str:
+    """The store array a map is saved as: ``projection-<method>`` (2-D) or ``projection-<method>-3d``."""
+    return f"projection-{method}" + ("" if dims == 2 else f"-{dims}d")
 
 
 def trustworthiness(store, coords: np.ndarray, k: int = 5, metric: str = "cosine") -> float:

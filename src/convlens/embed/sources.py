@@ -69,8 +69,8 @@ def resolve_source(source, labels: Sequence | None = None) -> Source:
         if r.kind == "digits":
             return _images(list(r.source[:, None].unbind(0)), [f"<image {i}>" for i in range(len(r.source))],
                            r.labels if labels is None else labels, len(r.source))
-        if r.kind == "samples":
-            return _images(r.source, r.source.names, labels, len(r.source))
+        if r.kind == "samples":   # labelled by source photo (``SampleDataset.labels``)
+            return _images(r.source, r.source.names, r.source.labels if labels is None else labels, len(r.source))
         return _images(r.source, [str(r.spec)] * len(r.source), labels, len(r.source))
     if isinstance(source, torch.Tensor):
         if source.ndim != 4:
@@ -81,6 +81,8 @@ def resolve_source(source, labels: Sequence | None = None) -> Source:
         return _files(source, labels)
     names = list(getattr(source, "names", []) or [])
     total = len(source) if hasattr(source, "__len__") else None
+    if labels is None and isinstance(getattr(source, "labels", None), (list, tuple)):
+        labels = list(source.labels)   # a labelled set (a SampleDataset: each image's source photo)
     return _images(source, names, labels, total)
 
 

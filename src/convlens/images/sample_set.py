@@ -66,7 +66,8 @@ def source_pil(name: str) -> Image.Image:
 class SampleDataset(Sequence):
     """A lazy, indexable set of (1, 3, size, size) images built from bundled photos (see module doc).
 
-    ``ds[i]`` is an image; ``ds.names[i]`` says how it was made, e.g. ``chelsea crop 212px@(40,95) flip``;
+    ``ds[i]`` is an image; ``ds.names[i]`` says how it was made, e.g. ``chelsea crop 212px@(40,95) flip``, ``ds.labels[i]``
+    its source photo (``chelsea``);
     ``ds.tensor()`` materializes all of them (N, 3, size, size). Iterating is a valid ``images``
     argument of ``top_activations`` / ``max_activating_patches``.
     """
@@ -118,6 +119,12 @@ class SampleDataset(Sequence):
     @property
     def names(self) -> list[str]:
         return [self.name(i) for i in range(self.n)]
+
+    @property
+    def labels(self) -> list[str]:
+        """The source photo of each image (``chelsea`` for every crop of chelsea): a store made of the
+        set records it as the row's label, so maps colour and search by it."""
+        return [self.sources[p[0]] for p in self._params]
 
     def __getitem__(self, i):
         if isinstance(i, slice):

@@ -66,6 +66,8 @@ nav.strip{display:grid;grid-template-columns:repeat(auto-fill,minmax(118px,1fr))
 nav.strip a{display:flex;flex-direction:column;align-items:center;text-decoration:none;color:var(--fg);font-size:.78em;text-align:center;line-height:1.25}
 nav.strip img,nav.strip span.blank{display:block;width:112px;height:76px;object-fit:cover;border:2px solid var(--line);border-radius:5px;background:#f3f3f0;margin-bottom:3px}
 nav.strip a:hover img,nav.strip a:hover span.blank{border-color:var(--accent)}
+nav.strip span.blank.text{font:10px/1.25 ui-monospace,monospace;white-space:pre;overflow:hidden;text-align:left;padding:4px 5px;box-sizing:border-box;color:#444;background:#fff}
+p.explorer-link{margin:-6px 0 10px;font-size:.85em}
 details{margin:.8em 0} summary{cursor:pointer;color:var(--muted)}
 p.note{color:var(--muted);font-size:.88em;margin:4px 0 0}
 """
@@ -101,17 +103,24 @@ class Section:
         path = save_png(image, self.report.folder / filename)
         self.thumbnail = self.thumbnail or path.name
         cmd = f"<pre>$ {html.escape(command)}</pre>" if command else ""
-        link = self.report.link if self.report is not None else None
-        view = (link(command) if link and command else None) if explorer is None else explorer
-        base = self.report.explorer_url if self.report is not None else ""
-        link = (f' <a class="explorer" href="{html.escape(base + view)}" title="needs convlens serve running">'
-                "open in explorer &#8599;</a>") if (view and base) else ""
+        link = self._explorer_link(command, explorer)
         self.parts.append(f'<figure><img loading="lazy" src="{html.escape(path.name)}" alt="{html.escape(caption)}">'
                           f"<figcaption>{html.escape(caption)}{link}</figcaption>{cmd}</figure>")
         return path
 
-    def command(self, command: str) -> "Section":
-        self.parts.append(f"<pre>$ {html.escape(command)}</pre>")
+    def _explorer_link(self, command: str | None, explorer: str | None = None) -> str:
+        """The "open in explorer" anchor of a command's view (``explorer``, else the report's ``link``), or ""."""
+        link = self.report.link if self.report is not None else None
+        view = (link(command) if link and command else None) if explorer is None else explorer
+        base = self.report.explorer_url if self.report is not None else ""
+        return (f' <a class="explorer" href="{html.escape(base + view)}" title="needs convlens serve running">'
+                "open in explorer &#8599;</a>") if (view and base) else ""
+
+    def command(self, command: str, explorer: str | None = None) -> "Section":
+        """Show a command and, as a figure's caption has, the link to the explorer view reproducing it
+        (``explorer``, else the report's ``link(command)``; "" for none)."""
+        link = self._explorer_link(command, explorer)
+        self.parts.append(f"<pre>$ {html.escape(command)}</pre>" + (f'<p class="explorer-link">{link.strip()}</p>' if link else ""))
         return self
 
     def table(self, header, rows) -> "Section":
@@ -137,9 +146,20 @@ class Section:
             return list(self.parts)
         return [self.parts[first], *self.parts[:first], *self.parts[first + 1:]]
 
+    def preview_text(self, lines: int = 5) -> str:
+        """The first lines of the section's first printed output (else of its text): its contents tile."""
+        for p in self.ordered():
+            if p.startswith(("<pre>", "<table", "<details", "<p>")):
+                text = html.unescape(re.sub(r"<[^>]+>", "\n", p))
+                rows = [r.strip() for r in text.splitlines() if r.strip() and not r.strip().startswith("$ ")]
+                if rows:
+                    return "\n".join(rows[:lines])
+        return self.title
+
     def strip_entry(self) -> str:
+        # a section without a figure (printed lists: the word neighbours) shows the start of its first output
         pic = (f'<img src="{html.escape(self.thumbnail)}" alt="">' if self.thumbnail
-               else '<span class="blank"></span>')
+               else f'<span class="blank text">{html.escape(self.preview_text())}</span>')
         return f'<a href="#{self.anchor}">{pic}{html.escape(self.title)}</a>'
 
 

@@ -16,7 +16,7 @@ from fastapi import HTTPException, Query
 from pydantic import BaseModel, Field
 
 from ..embed.atlas import atlas_order
-from ..embed.project import ProjectConfig
+from ..embed.project import ProjectConfig, projection_name
 from ..embed import EmbeddingStore, Projection
 from ..embed.stores import find_stores, manifest_mtime, reopen
 from ..errors import ConvlensError
@@ -30,6 +30,7 @@ StoreParam = Query(None, description="Store name: the server's --store folder na
                                      "<data folder>/stores/. Default: the server's store (or the first one).",
                    max_length=128)
 Method = Literal["pca", "tsne", "umap"]
+Dims = Literal[2, 3]
 
 
 # --- stores ---------------------------------------------------------------------------------------
@@ -109,15 +110,17 @@ class ProjectParams(BaseModel):
     perplexity: float = Field(_P.perplexity, ge=2, le=100, description="t-SNE perplexity")
     n_iter: int = Field(_P.n_iter, ge=50, le=2000, description="t-SNE iterations after early exaggeration")
     n_neighbors: int = Field(_P.n_neighbors, ge=2, le=200, description="UMAP neighbours")
+    dims: Dims = Field(2, description="2 (a flat map) or 3 (a 3-D map, for the rotatable view)")
 
 
 def map_query(store: str | None = StoreParam, method: Method = Query(_P.method, description="pca, tsne or umap"),
               seed: int = Query(_P.seed, ge=0, le=2 ** 31 - 1), perplexity: float = Query(_P.perplexity, ge=2, le=100),
               n_iter: int = Query(_P.n_iter, ge=50, le=2000),
-              n_neighbors: int = Query(_P.n_neighbors, ge=2, le=200)) -> ProjectParams:
+              n_neighbors: int = Query(_P.n_neighbors, ge=2, le=200),
+              dims: int = Query(2, ge=2, le=3, description="2 or 3 (the map's dimensions)")) -> ProjectParams:
     """``ProjectParams`` from a GET request's query (use as ``p: ProjectParams = Depends(map_query)``)."""
     return ProjectParams(store=store, method=method, seed=seed, perplexity=perplexity, n_iter=n_iter,
-                         n_neighbors=n_neighbors)
+                         n_neighbors=n_neighbors, dims=dims)
 
 
 def method_kw(p: ProjectParams) -> dict:
@@ -130,7 +133,7 @@ def method_kw(p: ProjectParams) -> dict:
 
 
 def map_key(store, p: ProjectParams) -> str:
-    return job_key("projection", store_key(store), p.method, p.seed, method_kw(p))
+    return job_key("projection", store_key(store), p.method, p.seed, method_kw(p), *(() if p.dims == 2 else (p.dims,)))
 
 
 def params_header(proj) -> str:
@@ -153,10 +156,13 @@ def saved_projection(state: AppState, store, p: ProjectParams) -> Projection | N
     if hit is not None:
         return hit
     params = {"method": p.method, "seed": int(p.seed), "metric": store.manifest.get("metric", "cosine"), **method_kw(p)}
-    coords = store.load_array(f"projection-{p.method}", {"key": params})
+    if p.dims != 2:
+        params["dims"] = p.dims   # as convlens.project keys it
+    name = projection_name(p.method, p.dims)
+    coords = store.load_array(name, {"key": params})
     if coords is None:
         return None
-    rec = store.manifest["projections"][f"projection-{p.method}"]
+    rec = store.manifest["projections"][name]
     proj = Projection(coords, p.method, rec.get("params", params), 0.0)
     remember(state, key, proj)
     return proj
@@ -177,6 +183,26 @@ def map_order(state: AppState, store, p: ProjectParams) -> np.ndarray:
     key = ("order", map_key(store, p))
     hit = _maps(state).get(key)
     if hit is None:
-        hit = atlas_order(proj.coords)
+        hit = atlas_order(proj.coords[:, :2])
         remember(state, key, hit)
     return hit
+
+
+# --- points: what a row is, and finding rows by name --------------------------------------------
+
+def row_info(store, i: int) -> dict:
+    """Row ``i``'s stored path (or name), label and image size."""
+    meta = store.metadata()
+    get = lambda c: meta.column(c)[i].as_py()  # noqa: E731
+    return {"index": i, "path": get("path"), "label": get("label"), "width": get("width"), "height": get("height")}
+
+
+def search_rows(store, query: str) -> np.ndarray:
+    """Rows whose path or label contains ``query`` (case-insensitive), in row order; ``#12`` is row 12."""
+    q = query.strip().lower()
+    if q.startswith("#") and q[1:].isdigit():
+        i = int(q[1:])
+        return np.array([i] if i < len(store) else [], np.int64)
+    paths, labels = store.column("path"), store.column("label")
+    return np.array([i for i, (p, lab) in enumerate(zip(paths, labels))
+                     if q in (p or "").lower() or q in (lab or "").lower()], np.int64)

@@ -6,6 +6,7 @@ symlink escape).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import tempfile
@@ -26,6 +27,7 @@ from ..recipes.style import default_style_model
 from ..models import load_model
 from ..images.samples import SAMPLES, sample_image
 from ..images import load_image
+from ..images.io import save_png
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
@@ -205,6 +207,16 @@ class AppState:
         self.jobs.shutdown()
         if self._tmp is not None:
             self._tmp.cleanup()
+
+
+def save_upload(state: AppState, arr) -> str:
+    """Store an (H, W, 3) uint8 image as an upload (``uploads/<id>.png``, the id a hash of the pixels,
+    as ``POST /api/images`` names them); returns the id every ``image`` parameter takes."""
+    image_id = hashlib.sha256(arr.tobytes() + repr(arr.shape).encode()).hexdigest()[:16]
+    path = safe_child(state.folder("uploads"), f"{image_id}.png", what="image id")
+    if not path.exists():
+        save_png(arr, path)
+    return image_id
 
 
 def app_state(request: Request) -> AppState:

@@ -10,7 +10,8 @@ from ...inspect.units import channel_top
 from ..context import JobFeed
 from ..encode import png_bytes
 from ..jobs import job_key
-from ..layers_state import KQ, ModelQ, NQ, SourceQ, browsable_layer, cached_png, image_source, resolve_unit
+from ..layers_state import (KQ, ModelQ, NQ, SourceQ, browsable_layer, cached_png, image_source, pass_backend,
+                            resolve_unit, sample_images)
 from ..state import LRU, AppState, app_state
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
@@ -30,15 +31,17 @@ def _top_job(state: AppState, name: str, layer: str, source: str, n: int, k: int
     images = image_source(state, source, n)
     key = _patch_key(name, layer, source, n, k)
     def work(job) -> dict:
+        feed = JobFeed(job)
+        imgs = sample_images(state, n) if source == "samples" else images  # the samples: decoded once a server
         try:
-            top = top_activations(state.model(name), images, layer, None, k, progress=JobFeed(job).progress,
-                                  threads=state.threads)
+            top = top_activations(state.model(name), imgs, layer, None, k, progress=feed.progress,
+                                  threads=state.threads, backend=pass_backend(len(imgs)))
         except KeyboardInterrupt as e:
             top = getattr(e, "partial", None)
             if top is None:
                 return {"layer": layer, "n_images": 0, "complete": False}
-        complete = top.n_images == len(images)
-        _tops(state).put(key, (top, images))
+        complete = top.n_images == len(imgs)
+        _tops(state).put(key, (top, imgs))
         return {"layer": layer, "source": source, "n_images": top.n_images, "k": k, "complete": complete,
                 "channels": len(top.channels)}
     return state.jobs.submit(key, work, label=f"patches {layer} over {source}")

@@ -1,5 +1,6 @@
 """The projector's neighbours: the nearest rows of a point, in the original space (``store.neighbors``,
-cosine) or in the 2-D map (L2), and "why are these two similar?" (``convlens.why_similar`` as a job)."""
+cosine) or in the map (L2), of an outside image (a sample or an upload, embedded as the store's images
+were), the store's near-duplicates, and "why are these two similar?" (``convlens.why_similar`` as a job)."""
 from __future__ import annotations
 
 import io
@@ -13,6 +14,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from ...embed import ArrayStore, exact_search, why_similar
+from ...embed.query import embed_query_images
 from ...errors import ConvlensError
 from ...images import write_atomic
 from ..jobs import job_key
@@ -36,12 +38,53 @@ def projector_neighbors(i: int = Query(..., description="store row of the query"
         nb = s.neighbors(i, k=k, threads=state.threads)
         idx, sc, metric = nb.indices[0], nb.scores[0], nb.metric
     else:
-        xy = ArrayStore(np.asarray(projection(state, s, p).coords[:, :2], np.float32))
+        xy = ArrayStore(np.asarray(projection(state, s, p).coords[:, :p.dims], np.float32))
         ii, ss = exact_search(xy, xy.take([i]), k, "l2", np.array([i]), threads=state.threads)
-        idx, sc, metric = ii[0], ss[0], "l2 (2-D map)"
-    labels = s.column("label")
-    return {"query": i, "space": space, "metric": metric, "label": labels[i],
-            "neighbors": [{"index": int(a), "score": float(b), "label": labels[int(a)]} for a, b in zip(idx, sc)]}
+        idx, sc, metric = ii[0], ss[0], f"l2 ({p.dims}-D map)"
+    labels, paths = s.column("label"), s.column("path")
+    return {"query": i, "space": space, "metric": metric, "label": labels[i], "path": paths[i],
+            "neighbors": [{"index": int(a), "score": float(b), "label": labels[int(a)], "path": paths[int(a)]}
+                          for a, b in zip(idx, sc)]}
+
+
+def store_model_served(state: AppState, s):
+    """The server's copy of the model the store was made with: a store of another model is refused (the
+    server loads only the models it serves)."""
+    name, weights = s.manifest.get("model"), str(s.manifest.get("weights"))
+    if not name or not s.manifest.get("preprocessing"):
+        raise ConvlensError("this store was made from raw vectors without a model; query it by row, not by image")
+    model = state.model(state.check_model(name))
+    if weights != str(getattr(model, "weights", None)):
+        raise ConvlensError(f"the store was made with {name} weights '{weights}', the server's are "
+                            f"'{getattr(model, 'weights', None)}'; serve those weights (--weights) to query it by image")
+    return model
+
+
+@router.get("/projector/image-neighbors")
+def projector_image_neighbors(image: str = Query(..., max_length=64, description="a sample name or an upload id "
+                                                 "(POST /api/images)"),
+                              k: int = Query(10, ge=1, le=MAX_K), store: str | None = StoreParam,
+                              state: AppState = Depends(app_state)):
+    """The ``k`` rows nearest to an outside image (cosine), the image embedded exactly as the store's images
+    were (same model, layer, input size, pooling: ``convlens.embed.query``)."""
+    s = open_store(state, store)
+    vec = embed_query_images(s, [state.image(image)], store_model_served(state, s))
+    nb = s.neighbors(vec, k=k, threads=state.threads)
+    labels, paths = s.column("label"), s.column("path")
+    return {"image": image, "metric": nb.metric,
+            "neighbors": [{"index": int(a), "score": float(b), "label": labels[int(a)], "path": paths[int(a)]}
+                          for a, b in zip(nb.indices[0], nb.scores[0])]}
+
+
+@router.get("/projector/duplicates")
+def projector_duplicates(threshold: float = Query(0.95, ge=-1, le=1, description="cosine at or above which two "
+                                                  "rows count as near-duplicates"),
+                         store: str | None = StoreParam, state: AppState = Depends(app_state)):
+    """Near-duplicate pairs (``store.near_duplicates``: from the cached kNN graph, most similar first)
+    and the rows they involve."""
+    pairs = open_store(state, store).near_duplicates(threshold)
+    rows = sorted({r for a, b, _ in pairs for r in (a, b)})
+    return {"threshold": threshold, "pairs": [{"a": a, "b": b, "cosine": c} for a, b, c in pairs], "rows": rows}
 
 
 class WhyParams(BaseModel):

@@ -10,15 +10,21 @@ map share an atlas, so the page fetches few atlases for what is visible at a zoo
 from __future__ import annotations
 
 import numpy as np
+from pathlib import Path
+
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from ...embed.atlas import CELLS, PER_ATLAS, atlas_count, atlas_png
+from ...embed.maps import grid_assign, grid_image
 from ...errors import ConvlensError
-from ...images import write_atomic
-from ..encode import png_response
-from ..projector_state import ProjectParams, StoreParam, check_row, map_key, map_order, map_query, open_store, store_key
-from ..state import AppState, app_state
+from ...images import load_image, write_atomic
+from ...images.io import to_uint8
+from ..encode import png_bytes, png_response
+from ..projector_state import (ProjectParams, StoreParam, check_row, map_key, map_order, map_query, open_store, projection,
+                               store_key)
+from ..state import AppState, app_state, save_upload
 
 router = APIRouter(prefix="/api", tags=["projector"])
 
@@ -65,3 +71,52 @@ def projector_thumb(store: str | None = StoreParam, i: int = Query(..., descript
     if not s.metadata().column("thumbnail")[i].as_py():
         raise HTTPException(404, f"row {i} has no thumbnail (the store was made from vectors without thumbnails)")
     return png_response(np.asarray(s.thumbnail(i)))
+
+
+class RowImage(BaseModel):
+    """A store row to open in the other views."""
+    store: str | None = Field(None, max_length=128)
+    i: int = Field(..., description="store row")
+
+
+@router.post("/projector/as-image")
+def projector_as_image(params: RowImage, state: AppState = Depends(app_state)):
+    """Row ``i``'s image as an upload (its source file when the stored path is a readable image, else its
+    stored thumbnail), so the lab and the layer browser can open it: ``{"id", "url", "source"}``."""
+    s = open_store(state, params.store)
+    check_row(s, params.i)
+    path = s.metadata().column("path")[params.i].as_py()
+    arr, source = None, "thumbnail"
+    if path and Path(path).is_file():
+        try:
+            arr, source = to_uint8(load_image(path)[0]), "file"
+        except ConvlensError:   # moved, unreadable or too large since it was embedded: the thumbnail
+            arr = None
+    if arr is None:
+        if not s.metadata().column("thumbnail")[params.i].as_py():
+            raise HTTPException(404, f"row {params.i} has neither a readable image file nor a thumbnail")
+        arr = np.asarray(s.thumbnail(params.i))
+    image_id = save_upload(state, arr)
+    return {"id": image_id, "url": f"/api/images/{image_id}.png", "source": source}
+
+
+GRID_MAX = 10_000   # rows of a grid image (10,000 tiles of 48 px: a 4,800 px square)
+
+
+@router.get("/projector/grid.png", response_class=Response)
+def projector_grid(tile: int = Query(48, ge=16, le=128, description="tile size in px"),
+                   p: ProjectParams = Depends(map_query), state: AppState = Depends(app_state)):
+    """Karpathy's t-SNE grid of a computed map (any method; 2-D): every row's thumbnail in one cell of a
+    square grid, rows assigned to cells along the map (``convlens.embed.maps.grid_assign``), cached on disk."""
+    s = open_store(state, p.store)
+    if len(s) > GRID_MAX:
+        raise ConvlensError(f"the grid image draws at most {GRID_MAX} rows, the store has {len(s)}; use `convlens project "
+                            "--grid` for a larger one")
+    proj = projection(state, s, p)
+    folder = state.folder("cache") / "projector" / store_key(s) / map_key(s, p)
+    path = folder / f"grid-{tile}.png"
+    if not path.is_file():
+        img = grid_image(grid_assign(proj.coords[:, :2]), s.thumbnails(), tile)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, png_bytes(img))
+    return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "max-age=3600"})

@@ -54,17 +54,58 @@ const CL = {
 
   register(view) { CL.views.push(view); },
 
+  // The current image and model follow the user across views: a view's URL names them (?image=, ?model=),
+  // the nav's links carry them to the views that take an image (lab, layers), and the session keeps the
+  // last ones for views that do not (projector, words).
+  IMAGE_VIEWS: ["lab", "layers"],
+  current() {
+    let saved = {};
+    try { saved = JSON.parse(sessionStorage.getItem("convlens.current") || "{}"); } catch (e) { /* private mode */ }
+    const q = new URLSearchParams(location.search), view = CL.views.find((v) => v.match(location.pathname));
+    const here = view && CL.IMAGE_VIEWS.includes(view.name) ? { image: q.get("image"), model: q.get("model") } : {};
+    return { image: here.image || saved.image || null, model: here.model || saved.model || null };
+  },
+  setCurrent(c) {
+    const next = { ...CL.current(), ...c };
+    try { sessionStorage.setItem("convlens.current", JSON.stringify(next)); } catch (e) { /* private mode */ }
+  },
+  carry(view) {  // the nav link of a view, with the current image and model when it takes them
+    const c = CL.current(), q = new URLSearchParams();
+    if (CL.IMAGE_VIEWS.includes(view.name)) {
+      if (c.image) q.set("image", c.image);
+      if (c.model) q.set("model", c.model);
+    }
+    return q.toString() ? `${view.path}?${q}` : view.path;
+  },
+  // The lab's URL for an image and a technique (and any of its form's parameters), as lab.js reads it.
+  labUrl({ image, technique, ...params }) {
+    const q = new URLSearchParams();
+    if (image) q.set("image", image);
+    if (technique) q.set("technique", technique);
+    for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") q.set(k, v);
+    return `/lab?${q}`;
+  },
+
   async route() {
     const main = document.getElementById("view");
     const nav = document.getElementById("nav");
-    nav.replaceChildren(...CL.views.map((v) =>
-      CL.el("a", { href: v.path, class: v.match(location.pathname) ? "active" : "" }, v.title)));
+    nav.replaceChildren(...CL.views.map((v) => {
+      const a = CL.el("a", { href: CL.carry(v), class: v.match(location.pathname) ? "active" : "", "data-view": v.name }, v.title);
+      const fresh = () => { a.href = CL.carry(v); };  // the image may have changed since the nav was drawn
+      a.addEventListener("mouseenter", fresh); a.addEventListener("focus", fresh); a.addEventListener("click", fresh);
+      return a;
+    }));
     const view = CL.views.find((v) => v.match(location.pathname)) || CL.views[0];
+    const c = CL.current();
+    if (view && CL.IMAGE_VIEWS.includes(view.name) && c.image) CL.setCurrent(c);
+    document.title = view ? `${view.title} · convlens explorer` : "convlens explorer";  // views refine it
     main.replaceChildren();
     if (!view) { main.append(CL.el("p", { class: "muted" }, "No views are installed.")); return; }
     try { await view.render(main); } catch (err) { CL.showError(main, err); }
   },
 };
+
+window.addEventListener("pagehide", () => CL.setCurrent({}));  // the image this page ended on
 
 window.addEventListener("DOMContentLoaded", async () => {
   try {

@@ -1,9 +1,10 @@
 // convlens explorer: the layer browser (/layers, /layers/<layer>) and unit views (/layers/<layer>/<channel>).
-// Every view has its own URL (?image=<sample or upload id>&source=samples&n=200), so it can be bookmarked.
+// Every view has its own URL (?image=<sample or upload id>&model=&source=samples&n=200&scale=), so it can be
+// bookmarked; the image follows the user to the other views (common.js); a unit links to the lab.
 "use strict";
 (() => {
   const { el } = CL;
-  let catalogue = null;   // GET /api/layers, fetched once
+  let catalogue = null;   // GET /api/layers, fetched once per model
   let samples = null;     // GET /api/samples, fetched once
 
   const style = document.createElement("style");
@@ -22,6 +23,9 @@
     .thumbs.lb-samples img { width: 48px; height: 48px; }
     .lb-cards .card.wide { grid-column: 1 / -1; }
     img.lb-input { width: 224px; height: 224px; object-fit: cover; border: 1px solid var(--line); }
+    .lb-upload img { width: 48px; height: 48px; object-fit: cover; border: 2px solid var(--accent); vertical-align: middle; }
+    .lb-upload input[type=file] { max-width: 200px; }
+    .lb-lab a { margin-right: 10px; }
   `;
   document.head.append(style);
 
@@ -36,10 +40,14 @@
       source: q.get("source") || "samples",
       n: q.get("n") || "200",
       k: q.get("k") || "9",
+      model: q.get("model") || "",
+      scale: q.get("scale") === "channel" ? "channel" : "layer",
     };
   }
   function href(s) {
     const q = new URLSearchParams({ image: s.image });
+    if (s.model) q.set("model", s.model);
+    if (s.scale === "channel" && s.channel === null) q.set("scale", "channel");
     if (s.source !== "samples") q.set("source", s.source);
     if (s.n !== "200") q.set("n", s.n);
     if (s.k !== "9") q.set("k", s.k);
@@ -71,7 +79,7 @@
     const stages = new Set(catalogue.stages);
     const opt = (li) => el("option", { value: li.name, selected: li.name === s.layer },
       `${li.name}  (${li.channels}×${li.size.join("×")}, ${li.type})`);
-    const select = el("select", { id: "layer-select", onchange: (e) => go(href({ ...s, layer: e.target.value, channel: null })) },
+    const select = el("select", { id: "layer-select", onchange: (e) => go(href({ ...s, layer: e.target.value, channel: null, scale: "layer" })) },
       el("optgroup", { label: "Stages (last block of each resolution)" }, catalogue.layers.filter((li) => stages.has(li.name)).map(opt)),
       el("optgroup", { label: "All layers with a (C, H, W) output" }, catalogue.layers.map(opt)));
     const thumbs = el("div", { class: "thumbs lb-samples" },
@@ -80,29 +88,53 @@
         onclick: () => go(href({ ...s, image: x.name })),
       })));
     const known = (samples || []).some((x) => x.name === s.image);
+    const status = el("span", { class: "muted", "data-testid": "layers-upload-status" });
+    const file = el("input", { type: "file", accept: "image/*", "data-testid": "layers-upload", onchange: async (e) => {
+      const f = e.target.files[0];
+      if (!f) return;
+      const fd = new FormData();
+      fd.append("file", f, f.name);
+      status.textContent = " uploading…";
+      try {
+        const r = await CL.api("/api/images", { method: "POST", body: fd });
+        CL.setCurrent({ image: r.id });
+        go(href({ ...s, image: r.id }));
+      } catch (err) { status.textContent = ""; CL.showError(status.parentElement, err); }
+    } });
     return el("div", { class: "card lb-bar" },
       el("label", {}, "Layer ", select),
       el("span", { class: "muted" }, "Image"), thumbs,
-      known ? "" : el("span", { class: "muted" }, `upload ${s.image}`));
+      el("span", { class: "lb-upload" },
+        known ? "" : el("img", { src: `/api/images/${encodeURIComponent(s.image)}.png`, alt: s.image, title: `upload ${s.image}`, "data-testid": "layers-current-upload" }),
+        " ", el("label", {}, "upload ", file), status));
+  }
+
+  function modelQ(s, sep = "&") { return s.model ? `${sep}model=${encodeURIComponent(s.model)}` : ""; }
+  function imageUrl(s) {
+    return (samples || []).some((x) => x.name === s.image) ? `/api/samples/${encodeURIComponent(s.image)}.png`
+      : `/api/images/${encodeURIComponent(s.image)}.png`;
   }
 
   // --- the activation grid of one layer -----------------------------------------------------------
   async function gridView(main, s) {
     const info = catalogue.layers.find((li) => li.name === s.layer);
-    const q = `?image=${encodeURIComponent(s.image)}`;
+    const q = `?image=${encodeURIComponent(s.image)}${modelQ(s)}`;
     const stats = await CL.api(`/api/layers/${encodeURIComponent(s.layer)}/activations${q}`);
+    document.title = `${s.layer} · ${s.image} · convlens layers`;
     const L = stats.layout;
     const tip = el("p", { class: "lb-tip muted" }, "Hover a map for its channel, click it for the unit view.");
     const hover = el("div", { class: "lb-hover" });
     const img = el("img", { id: "layers-grid", alt: `activations of ${s.image} at ${s.layer}`,
-      src: `/api/layers/${encodeURIComponent(s.layer)}/activations.png${q}` });
+      src: `/api/layers/${encodeURIComponent(s.layer)}/activations.png${q}&scale=${s.scale}` });
     const scale = el("select", { id: "grid-scale", onchange: (e) => {
+      s.scale = e.target.value;
+      history.replaceState({}, "", href(s));
       img.src = `/api/layers/${encodeURIComponent(s.layer)}/activations.png${q}&scale=${e.target.value}`; } },
       el("option", { value: "layer" }, "one scale for the layer"), el("option", { value: "channel" }, "each map to its own max"));
+    scale.value = s.scale;
     const wrap = el("div", { class: "lb-grid-wrap" }, img, hover);
-    const isSample = (samples || []).some((x) => x.name === s.image);
-    const input = isSample ? el("img", { src: `/api/samples/${encodeURIComponent(s.image)}.png`, alt: s.image,
-      class: "lb-input", title: `${s.image}, as the model sees it: resized and centre-cropped` }) : "";
+    const input = el("img", { src: imageUrl(s), alt: s.image, class: "lb-input",
+      title: `${s.image}, as the model sees it: resized and centre-cropped` });
     const channelAt = (e) => {
       const r = img.getBoundingClientRect();
       const f = L.width / r.width;
@@ -128,15 +160,18 @@
       el("p", { class: "muted" }, `${info ? info.type : ""} · activations of ${s.image}, channel order ` +
         (stats.signed ? "(red > 0, blue < 0)" : "(black = 0, white = strong)") + ". Strongest by mean: ",
         stats.strongest.map((c) => link(href({ ...s, channel: c }), `c${c}`, { class: "lb-links" })).flatMap((a) => [a, " "])),
+      el("p", { class: "lb-lab" }, el("a", { href: CL.labUrl({ image: s.image, technique: "grad_cam", layer: s.layer, model: s.model }),
+        "data-testid": "layer-lab-link" }, `Grad-CAM of ${s.image} at ${s.layer} in the lab →`)),
       el("label", {}, "Scale ", scale), tip, el("div", { class: "row" }, input, wrap)));
   }
 
   // --- one unit -----------------------------------------------------------------------------------
   async function unitView(main, s) {
     const base = `/api/layers/${encodeURIComponent(s.layer)}`;
-    const q = `?image=${encodeURIComponent(s.image)}`;
+    const q = `?image=${encodeURIComponent(s.image)}${modelQ(s)}`;
     const u = await CL.api(`${base}/channels/${s.channel}${q}`);
     const c = u.channel;
+    document.title = `${s.layer} · channel ${c} · ${s.image} · convlens layers`;
     const crumbs = el("p", { class: "lb-crumbs" },
       link(href({ ...s, channel: null }), `← ${s.layer} (all ${u.channels} channels)`),
       c > 0 ? link(href({ ...s, channel: c - 1 }), `‹ c${c - 1}`) : "",
@@ -149,13 +184,19 @@
       el("h2", { id: "unit-title" }, `${s.layer} · channel ${c}`),
       el("p", { class: "lb-stats muted" },
         `On ${s.image}: mean ${u.mean.toFixed(3)}, max ${u.max.toFixed(3)} at (${u.argmax.join(", ")}), ` +
-        `${(100 * u.active).toFixed(0)}% of positions > 0 · ${conv} · ${rf}`)));
+        `${(100 * u.active).toFixed(0)}% of positions > 0 · ${conv} · ${rf}`),
+      el("p", { class: "lb-lab" }, "In the lab: ",
+        el("a", { href: CL.labUrl({ image: s.image, technique: "channelviz", layer: s.layer, channel: c, model: s.model }), "data-testid": "unit-lab-viz" },
+          "feature visualization"),
+        el("a", { href: CL.labUrl({ image: s.image, technique: "guided_backprop", layer: s.layer, channel: c, model: s.model }), "data-testid": "unit-lab-guided" },
+          "guided backprop"),
+        el("a", { href: CL.labUrl({ image: s.image, technique: "grad_cam", layer: s.layer, model: s.model }) }, "Grad-CAM at this layer"))));
 
     const cards = el("div", { class: "lb-cards" });
     main.append(cards);
     const card = (title, ...body) => { const d = el("div", { class: "card" }, el("h3", {}, title), ...body); cards.append(d); return d; };
     card(`Activation on ${s.image}`, picture(`${base}/channels/${c}/map.png${q}`, "unit-map", "channel map"));
-    card("Filter weights", picture(`${base}/channels/${c}/filters.png`, "unit-filters", "filter weights"),
+    card("Filter weights", picture(`${base}/channels/${c}/filters.png${modelQ(s, "?")}`, "unit-filters", "filter weights"),
       u.conv ? el("p", { class: "muted" }, "Strongest inputs: " +
         u.conv.strongest_inputs.map((x) => `c${x.input} (${x.norm.toFixed(3)})`).join(", ")) : "");
     const guided = el("div", {}, picture(`${base}/channels/${c}/guided.png${q}`, "unit-guided", "guided backprop"));
@@ -164,7 +205,7 @@
         picture(`${base}/channels/${c}/guided.png${q}&unit=${e.target.checked ? "max" : "sum"}`, "unit-guided", "guided backprop")) }),
         " strongest position only (Zeiler & Fergus) instead of the whole channel"),
       el("p", { class: "muted" }, "The gradient of the channel's activation, passed back through positive ReLU paths only (Springenberg et al. 2015)."));
-    vizCard(card, base, c);
+    vizCard(card, base, c, s);
     patchesCard(card, base, s, c);
   }
 
@@ -178,7 +219,7 @@
   }
 
   function patchesCard(card, base, s, c) {
-    const pq = `source=${encodeURIComponent(s.source)}&n=${s.n}&k=${s.k}`;
+    const pq = `source=${encodeURIComponent(s.source)}&n=${s.n}&k=${s.k}${modelQ(s)}`;
     const where = s.source === "samples" ? `${s.n} images of the bundled sample set` : `folder '${s.source}'`;
     const body = el("div");
     const d = card(`Max-activating patches over ${where}`, body);
@@ -208,11 +249,11 @@
         body.append(el("label", {}, el("input", { type: "checkbox", onchange: (e) => { whole = e.target.checked; show(); } }),
           " whole images (receptive field outlined)"));
         show();
-      } catch (err) { CL.showError(d, err); }
+      } catch (err) { prog.node.remove(); CL.showError(d, err); }   // no progress bar left running
     })();
   }
 
-  function vizCard(card, base, c) {
+  function vizCard(card, base, c, s) {
     const steps = el("input", { type: "number", min: 1, max: 2000, style: "width:6em" });
     // the default is VizConfig's, as the lab's channelviz form shows it (one source: the config dataclass)
     CL.api("/api/techniques").then((ts) => {
@@ -231,9 +272,10 @@
     start.addEventListener("click", async () => {
       start.disabled = true;
       const prog = progressLine();
+      out.querySelectorAll(".error").forEach((x) => x.remove());
       out.prepend(prog.node);
       try {
-        const q = Number(steps.value) > 0 ? `?steps=${Number(steps.value)}` : "";   // empty: the server's default
+        const q = (Number(steps.value) > 0 ? `?steps=${Number(steps.value)}` : "?") + modelQ(s);   // empty: the server's default
         const { job } = await CL.api(`${base}/channels/${c}/visualize${q}`, { method: "POST" });
         cancel.disabled = false;
         cancel.onclick = () => CL.api(`/api/jobs/${job}`, { method: "DELETE" });
@@ -245,7 +287,7 @@
         if (done.result && done.result.image) { preview.src = done.result.image; preview.style.display = "block"; }
         prog.node.replaceWith(el("p", { class: "muted" },
           `${done.status}: ${done.result.steps} steps, mean activation ${done.result.score.toFixed(3)}`));
-      } catch (err) { CL.showError(d, err); }
+      } catch (err) { prog.node.remove(); CL.showError(d, err); }
       start.disabled = false;
       cancel.disabled = true;
     });
@@ -256,7 +298,10 @@
     match: (p) => p === "/layers" || p.startsWith("/layers/"),
     async render(main) {
       const s = parse();
-      if (!catalogue) [catalogue, samples] = await Promise.all([CL.api("/api/layers"), CL.api("/api/samples")]);
+      if (!catalogue || catalogue.asked !== s.model) {
+        [catalogue, samples] = await Promise.all([CL.api(`/api/layers${modelQ(s, "?")}`), samples || CL.api("/api/samples")]);
+        catalogue.asked = s.model;
+      }
       if (!s.layer) { history.replaceState({}, "", href({ ...s, layer: catalogue.default })); s.layer = catalogue.default; }
       main.append(bar(s));
       if (s.channel === null) await gridView(main, s);

@@ -31,7 +31,7 @@ export function applyColours() {
   for (let i = 0; i < P.n; i++) {
     const c = rgbOf(i);
     rgba[4 * i] = c[0]; rgba[4 * i + 1] = c[1]; rgba[4 * i + 2] = c[2];
-    rgba[4 * i + 3] = sel && !sel[i] ? 40 : 255;
+    rgba[4 * i + 3] = sel && !sel[i] ? (P.isolate ? 0 : 40) : 255;  // isolated: only the selection is drawn
   }
   P.rgba = rgba;
   P.renderer.setColours(rgba);

@@ -1,13 +1,15 @@
 // convlens projector: the mouse on the map: zoom (wheel), pan (drag), hover (a tooltip with the
 // thumbnail), click (focus a point), lasso (select the points inside).
 import { applyColours } from "./colours.js";
+import { pick3d, rotate3d, zoom3d } from "./scatter3d.js";
 import { focusPoint } from "./side.js";
-import { P, labelOf, thumbUrl } from "./state.js";
-import { panBy, requestDraw } from "./view.js";
+import { P, labelOf, rowInfo, shortPath, thumbUrl } from "./state.js";
+import { devPos, fitSelection, fitView, panBy, requestDraw } from "./view.js";
 
 export function setMode(m) { P.mode = m; P.stage.className = `stage ${m}`; }
 
 function pick(px, py) {  // device px -> nearest point index within the hit radius, or null
+  if (P.dims === 3) return pick3d(px, py);
   const v = P.view, wx = (px - v.tx) / v.scale, wy = (py - v.ty) / v.scale;
   const zoom = v.scale / v.base;
   const rPx = P.thumbsDrawn ? Math.min(160, P.baseThumb * Math.sqrt(zoom)) * P.dpr / 2 : 6 * P.dpr;
@@ -19,7 +21,7 @@ function pick(px, py) {  // device px -> nearest point index within the hit radi
     const c = gy * G + gx;
     for (let k = P.gridStart[c]; k < P.gridStart[c + 1]; k++) {
       const i = P.gridOrder[k], dx = Math.abs(P.world[2 * i] - wx), dy = Math.abs(P.world[2 * i + 1] - wy);
-      if (dx > rw || dy > rw) continue;
+      if (dx > rw || dy > rw || P.rgba[4 * i + 3] === 0) continue;  // hidden points are not picked
       const d = dx * dx + dy * dy;
       if (d < bd || (d === bd && i > best)) { bd = d; best = i; }
     }
@@ -35,6 +37,7 @@ export function wireMouse() {
     if (!P.view) return;
     e.preventDefault();
     const [x, y] = pos(e), f = Math.exp(-e.deltaY * 0.0015), v = P.view;
+    if (P.dims === 3) { zoom3d(f); requestDraw(); return; }
     const ns = Math.max(v.base * 0.2, Math.min(v.base * 5000, v.scale * f)), k = ns / v.scale;
     v.tx = x - (x - v.tx) * k; v.ty = y - (y - v.ty) * k; v.scale = ns;
     requestDraw();
@@ -55,7 +58,9 @@ export function wireMouse() {
       if (P.mode === "lasso") P.lasso.push([x, y]);
       drag.x = x; drag.y = y;
       hideTip();
-      if (P.mode !== "lasso") panBy(x - dragPrev[0], y - dragPrev[1]); else requestDraw();
+      if (P.mode === "lasso") requestDraw();
+      else if (P.dims === 3) { rotate3d((x - dragPrev[0]) * 0.008 / P.dpr, (y - dragPrev[1]) * 0.008 / P.dpr); requestDraw(); }
+      else panBy(x - dragPrev[0], y - dragPrev[1]);
       dragPrev = [x, y];
       return;
     }
@@ -81,8 +86,11 @@ export function wireMouse() {
 
 function showTip(i, x, y) {
   if (P.tipFor !== i) {
-    P.tip.replaceChildren(CL.el("img", { src: thumbUrl(i), alt: `#${i}` }), CL.el("div", {}, `#${i} ${labelOf(i)}`));
+    const text = CL.el("div", {}, `#${i} ${labelOf(i)}`);
+    P.tip.replaceChildren(CL.el("img", { src: thumbUrl(i), alt: `#${i}` }), text);
     P.tipFor = i;
+    rowInfo(i).then((r) => { if (P.tipFor === i) text.replaceChildren(`#${i} ${r.label || ""}`, CL.el("br"), CL.el("small", {}, shortPath(r.path))); })
+      .catch(() => {});
   }
   const r = P.stage.getBoundingClientRect();
   P.tip.style.left = `${Math.min(x + 14, r.width - 110)}px`;
@@ -91,15 +99,16 @@ function showTip(i, x, y) {
 }
 function hideTip() { P.tip.style.display = "none"; }
 
-function finishLasso() {
-  const poly = P.lasso.map(([x, y]) => [(x - P.view.tx) / P.view.scale, (y - P.view.ty) / P.view.scale]);
+function finishLasso() {  // in device px: works for the 2-D and the 3-D view alike
+  const poly = P.lasso;
   P.lasso = null;
   let bx0 = Infinity, bx1 = -Infinity, by0 = Infinity, by1 = -Infinity;
   for (const [x, y] of poly) { bx0 = Math.min(bx0, x); bx1 = Math.max(bx1, x); by0 = Math.min(by0, y); by1 = Math.max(by1, y); }
   const sel = [];
   for (let i = 0; i < P.n; i++) {
-    const x = P.world[2 * i], y = P.world[2 * i + 1];
-    if (x < bx0 || x > bx1 || y < by0 || y > by1) continue;
+    if (P.rgba[4 * i + 3] === 0) continue;
+    const [x, y] = devPos(i);
+    if (!(x >= bx0 && x <= bx1 && y >= by0 && y <= by1)) continue;
     let inside = false;
     for (let a = 0, b = poly.length - 1; a < poly.length; b = a++) {
       const [xa, ya] = poly[a], [xb, yb] = poly[b];
@@ -110,18 +119,36 @@ function finishLasso() {
   setSelection(sel.length ? sel : null);
 }
 
-export function setSelection(sel) {
+export function setSelection(sel, search = "") {
   P.selection = sel;
+  P.search = sel ? search : "";
+  if (!sel) P.isolate = false;
   applyColours();
-  if (!sel) { P.selInfo.replaceChildren("No selection."); return; }
+  if (P.onChange) P.onChange();
+  if (!sel) { P.selInfo.replaceChildren(search ? `No row matches “${search}”.` : "No selection."); return; }
   const counts = {};
   for (const i of sel) { const l = labelOf(i) || "(none)"; counts[l] = (counts[l] || 0) + 1; }
   const top = !P.colour ? "" : ": " + Object.entries(counts).sort((a, b) => b[1] - a[1]).slice(0, 6).map(([l, c]) => `${l} ${c}`).join(", ");
-  const csv = "index,x,y,label\n" + sel.map((i) => `${i},${P.xy[2 * i]},${P.xy[2 * i + 1]},"${(labelOf(i) || "").replace(/"/g, '""')}"`).join("\n") + "\n";
+  const d = P.dims, axes = ["x", "y", "z"].slice(0, d);
+  const csv = `index,${axes.join(",")},label\n` + sel.map((i) => `${i},${axes.map((_, a) => P.xy[d * i + a]).join(",")},"${(labelOf(i) || "").replace(/"/g, '""')}"`).join("\n") + "\n";
   const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));
+  const isolate = CL.el("button", { type: "button", "data-testid": "isolate", title: "draw only the selection (again: every point)",
+    onclick: () => setIsolate(!P.isolate) }, P.isolate ? "show all" : `isolate ${sel.length}`);
   P.selInfo.replaceChildren(
-    CL.el("div", { "data-testid": "selection-count" }, `${sel.length} selected${top}`),
+    CL.el("div", { "data-testid": "selection-count" }, `${sel.length} ${search ? `match${sel.length > 1 ? "es" : ""} of “${search}”` : "selected"}${top}`),
     CL.el("div", { class: "selthumbs" }, sel.slice(0, 24).map((i) => CL.el("img", { src: thumbUrl(i), title: `#${i}`, onclick: () => focusPoint(i) }))),
-    CL.el("a", { href: url, download: "selection.csv" }, "selection (CSV)"), " ",
+    CL.el("a", { href: url, download: "selection.csv" }, "selection (CSV)"), " ", isolate, " ",
     CL.el("button", { type: "button", onclick: () => setSelection(null) }, "clear"));
+}
+
+export function setIsolate(on) {  // draw only the selection, and bring it into view
+  if (!P.selection) on = false;
+  P.isolate = on;
+  applyColours();
+  if (on) fitSelection(P.selection); else fitView();
+  const b = P.selInfo.querySelector("[data-testid=isolate]");
+  if (b) b.textContent = on ? "show all" : `isolate ${P.selection.length}`;
+  if (P.hover !== null && P.hover !== undefined && on && !P.selection.includes(P.hover)) P.hover = null;
+  requestDraw();
+  if (P.onChange) P.onChange();
 }

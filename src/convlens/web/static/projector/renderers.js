@@ -212,6 +212,7 @@ export class Canvas2DRenderer {
     u32.fill(0xffffffff);
     const s = Math.max(1, Math.round(v.pointSize * 0.8)), h = s >> 1;
     for (let i = 0; i < this.n; i++) {
+      if (this.rgba[4 * i + 3] === 0) continue;  // hidden (an isolated selection shows only itself)
       const x = Math.round(world[2 * i] * v.scale + v.tx) - h, y = Math.round(world[2 * i + 1] * v.scale + v.ty) - h;
       if (x < 0 || y < 0 || x + s > W || y + s > H) continue;
       const c = packed[i];
@@ -225,6 +226,7 @@ export class Canvas2DRenderer {
       if (!a) continue;
       for (let j = 0; j < a.count; j++) {
         const i = a.order[a.first + j];
+        if (this.rgba[4 * i + 3] === 0) continue;
         const x = world[2 * i] * v.scale + v.tx - ht, y = world[2 * i + 1] * v.scale + v.ty - ht;
         if (x > W || y > H || x + t < 0 || y + t < 0) continue;
         ctx.globalAlpha = this.rgba[4 * i + 3] / 255;

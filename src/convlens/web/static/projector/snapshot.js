@@ -1,5 +1,6 @@
 // convlens projector: the view as a PNG download, and the hooks tests and benchmarks call on
 // window.CLProjector (pixels drawn, frame loops for pan and zoom).
+import { rotate3d } from "./scatter3d.js";
 import { focusPoint } from "./side.js";
 import { BG, P, THUMB_LIMIT } from "./state.js";
 import { draw, panBy, requestDraw, toScreen } from "./view.js";
@@ -10,7 +11,7 @@ export function exportPng() {
   const ctx = c.getContext("2d");
   draw();  // re-centred, no CSS shift
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
-  P.renderer.composite(ctx, P.M, P.W, P.H);
+  composite(ctx);
   ctx.drawImage(P.overlay, 0, 0);
   c.toBlob((blob) => {
     const a = CL.el("a", { href: URL.createObjectURL(blob), download: `projector-${P.store}-${P.form.method.value}.png` });
@@ -19,13 +20,17 @@ export function exportPng() {
 }
 
 P.toScreen = toScreen;
+function composite(ctx) {  // the drawing of the stage: the 3-D canvas, or the 2-D canvases' window
+  if (P.dims === 3) ctx.drawImage(P.canvas3d, 0, 0);
+  else P.renderer.composite(ctx, P.M, P.W, P.H);
+}
 function stagePixels() {  // what the stage shows (drawing canvases only), redrawn without a CSS shift
   draw();
   const c = document.createElement("canvas");
   c.width = P.W; c.height = P.H;
   const ctx = c.getContext("2d");
   ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, c.width, c.height);
-  P.renderer.composite(ctx, P.M, P.W, P.H);
+  composite(ctx);
   return ctx;
 }
 P.drawnPixels = () => {  // pixels of the stage's drawing that differ from the background
@@ -63,3 +68,4 @@ const zoomAround = (f) => { const v = P.view, cx = P.W / 2, cy = P.H / 2; v.tx =
 P.zoom = (factor) => { zoomAround(factor); requestDraw(); };
 P.focusPoint = focusPoint;
 P.requestDraw = requestDraw;
+P.rotate3d = (dyaw, dpitch) => { rotate3d(dyaw, dpitch); requestDraw(); };

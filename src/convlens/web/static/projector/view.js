@@ -1,5 +1,6 @@
 // convlens projector: the view transform, drawing and thumbnail atlases. World coordinates are in
 // [0, 1]^2 (y down); the view maps them to device px of the drawing canvases.
+import { draw3d } from "./scatter3d.js";
 import { MAX_FETCH, P, THUMB_LIMIT } from "./state.js";
 
 export function buildGrid() {  // a uniform grid over [0, 1]^2 for hover / click hit tests
@@ -64,9 +65,27 @@ export function fitView() {
   P.view = { scale: s, tx: P.W / 2 - 0.5 * s, ty: P.H / 2 - 0.5 * s, base: s };
 }
 
-export function toScreen(i) {  // CSS px relative to the stage
+export function devPos(i) {  // device px on the stage (the 3-D view: where the last frame drew it)
+  if (P.dims === 3) return [P.scr[2 * i], P.scr[2 * i + 1]];
   const v = P.view;
-  return [(P.world[2 * i] * v.scale + v.tx) / P.dpr, (P.world[2 * i + 1] * v.scale + v.ty) / P.dpr];
+  return [P.world[2 * i] * v.scale + v.tx, P.world[2 * i + 1] * v.scale + v.ty];
+}
+
+export function toScreen(i) {  // CSS px relative to the stage
+  const [x, y] = devPos(i);
+  return [x / P.dpr, y / P.dpr];
+}
+
+export function fitSelection(rows) {  // zoom and pan the 2-D view onto these rows
+  if (!rows || !rows.length || P.dims === 3) return;
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (const i of rows) {
+    const x = P.world[2 * i], y = P.world[2 * i + 1];
+    x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  }
+  const base = P.view.base, span = Math.max(x1 - x0, y1 - y0, 0.02);
+  const s = Math.min(base * 200, (Math.min(P.W, P.H) * 0.8 - (P.baseThumb || 0) * P.dpr) / span);
+  P.view = { scale: s, tx: P.W / 2 - (x0 + x1) / 2 * s, ty: P.H / 2 - (y0 + y1) / 2 * s, base };
 }
 
 // ------------------------------------------------------------ drawing and atlases
@@ -93,9 +112,24 @@ function visibleRange() {  // points on the stage and in the margin around it (o
   return { count, atlases: [...atl].sort((a, b) => a - b), region: [...region].sort((a, b) => a - b) };
 }
 
+function draw3dFrame(t0) {
+  draw3d();
+  P.thumbsDrawn = 0;
+  P.rendered = null;
+  drawOverlay(0);
+  const dt = performance.now() - t0;
+  P.frames.push(dt);
+  if (P.frames.length > 600) P.frames.splice(0, 300);
+  if (P.firstPoints === null) P.firstPoints = performance.now();
+  P.visible = P.n;
+  P.hud.textContent = `3-D · ${P.n.toLocaleString()} points · drag to rotate, wheel to zoom · ${dt.toFixed(1)} ms`;
+  if (P.onView) P.onView();
+}
+
 export function draw() {
   if (!P.world || !P.view) return;
   const t0 = performance.now();
+  if (P.dims === 3) { draw3dFrame(t0); return; }
   const v = P.view, zoom = v.scale / v.base;
   const vis = visibleRange();
   const thumbPx = Math.min(160, P.baseThumb * Math.sqrt(zoom)) * P.dpr;
@@ -121,6 +155,7 @@ export function draw() {
   if (P.firstThumbs === null && useThumbs && keys.length && keys.every((k) => P.loaded.has(k))) P.firstThumbs = performance.now();
   P.hud.textContent = `${P.renderer.kind} · ${P.n.toLocaleString()} points · ${vis.count.toLocaleString()} visible` +
     (useThumbs ? ` · ${drawn} thumbnails` : " · zoom in for thumbnails") + ` · ${dt.toFixed(1)} ms`;
+  if (P.onView) P.onView();
 }
 
 function requestAtlas(a, cell) {
@@ -147,19 +182,21 @@ function requestAtlas(a, cell) {
 export function drawOverlay(thumbPx) {
   const ctx = P.overlay.getContext("2d");
   ctx.clearRect(0, 0, P.W, P.H);
+  const hidden = (i) => P.rgba && P.rgba[4 * i + 3] === 0;  // outside an isolated selection
   const ring = (i, colour, width, r) => {
-    const v = P.view, x = P.world[2 * i] * v.scale + v.tx, y = P.world[2 * i + 1] * v.scale + v.ty;
+    const [x, y] = devPos(i);
+    if (Number.isNaN(x) || hidden(i)) return;
     ctx.strokeStyle = colour; ctx.lineWidth = width * P.dpr;
     if (P.thumbsDrawn) ctx.strokeRect(x - r, y - r, 2 * r, 2 * r);
     else { ctx.beginPath(); ctx.arc(x, y, r, 0, 2 * Math.PI); ctx.stroke(); }
   };
   const r = P.thumbsDrawn ? thumbPx / 2 + 2 * P.dpr : 8 * P.dpr;
   const lift = (i) => {  // the focused / hovered thumbnail drawn on top of its neighbours
-    if (!P.thumbsDrawn || i === null || i === undefined) return;
+    if (!P.thumbsDrawn || i === null || i === undefined || hidden(i)) return;
     const per = P.info.atlas.per_atlas, a = Math.floor(P.slot[i] / per);
     const rec = P.loaded.get(`64:${a}`) || P.loaded.get(`32:${a}`);
     if (!rec) return;
-    const j = P.slot[i] - rec.first, v = P.view, x = P.world[2 * i] * v.scale + v.tx, y = P.world[2 * i + 1] * v.scale + v.ty;
+    const j = P.slot[i] - rec.first, [x, y] = devPos(i);
     ctx.drawImage(rec.img, (j % rec.side) * rec.cell, Math.floor(j / rec.side) * rec.cell, rec.cell, rec.cell,
       x - thumbPx / 2, y - thumbPx / 2, thumbPx, thumbPx);
   };
