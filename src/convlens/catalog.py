@@ -154,6 +154,10 @@ _ENTRIES = [
       cli=("dream",), lab=True, iterative=True, summarize=lambda d: {"octaves": len(d.sizes), "stopped": d.stopped}),
     T("inversion", "synthesis", "Feature inversion", "Mahendran & Vedaldi 2015", recipes.invert, InvertConfig,
       cli=("invert",), lab=True, iterative=True, summarize=_optim_summary),
+    # maco24 (issue 24): MACO is a preset of class / channel / neuron visualization (--preset maco)
+    T("maco", "synthesis", "MACO: phase-only visualization over a natural magnitude spectrum", "Fel et al. 2023",
+      recipes.visualize_class, VizConfig, needs_image=False, iterative=True, summarize=_optim_summary,
+      blurb="preset='maco' of classviz / channelviz / neuronviz; also a transparency map"),
     # fooling the network
     T("linear_walkthrough", "adversarial", "Adversarial examples of a linear classifier", "Goodfellow et al. 2015",
       adversarial.linear_walkthrough, cli=("linear-demo",), needs_image=False),

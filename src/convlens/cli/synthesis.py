@@ -21,6 +21,14 @@ def _save(images, labels, path, tile=None):
     echo(f"wrote {p}")
 
 
+def _save_transparency(v, path) -> None:
+    """maco: also write ``<out>_transparency.png``, the images with their transparency map as opacity."""
+    if getattr(v, "transparency", None) is None:
+        return
+    p = out_path(path)
+    _save(v.transparent(), v.labels, str(p.with_name(p.stem + "_transparency.png")))
+
+
 def _interrupted(result) -> None:
     if getattr(result, "stopped", "") == "interrupted":
         echo("interrupted: wrote the best image so far")
@@ -81,6 +89,7 @@ def register(app: typer.Typer) -> None:
         with cli_bar(f"classviz {target} ({resolve(cfg).preset})", steps) as bar:
             v = visualize_class(m, targets, cfg, generator=gen, progress=bar)
         _save(v.images, v.labels, out)
+        _save_transparency(v, out)
         for lab, s in zip(v.labels, v.scores.tolist()):
             echo(f"  {lab}: logit {s:.2f}")
         _interrupted(v.optim)
@@ -92,6 +101,8 @@ def register(app: typer.Typer) -> None:
                    + common, classviz,
                    "Synthesize images that maximize a class score (Simonyan 2014 / Yosinski 2015 / Lucid-style).\n\n"
                    "Example: convlens classviz --target flamingo,pelican --preset robust --steps 200 -o classes.png\n"
+                   "         convlens classviz --target flamingo --preset maco -o flamingo.png   "
+                   "(also writes flamingo_transparency.png)\n"
                    "         convlens classviz --target wig --generator faces --steps 60 -o wig_faces.png")
 
     def neuronviz(cfg, layer: str, channel: str, unit: str, model: str, weights: str, out: str):
@@ -118,6 +129,7 @@ def register(app: typer.Typer) -> None:
             else:
                 v = visualize_channel(m, layer, chans, cfg, progress=bar)
         _save(v.images, v.labels, out)
+        _save_transparency(v, out)
         _interrupted(v.optim)
 
     config_command(app, "neuronviz", VizConfig,
