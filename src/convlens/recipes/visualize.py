@@ -30,6 +30,7 @@ from ..optim import transforms as T
 from ..optim.loop import OptimResult, StepInfo, objective_value, optimize
 from ..optim.maco import MacoCrops, MacoParam, crop_mean, natural_magnitude, transparency_map
 from ..optim.params import GeneratorParam, Param, make_param
+from .evidence import Evidence, natural_evidence
 
 PRESETS = ("robust", "simonyan", "yosinski", "maco")
 
@@ -98,6 +99,13 @@ class Visualization:
     optim: OptimResult
     config: VizConfig
     transparency: torch.Tensor | None = None  # maco: (N, 1, H, W) in [0, 1], accumulated |input gradients|
+    unit: dict | None = None  # what is shown: {"kind": "class", "index": [...]} or {"kind": "channel"|"neuron",
+    #                           "layer": ..., "channels": [...]} (read by ``evidence``)
+
+    def evidence(self, model: Model, images="samples:300", k: int = 6, **kwargs) -> Evidence:
+        """Natural exemplars, plausibility and transferability of these images
+        (``convlens.natural_evidence(model, self, images, k, **kwargs)``)."""
+        return natural_evidence(model, self, images, k, **kwargs)
 
     def transparent(self, background: float = 1.0) -> torch.Tensor:
         """maco: the images over a ``background`` grey level with the transparency map as opacity,
@@ -168,7 +176,8 @@ def build_param(model: Model, cfg: VizConfig, batch: int, init: torch.Tensor | N
 
 def run_viz(model: Model, objective: O.Objective, cfg: VizConfig, batch: int, labels: Sequence[str], *,
             init: torch.Tensor | None = None, generator=None, code_shape=None, extra: O.Objective | None = None,
-            progress=None, callback: Callable[[StepInfo], bool | None] | None = None) -> Visualization:
+            progress=None, callback: Callable[[StepInfo], bool | None] | None = None,
+            unit: dict | None = None) -> Visualization:
     """Shared driver of the visualization recipes: preset -> param, penalties, transforms, the loop."""
     cfg = resolve(cfg)
     param = build_param(model, cfg, batch, init, generator, code_shape)
@@ -193,7 +202,7 @@ def run_viz(model: Model, objective: O.Objective, cfg: VizConfig, batch: int, la
     alpha = None
     if isinstance(tf, MacoCrops) and tf.transparency is not None:
         alpha = transparency_map(tf.transparency.cpu(), blur=cfg.canvas / 128)
-    return Visualization(images, list(labels), scores.cpu(), res, cfg, alpha)
+    return Visualization(images, list(labels), scores.cpu(), res, cfg, alpha, unit)
 
 
 def _config(config: VizConfig | None, overrides: dict) -> VizConfig:
@@ -228,7 +237,7 @@ def visualize_class(model: Model, target, config: VizConfig | None = None, *, ge
     labels = [model.classes[i] if model.classes else str(i) for i in idx]
     cfg = _config(config, overrides)
     return run_viz(model, O.class_logit(idx), cfg, len(idx), labels, generator=generator, code_shape=code_shape,
-                   progress=progress, callback=callback)
+                   progress=progress, callback=callback, unit={"kind": "class", "index": idx})
 
 
 def _channels(model: Model, layer: str, channel) -> list[int]:
@@ -256,7 +265,8 @@ def visualize_channel(model: Model, layer: str, channel, config: VizConfig | Non
     chans = _channels(model, layer, channel)
     cfg = _config(config, overrides)
     return run_viz(model, O.channel(layer, chans), cfg, len(chans), [f"{layer}:{c}" for c in chans],
-                   generator=generator, code_shape=code_shape, progress=progress, callback=callback)
+                   generator=generator, code_shape=code_shape, progress=progress, callback=callback,
+                   unit={"kind": "channel", "layer": layer, "channels": chans})
 
 
 def visualize_neuron(model: Model, layer: str, channel, unit: tuple[int, int] | None = None,
@@ -272,7 +282,8 @@ def visualize_neuron(model: Model, layer: str, channel, unit: tuple[int, int] | 
     cfg = _config(config, overrides)
     return run_viz(model, O.neuron(layer, chans, unit), cfg, len(chans),
                    [f"{layer}:{c}@{unit or 'centre'}" for c in chans], generator=generator, code_shape=code_shape,
-                   progress=progress, callback=callback)
+                   progress=progress, callback=callback,
+                   unit={"kind": "neuron", "layer": layer, "channels": chans, "position": unit})
 
 
 __all__ = ["VizConfig", "Visualization", "visualize_class", "visualize_channel", "visualize_neuron"]
