@@ -29,6 +29,34 @@ def _save_transparency(v, path) -> None:
     _save(v.transparent(), v.labels, str(p.with_name(p.stem + "_transparency.png")))
 
 
+EXEMPLARS_OPT = typer.Option(None, "--exemplars", help="Also write <out>_exemplars.png: the top-k natural exemplars of "
+                             "each unit from these images (samples:300, imagenet20, a folder) beside the synthetic "
+                             "image, and print the plausibility score and (classes) efficientnet_lite2's reading.")
+
+
+def _check_exemplars(spec, out) -> None:
+    """Refuse a bad --exemplars source or output before any work."""
+    if spec:
+        from ..images.resolve import resolve_images
+        resolve_images(spec)
+        p = out_path(out)
+        out_path(str(p.with_name(p.stem + "_exemplars.png")))
+
+
+def _save_exemplars(m, v, spec, out, transfer=()) -> None:
+    """--exemplars: the evidence figure beside the synthetic images, and one line per image."""
+    if not spec:
+        return
+    from ..images import save_png
+    e = v.evidence(m, spec, k=6, transfer=transfer)
+    p = out_path(out)
+    path = p.with_name(p.stem + "_exemplars.png")
+    save_png(e.figure(synthetic=v.transparent() if v.transparency is not None else None), path)
+    echo(f"wrote {path}")
+    for line in e.text():
+        echo("  " + line)
+
+
 def _interrupted(result) -> None:
     if getattr(result, "stopped", "") == "interrupted":
         echo("interrupted: wrote the best image so far")
@@ -76,13 +104,14 @@ def register(app: typer.Typer) -> None:
 
     common = [fixed("model", MODEL_OPT), fixed("weights", WEIGHTS_OPT), fixed("out", OUT_OPT)]
 
-    def classviz(cfg, target: str, generator: str, model: str, weights: str, out: str):
+    def classviz(cfg, target: str, generator: str, exemplars: str, model: str, weights: str, out: str):
         from ..recipes import visualize_class
         from ..recipes.visualize import resolve
         from ..errors import ConvlensError
         targets = [t.strip() for t in target.split(",") if t.strip()]
         if not targets:
             raise ConvlensError("--target needs a class name or index, e.g. --target flamingo (see `convlens predict`)")
+        _check_exemplars(exemplars, out)
         m = get_model(model, weights)
         cfg, gen = _generator(generator, m, cfg)
         steps = cfg.steps * cfg.octaves
@@ -92,22 +121,26 @@ def register(app: typer.Typer) -> None:
         _save_transparency(v, out)
         for lab, s in zip(v.labels, v.scores.tolist()):
             echo(f"  {lab}: logit {s:.2f}")
+        _save_exemplars(m, v, exemplars, out, transfer=[n for n in ("efficientnet_lite2",) if n != m.name])
         _interrupted(v.optim)
 
     config_command(app, "classviz", VizConfig,
                    [fixed("target", typer.Option(..., "--target", "-t",
                                                  help="Class name or index; several comma-separated (one image each).")),
-                    fixed("generator", GENERATOR_OPT)]
+                    fixed("generator", GENERATOR_OPT), fixed("exemplars", EXEMPLARS_OPT)]
                    + common, classviz,
                    "Synthesize images that maximize a class score (Simonyan 2014 / Yosinski 2015 / Lucid-style).\n\n"
                    "Example: convlens classviz --target flamingo,pelican --preset robust --steps 200 -o classes.png\n"
                    "         convlens classviz --target flamingo --preset maco -o flamingo.png   "
                    "(also writes flamingo_transparency.png)\n"
+                   "         convlens classviz --target strawberry --exemplars imagenet20 -o s.png   "
+                   "(and s_exemplars.png: natural exemplars, plausibility)\n"
                    "         convlens classviz --target wig --generator faces --steps 60 -o wig_faces.png")
 
-    def neuronviz(cfg, layer: str, channel: str, unit: str, model: str, weights: str, out: str):
+    def neuronviz(cfg, layer: str, channel: str, unit: str, exemplars: str, model: str, weights: str, out: str):
         from ..errors import ConvlensError
         from ..recipes import visualize_channel, visualize_neuron
+        _check_exemplars(exemplars, out)
         m = get_model(model, weights)
         try:
             chans = [int(c) for c in channel.split(",") if c.strip()]
@@ -130,15 +163,18 @@ def register(app: typer.Typer) -> None:
                 v = visualize_channel(m, layer, chans, cfg, progress=bar)
         _save(v.images, v.labels, out)
         _save_transparency(v, out)
+        _save_exemplars(m, v, exemplars, out)
         _interrupted(v.optim)
 
     config_command(app, "neuronviz", VizConfig,
                    [fixed("layer", typer.Option(..., "--layer", "-l", help="Dotted layer name (see `convlens layers`).")),
                     fixed("channel", typer.Option(..., "--channel", "-c", help="Channel index, or several comma-separated.")),
-                    fixed("unit", typer.Option(None, "--unit", help="y,x of one neuron (default: the whole channel)."))]
+                    fixed("unit", typer.Option(None, "--unit", help="y,x of one neuron (default: the whole channel).")),
+                    fixed("exemplars", EXEMPLARS_OPT)]
                    + common, neuronviz,
                    "Synthesize images that maximize a channel (or one neuron with --unit) of an inner layer.\n\n"
-                   "Example: convlens neuronviz --layer features.10 --channel 3,7 --steps 128 -o channels.png")
+                   "Example: convlens neuronviz --layer features.10 --channel 3,7 --steps 128 -o channels.png\n"
+                   "         convlens neuronviz --layer features.10 --channel 7 --exemplars samples:300 -o ch7.png")
 
     def facets(cfg, layer: str, channel: str, images: str, n: int, model: str, weights: str, out: str):
         from ..errors import ConvlensError
