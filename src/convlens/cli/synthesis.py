@@ -1,4 +1,4 @@
-"""CLI commands for synthesis by gradient ascent: classviz, neuronviz, facets, dream, invert.
+"""CLI commands for synthesis by gradient ascent: classviz, neuronviz, facets, dream, invert, accentuate.
 
 Every command's options come from its recipe's config dataclass (``config_command``); Ctrl-C stops
 the optimization and still writes the best image found so far.
@@ -253,6 +253,35 @@ def register(app: typer.Typer) -> None:
             echo(f"  {r.layer}: feature distance {r.start_distance:.3f} -> {r.distance:.4f}")
         if any(r.optim.stopped == "interrupted" for r in row.inversions):
             echo("interrupted: wrote the reconstructions so far")
+
+    def accentuate_run(cfg, image: str, target: str, model: str, weights: str, out: str):
+        from ..images import save_png
+        from ..recipes import accentuate
+        p = out_path(out)
+        out_path(str(p.with_name(p.stem + "_image.png")))
+        img = get_image(image)
+        m = get_model(model, weights)
+        m.class_index(target)
+        if cfg.reg_layer:
+            m.module(cfg.reg_layer)
+        with cli_bar(f"accentuate {target}", cfg.steps) as bar:
+            a = accentuate(m, img, target, cfg, progress=bar)
+        save_png(a.figure(), p)
+        save_png(a.image, p.with_name(p.stem + "_image.png"))
+        echo(f"wrote {p} and {p.with_name(p.stem + '_image.png')}")
+        echo(f"  {a.label}: p {a.prob_before:.3f} -> {a.prob_after:.3f} (logit {a.logit_before:.2f} -> "
+             f"{a.logit_after:.2f}); feature distance at {a.reg_layer} {a.distance:.4f}")
+        _interrupted(a.viz.optim)
+
+    from ..recipes import AccentuateConfig
+    config_command(app, "accentuate", AccentuateConfig,
+                   [fixed("image", typer.Argument(..., help="Seed image file or sample name (e.g. chelsea).")),
+                    fixed("target", typer.Option(..., "--target", "-t", help="Class name or index to accentuate."))]
+                   + common, accentuate_run,
+                   "Feature accentuation (Hamblin et al. 2024): make a photo more <class> for the model while its "
+                   "mid-level features stay close to the photo's.\n\n"
+                   "Example: convlens accentuate chelsea --target tiger --steps 64 -o more_tiger.png   "
+                   "(figure; more_tiger_image.png: the image)")
 
     invert_model = typer.Option("vgg16-imagenet", "--model", "-m", help="Model name (default: the offline ImageNet "
                                 "VGG-16 conv layers, Mahendran & Vedaldi's kind of network; see `convlens models`).")
