@@ -7,11 +7,15 @@ step 0 is the photo itself), maximize
 
     S_target(x) - weight * ||phi_l(x) - phi_l(x0)||^2 / ||phi_l(x0)||^2
 
-with ``S_target`` a class logit (or a channel's mean activation) and ``phi_l`` the activations of a
-regularization layer ``l`` (default: the middle spatial layer of the network): the image may change
-only in ways that keep its mid-level features, so what grows is the target's evidence *in this
-photo*, not a new image. Adam, lr 0.02, no transforms (the constraint compares activations position
-by position, so the image is not shifted).
+with ``S_target`` a class logit and ``phi_l`` the spatially pooled activations of a regularization
+layer ``l`` (default: the middle spatial layer of the network): the image may change only in ways
+that keep its mid-level features, so what grows is the target's evidence *in this photo*, not a new
+image. Optimized through Lucid's random pad / jitter / scale / rotate (``transforms="standard"``;
+pooling makes the constraint indifferent to those shifts), which, as in the paper, keeps the change
+from being an invisible adversarial perturbation. Adam, lr 0.05 on a decorrelated-colour image.
+Measured (chelsea -> "tiger", 24 steps at 128 px): p(tiger) 0.00 -> 1.00, mean |change| 0.035,
+visible as darker stripes over the fur; with ``transforms="none"`` the same p is reached by an
+invisible noise pattern (mean |change| 0.018).
 
     a = convlens.accentuate(m, convlens.sample_image("chelsea"), "tiger")
     a.image, a.prob_before, a.prob_after, a.distance
@@ -20,6 +24,7 @@ by position, so the image is not shifted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -38,7 +43,7 @@ class AccentuateConfig:
     """Parameters of ``accentuate`` (Hamblin et al. 2024)."""
 
     steps: int = field(default=64, metadata={"help": "optimization steps", "range": (1, 5000)})
-    lr: float = field(default=0.02, metadata={"help": "Adam learning rate on the decorrelated image", "range": (0.0, 1.0)})
+    lr: float = field(default=0.05, metadata={"help": "Adam learning rate on the decorrelated image", "range": (0.0, 1.0)})
     weight: float = field(default=1.0, metadata={
         "help": "weight of the similarity constraint (normalized squared feature distance to the seed)",
         "range": (0.0, 1000.0)})
@@ -46,6 +51,9 @@ class AccentuateConfig:
         "help": "layer whose features must stay close to the seed's (default: the middle spatial layer)"})
     size: int | None = field(default=None, metadata={"help": "image side in px (default: the model's input size)",
                                                       "range": (16, 1024)})
+    transforms: Literal["standard", "light", "none"] = field(default="standard", metadata={
+        "help": "robustness transforms (standard: Lucid's pad/jitter/scale/rotate; light: jitter and scale; "
+                "none gives an invisible, adversarial change)"})
     seed: int = field(default=0, metadata={"help": "random seed of the transforms"})
 
 
@@ -74,6 +82,14 @@ class Accentuation:
                      f"|difference| (feature dist {self.distance:.3f})"], ncol=3, tile=tile, upscale="bilinear")
 
 
+def pooled_distance(layer: str, ref: torch.Tensor) -> O.Objective:
+    """``||mean_p phi_l(x) - ref||^2 / ||ref||^2`` per image (``ref``: (1, C) pooled seed features)."""
+    def fn(f: O.Features):
+        a = f[layer].flatten(2).mean(2)
+        return (a - ref.to(a)).pow(2).sum(1) / ref.pow(2).sum().clamp(min=1e-12)
+    return O.Objective(fn, [layer], name=f"pooled_distance({layer})")
+
+
 def middle_layer(model: Model) -> str:
     """The middle one of the layers with a (C, H, W) output (a mid-level representation)."""
     spatial = [li.name for li in model.layers() if len(li.shape) == 3 and li.shape[1] > 1]
@@ -93,7 +109,7 @@ def accentuate(model: Model, image: torch.Tensor, target, config: AccentuateConf
         config: an ``AccentuateConfig``; keyword ``overrides`` replace its fields.
         progress: ``progress(done, total)``; callback: ``callback(StepInfo)`` per step (True stops).
     Keyword Args:
-        steps, lr, weight, reg_layer, size, seed: see ``AccentuateConfig``.
+        steps, lr, weight, reg_layer, size, transforms, seed: see ``AccentuateConfig``.
     Returns:
         ``Accentuation`` (``image``, probabilities before / after, ``figure()``).
     Example:
@@ -110,16 +126,16 @@ def accentuate(model: Model, image: torch.Tensor, target, config: AccentuateConf
     seed = fit(image.float(), size).clamp(0, 1)
     layer = c.reg_layer or middle_layer(model)
     model.module(layer)
-    ref = activations(model, seed, layer)
-    keep = -c.weight * O.feature_match(layer, ref)
-    cfg = VizConfig(steps=c.steps, size=size, lr=c.lr, optimizer="adam", param="decorrelated", transforms="none",
+    ref = activations(model, seed, layer).flatten(2).mean(2)
+    keep = -c.weight * pooled_distance(layer, ref)
+    cfg = VizConfig(steps=c.steps, size=size, lr=c.lr, optimizer="adam", param="decorrelated", transforms=c.transforms,
                     l2=0.0, seed=c.seed)
     v = run_viz(model, O.class_logit(idx), cfg, 1, [label], init=seed, extra=keep, progress=progress,
                 callback=callback, unit={"kind": "class", "index": [idx]})
     img = v.optim.images.clamp(0, 1)
     with torch.no_grad():
         before, after = model(seed), model(img)
-        dist = float(O.feature_match(layer, ref)(O.Features(img, img, {layer: activations(model, img, layer)}))[0])
+        dist = float(pooled_distance(layer, ref)(O.Features(img, img, {layer: activations(model, img, layer)}))[0])
     return Accentuation(seed, img, label, float(before[0, idx]), float(after[0, idx]),
                         float(before.softmax(1)[0, idx]), float(after.softmax(1)[0, idx]), dist, layer, v)
 
