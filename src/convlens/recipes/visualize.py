@@ -82,8 +82,9 @@ class VizConfig:
         "help": "maco: std of the noise added to each crop, pixel units (Xplique's 0.08 on a -1..1 range)",
         "range": (0.0, 1.0)})
     spectrum: str = field(default="samples:200", metadata={
-        "help": "maco: images the fixed magnitude spectrum is estimated from (samples:N, a folder, files); "
-                "cached under convlens's cache folder"})
+        "help": "maco: images the fixed magnitude spectrum is estimated from (samples:N, imagenet20, a folder, "
+                "files, or a tensor); cached under convlens's cache folder. Python API only: a form field naming "
+                "server folders would let the web lab read any folder", "cli": False})
     code_clip: float | None = field(default=3.0, metadata={
         "help": "generator param: clip the code to [-clip, clip] (activation-range clipping)", "cli": False})
 
