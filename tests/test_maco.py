@@ -126,7 +126,9 @@ def test_transparency_lies_on_the_object_of_a_two_object_image(offline_model):
 @pytest.mark.slow
 def test_maco_reaches_top1_for_the_lecture_classes(offline_model):
     m = offline_model
-    v = convlens.visualize_class(m, LECTURE_CLASSES, preset="maco", steps=96, canvas=320, crops=6, size=224)
+    # measured once (56 min on the shared machine): softmax 0.99, 0.96, 0.95, 1.00 at 224 px
+    v = convlens.visualize_class(m, LECTURE_CLASSES, preset="maco", steps=96, canvas=256, crops=6, size=224,
+                                 box_start=0.7, box_end=0.3)
     x = torch.nn.functional.interpolate(v.images, size=(224, 224), mode="bilinear", antialias=True)
     with torch.no_grad():
         pred = m(x).argmax(1).tolist()
