@@ -114,6 +114,9 @@ TABLE: dict[tuple, list[list[str]]] = {
     ("invert",): [r + ["--layer", "features.3"] for r in IMAGE_ROWS]
     + [[*IMG_OUT, "--layer", "features.99"], [*IMG_OUT, "--layer", ","], [*IMG_OUT, "--layer", "features.3", "--steps", "0"],
        [*IMG_OUT, "--layer", "features.3", "--size", "0"], [*IMG_OUT, "--layer", "features.3", "--param", "nosuch"]],
+    ("accentuate",): [r + ["--target", "tiger"] for r in IMAGE_ROWS]
+    + [[*IMG_OUT, "--target", "nosuchclass"], [*IMG_OUT, "--target", "tiger", "--steps", "0"],
+       [*IMG_OUT, "--target", "tiger", "--reg-layer", "features.99"], [*IMG_OUT, "--target", "tiger", "--weight", "-1"]],
     ("embed",): [["{missing}", "--out", "{outdir_new}"], ["{dir}", "--out", "{outdir_new}", "--batch-size", "0"],
                  ["{dir}", "--out", "{outdir_new}", "--shard-size", "0"], ["{dir}", "--out", "{outdir_new}", "--dtype", "int8"],
                  ["{dir}", "--out", "{outdir_new}", "--layer", "features.99"], ["{dir}", "--out", "{txt}"],

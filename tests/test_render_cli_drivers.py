@@ -137,6 +137,7 @@ def test_report_strip_thumbnails_and_folded_tables(tmp_path):
     page = rep.write().read_text()
     strip = page.split('<nav class="strip">')[1].split("</nav>")[0]
     assert strip.count("<a ") == 3 and '<img src="a.png"' in strip and "b.png" not in strip  # first figure only
-    assert strip.count('class="blank"') == 2  # sections without figures get a placeholder
+    # sections without figures get a placeholder showing the start of their text (issue 23, item 10: no blank tile)
+    assert strip.count('class="blank text"') == 2 and "table: 30 rows" in strip
     assert page.count("<details>") == 1 and "table: 30 rows" in page  # only the long table is folded
     assert (tmp_path / "a.png").exists() and (tmp_path / "b.png").exists()

@@ -162,7 +162,7 @@ def test_web_forms_and_cli_flags_come_from_one_field_walk(client):
         cli = [p.name for p in config_options(t.config) if p.name not in t.hidden]
         assert web == cli, t.name  # a new config field appears in both at once
     viz = {f["name"]: f for f in config_schema(VizConfig)}
-    assert viz["preset"]["choices"] == ["robust", "simonyan", "yosinski"] and viz["steps"]["default"] == 256
+    assert viz["preset"]["choices"] == ["robust", "simonyan", "yosinski", "maco"] and viz["steps"]["default"] == 256
     assert viz["lr"]["kind"] == "float" and viz["lr"]["optional"] and "code_clip" not in viz  # cli=False hides it
     assert inspect.signature  # (keeps the import used)
     api = client.get("/openapi.json").json()["paths"]

@@ -26,7 +26,7 @@ from .embed.project import ProjectConfig
 from .errors import ConvlensError, closest
 from .fields import config_fields
 from .images.samples import SAMPLES
-from .recipes import DreamConfig, FacetsConfig, InvertConfig, StyleConfig, VizConfig
+from .recipes import AccentuateConfig, DreamConfig, FacetsConfig, InvertConfig, StyleConfig, VizConfig
 from .recipes.texture_synthesis import TextureSynthesisConfig, texture_synthesis
 
 FAMILIES = {"inspect": "Inside the network", "attribution": "Which pixels matter", "faithfulness": "Which map to believe",
@@ -191,6 +191,17 @@ _ENTRIES = [
       cli=("dream",), lab=True, iterative=True, summarize=lambda d: {"octaves": len(d.sizes), "stopped": d.stopped}),
     T("inversion", "synthesis", "Feature inversion", "Mahendran & Vedaldi 2015", recipes.invert, InvertConfig,
       cli=("invert",), lab=True, iterative=True, summarize=_optim_summary),
+    # maco24 (issue 24): MACO is a preset of class / channel / neuron visualization (--preset maco)
+    T("maco", "synthesis", "MACO: phase-only visualization over a natural magnitude spectrum", "Fel et al. 2023",
+      recipes.visualize_class, VizConfig, needs_image=False, iterative=True, summarize=_optim_summary,
+      blurb="preset='maco' of classviz / channelviz / neuronviz; also a transparency map"),
+    T("natural_evidence", "synthesis", "Natural exemplars, plausibility and transferability", "Fel et al. 2023",
+      recipes.natural_evidence, needs_image=False,
+      blurb="top-k natural exemplars beside a visualization (classviz / neuronviz --exemplars)"),
+    T("accentuate", "synthesis", "Feature accentuation", "Hamblin et al. 2024", recipes.accentuate,
+      AccentuateConfig, cli=("accentuate",), iterative=True,
+      summarize=lambda a: {"target": a.label, "prob_before": a.prob_before, "prob_after": a.prob_after,
+                           "distance": a.distance, "reg_layer": a.reg_layer}),
     # fooling the network
     T("linear_walkthrough", "adversarial", "Adversarial examples of a linear classifier", "Goodfellow et al. 2015",
       adversarial.linear_walkthrough, cli=("linear-demo",), lab=True, needs_image=False),

@@ -1,4 +1,4 @@
-"""CLI commands for synthesis by gradient ascent: classviz, neuronviz, facets, dream, invert.
+"""CLI commands for synthesis by gradient ascent: classviz, neuronviz, facets, dream, invert, accentuate.
 
 Every command's options come from its recipe's config dataclass (``config_command``); Ctrl-C stops
 the optimization and still writes the best image found so far.
@@ -19,6 +19,42 @@ def _save(images, labels, path, tile=None):
     else:
         save_png(grid(list(images), labels, ncol=min(len(labels), 5), tile=tile or images.shape[-1]), p)
     echo(f"wrote {p}")
+
+
+def _save_transparency(v, path) -> None:
+    """maco: also write ``<out>_transparency.png``, the images with their transparency map as opacity."""
+    if getattr(v, "transparency", None) is None:
+        return
+    p = out_path(path)
+    _save(v.transparent(), v.labels, str(p.with_name(p.stem + "_transparency.png")))
+
+
+EXEMPLARS_OPT = typer.Option(None, "--exemplars", help="Also write <out>_exemplars.png: the top-k natural exemplars of "
+                             "each unit from these images (samples:300, imagenet20, a folder) beside the synthetic "
+                             "image, and print the plausibility score and (classes) efficientnet_lite2's reading.")
+
+
+def _check_exemplars(spec, out) -> None:
+    """Refuse a bad --exemplars source or output before any work."""
+    if spec:
+        from ..images.resolve import resolve_images
+        resolve_images(spec)
+        p = out_path(out)
+        out_path(str(p.with_name(p.stem + "_exemplars.png")))
+
+
+def _save_exemplars(m, v, spec, out, transfer=()) -> None:
+    """--exemplars: the evidence figure beside the synthetic images, and one line per image."""
+    if not spec:
+        return
+    from ..images import save_png
+    e = v.evidence(m, spec, k=6, transfer=transfer)
+    p = out_path(out)
+    path = p.with_name(p.stem + "_exemplars.png")
+    save_png(e.figure(synthetic=v.transparent() if v.transparency is not None else None), path)
+    echo(f"wrote {path}")
+    for line in e.text():
+        echo("  " + line)
 
 
 def _interrupted(result) -> None:
@@ -68,35 +104,43 @@ def register(app: typer.Typer) -> None:
 
     common = [fixed("model", MODEL_OPT), fixed("weights", WEIGHTS_OPT), fixed("out", OUT_OPT)]
 
-    def classviz(cfg, target: str, generator: str, model: str, weights: str, out: str):
+    def classviz(cfg, target: str, generator: str, exemplars: str, model: str, weights: str, out: str):
         from ..recipes import visualize_class
         from ..recipes.visualize import resolve
         from ..errors import ConvlensError
         targets = [t.strip() for t in target.split(",") if t.strip()]
         if not targets:
             raise ConvlensError("--target needs a class name or index, e.g. --target flamingo (see `convlens predict`)")
+        _check_exemplars(exemplars, out)
         m = get_model(model, weights)
         cfg, gen = _generator(generator, m, cfg)
         steps = cfg.steps * cfg.octaves
         with cli_bar(f"classviz {target} ({resolve(cfg).preset})", steps) as bar:
             v = visualize_class(m, targets, cfg, generator=gen, progress=bar)
         _save(v.images, v.labels, out)
+        _save_transparency(v, out)
         for lab, s in zip(v.labels, v.scores.tolist()):
             echo(f"  {lab}: logit {s:.2f}")
+        _save_exemplars(m, v, exemplars, out, transfer=[n for n in ("efficientnet_lite2",) if n != m.name])
         _interrupted(v.optim)
 
     config_command(app, "classviz", VizConfig,
                    [fixed("target", typer.Option(..., "--target", "-t",
                                                  help="Class name or index; several comma-separated (one image each).")),
-                    fixed("generator", GENERATOR_OPT)]
+                    fixed("generator", GENERATOR_OPT), fixed("exemplars", EXEMPLARS_OPT)]
                    + common, classviz,
                    "Synthesize images that maximize a class score (Simonyan 2014 / Yosinski 2015 / Lucid-style).\n\n"
                    "Example: convlens classviz --target flamingo,pelican --preset robust --steps 200 -o classes.png\n"
+                   "         convlens classviz --target flamingo --preset maco -o flamingo.png   "
+                   "(also writes flamingo_transparency.png)\n"
+                   "         convlens classviz --target strawberry --exemplars imagenet20 -o s.png   "
+                   "(and s_exemplars.png: natural exemplars, plausibility)\n"
                    "         convlens classviz --target wig --generator faces --steps 60 -o wig_faces.png")
 
-    def neuronviz(cfg, layer: str, channel: str, unit: str, model: str, weights: str, out: str):
+    def neuronviz(cfg, layer: str, channel: str, unit: str, exemplars: str, model: str, weights: str, out: str):
         from ..errors import ConvlensError
         from ..recipes import visualize_channel, visualize_neuron
+        _check_exemplars(exemplars, out)
         m = get_model(model, weights)
         try:
             chans = [int(c) for c in channel.split(",") if c.strip()]
@@ -118,15 +162,19 @@ def register(app: typer.Typer) -> None:
             else:
                 v = visualize_channel(m, layer, chans, cfg, progress=bar)
         _save(v.images, v.labels, out)
+        _save_transparency(v, out)
+        _save_exemplars(m, v, exemplars, out)
         _interrupted(v.optim)
 
     config_command(app, "neuronviz", VizConfig,
                    [fixed("layer", typer.Option(..., "--layer", "-l", help="Dotted layer name (see `convlens layers`).")),
                     fixed("channel", typer.Option(..., "--channel", "-c", help="Channel index, or several comma-separated.")),
-                    fixed("unit", typer.Option(None, "--unit", help="y,x of one neuron (default: the whole channel)."))]
+                    fixed("unit", typer.Option(None, "--unit", help="y,x of one neuron (default: the whole channel).")),
+                    fixed("exemplars", EXEMPLARS_OPT)]
                    + common, neuronviz,
                    "Synthesize images that maximize a channel (or one neuron with --unit) of an inner layer.\n\n"
-                   "Example: convlens neuronviz --layer features.10 --channel 3,7 --steps 128 -o channels.png")
+                   "Example: convlens neuronviz --layer features.10 --channel 3,7 --steps 128 -o channels.png\n"
+                   "         convlens neuronviz --layer features.10 --channel 7 --exemplars samples:300 -o ch7.png")
 
     def facets(cfg, layer: str, channel: str, images: str, n: int, model: str, weights: str, out: str):
         from ..errors import ConvlensError
@@ -205,6 +253,35 @@ def register(app: typer.Typer) -> None:
             echo(f"  {r.layer}: feature distance {r.start_distance:.3f} -> {r.distance:.4f}")
         if any(r.optim.stopped == "interrupted" for r in row.inversions):
             echo("interrupted: wrote the reconstructions so far")
+
+    def accentuate_run(cfg, image: str, target: str, model: str, weights: str, out: str):
+        from ..images import save_png
+        from ..recipes import accentuate
+        p = out_path(out)
+        out_path(str(p.with_name(p.stem + "_image.png")))
+        img = get_image(image)
+        m = get_model(model, weights)
+        m.class_index(target)
+        if cfg.reg_layer:
+            m.module(cfg.reg_layer)
+        with cli_bar(f"accentuate {target}", cfg.steps) as bar:
+            a = accentuate(m, img, target, cfg, progress=bar)
+        save_png(a.figure(), p)
+        save_png(a.image, p.with_name(p.stem + "_image.png"))
+        echo(f"wrote {p} and {p.with_name(p.stem + '_image.png')}")
+        echo(f"  {a.label}: p {a.prob_before:.3f} -> {a.prob_after:.3f} (logit {a.logit_before:.2f} -> "
+             f"{a.logit_after:.2f}); feature distance at {a.reg_layer} {a.distance:.4f}")
+        _interrupted(a.viz.optim)
+
+    from ..recipes import AccentuateConfig
+    config_command(app, "accentuate", AccentuateConfig,
+                   [fixed("image", typer.Argument(..., help="Seed image file or sample name (e.g. chelsea).")),
+                    fixed("target", typer.Option(..., "--target", "-t", help="Class name or index to accentuate."))]
+                   + common, accentuate_run,
+                   "Feature accentuation (Hamblin et al. 2024): make a photo more <class> for the model while its "
+                   "mid-level features stay close to the photo's.\n\n"
+                   "Example: convlens accentuate chelsea --target tiger --steps 64 -o more_tiger.png   "
+                   "(figure; more_tiger_image.png: the image)")
 
     invert_model = typer.Option("vgg16-imagenet", "--model", "-m", help="Model name (default: the offline ImageNet "
                                 "VGG-16 conv layers, Mahendran & Vedaldi's kind of network; see `convlens models`).")

@@ -75,19 +75,21 @@ class OptimResult:
 
 
 def make_optimizer(name, params: list[torch.Tensor], lr: float):
-    """"adam", "sgd" (momentum 0.9 if name is "momentum"), "lbfgs", or a callable ``params -> Optimizer``."""
+    """"adam", "nadam", "sgd" (momentum 0.9 if name is "momentum"), "lbfgs", or a callable ``params -> Optimizer``."""
     if callable(name):
         return name(params)
     name = str(name).lower()
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
+    if name == "nadam":
+        return torch.optim.NAdam(params, lr=lr)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     if name == "momentum":
         return torch.optim.SGD(params, lr=lr, momentum=0.9)
     if name == "lbfgs":
         return torch.optim.LBFGS(params, lr=lr, max_iter=1, history_size=20, line_search_fn="strong_wolfe")
-    raise ConvlensError(f"unknown optimizer '{name}'; choose adam, sgd, momentum or lbfgs")
+    raise ConvlensError(f"unknown optimizer '{name}'; choose adam, nadam, sgd, momentum or lbfgs")
 
 
 def octave_sizes(size: tuple[int, int], octaves: int, scale: float) -> list[tuple[int, int]]:

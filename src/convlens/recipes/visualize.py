@@ -7,6 +7,9 @@
                the paper's Table 1 (``yosinski_set``), and a small jitter.
     robust     Olah et al. 2017 (Lucid): Fourier parameterization with 1/f scaling, colour
                decorrelation, sigmoid range, random pad/jitter/scale/rotate, Adam. The clearest images.
+    maco       Fel et al. 2023 (MACO): the Fourier magnitude fixed to natural images' (estimated from
+               ``spectrum`` and cached), only the phase optimized (NAdam, lr 1), random crops of a
+               ``canvas`` px canvas with noise; ``Visualization.transparency`` says where the feature lives.
 
     imgs = convlens.visualize_class(model, ["flamingo", "pelican"]).images      # (2, 3, 224, 224)
     convlens.visualize_channel(model, "features.10", 7, preset="robust")
@@ -25,34 +28,38 @@ from ..optim import objectives as O
 from ..optim import regularizers as R
 from ..optim import transforms as T
 from ..optim.loop import OptimResult, StepInfo, objective_value, optimize
+from ..optim.maco import MacoCrops, MacoParam, crop_mean, natural_magnitude, transparency_map
 from ..optim.params import GeneratorParam, Param, make_param
+from .evidence import Evidence, natural_evidence
 
-PRESETS = ("robust", "simonyan", "yosinski")
+PRESETS = ("robust", "simonyan", "yosinski", "maco")
 
 
 @dataclass
 class VizConfig:
     """Parameters of class / channel / neuron visualization. ``None`` means "the preset's default"."""
 
-    preset: Literal["robust", "simonyan", "yosinski"] = field(default="robust", metadata={
+    preset: Literal["robust", "simonyan", "yosinski", "maco"] = field(default="robust", metadata={
         "help": "robust (Fourier+decorrelation+transforms, clearest), simonyan (zeros, L2, plain ascent), "
-                "yosinski (four periodic regularizers)"})
+                "yosinski (four periodic regularizers), maco (natural magnitude fixed, phase optimized, crops)"})
     steps: int = field(default=256, metadata={"help": "optimization steps (per octave)"})
     size: int = field(default=224, metadata={"help": "image size in pixels"})
     lr: float | None = field(default=None, metadata={
-        "help": "learning rate (default: robust 0.05 Adam; simonyan/yosinski 0.01 px per normalized step)"})
-    optimizer: Literal["adam", "sgd", "momentum", "lbfgs"] | None = field(default=None, metadata={
-        "help": "optimizer (default: adam for robust, sgd for simonyan/yosinski)"})
-    param: Literal["fourier", "decorrelated", "pixel", "generator"] | None = field(default=None, metadata={
-        "help": "image parameterization (default: fourier for robust, pixel otherwise); generator needs "
-                "a generator module (Python API)"})
+        "help": "learning rate (default: robust 0.05 Adam; simonyan/yosinski 0.01 px per normalized step; "
+                "maco 1.0 NAdam)"})
+    optimizer: Literal["adam", "sgd", "momentum", "lbfgs", "nadam"] | None = field(default=None, metadata={
+        "help": "optimizer (default: adam for robust, sgd for simonyan/yosinski, nadam for maco)"})
+    param: Literal["fourier", "decorrelated", "pixel", "generator", "maco"] | None = field(default=None, metadata={
+        "help": "image parameterization (default: fourier for robust, maco for maco, pixel otherwise); "
+                "generator needs a generator module (Python API)"})
     decay_power: float = field(default=1.0, metadata={
         "help": "Fourier 1/f^decay scaling exponent (1.5: larger, more vivid structures; saturates after ~150 steps)"})
     l2: float | None = field(default=None, metadata={
         "help": "L2 penalty weight lambda on ||I - mean||^2 (default: 0.3 simonyan, 0 otherwise)"})
     tv: float = field(default=0.0, metadata={"help": "total-variation penalty weight"})
-    transforms: Literal["standard", "light", "none"] | None = field(default=None, metadata={
-        "help": "robustness transforms (default: standard for robust, light for yosinski, none for simonyan)"})
+    transforms: Literal["standard", "light", "none", "crops"] | None = field(default=None, metadata={
+        "help": "robustness transforms (default: standard for robust, light for yosinski, none for simonyan, "
+                "crops for maco: random crops of the canvas with noise)"})
     yosinski_set: int = field(default=1, metadata={"help": "row of Yosinski 2015 Table 1 (1-4) for the yosinski preset"})
     blur_sigma: float | None = field(default=None, metadata={"help": "override the Yosinski blur width (px)"})
     blur_every: int | None = field(default=None, metadata={"help": "override the Yosinski blur period (steps)"})
@@ -64,6 +71,20 @@ class VizConfig:
     octave_scale: float = field(default=1.4, metadata={"help": "size ratio between octaves"})
     patience: int | None = field(default=None, metadata={"help": "stop after this many steps without improvement"})
     seed: int = field(default=0, metadata={"help": "random seed (same seed, same image)"})
+    canvas: int = field(default=512, metadata={
+        "help": "maco: side of the optimized canvas in px (crops of it are resized to --size)", "range": (16, 2048)})
+    crops: int = field(default=32, metadata={"help": "maco: random crops of the canvas per step", "range": (1, 256)})
+    box_start: float = field(default=0.5, metadata={
+        "help": "maco: crop side at the first step, as a fraction of the canvas", "range": (0.05, 1.0)})
+    box_end: float = field(default=0.05, metadata={
+        "help": "maco: crop side at the last step (linear schedule)", "range": (0.05, 1.0)})
+    crop_noise: float = field(default=0.04, metadata={
+        "help": "maco: std of the noise added to each crop, pixel units (Xplique's 0.08 on a -1..1 range)",
+        "range": (0.0, 1.0)})
+    spectrum: str = field(default="samples:200", metadata={
+        "help": "maco: images the fixed magnitude spectrum is estimated from (samples:N, imagenet20, a folder, "
+                "files, or a tensor); cached under convlens's cache folder. Python API only: a form field naming "
+                "server folders would let the web lab read any folder", "cli": False})
     code_clip: float | None = field(default=3.0, metadata={
         "help": "generator param: clip the code to [-clip, clip] (activation-range clipping)", "cli": False})
 
@@ -78,6 +99,22 @@ class Visualization:
     scores: torch.Tensor
     optim: OptimResult
     config: VizConfig
+    transparency: torch.Tensor | None = None  # maco: (N, 1, H, W) in [0, 1], accumulated |input gradients|
+    unit: dict | None = None  # what is shown: {"kind": "class", "index": [...]} or {"kind": "channel"|"neuron",
+    #                           "layer": ..., "channels": [...]} (read by ``evidence``)
+
+    def evidence(self, model: Model, images="samples:300", k: int = 6, **kwargs) -> Evidence:
+        """Natural exemplars, plausibility and transferability of these images
+        (``convlens.natural_evidence(model, self, images, k, **kwargs)``)."""
+        return natural_evidence(model, self, images, k, **kwargs)
+
+    def transparent(self, background: float = 1.0) -> torch.Tensor:
+        """maco: the images over a ``background`` grey level with the transparency map as opacity,
+        ``alpha * image + (1 - alpha) * background`` (N, 3, H, W); other presets: the images."""
+        if self.transparency is None:
+            return self.images
+        a = self.transparency.to(self.images)
+        return a * self.images + (1 - a) * background
 
 
 def resolve(cfg: VizConfig) -> VizConfig:
@@ -87,21 +124,25 @@ def resolve(cfg: VizConfig) -> VizConfig:
     robust = cfg.preset == "robust"
     d = dict(lr=0.05 if robust else 0.01, optimizer="adam" if robust else "sgd",
              param="fourier" if robust else "pixel", l2=0.3 if cfg.preset == "simonyan" else 0.0,
-             transforms={"robust": "standard", "yosinski": "light", "simonyan": "none"}[cfg.preset])
+             transforms={"robust": "standard", "yosinski": "light", "simonyan": "none", "maco": "crops"}[cfg.preset])
+    if cfg.preset == "maco":
+        d.update(lr=1.0, optimizer="nadam", param="maco")
     if cfg.param == "generator" and cfg.lr is None:
         d["lr"] = 0.05
         d["optimizer"] = "adam"
     return replace(cfg, **{k: v for k, v in d.items() if getattr(cfg, k) is None})
 
 
-def _transforms(name: str, size: int):
+def _transforms(name: str, size: int, cfg: VizConfig | None = None):
+    if name == "crops":
+        return MacoCrops(cfg.size, cfg.crops, cfg.steps, cfg.box_start, cfg.box_end, cfg.crop_noise)
     if name == "standard":
         return T.standard(scale=size / 224)
     if name == "light":
         return T.light()
     if name in ("none", None):
         return None
-    raise ConvlensError(f"unknown transforms '{name}'; choose standard, light or none")
+    raise ConvlensError(f"unknown transforms '{name}'; choose standard, light, none or crops")
 
 
 def _regularizers(cfg: VizConfig) -> list:
@@ -125,6 +166,8 @@ def build_param(model: Model, cfg: VizConfig, batch: int, init: torch.Tensor | N
         rng = None if cfg.code_clip is None else (-cfg.code_clip, cfg.code_clip)
         return GeneratorParam(generator, code_shape=code_shape, batch=batch, code_range=rng,
                               output=getattr(generator, "output_range", "unit"), generator_rng=g)
+    if cfg.param == "maco":
+        return MacoParam(natural_magnitude(cfg.spectrum, cfg.canvas), batch, cfg.canvas, generator=g)
     mean = model.mean.flatten().cpu()
     if cfg.param == "pixel":
         return make_param("pixel", batch=batch, size=cfg.size, init=init if init is not None else "mean",
@@ -134,11 +177,15 @@ def build_param(model: Model, cfg: VizConfig, batch: int, init: torch.Tensor | N
 
 def run_viz(model: Model, objective: O.Objective, cfg: VizConfig, batch: int, labels: Sequence[str], *,
             init: torch.Tensor | None = None, generator=None, code_shape=None, extra: O.Objective | None = None,
-            progress=None, callback: Callable[[StepInfo], bool | None] | None = None) -> Visualization:
+            progress=None, callback: Callable[[StepInfo], bool | None] | None = None,
+            unit: dict | None = None) -> Visualization:
     """Shared driver of the visualization recipes: preset -> param, penalties, transforms, the loop."""
     cfg = resolve(cfg)
     param = build_param(model, cfg, batch, init, generator, code_shape)
-    obj = objective
+    if cfg.transforms == "crops" and cfg.octaves > 1:
+        raise ConvlensError("crops (maco) run at one scale; use octaves=1 (the shrinking crops replace octaves)")
+    tf = _transforms(cfg.transforms, int(param.image().shape[-1]), cfg)
+    obj = crop_mean(objective, cfg.crops) if isinstance(tf, MacoCrops) else objective
     if cfg.l2:
         obj = obj - cfg.l2 * O.l2(model.mean.flatten())
     if cfg.tv:
@@ -146,14 +193,17 @@ def run_viz(model: Model, objective: O.Objective, cfg: VizConfig, batch: int, la
     if extra is not None:
         obj = obj + extra
     res = optimize(model, obj, param, steps=cfg.steps, optimizer=cfg.optimizer, lr=cfg.lr,
-                   transforms=_transforms(cfg.transforms, int(param.image().shape[-1])), regularizers=_regularizers(cfg),
+                   transforms=tf, regularizers=_regularizers(cfg),
                    normalize_grad=cfg.optimizer in ("sgd", "momentum"), octaves=cfg.octaves,
                    octave_scale=cfg.octave_scale, callback=callback, progress=progress, seed=cfg.seed,
                    patience=cfg.patience)
     # report the *untransformed* score of the returned images (the loop's values saw transforms)
     images = res.images if cfg.transforms != "none" else res.best
     scores = objective_value(model, objective, images)
-    return Visualization(images, list(labels), scores.cpu(), res, cfg)
+    alpha = None
+    if isinstance(tf, MacoCrops) and tf.transparency is not None:
+        alpha = transparency_map(tf.transparency.cpu(), blur=cfg.canvas / 128)
+    return Visualization(images, list(labels), scores.cpu(), res, cfg, alpha, unit)
 
 
 def _config(config: VizConfig | None, overrides: dict) -> VizConfig:
@@ -188,7 +238,7 @@ def visualize_class(model: Model, target, config: VizConfig | None = None, *, ge
     labels = [model.classes[i] if model.classes else str(i) for i in idx]
     cfg = _config(config, overrides)
     return run_viz(model, O.class_logit(idx), cfg, len(idx), labels, generator=generator, code_shape=code_shape,
-                   progress=progress, callback=callback)
+                   progress=progress, callback=callback, unit={"kind": "class", "index": idx})
 
 
 def _channels(model: Model, layer: str, channel) -> list[int]:
@@ -216,7 +266,8 @@ def visualize_channel(model: Model, layer: str, channel, config: VizConfig | Non
     chans = _channels(model, layer, channel)
     cfg = _config(config, overrides)
     return run_viz(model, O.channel(layer, chans), cfg, len(chans), [f"{layer}:{c}" for c in chans],
-                   generator=generator, code_shape=code_shape, progress=progress, callback=callback)
+                   generator=generator, code_shape=code_shape, progress=progress, callback=callback,
+                   unit={"kind": "channel", "layer": layer, "channels": chans})
 
 
 def visualize_neuron(model: Model, layer: str, channel, unit: tuple[int, int] | None = None,
@@ -232,7 +283,8 @@ def visualize_neuron(model: Model, layer: str, channel, unit: tuple[int, int] | 
     cfg = _config(config, overrides)
     return run_viz(model, O.neuron(layer, chans, unit), cfg, len(chans),
                    [f"{layer}:{c}@{unit or 'centre'}" for c in chans], generator=generator, code_shape=code_shape,
-                   progress=progress, callback=callback)
+                   progress=progress, callback=callback,
+                   unit={"kind": "neuron", "layer": layer, "channels": chans, "position": unit})
 
 
 __all__ = ["VizConfig", "Visualization", "visualize_class", "visualize_channel", "visualize_neuron"]
