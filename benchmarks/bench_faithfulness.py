@@ -41,7 +41,10 @@ def _setup(name: str, n: int, size: int):
     t = m.targets(None, x)
     maps = torch.stack([convlens.saliency(m, x, t).upsampled(), convlens.grad_cam(m, x, t).upsampled(),
                         random_map(x, seed=0).float(), edge_map(x).float()]).double()
-    return m, x, t, maps
+    # Grad-CAM's and the edge map's flat regions tie; Quantus's sort is not stable, convlens's is (row-major):
+    # a 1e-9 seeded jitter makes the order, and so the curves, the same for both
+    jitter = torch.rand(maps.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return m, x, t, maps + 1e-9 * jitter
 
 
 class _Grey(torch.nn.Module):
