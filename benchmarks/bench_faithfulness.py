@@ -1,8 +1,8 @@
 """Faithfulness metrics against Quantus 0.6 and Captum, same run, same maps, same values (issue 22).
 
 Rows, for MobileNetV2 (offline weights) and ResNet-18 (random weights), on real sample images
-(``sample_dataset``; 16 at 224 px, ``--quick``: 4 at 112 px), four maps per image (saliency, Grad-CAM,
-a seeded random map, the Sobel edge map):
+(``sample_dataset``; 16 at 224 px; ``--quick``: MobileNetV2 only, 2 images at 112 px, one round), four
+maps per image (saliency, Grad-CAM, a seeded random map, the Sobel edge map):
 
 The images are made grey (their channel mean, on all three channels): Quantus's features are
 pixel-channels (a map broadcast to (3, H, W), steps that must divide H * W), convlens removes whole
@@ -41,7 +41,10 @@ def _setup(name: str, n: int, size: int):
     t = m.targets(None, x)
     maps = torch.stack([convlens.saliency(m, x, t).upsampled(), convlens.grad_cam(m, x, t).upsampled(),
                         random_map(x, seed=0).float(), edge_map(x).float()]).double()
-    return m, x, t, maps
+    # Grad-CAM's and the edge map's flat regions tie; Quantus's sort is not stable, convlens's is (row-major):
+    # a 1e-9 seeded jitter makes the order, and so the curves, the same for both
+    jitter = torch.rand(maps.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    return m, x, t, maps + 1e-9 * jitter
 
 
 class _Grey(torch.nn.Module):
@@ -74,7 +77,7 @@ def _deletion(name, m, x, t, maps, rounds) -> list[Row]:
         out["quantus"] = np.stack([np.array(metric(model=_Grey(m).eval(), x_batch=x[:, :1].numpy(), y_batch=t.numpy(),
                                                    a_batch=a[:, None].numpy(), device="cpu")) for a in maps])
 
-    best = race({"ours": ours, "quantus": theirs}, rounds)
+    best = race({"ours": ours, "quantus": theirs}, rounds, warmup=rounds > 1)
     diff = float(np.abs(out["ours"][:, :, 1:].numpy() - out["quantus"]).max())
     import time
     t0 = time.perf_counter()
@@ -133,7 +136,7 @@ def _sensitivity(name, m, x, t, rounds) -> list[Row]:
             perturb_func=lambda inp, radius: one(inp) + noise.transpose(0, 1).reshape(one(inp).shape),
             n_perturb_samples=S, target=t, max_examples_per_batch=32)
 
-    best = race({"ours": ours, "captum": theirs}, rounds)
+    best = race({"ours": ours, "captum": theirs}, rounds, warmup=rounds > 1)
     diff = float((out["ours"].float() - out["captum"].float()).abs().max())
     return [Row(f"max-sensitivity saliency {name} {x.shape[-1]}px, 10 samples x {x.shape[0]} images", best["ours"],
                 best["captum"], "s", "captum sensitivity_max", ">= 2x", higher_is_better=False,
@@ -141,11 +144,11 @@ def _sensitivity(name, m, x, t, rounds) -> list[Row]:
 
 
 def run(quick: bool) -> list[Row]:
-    n, size = (4, 112) if quick else (16, 224)
+    n, size = (2, 112) if quick else (16, 224)
     percentages = (10.0, 50.0, 90.0) if quick else tuple(float(p) for p in range(10, 100, 10))
     rounds = 1 if quick else 2
     rows: list[Row] = []
-    for name in ("mobilenet_v2", "resnet18"):
+    for name in ("mobilenet_v2",) if quick else ("mobilenet_v2", "resnet18"):
         m, x, t, maps = _setup(name, n, size)
         rows += _deletion(name, m, x, t, maps, rounds)
         rows += _road(name, m, x, t, maps, percentages, rounds)

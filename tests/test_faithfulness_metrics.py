@@ -299,3 +299,29 @@ def test_random_logit_on_a_linear_model(linear):
     assert torch.allclose(r.value, torch.full((2,), want, dtype=torch.float64), atol=1e-12)
     drawn = other_classes(torch.arange(10) % 5, 5, seed=0)
     assert (drawn != torch.arange(10) % 5).all() and drawn.max() <= 4
+
+
+# --- through convlens.evaluate ------------------------------------------------------------------------
+
+def test_evaluate_runs_every_new_metric_and_batched_equals_one_map(tiny):
+    """The report card runs each new metric (the registry's calling conventions); a metric's all-maps pass
+    gives each map the values of its own single-map call (same subsets, noise and steps)."""
+    from convlens.faithfulness import METRICS
+    m, x = tiny
+    new = ["road", "pixel_flipping", "region_perturbation", "faithfulness_correlation", "infidelity",
+           "max_sensitivity", "avg_sensitivity", "mprt", "random_logit"]
+    configs = {"road": {"percentages": (20.0, 60.0)}, "pixel_flipping": {"pixels_per_step": 32},
+               "region_perturbation": {"regions": 6, "patch_size": 4}, "mprt": {"groups": 2},
+               "faithfulness_correlation": {"runs": 8, "subset_size": 30}, "infidelity": {"samples": 6},
+               "max_sensitivity": {"samples": 2}, "avg_sensitivity": {"samples": 2}}
+    card = convlens.evaluate(m, x, ["saliency", "grad_cam"], new, configs=configs)
+    assert set(card.metrics) == set(new)
+    for k in new:
+        for method in ("saliency", "grad_cam", "random", "edge"):
+            v = card.value(k, method)
+            assert v.shape == (2,) and np.isfinite(v).all(), (k, method)
+    assert np.asarray(card.plot()).std() > 10
+    t = card.results[("road", "saliency")].target
+    for k in ("road", "pixel_flipping", "region_perturbation", "faithfulness_correlation", "infidelity"):
+        single = METRICS[k].function(m, x, card.maps["grad_cam"], target=t, **configs[k])
+        assert np.allclose(METRICS[k].value(single), card.value(k, "grad_cam"), atol=1e-12), k
