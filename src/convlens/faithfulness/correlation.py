@@ -18,12 +18,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..attribution.base import check_images, check_model, class_labels, resolve_targets
+from ..attribution.base import class_labels
 from ..drivers.perturb import perturbed_logits, target_scores
 from ..errors import ConvlensError
-from ..fields import resolve_config
 from ..progress import ProgressFn
-from .deletion import _baseline, _maps
+from .deletion import _baseline, one_map
 from .registry import Metric, register
 
 
@@ -129,12 +128,8 @@ def faithfulness_correlation(model, images, attribution, target=None,
     Example:
         >>> convlens.faithfulness.faithfulness_correlation(m, cat, convlens.saliency(m, cat), runs=50).value
     """
-    c = resolve_config(FaithfulnessCorrelationConfig, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
-    drops, sums = drops_and_sums(model, x, t, _maps(attribution, x)[None], c, progress)
-    return _results(drops, sums, t, class_labels(model, t), c)[0]
+    return one_map(FaithfulnessCorrelationConfig, _many, model, images, attribution, target, config, progress,
+                   overrides)
 
 
 def _many(model, x, t, maps, c, progress=None):

@@ -167,13 +167,18 @@ def curve_scores(kind: str, model, x: torch.Tensor, t: torch.Tensor, maps: torch
     return counts.double().cpu() / (H * W), scores.view(M, N, S)
 
 
-def _curve(kind: str, model, images, attribution, target, config, progress, overrides) -> PerturbationCurve:
-    c = resolve_config(PerturbationCurveConfig, config, overrides)
+def one_map(config_cls, many, model, images, attribution, target, config, progress, overrides):
+    """The public call of a perturbation metric on one map per image: check the inputs, resolve the config
+    and the targets, and run the metric's all-maps function (``many``, the report card's) on this one map."""
+    c = resolve_config(config_cls, config, overrides)
     model = check_model(model)
     x = check_images(model, images)
     t = resolve_targets(model, target, x)
-    fractions, scores = curve_scores(kind, model, x, t, _maps(attribution, x)[None], c, progress)
-    return make_curve(kind, fractions, scores[0], t, class_labels(model, t), c)
+    return many(model, x, t, _maps(attribution, x)[None], c, progress)[0]
+
+
+def _curve(kind: str, model, images, attribution, target, config, progress, overrides) -> PerturbationCurve:
+    return one_map(PerturbationCurveConfig, _many(kind), model, images, attribution, target, config, progress, overrides)
 
 
 def make_curve(kind, fractions, scores, t, labels, c) -> PerturbationCurve:

@@ -25,10 +25,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..attribution.base import check_images, check_model, class_labels, resolve_targets
-from ..fields import resolve_config
+from ..attribution.base import class_labels
 from ..progress import ProgressFn
-from .deletion import _maps, curve_scores, pixel_ranks
+from .deletion import curve_scores, one_map, pixel_ranks
 from .registry import Metric, register
 
 Baseline = Literal["zero", "uniform", "mean", "grey", "blur", "noisy_linear"]
@@ -156,12 +155,7 @@ def _rp_result(steps, s, t, labels, c):
 
 
 def _run(scores_fn, result_fn, cls, model, images, attribution, target, config, progress, overrides):
-    c = resolve_config(cls, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
-    steps, s = scores_fn(model, x, t, _maps(attribution, x)[None], c, progress)
-    return result_fn(steps, s[0], t, class_labels(model, t), c)
+    return one_map(cls, _many(scores_fn, result_fn), model, images, attribution, target, config, progress, overrides)
 
 
 def pixel_flipping(model, images, attribution, target=None, config: PixelFlippingConfig | None = None, *,

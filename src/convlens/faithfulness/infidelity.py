@@ -20,11 +20,10 @@ from typing import Literal
 
 import torch
 
-from ..attribution.base import check_images, check_model, class_labels, resolve_targets
+from ..attribution.base import class_labels
 from ..drivers.perturb import perturbed_logits, target_scores
-from ..fields import resolve_config
 from ..progress import ProgressFn
-from .deletion import _maps
+from .deletion import one_map
 from .registry import Metric, register
 
 
@@ -125,12 +124,7 @@ def infidelity(model, images, attribution, target=None, config: InfidelityConfig
     Example:
         >>> convlens.faithfulness.infidelity(m, cat, convlens.integrated_gradients(m, cat), samples=20).value
     """
-    c = resolve_config(InfidelityConfig, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
-    drops, products = drops_and_products(model, x, t, _maps(attribution, x)[None], c, progress)
-    return _results(drops, products, t, class_labels(model, t), c)[0]
+    return one_map(InfidelityConfig, _many, model, images, attribution, target, config, progress, overrides)
 
 
 def _many(model, x, t, maps, c, progress=None):

@@ -20,11 +20,10 @@ from typing import Literal
 
 import torch
 
-from ..attribution.base import check_images, check_model, class_labels, resolve_targets
+from ..attribution.base import class_labels
 from ..errors import ConvlensError
-from ..fields import resolve_config
 from ..progress import ProgressFn
-from .deletion import _maps, curve_scores
+from .deletion import curve_scores, one_map
 from .registry import Metric, register
 
 
@@ -99,12 +98,7 @@ def road(model, images, attribution, target=None, config: ROADConfig | None = No
     Example:
         >>> convlens.faithfulness.road(m, cat, convlens.grad_cam(m, cat), percentages=(20, 50, 80)).scores
     """
-    c = resolve_config(ROADConfig, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
-    s = road_scores(model, x, t, _maps(attribution, x)[None], c, progress)[0]
-    return ROADCurve(torch.tensor(c.percentages, dtype=torch.float64), s, t.cpu(), class_labels(model, t), c)
+    return one_map(ROADConfig, _many, model, images, attribution, target, config, progress, overrides)
 
 
 def _many(model, x, t, maps, c, progress=None):
