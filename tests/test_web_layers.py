@@ -368,3 +368,16 @@ def test_patches_cancel_keeps_the_images_seen(client, offline_model):
     want = convlens.top_activations(offline_model, convlens.sample_dataset(2000)[:seen], "features.3", [5], k=4)
     assert got["n_images"] == seen
     np.testing.assert_allclose([p["value"] for p in got["patches"]], want.values[0].numpy(), rtol=1e-5)
+
+
+def test_visualize_offers_every_preset_of_vizconfig(client):
+    """The layer browser's visualize route takes VizConfig's presets (maco included), not a copy of them."""
+    import typing
+
+    from convlens.recipes import VizConfig
+    want = list(typing.get_args(typing.get_type_hints(VizConfig)["preset"]))
+    api = client.get("/openapi.json").json()
+    found = [p for path, ops in api["paths"].items() if path.endswith("/visualize") for op in ops.values()
+             for p in op.get("parameters", []) if p["name"] == "preset"]
+    assert found and all(p["schema"].get("enum") == want for p in found), found
+    assert "maco" in want

@@ -3,7 +3,7 @@ with previews; the finished image is saved under the server's results folder."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+import typing
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
@@ -31,13 +31,14 @@ def _viz_path(state: AppState, name: str, layer: str, channel: int, params: dict
 _VIZ = VizConfig()  # the lab's and the CLI's defaults (one source)
 VizSteps = Query(_VIZ.steps, ge=1, le=LIMITS["steps"], description="optimization steps")
 VizSize = Query(None, ge=32, le=512, description="image side in pixels (default: the model's input size)")
-VizPreset = Query(_VIZ.preset, description="robust (Lucid-style, clearest), yosinski or simonyan (see VizConfig)")
+Preset = typing.get_type_hints(VizConfig)["preset"]   # VizConfig's Literal: a new preset (maco) appears here too
+VizPreset = Query(_VIZ.preset, description=f"one of {', '.join(typing.get_args(Preset))} (see VizConfig)")
 VizSeed = Query(_VIZ.seed, ge=0, description="random seed")
 
 
 @router.post("/{layer}/channels/{channel}/visualize")
 def start_visualize(layer: str, channel: int, state: AppState = Depends(app_state), steps: int = VizSteps,
-                    size: int | None = VizSize, preset: Literal["robust", "yosinski", "simonyan"] = VizPreset,
+                    size: int | None = VizSize, preset: Preset = VizPreset,
                     seed: int = VizSeed, model: str | None = ModelQ):
     """Start (or reuse) the feature visualization of the channel (``convlens.visualize_channel``):
     previews stream via ``/api/jobs/{job}/preview.png``; cancelling keeps the best image so far.
@@ -62,7 +63,7 @@ def start_visualize(layer: str, channel: int, state: AppState = Depends(app_stat
 
 @router.get("/{layer}/channels/{channel}/visualization.png", response_class=Response)
 def unit_visualization(layer: str, channel: int, state: AppState = Depends(app_state), steps: int = VizSteps,
-                       size: int | None = VizSize, preset: Literal["robust", "yosinski", "simonyan"] = VizPreset,
+                       size: int | None = VizSize, preset: Preset = VizPreset,
                        seed: int = VizSeed, model: str | None = ModelQ):
     """The finished feature visualization of the channel for these parameters (404 until the job of
     ``POST .../visualize`` with the same parameters has finished)."""
