@@ -35,8 +35,8 @@ def test_card_equals_the_library_and_ranks_the_focus(client, offline_model):
     card = convlens.evaluate(offline_model, x, ["grad_cam", "saliency"], ["insertion", "sparseness"],
                              configs={"insertion": {"steps": 8}})
     want = {r["method"]: r for r in card.summary()}
-    for row in f["table"]:
-        assert row["insertion"] == pytest.approx(want[row["method"]]["insertion"], abs=1e-6)
+    for row in f["table"]:   # the perturbation passes may run in torch or in ONNX Runtime (checked to 1e-4)
+        assert row["insertion"] == pytest.approx(want[row["method"]]["insertion"], abs=1e-4)
     assert f["rank"]["insertion"] == want["grad_cam"]["insertion_rank"]
     assert "steps=8" in f["params"]["insertion"]
     assert j["done"] == j["total"] and j["result"]["images"]   # progress reached the end; the curves PNG
