@@ -38,3 +38,14 @@ def tiny_convnet(seed: int = 0, classes: int = 3) -> nn.Module:
     return nn.Sequential(
         nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2),
         nn.Conv2d(4, 6, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(6, classes))
+
+
+def linear_classifier():
+    """(model, images, w, b): a float64 linear 2-class model on 3x6x6 images (identity normalization), two
+    seeded images, its weights (2, 3, 6, 6) and bias: the faithfulness metrics' hand-computable case."""
+    import convlens
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 2)).double()
+    m = convlens.Model.wrap(net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), classes=["a", "b"], input_size=6)
+    x = torch.rand(2, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    return m, x, net[1].weight.detach().view(2, 3, 6, 6), net[1].bias.detach()

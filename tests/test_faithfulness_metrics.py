@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import convlens
+from helpers import linear_classifier
 from convlens.errors import ConvlensError
 from convlens.faithfulness import road
 from convlens.faithfulness.imputation import NEIGHBOURS, linear_imputation, noisy_linear_imputation
@@ -17,13 +18,7 @@ from convlens.faithfulness.imputation import NEIGHBOURS, linear_imputation, nois
 @pytest.fixture(scope="module")
 def linear():
     """A float64 linear classifier on 3x6x6 images (identity normalization), its weights, and two images."""
-    torch.manual_seed(0)
-    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 6 * 6, 2)).double()
-    m = convlens.Model.wrap(net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), classes=["a", "b"], input_size=6)
-    x = torch.rand(2, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    w = net[1].weight.detach().view(2, 3, 6, 6)
-    b = net[1].bias.detach()
-    return m, x, w, b
+    return linear_classifier()
 
 
 # --- ROAD: noisy linear imputation ---------------------------------------------------------------------
