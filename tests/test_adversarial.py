@@ -61,7 +61,7 @@ def test_parse_eps():
     assert parse_eps(" 0.5 ") == 0.5 and parse_eps(0) == 0.0 and parse_eps("1e-3") == 1e-3
     assert parse_eps_list("0,1/255, 2/255") == pytest.approx([0, 1 / 255, 2 / 255])
     assert parse_eps("3", unit=False) == 3.0
-    for bad in ("-1/255", "-0.1", "2", "abc", "1/0x", "", "nan"):
+    for bad in ("-1/255", "-0.1", "2", "abc", "1/0x", "", "nan", "1/0", "0/0"):
         with pytest.raises(ConvlensError) as e:
             parse_eps(bad)
         assert "\n" not in str(e.value)

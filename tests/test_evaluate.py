@@ -66,6 +66,21 @@ def test_the_exact_map_ranks_first_and_summary_ranks_by_hand(linear):
     assert summary["exact"]["deletion"] == pytest.approx(means["exact"], abs=1e-12)
 
 
+def test_lerf_flips_the_direction_and_the_exact_map_still_ranks_first(linear):
+    """Deleting the least relevant pixels first, a faithful map keeps the logit up longest: higher is
+    better, and the exact contribution map (whose least relevant pixels lower the logit least) ranks first."""
+    m, x, exact = linear
+    cfg = {"deletion": {"steps": 16, "score": "logit", "baseline": "zero", "order": "lerf"}}
+    card = evaluate(m, x, [exact], ["deletion", "complexity"], target=1, configs=cfg)
+    assert card.better("deletion") == "higher" and card.better("complexity") == "lower"
+    assert all(r["better"] == "higher" for r in card.rows if r["metric"] == "deletion")
+    means = {k: float(np.mean(card.value("deletion", k))) for k in card.methods}
+    assert card.rank("deletion") == sorted(means, key=means.get, reverse=True)
+    assert card.rank("deletion")[0] == "exact"
+    summary = {r["method"]: r for r in card.summary()}
+    assert summary[max(means, key=means.get)]["deletion_rank"] == 1
+
+
 def test_table_is_tidy_and_converts(linear):
     m, x, exact = linear
     card = evaluate(m, x[:1], [exact], ["sparseness"], target=0, baselines=False)

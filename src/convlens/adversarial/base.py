@@ -48,7 +48,10 @@ def parse_eps(eps, name: str = "eps", allow_inf: bool = False, unit: bool = True
         m = re.fullmatch(r"(-?[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?", s)
         if not m:
             raise ConvlensError(f"{name} '{eps}' is not a number; give e.g. 0.01 or a fraction like 2/255")
-        v = float(m.group(1)) / (float(m.group(2)) if m.group(2) else 1.0)
+        den = float(m.group(2)) if m.group(2) else 1.0
+        if den == 0:
+            raise ConvlensError(f"{name} '{eps}' divides by zero; give e.g. 2/255")
+        v = float(m.group(1)) / den
     else:
         try:
             v = float(eps)

@@ -205,7 +205,7 @@ def register(app: typer.Typer) -> None:
         echo(f"wrote {save_png(r.render(), out_path(out))}")
 
     config_command(app, "sanity", SanityConfig, [
-        fixed("method", typer.Argument(..., help="saliency, smoothgrad, guided, deconvnet, gradcam, ig or occlusion.")),
+        fixed("method", typer.Argument(..., help=f"One of: {', '.join(catalog.sanity_method_names())}.")),
         IMAGE, *MODEL_FIXED, fixed("target", TARGET_OPT), fixed("out", OUT_OPT)], sanity_run,
         "Model-parameter randomization test (Adebayo 2018): rank correlation of the map as weights are randomized."
         "\n\nExample: convlens sanity guided chelsea -o sanity.png")

@@ -78,7 +78,7 @@ def _print_card(card) -> None:
     table = Table(title=f"Which map to believe: {len(card.labels)} image(s) ({', '.join(dict.fromkeys(card.labels))})"[:200])
     table.add_column("method")
     for k in card.metrics:
-        table.add_column(f"{k}\n({'↑' if METRICS[k].better == 'higher' else '↓'} better)", justify="right")
+        table.add_column(f"{k}\n({'↑' if card.better(k) == 'higher' else '↓'} better)", justify="right")
     for r in rows:
         cells = []
         for k in card.metrics:

@@ -36,7 +36,7 @@ def which_map_section(report, ctx):
     rows = []
     for r in card.summary():
         rows.append([r["method"], *[f"{r[k]:.3f} (#{r.get(k + '_rank', '-')})" for k in card.metrics]])
-    arrows = {k: "↑" if METRICS[k].better == "higher" else "↓" for k in card.metrics}
+    arrows = {k: "↑" if card.better(k) == "higher" else "↓" for k in card.metrics}
     sec.table(["method", *[f"{k} {arrows[k]}" for k in card.metrics]], rows)
     params = {row["metric"]: row["params"] for row in card.rows if row["params"]}
     sec.text("Mean over the photos, rank among the methods in brackets (1 = best). The report explains the true "

@@ -119,6 +119,10 @@ class Evaluation:
         """(N,) the metric's value of the method on each image."""
         return np.array([r["value"] for r in self.rows if r["metric"] == metric and r["method"] == method])
 
+    def better(self, metric: str) -> str:
+        """"higher" or "lower": the metric's direction as it was run (LeRF orders flip MoRF's)."""
+        return next((r["better"] for r in self.rows if r["metric"] == metric), METRICS[metric].better)
+
     def mean(self, metric: str, method: str) -> float:
         v = self.value(metric, method)
         v = v[np.isfinite(v)]
@@ -129,7 +133,7 @@ class Evaluation:
         the methods for that metric."""
         out = [{"method": m, **{k: self.mean(k, m) for k in self.metrics}} for m in self.methods]
         for k in self.metrics:
-            better = METRICS[k].better
+            better = self.better(k)
             vals = [(r[k] if not math.isnan(r[k]) else None) for r in out]
             order = sorted([i for i, v in enumerate(vals) if v is not None],
                            key=lambda i: -vals[i] if better == "higher" else vals[i])
@@ -139,7 +143,7 @@ class Evaluation:
 
     def rank(self, metric: str) -> list[str]:
         """Methods from best to worst by their mean ``metric``."""
-        better = METRICS[metric].better
+        better = self.better(metric)
         means = {m: self.mean(metric, m) for m in self.methods}
         return sorted((m for m in means if not math.isnan(means[m])),
                       key=lambda m: -means[m] if better == "higher" else means[m])
@@ -158,7 +162,7 @@ class Evaluation:
                 ax.plot(np.asarray(xs), np.asarray(ys[index]), label=f"{m} ({v:.3f})",
                         linestyle=":" if m in BASELINES else "-")
             ax.set_xlabel(xlabel)
-            ax.set_title(f"{METRICS[k].title} ({'higher' if METRICS[k].better == 'higher' else 'lower'} is better)",
+            ax.set_title(f"{METRICS[k].title} ({self.better(k)} is better)",
                          fontsize=9)
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)
@@ -269,9 +273,10 @@ def _score(m: Metric, c, model, x, t, named, maps, stacked, mask, stage) -> dict
 def _card(ms: list[Metric], names, labels, results, cfg, maps, x) -> "Evaluation":
     rows = []
     for m in ms:
-        params = params_text(getattr(results[(m.id, names[0])], "config", cfg[m.id]))  # as run (defaults filled)
+        ran = getattr(results[(m.id, names[0])], "config", cfg[m.id])  # as run (defaults filled)
+        params, better = params_text(ran), m.better_for(ran)
         for n in names:
             vals = torch.as_tensor(m.value(results[(m.id, n)])).double().cpu()
             rows += [{"image": i, "label": labels[i], "method": n, "metric": m.id, "value": float(v),
-                      "better": m.better, "params": params} for i, v in enumerate(vals.tolist())]
+                      "better": better, "params": params} for i, v in enumerate(vals.tolist())]
     return Evaluation(names, [m.id for m in ms], labels, rows, results, maps, x.detach().cpu())

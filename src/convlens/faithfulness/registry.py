@@ -11,7 +11,9 @@ A ``Metric`` says what its function needs, by ``kind``:
   whose ``value(result)`` is (N,); ``explain(model, images, target) -> maps (N, H, W)`` re-runs the
   method (sensitivity, MPRT, random logit need new maps, not the one on screen).
 
-``better`` is "higher" or "lower"; ``curve(result)`` gives ``(x, y (N, K), x_label)`` for metrics with
+``better`` is "higher" or "lower" for the metric's default order; ``better_for(config)`` is the direction
+as run (a config with ``order="lerf"`` flips it: removing the least relevant pixels first, a faithful map
+keeps the score high). ``curve(result)`` gives ``(x, y (N, K), x_label)`` for metrics with
 a curve to draw. ``register`` adds one; the module of each metric registers it on import.
 """
 from __future__ import annotations
@@ -36,6 +38,12 @@ class Metric:
     value: Callable = lambda result: result          # (N,) float64 from the function's result
     many: Callable | None = None                     # all maps in one pass (kind "model")
     curve: Callable | None = None                    # result -> (x (K,), y (N, K), x label)
+
+    def better_for(self, config) -> str:
+        """"higher" or "lower" for this config: LeRF orders mirror MoRF's direction."""
+        if getattr(config, "order", "morf") == "lerf":
+            return "higher" if self.better == "lower" else "lower"
+        return self.better
 
 
 METRICS: dict[str, Metric] = {}

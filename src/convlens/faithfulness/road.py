@@ -108,6 +108,6 @@ def _many(model, x, t, maps, c, progress=None):
     return [ROADCurve(p, s, t.cpu(), labels, c) for s in scores]
 
 
-register(Metric("road", "model", road, "lower", "ROAD MoRF accuracy (mean over removal %)", "Rong et al. 2022",
+register(Metric("road", "model", road, "lower", "ROAD accuracy (mean over removal %)", "Rong et al. 2022",
                 ROADConfig, value=lambda r: r.value, many=_many,
                 curve=lambda r: (r.percentages, r.scores, f"% of pixels imputed ({r.config.order.upper()})")))

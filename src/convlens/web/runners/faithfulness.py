@@ -36,7 +36,7 @@ def _card(ctx: Ctx) -> dict:
         "of": len(card.methods),
         "table": jsonable(summary),
         "params": {r["metric"]: r["params"] for r in card.rows},
-        "better": {k: METRICS[k].better for k in card.metrics}, "stopped": stopped}}
+        "better": {k: card.better(k) for k in card.metrics}, "stopped": stopped}}
 
 
 RUNNERS = {
