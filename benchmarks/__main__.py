@@ -2,7 +2,9 @@
 
 Every module ``benchmarks/bench_<name>.py`` defines ``run(quick: bool) -> list[Row]``; each row
 compares our figure with a peer library or the naive method measured in the same run. The table
-is printed and written to ``benchmarks/results/latest.md``.
+is printed and written to ``benchmarks/results/latest.md``, and each benchmark's rows also to
+``benchmarks/results/<name>.md`` (with the date and whether the run was ``--quick``), so a run of
+one benchmark keeps the others' last tables.
 """
 from __future__ import annotations
 
@@ -31,13 +33,21 @@ def main(argv=None) -> int:
         mod = importlib.import_module(f"benchmarks.bench_{name}")
         t0 = time.perf_counter()
         print(f"# {name} ...", file=sys.stderr, flush=True)
+        own = lines[:2]
         for r in mod.run(args.quick):
             peer = f"{r.peer:.4g} {r.unit} ({r.peer_name})" if r.peer is not None else "-"
             ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
             line = f"| {r.benchmark} | {r.ours:.4g} {r.unit} | {peer} | {ratio} | {r.target} | {r.note} |"
             lines.append(line)
+            own.append(line)
             print(line, flush=True)
-        print(f"# {name} took {time.perf_counter() - t0:.0f}s", file=sys.stderr, flush=True)
+        took = time.perf_counter() - t0
+        print(f"# {name} took {took:.0f}s", file=sys.stderr, flush=True)
+        (here / "results").mkdir(exist_ok=True)
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        (here / "results" / f"{name}.md").write_text(
+            f"`python -m benchmarks --only {name}{' --quick' if args.quick else ''}`, {stamp}, {took:.0f} s, "
+            f"{torch.get_num_threads()} threads\n\n" + "\n".join(own) + "\n")
     out = here / "results" / "latest.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
