@@ -71,6 +71,20 @@ def test_imputation_noise_is_seeded_and_has_the_asked_size():
     assert abs(float(d.std()) - 0.5) < 0.05 and abs(float(d.mean())) < 0.05
 
 
+def test_imputation_over_worker_processes_equals_the_serial_solves(monkeypatch):
+    """A large batch is solved by a process pool; the result (noise included) is the serial one."""
+    from convlens.faithfulness import imputation
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(4, 3, 20, 20, dtype=torch.float64, generator=g)
+    removed = torch.rand(4, 20, 20, generator=g) < torch.tensor([0.1, 0.5, 0.9, 0.99]).view(4, 1, 1)
+    serial = noisy_linear_imputation(x, removed, noise=0.1, seeds=[5, 6, 7, 8], workers=1)
+    monkeypatch.setattr(imputation, "PARALLEL_UNKNOWNS", 0)
+    pooled = noisy_linear_imputation(x, removed, noise=0.1, seeds=[5, 6, 7, 8], workers=2)
+    assert imputation._POOL.get("workers") == 2                   # the pool did run the solves
+    assert torch.allclose(pooled, serial, atol=1e-12, rtol=0)
+    assert not torch.equal(pooled[:, :, removed[2]], x[:, :, removed[2]])
+
+
 def test_road_on_a_linear_model_by_hand(linear):
     """ROAD's probability curve equals softmax(W x_p + b) where x_p imputes the top int(36 p / 100) pixels."""
     m, x, w, b = linear

@@ -13,11 +13,27 @@ This is the reference code's system (github.com/tleemann/road_evaluation, as Qua
 in one vectorized pass instead of an element-by-element LIL matrix.
 
 When every pixel is removed there is nothing to impute from: the image becomes grey 0.5 (+ noise).
+
+The solves are ROAD's whole cost at 224 px (SuperLU holds the GIL, so threads do not help): a large batch
+is solved by ``solve_workers()`` processes (the thread budget, ``torch.get_num_threads()``, or
+``$CONVLENS_SOLVE_WORKERS``), a pool kept for the session and started by a fork server (a clean process,
+so no OpenMP lock of this one is inherited). The noise is drawn here, so the result does not depend on
+the number of workers.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
 import numpy as np
 import torch
+
+# a batch is split over processes when its solves have at least this many unknowns in all (about a
+# second of SuperLU at 224 px); smaller ones are solved here, where no pool start-up is paid
+PARALLEL_UNKNOWNS = 300_000
+_POOL: dict = {}
 
 # (row offset, column offset, weight): the paper's 8-neighbourhood
 NEIGHBOURS = ((1, 1, 1 / 12), (0, 1, 1 / 6), (-1, 1, 1 / 12), (1, -1, 1 / 12), (0, -1, 1 / 6), (-1, -1, 1 / 12),
@@ -66,16 +82,44 @@ def linear_imputation(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
     return out.reshape(C, H, W)
 
 
+def solve_workers() -> int:
+    """Processes for large batches of solves: ``$CONVLENS_SOLVE_WORKERS`` or the thread budget."""
+    env = os.environ.get("CONVLENS_SOLVE_WORKERS")
+    return max(1, int(env) if env and env.strip().isdigit() else torch.get_num_threads())
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    if _POOL.get("workers") != workers:
+        old = _POOL.get("pool")
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        ctx = multiprocessing.get_context("forkserver")
+        _POOL.update(workers=workers, pool=ProcessPoolExecutor(workers, mp_context=ctx))
+    return _POOL["pool"]
+
+
+def linear_imputations(x: np.ndarray, rem: np.ndarray, workers: int | None = None) -> np.ndarray:
+    """``linear_imputation`` of each image of ``x`` (B, C, H, W) with ``rem`` (B, H, W), over ``workers``
+    processes when the batch is large enough to pay for them (default ``solve_workers()``)."""
+    workers = solve_workers() if workers is None else workers
+    if workers > 1 and x.shape[0] > 1 and int(rem.sum()) >= PARALLEL_UNKNOWNS:
+        try:
+            return np.stack(list(_pool(min(workers, x.shape[0])).map(linear_imputation, x, rem)))
+        except BrokenProcessPool:  # a worker died (killed, out of memory): solve here
+            _POOL.clear()
+    return np.stack([linear_imputation(a, r) for a, r in zip(x, rem)])
+
+
 def noisy_linear_imputation(images: torch.Tensor, removed: torch.Tensor, noise: float = 0.01,
-                            seeds=None) -> torch.Tensor:
+                            seeds=None, workers: int | None = None) -> torch.Tensor:
     """Impute the ``removed`` (B, H, W) pixels of ``images`` (B, C, H, W) and add ``noise`` x N(0, 1) to
     them; ``seeds[b]`` seeds image b's noise (``numpy.random.default_rng(seeds[b])``), so a row's noise
-    does not depend on how a pass is chunked. Returns (B, C, H, W) in the images' dtype and device."""
+    does not depend on how a pass is chunked. ``workers``: processes for the solves (default
+    ``solve_workers()``; the result is the same). Returns (B, C, H, W) in the images' dtype and device."""
     x = images.detach().double().cpu().numpy()
     rem = removed.detach().cpu().numpy().astype(bool)
-    out = np.empty_like(x)
+    out = linear_imputations(x, rem, workers)
     for b in range(x.shape[0]):
-        out[b] = linear_imputation(x[b], rem[b])
         if noise > 0:
             g = np.random.default_rng(None if seeds is None else seeds[b])
             n = int(rem[b].sum())
