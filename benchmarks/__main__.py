@@ -22,8 +22,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("--only", help="comma-separated benchmark names (e.g. forward,attribution)")
     ap.add_argument("--quick", action="store_true", help="fewer repeats / smaller inputs")
+    ap.add_argument("--threads", type=int, default=2, help="torch (and so ONNX Runtime) threads of both sides "
+                    "(1 on a machine others are using: a 2-thread torch pass waiting on a busy core slows "
+                    "many times over, which would flatter whichever side does not use torch)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     here = Path(__file__).parent
     names = sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_"))
     if args.only:
