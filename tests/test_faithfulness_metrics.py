@@ -4,6 +4,8 @@ MPRT and random logit. Parity with Quantus is in test_faithfulness_quantus.py.""
 from __future__ import annotations
 
 import numpy as np
+import unittest.mock as mock
+
 import pytest
 import torch
 
@@ -69,6 +71,21 @@ def test_imputation_noise_is_seeded_and_has_the_asked_size():
     assert torch.equal(a, b) and torch.equal(a[:, :, ~removed[0]], x[:, :, ~removed[0]])
     d = (a - clean)[:, :, removed[0]]
     assert abs(float(d.std()) - 0.5) < 0.05 and abs(float(d.mean())) < 0.05
+
+
+def test_cholmod_and_superlu_solve_the_same_system():
+    """Both factorizations of the imputation system give the same pixels (CHOLMOD where installed)."""
+    pytest.importorskip("sksparse.cholmod")
+    from convlens.faithfulness import imputation
+    g = np.random.default_rng(4)
+    img = g.random((3, 30, 30))
+    removed = g.random((30, 30)) < 0.7
+    removed[5:25, 5:25] = True
+    assert imputation.solver() == "cholmod"
+    fast = linear_imputation(img, removed)
+    with mock.patch.object(imputation, "solver", lambda: "superlu"):
+        slow = linear_imputation(img, removed)
+    assert np.abs(fast - slow).max() < 1e-12 and not np.allclose(fast[:, removed], img[:, removed])
 
 
 def test_imputation_over_worker_processes_equals_the_serial_solves(monkeypatch):
