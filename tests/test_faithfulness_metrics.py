@@ -3,9 +3,9 @@ ROAD's imputation, pixel flipping, region perturbation, faithfulness correlation
 MPRT and random logit. Parity with Quantus is in test_faithfulness_quantus.py."""
 from __future__ import annotations
 
-import numpy as np
 import unittest.mock as mock
 
+import numpy as np
 import pytest
 import torch
 
