@@ -165,9 +165,11 @@ def _road(name, m, x, t, maps, percentages, rounds) -> list[Row]:
 
     solve = race({"ours": solve_ours, "quantus": solve_quantus}, 1, warmup=False)
     sdiff = max(float(np.abs(a - b).max()) for a, b in zip(got["ours"], got["quantus"]))
+    from convlens.faithfulness.imputation import solve_workers, solver
     rows.append(Row(f"ROAD's solve floor {name} {H}px: {len(systems)} imputations (Grad-CAM, 4 images)", solve["ours"],
                     solve["quantus"], "s", "quantus noisy_linear_imputation", "report", higher_is_better=False,
-                    note=f"max |diff| {sdiff:.1e}; the sparse solves are what ROAD's time is made of"))
+                    note=f"max |diff| {sdiff:.1e}; ours: {solver()}, one process; the ROAD row: {solve_workers()} "
+                         f"solve process(es)"))
     return rows
 
 
@@ -207,13 +209,19 @@ def _sensitivity(name, m, x, t, rounds) -> list[Row]:
 
 
 def run(quick: bool):
-    """The rows, yielded as they are measured (a long run keeps what it finished)."""
+    """The rows, yielded as they are measured (a long run keeps what it finished). ``$BENCH_FAITHFULNESS``
+    (comma-separated: sensitivity, deletion, road) runs only those rows, e.g. ROAD after a solver change."""
+    import os
+    wanted = set((os.environ.get("BENCH_FAITHFULNESS") or "sensitivity,deletion,road").split(","))
     n, size = (2, 112) if quick else (16, 224)
     percentages = (10.0, 50.0, 90.0) if quick else tuple(float(p) for p in range(10, 100, 10))
     rounds = 1
     for name in ("mobilenet_v2",) if quick else ("mobilenet_v2", "resnet18"):
         m, x, t, maps = _setup(name, n, size)
         _warm(m, x, t, maps, percentages)
-        yield from _sensitivity(name, m, x, t, rounds)
-        yield from _deletion(name, m, x, t, maps, rounds)
-        yield from _road(name, m, x, t, maps, percentages, rounds)
+        if "sensitivity" in wanted:
+            yield from _sensitivity(name, m, x, t, rounds)
+        if "deletion" in wanted:
+            yield from _deletion(name, m, x, t, maps, rounds)
+        if "road" in wanted:
+            yield from _road(name, m, x, t, maps, percentages, rounds)
