@@ -42,7 +42,7 @@ def unit_evidence_of(state: AppState, name: str, layer: str, c: int, viz: dict, 
     if len(ex[0]) < 2:
         raise HTTPException(409, f"{layer}:{c} has {len(ex[0])} patch(es) over '{source}'; plausibility needs at "
                                  "least 2: raise k or n")
-    e = score_exemplars(state.model(name), load_image(path), [f"{layer}:{c} ({viz['preset']})"], ex, names, values)
+    e = score_exemplars(state.model(name), load_image(path), [viz["preset"]], ex, names, values)
     return cache.put(key, e)
 
 
