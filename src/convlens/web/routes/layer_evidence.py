@@ -17,6 +17,9 @@ from ...recipes.evidence import patch_exemplars, score_exemplars
 from ..encode import png_bytes
 from ..layers_state import KQ, ModelQ, NQ, SourceQ, cached_png, resolve_unit
 from ..state import AppState, app_state
+# It reads the results of the patch and visualize jobs through those routes' own helpers (no second copy
+# of their cache keys and file names). Routes otherwise do not import each other (pyproject's contract):
+# moving channel_patches and _viz_path into web/layers_state.py would let this module join that contract.
 from .layer_patches import channel_patches
 from .layer_visualize import Preset, VizPreset, VizSeed, VizSize, VizSteps, _viz_params, _viz_path
 
