@@ -8,7 +8,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as F
 
 pytest.importorskip("fastapi")
