@@ -13,6 +13,7 @@ from convlens.optim.loop import optimize
 from convlens.optim.maco import (MacoCrops, MacoParam, crop_mean, estimate_magnitude, hermitian_phase,
                                  natural_magnitude, normalize_magnitude)
 from convlens.optim.params import _COLOR, PixelParam
+from convlens.render import grid
 from helpers import Snapshot, tiny_convnet
 
 LECTURE_CLASSES = ["flamingo", "pelican", "ground beetle", "Indian cobra"]
@@ -124,12 +125,17 @@ def test_transparency_lies_on_the_object_of_a_two_object_image(offline_model):
 
 
 @pytest.mark.slow
-def test_maco_reaches_top1_for_the_lecture_classes(offline_model):
+def test_maco_reaches_top1_for_the_lecture_classes(offline_model, tmp_path):
     m = offline_model
     # measured once (56 min on the shared machine): softmax 0.99, 0.96, 0.95, 1.00 at 224 px
     v = convlens.visualize_class(m, LECTURE_CLASSES, preset="maco", steps=96, canvas=256, crops=6, size=224,
                                  box_start=0.7, box_end=0.3)
     x = torch.nn.functional.interpolate(v.images, size=(224, 224), mode="bilinear", antialias=True)
     with torch.no_grad():
-        pred = m(x).argmax(1).tolist()
+        p = m(x).softmax(1)
+    pred = p.argmax(1).tolist()
+    # the picture, to be looked at (pytest keeps the last runs' tmp_path)
+    grid(list(v.images) + list(v.transparent()),
+                         [f"{c} {float(p[i, m.class_index(c)]):.2f}" for i, c in enumerate(LECTURE_CLASSES)] + [""] * 4,
+                         ncol=4).save(tmp_path / "maco_lecture_classes.png")
     assert pred == [m.class_index(c) for c in LECTURE_CLASSES]

@@ -13,6 +13,7 @@ OFFLINE_NOTES = {  # the offline models that are not torchvision names (models/r
     "vgg16-imagenet": "Keras ImageNet VGG-16 conv layers, offline; no classifier: style and texture",
     "vgg16-hed": "VGG-16 conv features of the HED edge detector, offline; no classifier: style/texture",
     "efficientnet_lite2": "EfficientNet-Lite2 ImageNet classifier with its 1000-class head, offline, 260 px",
+    "efficientnet_lite0": "EfficientNet-Lite0 ImageNet classifier with its 1000-class head, offline, 224 px",
 }
 
 

@@ -31,7 +31,7 @@ def _save_transparency(v, path) -> None:
 
 EXEMPLARS_OPT = typer.Option(None, "--exemplars", help="Also write <out>_exemplars.png: the top-k natural exemplars of "
                              "each unit from these images (samples:300, imagenet20, a folder) beside the synthetic "
-                             "image, and print the plausibility score and (classes) efficientnet_lite2's reading.")
+                             "image, and print the plausibility score and (classes) how efficientnet_lite2 and _lite0 read it.")
 
 
 def _check_exemplars(spec, out) -> None:
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         _save_transparency(v, out)
         for lab, s in zip(v.labels, v.scores.tolist()):
             echo(f"  {lab}: logit {s:.2f}")
-        _save_exemplars(m, v, exemplars, out, transfer=[n for n in ("efficientnet_lite2",) if n != m.name])
+        _save_exemplars(m, v, exemplars, out, transfer=None)   # None: natural_evidence's DEFAULT_TRANSFER
         _interrupted(v.optim)
 
     config_command(app, "classviz", VizConfig,

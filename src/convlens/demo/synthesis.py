@@ -157,7 +157,7 @@ def maco_evidence(report, ctx):
     maco = visualize_class(m, two, preset="maco", steps=steps, canvas=canvas, crops=crops, **boxes)
     for name, viz in (("robust", robust), ("maco", maco)):
         e = viz.evidence(m, "imagenet20" if not ctx.quick else "samples:12", k=k,
-                         transfer=() if ctx.quick else ("efficientnet_lite2",))
+                         transfer=() if ctx.quick else None)   # None: DEFAULT_TRANSFER (both EfficientNet-Lites)
         sec.figure(e.figure(), f"evidence_{name}.png", f"{name} preset: " + "; ".join(e.text()),
                    command=f"convlens classviz --target strawberry,jeep --preset {name} --exemplars imagenet20 -o s.png")
     v = visualize_channel(m, "features.10", 7, preset="maco", steps=steps, canvas=canvas, crops=crops, **boxes)

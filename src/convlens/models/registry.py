@@ -18,7 +18,7 @@ import torchvision
 from torchvision.models import get_model, get_model_weights, list_models
 
 from ..errors import ConvlensError, closest
-from .efficientnet_lite import load_efficientnet_lite2
+from .efficientnet_lite import load_efficientnet_lite0, load_efficientnet_lite2
 from .hed import load_vgg16_hed
 from .imagenet import IMAGENET_MEAN, IMAGENET_STD, imagenet_classes
 from .model import Model
@@ -34,7 +34,7 @@ LECTURE_MODELS = ["alexnet", "vgg16", "vgg19", "resnet18", "resnet50", "resnet10
 
 # name -> loader(device) of the networks built from offline package files (not torchvision names)
 OFFLINE_MODELS = {"vgg16-imagenet": load_vgg16_imagenet, "vgg16-hed": load_vgg16_hed,
-                  "efficientnet_lite2": load_efficientnet_lite2}
+                  "efficientnet_lite2": load_efficientnet_lite2, "efficientnet_lite0": load_efficientnet_lite0}
 
 
 def available_models() -> list[str]:

@@ -18,7 +18,7 @@ mislead (Geirhos et al. 2024), so a visualization is shown with:
 
     v = convlens.visualize_class(m, "strawberry", preset="maco")
     e = convlens.natural_evidence(m, v, images="imagenet20", k=6)
-    e.plausibility, e.reference, e.transfer     # (N,), (N,), {"efficientnet_lite2": (N,) probs}
+    e.plausibility, e.reference, e.transfer     # (N,), (N,), {"efficientnet_lite2": (N,) probs, "efficientnet_lite0": ...}
     e.figure().save("evidence.png")             # one row per visualization: it, then its exemplars
 """
 from __future__ import annotations
@@ -39,6 +39,11 @@ from ..models import load_model
 from ..models.model import Model
 from ..probe.probe import activations
 from ..render import grid
+
+# The other models asked whether a class visualization reads as its class ("two other models", as in
+# MACO's benchmark): both ship offline (docs/assets.md) and differ from MobileNetV2 in depth, width,
+# resolution and training; the lite0 forward pass is the cheapest ImageNet classifier we have after it.
+DEFAULT_TRANSFER = ("efficientnet_lite2", "efficientnet_lite0")
 
 
 @dataclass
@@ -160,7 +165,7 @@ def _name(item, i: int) -> str:
 
 
 def natural_evidence(model: Model, viz, images="samples:300", k: int = 6, *, layer: str | None = None,
-                     transfer: Sequence[str] = ("efficientnet_lite2",), seed: int = 0) -> Evidence:
+                     transfer: Sequence[str] | None = None, seed: int = 0) -> Evidence:
     """Exemplars, plausibility and transferability of a visualization (see the module doc).
 
     Args:
@@ -170,7 +175,8 @@ def natural_evidence(model: Model, viz, images="samples:300", k: int = 6, *, lay
         k: exemplars per visualization (>= 2).
         layer: representation of the plausibility score (default: the penultimate layer).
         transfer: other models (``load_model`` names) asked for the target class; class targets only
-            (their class list must be the model's). Empty: skip.
+            (their class list must be the model's). Default ``DEFAULT_TRANSFER`` (two offline ImageNet
+            networks other than MobileNetV2) without ``model`` itself. Empty: skip.
         seed: of the noise floor.
     Returns:
         ``Evidence``; ``.figure()`` draws it, ``.text()`` says it.
@@ -187,28 +193,47 @@ def natural_evidence(model: Model, viz, images="samples:300", k: int = 6, *, lay
         ex, names, values = class_exemplars(model, images, unit["index"], k)
     else:
         data = resolve_images(images, size=model.input_size[0])
-        p = max_activating_patches(model, data.items(), unit["layer"], unit["channels"], k)
-        ex, names, values = [], [], []
-        for r in range(len(unit["channels"])):
-            ok = p.top.image_index[r] >= 0
-            ex.append(p.crops[r][ok])
-            names.append([p.names.get(int(i), f"#{int(i)}") for i in p.top.image_index[r][ok]])
-            values.append(p.top.values[r][ok])
+        ex, names, values = patch_exemplars(max_activating_patches(model, data.items(), unit["layer"],
+                                                                   unit["channels"], k))
+    e = score_exemplars(model, viz.images, list(viz.labels), ex, names, values, layer=layer, seed=seed)
+    if unit["kind"] == "class":
+        if transfer is None:
+            transfer = [n for n in DEFAULT_TRANSFER if n != model.name]
+        e.transfer, e.transfer_top1 = transferability(model, e.images, unit["index"], transfer)
+    return e
+
+
+def patch_exemplars(p) -> tuple[list[torch.Tensor], list[list[str]], list[torch.Tensor]]:
+    """The exemplars of each channel of a ``Patches`` result (``max_activating_patches``): its filled
+    top-k patches, their image names and activations, strongest first."""
+    ex, names, values = [], [], []
+    for r in range(len(p.channels)):
+        ok = p.top.image_index[r] >= 0
+        ex.append(p.crops[r][ok])
+        names.append([p.names.get(int(i), f"#{int(i)}") for i in p.top.image_index[r][ok]])
+        values.append(p.top.values[r][ok])
+    return ex, names, values
+
+
+def score_exemplars(model: Model, images: torch.Tensor, labels: Sequence[str], exemplars: Sequence[torch.Tensor],
+                    names: Sequence[Sequence[str]], values: Sequence[torch.Tensor], *, layer: str | None = None,
+                    seed: int = 0) -> Evidence:
+    """``Evidence`` of ``images`` (N, 3, H, W) against given exemplars (one (k_i, 3, h, w) set per image):
+    plausibility, the exemplars' reference and uniform noise's floor (no transfer). ``natural_evidence``
+    finds the exemplars, then calls this; the explorer's unit view calls it with its patch pass."""
     layer = layer or penultimate_layer(model)
-    imgs = viz.images.detach().cpu()
+    imgs = images.detach().cpu()
     g = torch.Generator().manual_seed(seed)
     noise = torch.rand(1, 3, *model.input_size, generator=g)
     plaus, ref, floor = [], [], []
     for i in range(imgs.shape[0]):
-        s, r = plausibility(model, torch.cat([imgs[i:i + 1], F.interpolate(noise, size=imgs.shape[-2:])]), ex[i], layer)
+        s, r = plausibility(model, torch.cat([imgs[i:i + 1], F.interpolate(noise, size=imgs.shape[-2:])]),
+                            exemplars[i], layer)
         plaus.append(float(s[0]))
         floor.append(float(s[1]))
         ref.append(r)
-    e = Evidence(list(viz.labels), imgs, ex, names, values, torch.tensor(plaus), torch.tensor(ref),
-                 torch.tensor(floor), layer)
-    if unit["kind"] == "class":
-        e.transfer, e.transfer_top1 = transferability(model, imgs, unit["index"], transfer)
-    return e
+    return Evidence(list(labels), imgs, list(exemplars), [list(n) for n in names], list(values),
+                    torch.tensor(plaus), torch.tensor(ref), torch.tensor(floor), layer)
 
 
 def transferability(model: Model, images: torch.Tensor, classes: Sequence[int], others: Sequence[str]):
@@ -228,4 +253,4 @@ def transferability(model: Model, images: torch.Tensor, classes: Sequence[int], 
 
 
 __all__ = ["Evidence", "natural_evidence", "plausibility", "pooled_features", "penultimate_layer",
-           "class_exemplars", "transferability"]
+           "class_exemplars", "patch_exemplars", "score_exemplars", "transferability", "DEFAULT_TRANSFER"]

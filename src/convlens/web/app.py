@@ -33,6 +33,7 @@ ROUTERS = [
     "layer_units",
     "layer_patches",
     "layer_visualize",
+    "layer_evidence",
     "projector",
     "projector_thumbs",
     "projector_colours",

@@ -287,6 +287,7 @@
         if (done.result && done.result.image) { preview.src = done.result.image; preview.style.display = "block"; }
         prog.node.replaceWith(el("p", { class: "muted" },
           `${done.status}: ${done.result.steps} steps, mean activation ${done.result.score.toFixed(3)}`));
+        if (CL.unitEvidence && done.result && done.result.params) CL.unitEvidence(card, base, c, s, done.result.params);   // layers_evidence.js
       } catch (err) { prog.node.remove(); CL.showError(d, err); }
       start.disabled = false;
       cancel.disabled = true;
