@@ -27,9 +27,10 @@ avoid:
 * deletion's forward floor: every perturbed image (98 steps x 4 maps x N images) must go through the
   network once. Peer: the plain torch forward of that many images in batches of N (Quantus's batches),
   timed on 4 batches and scaled to the count. The ratio of our deletion row can only exceed this row's by
-  what Quantus spends outside the network.
+  what Quantus spends outside the network. The note gives our FLOP rate (torch's FLOP counter) beside the
+  machine's fp32 matmul peak at the same thread count: the physical ceiling of any implementation.
 * ROAD's solve floor: every (map, image, percentage) is one sparse linear system. Ours (a vectorized
-  build plus SuperLU in symmetric mode, ``imputation.py``) vs Quantus's ``noisy_linear_imputation`` (a
+  build plus CHOLMOD, or SuperLU without scikit-sparse: ``imputation.py``) vs Quantus's ``noisy_linear_imputation`` (a
   LIL build plus ``spsolve``), noise 0, on Grad-CAM's systems of the first 4 images at every percentage.
 """
 from __future__ import annotations
@@ -40,7 +41,7 @@ import warnings
 import numpy as np
 import torch
 
-from .common import Row, race
+from .common import Row, matmul_peak_gflops, race
 
 warnings.filterwarnings("ignore")
 
@@ -68,6 +69,14 @@ class _Grey(torch.nn.Module):
 
     def forward(self, z):
         return self.m(z.expand(-1, 3, -1, -1))
+
+
+def _gflop(m, x) -> float:
+    """GFLOP of one image's forward pass (torch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc, torch.inference_mode():
+        m(x[:1])
+    return fc.get_total_flops() / 1e9
 
 
 def _warm(m, x, t, maps, percentages) -> None:
@@ -119,7 +128,9 @@ def _deletion(name, m, x, t, maps, rounds) -> list[Row]:
                 note=f"max |diff| {diff:.1e} (probabilities); insertion (no Quantus peer): {ins:.2f} s"),
             Row(f"deletion's forward floor {name} {H}px: {images} perturbed images", best["ours"], floor, "s",
                 "plain torch forwards, batches of N", "report", higher_is_better=False,
-                note="the most any deletion can gain by running the network faster (ours: ONNX Runtime)")]
+                note=f"the most any deletion can gain by running the network faster (ours: ONNX Runtime); "
+                     f"ours computes {images * _gflop(m, x) / best['ours']:.0f} GFLOP/s, this machine's "
+                     f"{torch.get_num_threads()}-thread fp32 matmul peak is {matmul_peak_gflops(1024):.0f} GFLOP/s")]
 
 
 def _road(name, m, x, t, maps, percentages, rounds) -> list[Row]:
