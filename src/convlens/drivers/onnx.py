@@ -41,6 +41,7 @@ Which backend ``auto`` picks (``Switch``), the rule documented in docs/forward.m
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import hashlib
@@ -198,13 +199,114 @@ def build_function(model, layers: list[str], truncate: bool) -> tuple[nn.Module,
 
 def export(model, layers: list[str], truncate: bool, hw: tuple[int, int], path: Path) -> list[str]:
     """Export the pass's function to ``path`` (atomic); returns its output names. Raises on failure,
-    including a tracer warning (data-dependent control flow would be baked into the graph)."""
+    including a tracer warning (data-dependent control flow would be baked into the graph).
+
+    The export runs in a child process (``onnx_worker``, started once and kept): fx's tracer and the
+    exporter patch torch globals (``nn.Module.__call__``) while they run, which broke forwards run by
+    other threads of this process meanwhile. Only a network that cannot be sent there (pickled;
+    cloudpickle when installed, for classes defined in ``__main__`` or inside functions) is exported
+    here, under the old caveat."""
+    payload = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.model.pt")
+    try:
+        if _save_payload(model, payload):
+            out = _WORKER.run({"payload": str(payload), "layers": list(layers), "truncate": bool(truncate),
+                               "hw": [int(v) for v in hw], "path": str(path)})
+            if "names" in out:
+                return out["names"]
+            if "error" in out:
+                raise ExportFailed(out["error"])
+    finally:
+        payload.unlink(missing_ok=True)
     modes = {m: m.training for m in model.modules()}
     try:
         return _export(model, layers, truncate, hw, path)
     finally:  # the exporter and fx toggle train/eval: leave every module as it was
         for m, training in modes.items():
             m.training = training
+
+
+class ExportFailed(RuntimeError):
+    """The child's export failed; the message is its ``"Type: reason"`` line."""
+
+
+def _save_payload(model, payload: Path) -> bool:
+    """Write the network and normalization for the child; False when they cannot be pickled."""
+    blob = {"net": model.net, "mean": model.mean.detach().cpu(), "std": model.std.detach().cpu()}
+    payload.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import cloudpickle  # noqa: PLC0415 - optional: pickles classes of __main__ / functions by value
+        kw = {"pickle_module": cloudpickle}
+    except ImportError:
+        kw = {}
+    try:
+        torch.save(blob, payload, **kw)
+        return True
+    except Exception:  # noqa: BLE001 - unpicklable (a lambda attribute, an open handle): export here
+        payload.unlink(missing_ok=True)
+        return False
+
+
+class _ExportWorker:
+    """The export child (``python -m convlens.drivers.onnx_worker``): started on first use (or by
+    ``prestart_export_worker``), one job at a time, restarted once if it died; stopped at exit."""
+
+    def __init__(self):
+        self.proc = None
+        self.lock = threading.Lock()
+
+    def _start(self):
+        import subprocess
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc
+        path = os.pathsep.join(os.path.abspath(p or ".") for p in sys.path)
+        self.proc = subprocess.Popen([sys.executable, "-m", "convlens.drivers.onnx_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, "PYTHONPATH": path})
+        return self.proc
+
+    def start(self) -> None:
+        with self.lock:
+            self._start()
+
+    def run(self, job: dict) -> dict:
+        with self.lock:
+            for _ in range(2):
+                p = self._start()
+                try:
+                    p.stdin.write(json.dumps(job) + "\n")
+                    p.stdin.flush()
+                    line = p.stdout.readline()
+                except OSError:
+                    line = ""
+                if line:
+                    return json.loads(line)
+                self.stop_locked()   # it died mid-job (a crash in the exporter): once more, fresh
+            raise RuntimeError("the export process exited without an answer")
+
+    def stop_locked(self) -> None:
+        p, self.proc = self.proc, None
+        if p is None:
+            return
+        try:
+            p.stdin.close()
+            p.wait(timeout=5)
+        except Exception:  # noqa: BLE001
+            p.kill()
+            p.wait()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stop_locked()
+
+
+_WORKER = _ExportWorker()
+atexit.register(_WORKER.stop)
+
+
+def prestart_export_worker() -> None:
+    """Start the export child now (in the background: about 1-3 s of imports), so that the first export
+    a server needs does not wait for them."""
+    threading.Thread(target=_WORKER.start, daemon=True, name="convlens-onnx-worker").start()
 
 
 def _export(model, layers, truncate, hw, path) -> list[str]:
@@ -422,7 +524,8 @@ def get_runner(model, layers: list[str], truncate: bool, hw, threads: int) -> Or
                 meta = _read_meta(path) or {"names": names, "verified": False}
             r = OrtRunner(path, meta["names"], threads, providers, model.device, bool(meta.get("verified")), key)
         except Exception as e:  # noqa: BLE001 - any failure means: torch, said once
-            fail(model, layers, truncate, hw, f"{type(e).__name__}: {_first_line(e)}", mkey=mkey)
+            reason = str(e) if isinstance(e, ExportFailed) else f"{type(e).__name__}: {_first_line(e)}"
+            fail(model, layers, truncate, hw, reason, mkey=mkey)
             return None
         _SESSIONS[mkey] = r
         while len(_SESSIONS) > MEMORY_SESSIONS:
