@@ -5,6 +5,8 @@ requested layer (torchvision's ``create_feature_extractor``, an fx graph cut: ho
 cannot be exported), returning those layers' outputs and/or the logits. It is exported once with
 ``torch.onnx.export`` (the TorchScript exporter, ``dynamo=False``: 0.5-0.6 s for MobileNetV2 or
 ResNet-18 here, against 2-7 s for ``dynamo=True``), with a dynamic batch and a fixed spatial size,
+in a child process (``onnx_worker``: fx's tracer patches torch globals while it runs, which broke
+other threads' forwards; the child starts once per process, 3 s),
 and run by an onnxruntime session with an explicit thread budget (intra-op = the pass's threads,
 inter-op 1, all graph optimizations; spin-waiting threads only when the machine has an idle core
 per thread when the session is made: ``decide_spin``). CUDA's execution provider is used when the
@@ -33,7 +35,8 @@ Which backend ``auto`` picks (``Switch``), the rule documented in docs/forward.m
      (known length: remaining images x the measured time per image; a stream of unknown length:
      the time spent so far, i.e. a stream is assumed to last as long again) is at least
      ``LOAD_PAYOFF_S`` (1 s) and a checked export is on disk, or at least ``export_payoff_s``
-     otherwise: 4x the expected export time, estimated as 0.5 s + 10 ms per MB of weights
+     otherwise: 4x the expected export time, estimated as 0.5 s + 10 ms per MB of weights (+ 3 s
+     when the export child is not running yet)
      (measured: MobileNetV2 0.6-0.8 s, ResNet-18 0.5-0.7 s, DenseNet-121 0.9 s, VGG-16 5.3 s),
      the export is loaded / made and the rest runs in onnxruntime. onnxruntime measured at least
      1.3x faster than the torch twin here, which saves at least a quarter of the torch time: 4x
@@ -67,6 +70,7 @@ RTOL = 1e-4                # relative max difference allowed between the session
 CHECK_IMAGES = 8           # images of the first batch the new session is checked on
 EXPORT_PAYOFF_S = 4.0      # auto: export when the remaining torch time is at least this x the export's
 LOAD_PAYOFF_S = 1.0        # auto: load a checked export from disk when at least this remains
+WORKER_START_S = 3.0       # the export child's start (its imports; measured 3.1-3.5 s on a loaded 2-core machine)
 MEMORY_SESSIONS = 4        # sessions kept in memory (least recently used dropped)
 OPSET = 17
 FORMAT = "convlens-onnx/1"  # bump when the exported function changes
@@ -267,6 +271,9 @@ class _ExportWorker:
     def start(self) -> None:
         with self.lock:
             self._start()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def run(self, job: dict) -> dict:
         with self.lock:
@@ -576,9 +583,10 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def export_payoff_s(model) -> float:
     """Remaining torch seconds from which ``auto`` exports: EXPORT_PAYOFF_S x the expected export
-    time (0.5 s + 10 ms per MB of parameters and buffers, fitted to the measurements above)."""
+    time (0.5 s + 10 ms per MB of parameters and buffers, fitted to the measurements above, plus
+    ``WORKER_START_S`` when this process's export child is not running yet)."""
     mb = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())) / 1e6
-    return EXPORT_PAYOFF_S * (0.5 + 0.01 * mb)
+    return EXPORT_PAYOFF_S * (0.5 + 0.01 * mb + (0.0 if _WORKER.running() else WORKER_START_S))
 
 
 def eligible(model) -> bool:
