@@ -312,7 +312,9 @@ atexit.register(_WORKER.stop)
 
 def prestart_export_worker() -> None:
     """Start the export child now (in the background: about 1-3 s of imports), so that the first export
-    a server needs does not wait for them."""
+    a server needs does not wait for them. Nothing when torch is forced or onnxruntime is missing."""
+    if resolve_backend(None) == "torch" or not ort_available() or _WORKER.running():
+        return
     threading.Thread(target=_WORKER.start, daemon=True, name="convlens-onnx-worker").start()
 
 

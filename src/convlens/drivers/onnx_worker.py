@@ -48,6 +48,7 @@ def main() -> None:
                 out = {"names": _export(model, job["layers"], job["truncate"], tuple(job["hw"]), Path(job["path"]))}
             except Exception as e:  # noqa: BLE001 - any failure: the parent falls back to torch
                 out = {"error": f"{type(e).__name__}: {_first_line(e)}"}
+        blob = model = None          # the network is not kept between jobs
         reply.write(json.dumps(out) + "\n")
 
 
