@@ -77,6 +77,7 @@ def test_first_visit_shows_a_progress_bar_then_the_cards(app, monkeypatch, tmp_p
                                ".some((p) => p.innerText.includes('computing channel 2 of features.3'))")
         assert page.locator("[data-testid=layers-loading] progress").first.is_visible()
         assert page.locator("#unit-map").count() == 0                # no cards yet
+        screenshot(page, "web23-layers-first-visit-loading")
         held[0].continue_()
         for sel in ("#unit-map", "#unit-filters", "#unit-guided"):
             page.wait_for_function(DRAWN, arg=sel, timeout=90_000)
