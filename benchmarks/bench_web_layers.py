@@ -2,7 +2,8 @@
 it made before.
 
 Ours: ``POST /api/layers/<layer>/patches?n=N`` on a fresh server, followed to "done" (the sample set
-decoded once per server and kept; the ``auto`` backend, onnxruntime once it pays), for a first layer
+decoded once per server and kept; the onnxruntime backend from the first batch, exported in a child
+process), for a first layer
 and then a second layer (the decoded images reused). Peer: the route's former call, measured in the same
 run: ``top_activations(model, sample_dataset(N), layer, k=9)`` (the crops regenerated every pass, the
 ``auto`` backend deciding after a timed torch batch). Every export the passes need is made once before
@@ -60,7 +61,7 @@ def run(quick: bool) -> list[Row]:
     return [
         Row(f"web layers: first patch pass, {n} samples to features.6 (job, end to end)", first, p_first, "s",
             "former route call", "faster", higher_is_better=False,
-            note=f"auto backend, the decoded sample set kept; {threads} threads"),
+            note=f"onnxruntime backend, the decoded sample set kept; {threads} threads"),
         Row(f"web layers: next layer's pass, {n} samples to features.10", second, p_second, "s",
             "former route call", "faster", higher_is_better=False, note="the decoded sample set reused"),
     ]

@@ -72,8 +72,11 @@ def page_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/"
 
 
+BANNER_PAGES = ("lab", "layers", "projector", "words", "concepts")  # every page of web.app.PAGES, in nav order
+
+
 def banner(url: str, models: list[str], workers: int, threads: int) -> str:
     """The start-up lines: the URL to open first (on its own line, so a terminal makes it a link)."""
     return (f"convlens explorer: open {url}lab in a browser\n"
-            f"  pages: {url}lab  {url}layers  {url}projector  {url}words  (API: {url}docs)\n"
+            f"  pages: {'  '.join(url + p for p in BANNER_PAGES)}  (API: {url}docs)\n"
             f"  model {', '.join(models)}; {workers} worker(s) x {threads} torch thread(s); Ctrl-C to stop")

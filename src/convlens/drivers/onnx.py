@@ -5,6 +5,8 @@ requested layer (torchvision's ``create_feature_extractor``, an fx graph cut: ho
 cannot be exported), returning those layers' outputs and/or the logits. It is exported once with
 ``torch.onnx.export`` (the TorchScript exporter, ``dynamo=False``: 0.5-0.6 s for MobileNetV2 or
 ResNet-18 here, against 2-7 s for ``dynamo=True``), with a dynamic batch and a fixed spatial size,
+in a child process (``onnx_worker``: fx's tracer patches torch globals while it runs, which broke
+other threads' forwards; the child starts once per process, 3 s),
 and run by an onnxruntime session with an explicit thread budget (intra-op = the pass's threads,
 inter-op 1, all graph optimizations; spin-waiting threads only when the machine has an idle core
 per thread when the session is made: ``decide_spin``). CUDA's execution provider is used when the
@@ -33,7 +35,8 @@ Which backend ``auto`` picks (``Switch``), the rule documented in docs/forward.m
      (known length: remaining images x the measured time per image; a stream of unknown length:
      the time spent so far, i.e. a stream is assumed to last as long again) is at least
      ``LOAD_PAYOFF_S`` (1 s) and a checked export is on disk, or at least ``export_payoff_s``
-     otherwise: 4x the expected export time, estimated as 0.5 s + 10 ms per MB of weights
+     otherwise: 4x the expected export time, estimated as 0.5 s + 10 ms per MB of weights (+ 3 s
+     when the export child is not running yet)
      (measured: MobileNetV2 0.6-0.8 s, ResNet-18 0.5-0.7 s, DenseNet-121 0.9 s, VGG-16 5.3 s),
      the export is loaded / made and the rest runs in onnxruntime. onnxruntime measured at least
      1.3x faster than the torch twin here, which saves at least a quarter of the torch time: 4x
@@ -41,6 +44,7 @@ Which backend ``auto`` picks (``Switch``), the rule documented in docs/forward.m
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import hashlib
@@ -66,6 +70,7 @@ RTOL = 1e-4                # relative max difference allowed between the session
 CHECK_IMAGES = 8           # images of the first batch the new session is checked on
 EXPORT_PAYOFF_S = 4.0      # auto: export when the remaining torch time is at least this x the export's
 LOAD_PAYOFF_S = 1.0        # auto: load a checked export from disk when at least this remains
+WORKER_START_S = 3.0       # the export child's start (its imports; measured 3.1-3.5 s on a loaded 2-core machine)
 MEMORY_SESSIONS = 4        # sessions kept in memory (least recently used dropped)
 OPSET = 17
 FORMAT = "convlens-onnx/1"  # bump when the exported function changes
@@ -198,13 +203,119 @@ def build_function(model, layers: list[str], truncate: bool) -> tuple[nn.Module,
 
 def export(model, layers: list[str], truncate: bool, hw: tuple[int, int], path: Path) -> list[str]:
     """Export the pass's function to ``path`` (atomic); returns its output names. Raises on failure,
-    including a tracer warning (data-dependent control flow would be baked into the graph)."""
+    including a tracer warning (data-dependent control flow would be baked into the graph).
+
+    The export runs in a child process (``onnx_worker``, started once and kept): fx's tracer and the
+    exporter patch torch globals (``nn.Module.__call__``) while they run, which broke forwards run by
+    other threads of this process meanwhile. Only a network that cannot be sent there (pickled;
+    cloudpickle when installed, for classes defined in ``__main__`` or inside functions) is exported
+    here, under the old caveat."""
+    payload = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.model.pt")
+    try:
+        if _save_payload(model, payload):
+            out = _WORKER.run({"payload": str(payload), "layers": list(layers), "truncate": bool(truncate),
+                               "hw": [int(v) for v in hw], "path": str(path)})
+            if "names" in out:
+                return out["names"]
+            if "error" in out:
+                raise ExportFailed(out["error"])
+    finally:
+        payload.unlink(missing_ok=True)
     modes = {m: m.training for m in model.modules()}
     try:
         return _export(model, layers, truncate, hw, path)
     finally:  # the exporter and fx toggle train/eval: leave every module as it was
         for m, training in modes.items():
             m.training = training
+
+
+class ExportFailed(RuntimeError):
+    """The child's export failed; the message is its ``"Type: reason"`` line."""
+
+
+def _save_payload(model, payload: Path) -> bool:
+    """Write the network and normalization for the child; False when they cannot be pickled."""
+    blob = {"net": model.net, "mean": model.mean.detach().cpu(), "std": model.std.detach().cpu()}
+    payload.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import cloudpickle  # noqa: PLC0415 - optional: pickles classes of __main__ / functions by value
+        kw = {"pickle_module": cloudpickle}
+    except ImportError:
+        kw = {}
+    try:
+        torch.save(blob, payload, **kw)
+        return True
+    except Exception:  # noqa: BLE001 - unpicklable (a lambda attribute, an open handle): export here
+        payload.unlink(missing_ok=True)
+        return False
+
+
+class _ExportWorker:
+    """The export child (``python -m convlens.drivers.onnx_worker``): started on first use (or by
+    ``prestart_export_worker``), one job at a time, restarted once if it died; stopped at exit."""
+
+    def __init__(self):
+        self.proc = None
+        self.lock = threading.Lock()
+
+    def _start(self):
+        import subprocess
+        if self.proc is not None and self.proc.poll() is None:
+            return self.proc
+        path = os.pathsep.join(os.path.abspath(p or ".") for p in sys.path)
+        self.proc = subprocess.Popen([sys.executable, "-m", "convlens.drivers.onnx_worker"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     env={**os.environ, "PYTHONPATH": path})
+        return self.proc
+
+    def start(self) -> None:
+        with self.lock:
+            self._start()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def run(self, job: dict) -> dict:
+        with self.lock:
+            for _ in range(2):
+                p = self._start()
+                try:
+                    p.stdin.write(json.dumps(job) + "\n")
+                    p.stdin.flush()
+                    line = p.stdout.readline()
+                except OSError:
+                    line = ""
+                if line:
+                    return json.loads(line)
+                self.stop_locked()   # it died mid-job (a crash in the exporter): once more, fresh
+            raise RuntimeError("the export process exited without an answer")
+
+    def stop_locked(self) -> None:
+        p, self.proc = self.proc, None
+        if p is None:
+            return
+        try:
+            p.stdin.close()
+            p.wait(timeout=5)
+        except Exception:  # noqa: BLE001
+            p.kill()
+            p.wait()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stop_locked()
+
+
+_WORKER = _ExportWorker()
+atexit.register(_WORKER.stop)
+
+
+def prestart_export_worker() -> None:
+    """Start the export child now (in the background: about 1-3 s of imports), so that the first export
+    a server needs does not wait for them. Nothing when torch is forced or onnxruntime is missing."""
+    if resolve_backend(None) == "torch" or not ort_available() or _WORKER.running():
+        return
+    threading.Thread(target=_WORKER.start, daemon=True, name="convlens-onnx-worker").start()
 
 
 def _export(model, layers, truncate, hw, path) -> list[str]:
@@ -422,7 +533,8 @@ def get_runner(model, layers: list[str], truncate: bool, hw, threads: int) -> Or
                 meta = _read_meta(path) or {"names": names, "verified": False}
             r = OrtRunner(path, meta["names"], threads, providers, model.device, bool(meta.get("verified")), key)
         except Exception as e:  # noqa: BLE001 - any failure means: torch, said once
-            fail(model, layers, truncate, hw, f"{type(e).__name__}: {_first_line(e)}", mkey=mkey)
+            reason = str(e) if isinstance(e, ExportFailed) else f"{type(e).__name__}: {_first_line(e)}"
+            fail(model, layers, truncate, hw, reason, mkey=mkey)
             return None
         _SESSIONS[mkey] = r
         while len(_SESSIONS) > MEMORY_SESSIONS:
@@ -473,9 +585,10 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def export_payoff_s(model) -> float:
     """Remaining torch seconds from which ``auto`` exports: EXPORT_PAYOFF_S x the expected export
-    time (0.5 s + 10 ms per MB of parameters and buffers, fitted to the measurements above)."""
+    time (0.5 s + 10 ms per MB of parameters and buffers, fitted to the measurements above, plus
+    ``WORKER_START_S`` when this process's export child is not running yet)."""
     mb = sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers())) / 1e6
-    return EXPORT_PAYOFF_S * (0.5 + 0.01 * mb)
+    return EXPORT_PAYOFF_S * (0.5 + 0.01 * mb + (0.0 if _WORKER.running() else WORKER_START_S))
 
 
 def eligible(model) -> bool:

@@ -11,10 +11,12 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from fastapi import Query
 from fastapi.responses import Response
 
+from ..embed.store import EmbeddingStore
 from ..errors import ConvlensError, closest
 from ..images import fit, list_images
 from ..inspect import sample_dataset
@@ -153,13 +155,61 @@ class _Prefix(Sequence):
 
 
 def pass_backend(n_images: int) -> str:
-    """The backend of a patch pass: ``auto`` (``batched_forward``'s rule: onnxruntime once a timed torch
-    batch shows the export pays, from the first batch once this process holds the layer's session).
-    Forcing onnxruntime from the first batch (issue 23) exported the model while the unit page's other
-    requests ran forwards on the same shared model: torch.onnx's exporter hooks every module it traces,
-    and a concurrent request failed ("OrderedDict mutated during iteration") or stalled. Until the export
-    works on a private copy (drivers/onnx.py), the pass keeps ``auto``."""
-    return "auto"
+    """The backend of a patch pass: onnxruntime from the first batch (that batch runs in torch too and
+    checks the export; a failed export or check falls back to torch with one warning). The export runs
+    in a child process (drivers/onnx_worker.py), so requests running forwards on the shared model
+    meanwhile are not disturbed (before, torch.onnx's tracer in this process broke them:
+    tests/test_onnx_concurrency.py)."""
+    return "onnxruntime"
+
+
+STORE_SOURCE = "store"   # the server's --store, read from its thumbnails
+
+
+class StoreThumbnails(Sequence):
+    """The first ``n`` rows of an embedding store as images: its stored thumbnails (``THUMB`` px squares
+    of what the model saw, JPEG in the metadata), decoded once on first access. A pass over them reads no
+    image file and runs at the thumbnail's size (96 px: (96/224)^2 = 0.18x the pixels of the model's)."""
+
+    def __init__(self, store, n: int):
+        self.store, self._images = store, [None] * min(n, len(store))
+        meta = store.metadata()
+        paths = meta.column("path").to_pylist()[:len(self._images)] if "path" in meta.column_names else []
+        self._names = [Path(p).name if p else f"row {i}" for i, p in enumerate(paths)] or \
+            [f"row {i}" for i in range(len(self._images))]
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        x = self._images[i]
+        if x is None:
+            a = np.asarray(self.store.thumbnail(i), dtype=np.uint8)
+            self._images[i] = x = torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous()
+        return x.float() / 255
+
+    def name(self, i: int) -> str:
+        return self._names[i]
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._names)
+
+
+def store_source(state: AppState):
+    """The server's store, if it has thumbnails to run a pass over (else None)."""
+    if state.store is None:
+        return None
+    cache = state.cache("layers.store", 1)
+    store = cache.get_or_make(str(state.store), lambda old: EmbeddingStore.open(state.store))
+    return store if store.has_thumbnails() else None
+
+
+def source_size(source: str):
+    """``top_activations``'s ``size`` for a source: the store's thumbnails keep theirs, the rest the model's."""
+    return None if source == STORE_SOURCE else "model"
 
 
 def image_source(state: AppState, source: str, n: int):
@@ -167,6 +217,14 @@ def image_source(state: AppState, source: str, n: int):
     ``sample_images`` inside the job) or a named user folder (its files)."""
     if source == "samples":
         return sample_dataset(n)
+    if source == STORE_SOURCE:
+        store = store_source(state)
+        if store is None:
+            raise ConvlensError("no store with thumbnails on this server; start it with --store STORE (made by "
+                                "`convlens embed`), or use 'samples' or an image folder")
+        cache = state.cache("layers.store_images", 2)
+        hit = cache.get(n)
+        return hit if hit is not None else cache.put(n, StoreThumbnails(store, n))
     safe_name(source, "image source")
     folders = image_folders(state)
     if source not in folders:

@@ -11,7 +11,7 @@ from ..context import JobFeed
 from ..encode import png_bytes
 from ..jobs import job_key
 from ..layers_state import (KQ, ModelQ, NQ, SourceQ, browsable_layer, cached_png, image_source, pass_backend,
-                            resolve_unit, sample_images)
+                            resolve_unit, sample_images, source_size)
 from ..state import LRU, AppState, app_state
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
@@ -35,7 +35,7 @@ def _top_job(state: AppState, name: str, layer: str, source: str, n: int, k: int
         imgs = sample_images(state, n) if source == "samples" else images  # the samples: decoded once a server
         try:
             top = top_activations(state.model(name), imgs, layer, None, k, progress=feed.progress,
-                                  threads=state.threads, backend=pass_backend(len(imgs)))
+                                  threads=state.threads, backend=pass_backend(len(imgs)), size=source_size(source))
         except KeyboardInterrupt as e:
             top = getattr(e, "partial", None)
             if top is None:
@@ -70,7 +70,7 @@ def channel_patches(state: AppState, name: str, layer: str, channel: int, source
     sub = channel_top(top, channel)
     if top.n_images < len(images):
         images = images[:top.n_images]   # a cancelled pass: the images it saw
-    return max_activating_patches(state.model(name), images, layer, [channel], top.k, state=sub)
+    return max_activating_patches(state.model(name), images, layer, [channel], top.k, state=sub, size=source_size(source))
 
 
 @router.get("/{layer}/channels/{channel}/patches")

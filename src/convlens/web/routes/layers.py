@@ -28,12 +28,13 @@ import torch
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from ...drivers.onnx import prestart_export_worker
 from ...images import list_images
 from ...inspect.figures import GRID_WIDTH, activation_atlas, atlas_layout, unit_filters_figure  # noqa: F401 - as before
 from ...inspect.stages import browsable, default_layer, stage_layers
 from ..encode import png_bytes
-from ..layers_state import (IMAGE_FOLDERS_ENV, ImageQ, ModelQ, browsable_layer, cached_png, image_folders,  # noqa: F401 - as before
-                            layer_maps)
+from ..layers_state import (IMAGE_FOLDERS_ENV, STORE_SOURCE, ImageQ, ModelQ, browsable_layer, cached_png,  # noqa: F401 - as before
+                            image_folders, layer_maps, store_source)
 from ..state import AppState, app_state
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
@@ -50,6 +51,7 @@ def list_layers(state: AppState = Depends(app_state), model: str | None = ModelQ
     """The browsable layers (output (C, H, W)) in forward order, the default stage layers, and the
     conv that produces each layer's channels (its filters are what a unit view shows)."""
     name = state.check_model(model)
+    prestart_export_worker()   # the layer's patch pass exports the model (onnxruntime): start the exporter now
     m = state.model(name)
     stages = stage_layers(m)
     return {"model": name, "input_size": list(m.input_size), "default": default_layer(m),
@@ -63,6 +65,9 @@ def list_sources(state: AppState = Depends(app_state)):
     """Image sets for max-activating patches: 'samples' and the user's folders (``<data_dir>/images/<name>``
     or ``$CONVLENS_IMAGES`` at server start)."""
     out = [{"name": "samples", "description": "the bundled sample set (crops, scales, flips of bundled photos)"}]
+    store = store_source(state)
+    if store is not None:
+        out.append({"name": STORE_SOURCE, "description": f"the store's {len(store)} thumbnails ({store.path.name})"})
     for name, p in image_folders(state).items():
         out.append({"name": name, "description": f"{len(list_images(p))} images"})
     return out

@@ -62,15 +62,30 @@
   }
   window.addEventListener("popstate", () => { if (location.pathname.startsWith("/layers")) CL.route(); });
 
-  // An <img> that shows the server's JSON error message if the PNG fails.
+  // An indeterminate progress bar with what is being computed (issue 23: every long action shows one).
+  function loading(text) {
+    return el("p", { class: "lb-loading", "data-testid": "layers-loading" },
+      el("progress", { "aria-label": text }), el("span", { class: "muted" }, ` ${text}`));
+  }
+  // Show ``bar`` in ``parent`` while ``promise`` runs (removed however it ends); returns the promise's value.
+  async function during(parent, text, promise) {
+    const bar = loading(text);
+    parent.append(bar);
+    try { return await promise; } finally { bar.remove(); }
+  }
+
+  // An <img> with a progress bar until it is drawn; shows the server's JSON error message if the PNG fails.
   function picture(src, id, alt) {
     const box = el("div");
+    const bar = loading(`computing ${alt}…`);
     const img = el("img", { id, alt, src });
+    img.addEventListener("load", () => bar.remove());
     img.addEventListener("error", async () => {
+      bar.remove();
       try { await CL.api(src); } catch (err) { CL.showError(box, err); }
       img.remove();
     });
-    box.append(img);
+    box.append(bar, img);
     return box;
   }
 
@@ -119,13 +134,17 @@
   async function gridView(main, s) {
     const info = catalogue.layers.find((li) => li.name === s.layer);
     const q = `?image=${encodeURIComponent(s.image)}${modelQ(s)}`;
-    const stats = await CL.api(`/api/layers/${encodeURIComponent(s.layer)}/activations${q}`);
+    const stats = await during(main, `computing the activations of ${s.image} at ${s.layer}…`,
+      CL.api(`/api/layers/${encodeURIComponent(s.layer)}/activations${q}`));
     document.title = `${s.layer} · ${s.image} · convlens layers`;
     const L = stats.layout;
     const tip = el("p", { class: "lb-tip muted" }, "Hover a map for its channel, click it for the unit view.");
     const hover = el("div", { class: "lb-hover" });
     const img = el("img", { id: "layers-grid", alt: `activations of ${s.image} at ${s.layer}`,
       src: `/api/layers/${encodeURIComponent(s.layer)}/activations.png${q}&scale=${s.scale}` });
+    const gridBar = loading("drawing the activation grid…");
+    img.addEventListener("load", () => gridBar.remove());
+    img.addEventListener("error", () => gridBar.remove());
     const scale = el("select", { id: "grid-scale", onchange: (e) => {
       s.scale = e.target.value;
       history.replaceState({}, "", href(s));
@@ -162,14 +181,14 @@
         stats.strongest.map((c) => link(href({ ...s, channel: c }), `c${c}`, { class: "lb-links" })).flatMap((a) => [a, " "])),
       el("p", { class: "lb-lab" }, el("a", { href: CL.labUrl({ image: s.image, technique: "grad_cam", layer: s.layer, model: s.model }),
         "data-testid": "layer-lab-link" }, `Grad-CAM of ${s.image} at ${s.layer} in the lab →`)),
-      el("label", {}, "Scale ", scale), tip, el("div", { class: "row" }, input, wrap)));
+      el("label", {}, "Scale ", scale), tip, gridBar, el("div", { class: "row" }, input, wrap)));
   }
 
   // --- one unit -----------------------------------------------------------------------------------
   async function unitView(main, s) {
     const base = `/api/layers/${encodeURIComponent(s.layer)}`;
     const q = `?image=${encodeURIComponent(s.image)}${modelQ(s)}`;
-    const u = await CL.api(`${base}/channels/${s.channel}${q}`);
+    const u = await during(main, `computing channel ${s.channel} of ${s.layer} on ${s.image}…`, CL.api(`${base}/channels/${s.channel}${q}`));
     const c = u.channel;
     document.title = `${s.layer} · channel ${c} · ${s.image} · convlens layers`;
     const crumbs = el("p", { class: "lb-crumbs" },
@@ -220,7 +239,8 @@
 
   function patchesCard(card, base, s, c) {
     const pq = `source=${encodeURIComponent(s.source)}&n=${s.n}&k=${s.k}${modelQ(s)}`;
-    const where = s.source === "samples" ? `${s.n} images of the bundled sample set` : `folder '${s.source}'`;
+    const where = s.source === "samples" ? `${s.n} images of the bundled sample set`
+      : s.source === "store" ? `${s.n} thumbnails of the server's store` : `folder '${s.source}'`;
     const body = el("div");
     const d = card(`Max-activating patches over ${where}`, body);
     d.classList.add("wide");
@@ -300,7 +320,8 @@
     async render(main) {
       const s = parse();
       if (!catalogue || catalogue.asked !== s.model) {
-        [catalogue, samples] = await Promise.all([CL.api(`/api/layers${modelQ(s, "?")}`), samples || CL.api("/api/samples")]);
+        [catalogue, samples] = await during(main, `loading the model${s.model ? " " + s.model : ""} and its layers…`,
+          Promise.all([CL.api(`/api/layers${modelQ(s, "?")}`), samples || CL.api("/api/samples")]));
         catalogue.asked = s.model;
       }
       if (!s.layer) { history.replaceState({}, "", href({ ...s, layer: catalogue.default })); s.layer = catalogue.default; }

@@ -67,7 +67,10 @@ export class GLRenderer {
     this.n = 0;
   }
   resize(w, h) { this.canvas.width = w; this.canvas.height = h; this.gl.viewport(0, 0, w, h); if (this.under) this.under.resize(w, h); }
-  composite(ctx, m, w, h) { if (this.under) this.under.composite(ctx, m, w, h); ctx.drawImage(this.canvas, m, m, w, h, 0, 0, w, h); }
+  composite(ctx, m, w, h) {
+    if (this.under) this.under.composite(ctx, m, w, h);
+    if (this.canvas.style.visibility !== "hidden") ctx.drawImage(this.canvas, m, m, w, h, 0, 0, w, h);
+  }
   setPoints(world) {
     const gl = this.gl;
     if (this.under) this.under.setPoints(world);
@@ -122,7 +125,15 @@ export class GLRenderer {
   }
   draw(v) {  // v: {scale, tx, ty (device px), pointSize, thumbPx, atlases: [keys], border}
     const gl = this.gl;
-    if (this.under) { this.under.draw({ ...v, atlases: [] }); gl.clearColor(0, 0, 0, 0); }
+    if (this.under) {
+      this.under.draw({ ...v, atlases: [] });
+      // no thumbnails over the points: hide the (transparent) WebGL layer instead of clearing and
+      // compositing it every frame (software WebGL: its clear and the compositing cost the CPU)
+      const empty = v.atlases.length === 0;
+      this.canvas.style.visibility = empty ? "hidden" : "";
+      if (empty) return 0;
+      gl.clearColor(0, 0, 0, 0);
+    }
     else gl.clearColor(BG[0] / 255, BG[1] / 255, BG[2] / 255, 1);
     gl.clear(gl.COLOR_BUFFER_BIT);
     gl.enable(gl.BLEND);

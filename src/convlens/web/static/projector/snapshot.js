@@ -1,6 +1,6 @@
 // convlens projector: the view as a PNG download, and the hooks tests and benchmarks call on
 // window.CLProjector (pixels drawn, frame loops for pan and zoom).
-import { rotate3d } from "./scatter3d.js";
+import { rotate3d, zoom3d } from "./scatter3d.js";
 import { focusPoint } from "./side.js";
 import { BG, P, THUMB_LIMIT } from "./state.js";
 import { draw, panBy, requestDraw, toScreen } from "./view.js";
@@ -64,6 +64,9 @@ const frameLoop = (frames, act) => new Promise((resolve) => {
 P.benchPan = (frames, dx = 3) => frameLoop(frames, (k) => panBy(dx * P.dpr * (k % 120 < 60 ? 1 : -1), 0));
 // zoom in and out around the centre by `factor` a frame: every frame is a full redraw
 P.benchZoom = (frames, factor = 1.01) => frameLoop(frames, (k) => { zoomAround(k % 120 < 60 ? factor : 1 / factor); draw(); });
+// the 3-D view: orbit by `step` radians a frame, or zoom in and out by `factor` a frame (each a full redraw)
+P.benchRotate = (frames, step = 0.01) => frameLoop(frames, () => { rotate3d(step, 0); draw(); });
+P.benchZoom3d = (frames, factor = 1.01) => frameLoop(frames, (k) => { zoom3d(k % 120 < 60 ? factor : 1 / factor); draw(); });
 const zoomAround = (f) => { const v = P.view, cx = P.W / 2, cy = P.H / 2; v.tx = cx - (cx - v.tx) * f; v.ty = cy - (cy - v.ty) * f; v.scale *= f; };
 P.zoom = (factor) => { zoomAround(factor); requestDraw(); };
 P.focusPoint = focusPoint;

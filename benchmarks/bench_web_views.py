@@ -1,0 +1,158 @@
+"""Issue 23's benchmark, one table: the first useful paint of every view, the time from Run to the result
+in view against the direct library call, and the projector's frame rate at 100k points.
+
+One live uvicorn on 127.0.0.1 (one worker, the process's torch threads, the default MobileNetV2, a
+100,000-point store synthesized as ``web_projector`` does) and Debian's chromium driven by Playwright.
+
+- First useful paint (warm server: each page opened once before timing; median of 3 / 5 navigations):
+  from ``page.goto`` to what the view is for, drawn. lab: the input image drawn and its top-5 shown;
+  layers: the activation grid of ``features.6`` drawn; projector: the 100k points drawn; words: the
+  neighbours of the default queries shown; concepts: the controls and their sample thumbnails drawn.
+- Run to result in view (1400x900): from the click on Run (``performance.now()`` in the page) to the
+  three result images decoded and the overlay's top inside the viewport (``bench_web_lab.RUN_TO_VIEW``);
+  each run a new target class, so no cache hit. Peer: the same technique called directly plus the same
+  three PNGs written, on the server's own worker thread (same thread, OpenMP team and budget),
+  alternated with the page's runs; medians.
+- Projector frames per second at 100k points: ``requestAnimationFrame`` intervals in the page (median,
+  and the 90th percentile as the slow frames' rate) while zooming the 2-D map (a full redraw a frame)
+  and while rotating and zooming the 3-D PCA map (a full redraw a frame). Headless chromium draws WebGL
+  with SwiftShader (no GPU) and caps rAF at 60 Hz.
+
+Rows for ``scripts/bench --only web_views [--quick]``.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .bench_web import _live
+from .bench_web_lab import RUN_TO_VIEW
+from .common import Row
+from .web_projector import _clustered
+
+N_POINTS = 100_000
+TECHNIQUES = ("saliency", "grad_cam", "occlusion")
+
+# view -> (path, a JS predicate true once the view's useful content is drawn)
+DRAWN = "(s) => [...document.querySelectorAll(s)].length > 0 && [...document.querySelectorAll(s)].every((i) => i.complete && i.naturalWidth > 0)"
+VIEWS = {
+    "lab": ("/lab?image=chelsea&technique=saliency",
+            "document.querySelector('#lab-top5 table') && document.getElementById('lab-current').naturalWidth > 0"),
+    "layers": ("/layers/features.6?image=chelsea", f"({DRAWN})('#layers-grid')"),
+    "projector": ("/projector?store=big&colour=label", "window.CLProjector && CLProjector.firstPoints !== null"),
+    "words": ("/words", "(() => { const o = document.querySelector('[data-testid=words-out]'); "
+                        "return !!o && o.textContent.length > 20 && o.textContent !== '…'; })()"),
+    "concepts": ("/concepts", f"document.getElementById('cc-run') && ({DRAWN})('.cc-samples img')"),
+}
+
+
+def _median(a) -> float:
+    return float(np.median(np.asarray(a, float)))
+
+
+def _fps(intervals) -> tuple[float, float]:
+    """(median fps, fps of the 90th-percentile frame interval)."""
+    a = np.asarray(intervals, float)
+    return 1000 / float(np.median(a)), 1000 / float(np.percentile(a, 90))
+
+
+def run(quick: bool) -> list[Row]:
+    import torch
+
+    import convlens
+    from convlens.embed import EmbeddingStore
+    from convlens.images import fit, save_png
+    from convlens.web import create_app
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from web_helpers import CHROMIUM_ARGS, chromium_path
+    exe = chromium_path()
+    if exe is None:
+        return [Row("web views: skipped (no chromium)", 0, None, "")]
+    from playwright.sync_api import sync_playwright
+
+    threads = torch.get_num_threads()
+    model = convlens.load_model("mobilenet_v2")
+    img = fit(convlens.sample_image("chelsea"), model.input_size)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-web-views-"))
+    data, out = tmp / "data", tmp / "direct"
+    out.mkdir(parents=True)
+    EmbeddingStore.from_vectors(data / "stores" / "big", _clustered(N_POINTS, 32, seed=1),
+                                labels=[f"c{i % 7}" for i in range(N_POINTS)])
+    app = create_app(workers=1, threads=threads, data_dir=data)
+    app.state.convlens._models[("mobilenet_v2", "default")] = model
+    server, thread, url = _live(app)
+    pool = app.state.convlens.jobs
+    n_paint, n_runs = (3, 3) if quick else (5, 7)
+    targets = iter(range(100, 1000, 7))
+
+    def direct(technique, target):
+        r = getattr(convlens, technique)(model, img, target)
+        save_png(img, out / "in.png")
+        save_png(r.overlay(0), out / "overlay.png")
+        save_png(r.heatmap(0), out / "map.png")
+
+    rows = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 900})
+                for view, (path, ready) in VIEWS.items():
+                    page.goto(url + path)                      # warm: the server's caches, the model, the map
+                    page.wait_for_function(ready, timeout=600_000)
+                    paints = []
+                    for _ in range(n_paint):
+                        t = time.perf_counter()
+                        page.goto(url + path)
+                        page.wait_for_function(ready, timeout=120_000, polling=10)
+                        paints.append(time.perf_counter() - t)
+                    rows.append(Row(f"web views: first useful paint, {view} (1400x900)", 1e3 * _median(paints), None,
+                                    "ms", "", "", higher_is_better=False, note=f"warm server; median of {n_paint}"))
+                for technique in TECHNIQUES:
+                    page.goto(url + f"/lab?image=chelsea&technique={technique}")
+                    page.wait_for_selector("#lab-top5 table", timeout=120_000)
+                    page.evaluate(RUN_TO_VIEW, str(next(targets)))    # warm-up run
+                    pool.run_sync(lambda: direct(technique, 99))
+                    runs, peer = [], []
+                    for _ in range(n_runs):
+                        runs.append(page.evaluate(RUN_TO_VIEW, str(next(targets))))
+                        tg = next(targets)
+                        t = time.perf_counter()
+                        pool.run_sync(lambda: direct(technique, tg))
+                        peer.append(1e3 * (time.perf_counter() - t))
+                    med, pm = _median(runs), _median(peer)
+                    rows.append(Row(f"web views: Run to result in view, {technique} (1400x900)", med, pm, "ms",
+                                    "library call + same PNGs", "overhead < 15%", higher_is_better=False,
+                                    note=f"overhead {100 * (med / pm - 1):+.0f}%; median of {n_runs}, alternated"))
+                frames = 120 if quick else 240
+                for what, path, bench in (
+                        ("2-D map, zooming", "/projector?store=big&colour=label", "CLProjector.benchZoom"),
+                        ("3-D PCA map, rotating", "/projector?store=big&colour=label&dims=3", "CLProjector.benchRotate"),
+                        ("3-D PCA map, zooming", "/projector?store=big&colour=label&dims=3", "CLProjector.benchZoom3d")):
+                    page.goto(url + path)
+                    page.wait_for_function("window.CLProjector && CLProjector.firstPoints !== null", timeout=600_000)
+                    page.wait_for_timeout(300)
+                    r = page.evaluate(f"{bench}({frames})")
+                    med, slow = _fps(r["intervals"])
+                    rows.append(Row(f"web views: projector {N_POINTS // 1000}k points, {what}", med, 60.0, "fps",
+                                    "60 fps", "60 fps", note=f"90th-percentile frame {slow:.0f} fps; draw call "
+                                    f"{_median(r['draws']):.1f} ms median; {frames} frames, SwiftShader"))
+                page.close()
+            finally:
+                browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    for r in run("--quick" in sys.argv):
+        print(r)

@@ -1,0 +1,71 @@
+"""The ONNX export does not disturb forwards that other threads run on the same model meanwhile (issue
+23, item 7): fx's tracer and the exporter patch torch globals while they run, so the export happens in
+a child process (drivers/onnx_worker.py). A thread runs forwards in a loop for the whole export and
+each output must equal the reference computed before."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+import convlens
+from convlens.drivers import onnx as ob
+from convlens.drivers.onnx import rel_diff
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CONVLENS_BACKEND", raising=False)
+    ob.clear_memory_cache()
+    yield
+    ob.clear_memory_cache()
+
+
+def _forwards_during(m, x, ref, action):
+    """Run ``action()`` while another thread runs ``m(x)`` in a loop; (outputs' worst difference, errors,
+    forwards that started while the action ran)."""
+    done, errors, worst, count = threading.Event(), [], [0.0], [0]
+
+    def loop():
+        while not done.is_set():
+            try:
+                with torch.inference_mode():
+                    y = m(x)
+                worst[0] = max(worst[0], rel_diff(ref, y))
+            except Exception as e:  # noqa: BLE001 - what a broken forward raises is the finding
+                errors.append(f"{type(e).__name__}: {e}"[:200])
+            count[0] += 1
+
+    t = threading.Thread(target=loop)
+    t.start()
+    while count[0] == 0:                      # the loop is running before the action starts
+        done.wait(0.001)
+    try:
+        action()
+    finally:
+        done.set()
+        t.join()
+    return worst[0], errors, count[0]
+
+
+def test_forwards_of_another_thread_are_unchanged_while_the_model_exports():
+    torch.set_num_threads(1)
+    m = convlens.load_model("mobilenet_v2", weights=None)
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        ref = m(x)
+    path = ob.cache_dir() / "onnx" / "concurrent.onnx"
+    names = []
+    worst, errors, count = _forwards_during(
+        m, x, ref, lambda: names.extend(ob.export(m, ["features.10"], True, (64, 64), path)))
+    assert names == ["features.10"] and path.stat().st_size > 100_000    # the export did happen
+    assert count >= 2 and errors == [] and worst <= 1e-6, (count, errors[:3], worst)
+    # and the exported graph computes the layer (the child's copy had the caller's weights)
+    r = ob.OrtRunner(path, names, 1, ["CPUExecutionProvider"], m.device, False, "k")
+    with convlens.Probe(m, "features.10", detach=True) as p, torch.inference_mode():
+        p.run(x)
+        want = p["features.10"]
+    assert rel_diff(want, r(x)[1]["features.10"]) <= 1e-4
