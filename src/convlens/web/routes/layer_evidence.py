@@ -15,13 +15,9 @@ from fastapi.responses import Response
 from ...images import load_image
 from ...recipes.evidence import patch_exemplars, score_exemplars
 from ..encode import png_bytes
+from ..layer_jobs import Preset, VizPreset, VizSeed, VizSize, VizSteps, channel_patches, viz_params, viz_path
 from ..layers_state import KQ, ModelQ, NQ, SourceQ, cached_png, resolve_unit
 from ..state import AppState, app_state
-# It reads the results of the patch and visualize jobs through those routes' own helpers (no second copy
-# of their cache keys and file names). Routes otherwise do not import each other (pyproject's contract):
-# moving channel_patches and _viz_path into web/layers_state.py would let this module join that contract.
-from .layer_patches import channel_patches
-from .layer_visualize import Preset, VizPreset, VizSeed, VizSize, VizSteps, _viz_params, _viz_path
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
 
@@ -37,7 +33,7 @@ def unit_evidence_of(state: AppState, name: str, layer: str, c: int, viz: dict, 
     hit = cache.get(key)
     if hit is not None:
         return hit
-    _, path = _viz_path(state, name, layer, c, viz)
+    _, path = viz_path(state, name, layer, c, viz)
     if not path.exists():
         raise HTTPException(404, f"no visualization of {layer}:{c} with these parameters yet; start it with "
                                  f"POST /api/layers/{layer}/channels/{c}/visualize")
@@ -58,7 +54,7 @@ def unit_evidence(layer: str, channel: int, state: AppState = Depends(app_state)
     (mean cosine to the patches), ``reference`` (the patches among themselves), ``noise`` (uniform noise's
     score), the representation ``layer``, the figure's URL and a one-line ``explanation``."""
     name, m, li, c = resolve_unit(state, model, layer, channel)
-    viz = _viz_params(steps, size, preset, seed, m)
+    viz = viz_params(steps, size, preset, seed, m)
     e = unit_evidence_of(state, name, layer, c, viz, source, n, k)
     q = urlencode({**viz, "source": source, "n": n, "k": k, **({"model": model} if model else {})})
     return {"layer": layer, "channel": c, "plausibility": float(e.plausibility[0]), "reference": float(e.reference[0]),
@@ -75,6 +71,6 @@ def unit_evidence_png(layer: str, channel: int, state: AppState = Depends(app_st
     """One row: the visualization (labelled with its plausibility / the patches' reference), then its
     patches labelled with their activation and image (``Evidence.figure``)."""
     name, m, li, c = resolve_unit(state, model, layer, channel)
-    viz = _viz_params(steps, size, preset, seed, m)
+    viz = viz_params(steps, size, preset, seed, m)
     return cached_png(state, ("evidence", name, layer, c, tuple(sorted(viz.items())), source, n, k),
                       lambda: png_bytes(unit_evidence_of(state, name, layer, c, viz, source, n, k).figure()))

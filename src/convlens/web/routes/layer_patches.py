@@ -2,49 +2,15 @@
 layer over an image source (one pass), then any channel's patches are drawn at once from it."""
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from ...inspect import max_activating_patches, top_activations
-from ...inspect.units import channel_top
-from ..context import JobFeed
 from ..encode import png_bytes
-from ..jobs import job_key
-from ..layers_state import (KQ, ModelQ, NQ, SourceQ, browsable_layer, cached_png, image_source, pass_backend,
-                            resolve_unit, sample_images, source_size)
-from ..state import LRU, AppState, app_state
+from ..layer_jobs import channel_patches, top_job
+from ..layers_state import KQ, ModelQ, NQ, SourceQ, browsable_layer, cached_png, resolve_unit
+from ..state import AppState, app_state
 
 router = APIRouter(prefix="/api/layers", tags=["layers"])
-
-
-def _tops(state: AppState) -> LRU:
-    """(model, layer, source, n, k) -> (TopActivations of every channel, the images)."""
-    return state.cache("layers.tops", 32)
-
-
-def _patch_key(name: str, layer: str, source: str, n: int, k: int) -> str:
-    return job_key("layers.patches", name, layer, source, n, k)
-
-
-def _top_job(state: AppState, name: str, layer: str, source: str, n: int, k: int):
-    """The job computing the top-k units of every channel of ``layer`` over the source (one pass)."""
-    images = image_source(state, source, n)
-    key = _patch_key(name, layer, source, n, k)
-    def work(job) -> dict:
-        feed = JobFeed(job)
-        imgs = sample_images(state, n) if source == "samples" else images  # the samples: decoded once a server
-        try:
-            top = top_activations(state.model(name), imgs, layer, None, k, progress=feed.progress,
-                                  threads=state.threads, backend=pass_backend(len(imgs)), size=source_size(source))
-        except KeyboardInterrupt as e:
-            top = getattr(e, "partial", None)
-            if top is None:
-                return {"layer": layer, "n_images": 0, "complete": False}
-        complete = top.n_images == len(imgs)
-        _tops(state).put(key, (top, imgs))
-        return {"layer": layer, "source": source, "n_images": top.n_images, "k": k, "complete": complete,
-                "channels": len(top.channels)}
-    return state.jobs.submit(key, work, label=f"patches {layer} over {source}")
 
 
 @router.post("/{layer}/patches")
@@ -55,22 +21,8 @@ def start_patches(layer: str, state: AppState = Depends(app_state), source: str 
     .../channels/{c}/patches.png`` draws any channel's patches at once."""
     name = state.check_model(model)
     browsable_layer(state.model(name), layer)
-    job = _top_job(state, name, layer, source, n, k)
+    job = top_job(state, name, layer, source, n, k)
     return {"job": job.id, "status": job.status}
-
-
-def channel_patches(state: AppState, name: str, layer: str, channel: int, source: str, n: int, k: int):
-    """The ``Patches`` of one channel from the finished layer pass (``max_activating_patches`` with that
-    pass as its state: no second pass over the images)."""
-    hit = _tops(state).get(_patch_key(name, layer, source, n, k))
-    if hit is None:
-        raise HTTPException(404, f"patches of {layer} over '{source}' (n={n}, k={k}) are not computed yet; "
-                                 f"start them with POST /api/layers/{layer}/patches?source={source}&n={n}&k={k}")
-    top, images = hit
-    sub = channel_top(top, channel)
-    if top.n_images < len(images):
-        images = images[:top.n_images]   # a cancelled pass: the images it saw
-    return max_activating_patches(state.model(name), images, layer, [channel], top.k, state=sub, size=source_size(source))
 
 
 @router.get("/{layer}/channels/{channel}/patches")
