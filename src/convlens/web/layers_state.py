@@ -92,14 +92,15 @@ def image_folders(state: AppState) -> dict[str, Path]:
     return out
 
 
-class DecodedImages(Sequence):
-    """A sample set kept by the server once decoded: each image exactly as ``SampleDataset`` makes it
-    (the crops are 8-bit, kept as uint8; the few whole photos resized in float, kept as float32), made on
-    first access (so a pass streams while it decodes) and then read in microseconds. Generating 200
-    crops took 6-13 s a pass here."""
+class LazyImages(Sequence):
+    """Images in [0, 1] made on first access by ``_decode(i)`` (uint8 or float, kept as made), then read
+    from memory: a pass streams while they decode, and the next pass reads them in microseconds."""
 
-    def __init__(self, ds):
-        self.ds, self._images, self._names = ds, [None] * len(ds), ds.names
+    _images: list
+    _names: list
+
+    def _decode(self, i: int) -> torch.Tensor:
+        raise NotImplementedError
 
     def __len__(self) -> int:
         return len(self._images)
@@ -109,9 +110,7 @@ class DecodedImages(Sequence):
             return [self[j] for j in range(*i.indices(len(self)))]
         x = self._images[i]
         if x is None:
-            x = self.ds[i]
-            u8 = (x * 255).round()
-            self._images[i] = x = u8.to(torch.uint8) if torch.equal(u8 / 255, x) else x
+            self._images[i] = x = self._decode(i)
         return x.float() / 255 if x.dtype == torch.uint8 else x
 
     def name(self, i: int) -> str:
@@ -120,6 +119,20 @@ class DecodedImages(Sequence):
     @property
     def names(self) -> list[str]:
         return list(self._names)
+
+
+class DecodedImages(LazyImages):
+    """A sample set kept by the server once decoded: each image exactly as ``SampleDataset`` makes it
+    (the crops are 8-bit, kept as uint8; the few whole photos resized in float, kept as float32). Generating
+    200 crops took 6-13 s a pass here."""
+
+    def __init__(self, ds):
+        self.ds, self._images, self._names = ds, [None] * len(ds), ds.names
+
+    def _decode(self, i: int) -> torch.Tensor:
+        x = self.ds[i]
+        u8 = (x * 255).round()
+        return u8.to(torch.uint8) if torch.equal(u8 / 255, x) else x
 
 
 def sample_images(state: AppState, n: int) -> Sequence:
@@ -166,7 +179,7 @@ def pass_backend(n_images: int) -> str:
 STORE_SOURCE = "store"   # the server's --store, read from its thumbnails
 
 
-class StoreThumbnails(Sequence):
+class StoreThumbnails(LazyImages):
     """The first ``n`` rows of an embedding store as images: its stored thumbnails (``THUMB`` px squares
     of what the model saw, JPEG in the metadata), decoded once on first access. A pass over them reads no
     image file and runs at the thumbnail's size (96 px: (96/224)^2 = 0.18x the pixels of the model's)."""
@@ -178,24 +191,9 @@ class StoreThumbnails(Sequence):
         self._names = [Path(p).name if p else f"row {i}" for i, p in enumerate(paths)] or \
             [f"row {i}" for i in range(len(self._images))]
 
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        x = self._images[i]
-        if x is None:
-            a = np.asarray(self.store.thumbnail(i), dtype=np.uint8)
-            self._images[i] = x = torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous()
-        return x.float() / 255
-
-    def name(self, i: int) -> str:
-        return self._names[i]
-
-    @property
-    def names(self) -> list[str]:
-        return list(self._names)
+    def _decode(self, i: int) -> torch.Tensor:
+        a = np.asarray(self.store.thumbnail(i), dtype=np.uint8)
+        return torch.from_numpy(a.copy()).permute(2, 0, 1).contiguous()
 
 
 def store_source(state: AppState):
