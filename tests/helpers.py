@@ -49,3 +49,14 @@ def linear_classifier():
     m = convlens.Model.wrap(net, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), classes=["a", "b"], input_size=6)
     x = torch.rand(2, 3, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     return m, x, net[1].weight.detach().view(2, 3, 6, 6), net[1].bias.detach()
+
+
+def fresh_onnx_cache(tmp_path, monkeypatch):
+    """Fixture body: an empty ONNX export cache (in tmp), no sessions in memory, no CONVLENS_BACKEND;
+    a module takes it with ``_cache = pytest.fixture(autouse=True)(fresh_onnx_cache)``."""
+    from convlens.drivers import onnx as ob
+    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("CONVLENS_BACKEND", raising=False)
+    ob.clear_memory_cache()
+    yield
+    ob.clear_memory_cache()

@@ -14,20 +14,14 @@ from torch import nn
 import convlens
 from convlens.drivers import onnx as ob
 from convlens.drivers.onnx import BackendFallbackWarning, rel_diff
+from helpers import fresh_onnx_cache
 
 from helpers import Snapshot, tiny_convnet
 
 RTOL = 1e-4
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    """Every test starts with an empty disk cache (in tmp) and no sessions in memory."""
-    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CONVLENS_BACKEND", raising=False)
-    ob.clear_memory_cache()
-    yield
-    ob.clear_memory_cache()
+_cache = pytest.fixture(autouse=True)(fresh_onnx_cache)  # every test: an empty export cache, no sessions
 
 
 def _passes(model, x, layers, size=None, batch_size=2, truncate=True):

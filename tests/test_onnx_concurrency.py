@@ -12,15 +12,10 @@ import torch
 import convlens
 from convlens.drivers import onnx as ob
 from convlens.drivers.onnx import rel_diff
+from helpers import fresh_onnx_cache
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVLENS_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("CONVLENS_BACKEND", raising=False)
-    ob.clear_memory_cache()
-    yield
-    ob.clear_memory_cache()
+_cache = pytest.fixture(autouse=True)(fresh_onnx_cache)  # every test: an empty export cache, no sessions
 
 
 def _forwards_during(m, x, ref, action):
