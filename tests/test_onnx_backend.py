@@ -14,9 +14,8 @@ from torch import nn
 import convlens
 from convlens.drivers import onnx as ob
 from convlens.drivers.onnx import BackendFallbackWarning, rel_diff
-from helpers import fresh_onnx_cache
 
-from helpers import Snapshot, tiny_convnet
+from helpers import Snapshot, fresh_onnx_cache, tiny_convnet
 
 RTOL = 1e-4
 
