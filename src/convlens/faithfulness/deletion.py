@@ -21,16 +21,15 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..attribution.base import check_images, check_model, class_labels, resolve_targets
+from ..attribution.base import class_labels
 from ..drivers.perturb import perturbed_logits, target_scores
 from ..errors import ConvlensError
-from ..fields import resolve_config
 from ..images.blur import gaussian_blur
 from ..progress import ProgressFn
 from ..render.figures import fig_to_pil, new_figure
 from .imputation import noisy_linear_imputation
 from .maps import as_maps
-from .registry import Metric, register
+from .registry import Metric, prepare, register
 
 BASELINES = ("blur", "zero", "grey", "mean", "uniform", "noisy_linear")
 
@@ -170,10 +169,7 @@ def curve_scores(kind: str, model, x: torch.Tensor, t: torch.Tensor, maps: torch
 def one_map(config_cls, many, model, images, attribution, target, config, progress, overrides):
     """The public call of a perturbation metric on one map per image: check the inputs, resolve the config
     and the targets, and run the metric's all-maps function (``many``, the report card's) on this one map."""
-    c = resolve_config(config_cls, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
+    c, model, x, t = prepare(config_cls, config, overrides, model, images, target)
     return many(model, x, t, _maps(attribution, x)[None], c, progress)[0]
 
 

@@ -22,12 +22,11 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..attribution.base import check_images, check_model, class_labels, resolve_targets
+from ..attribution.base import class_labels
 from ..attribution.sanity import randomized_models, spearman
-from ..fields import resolve_config
 from ..progress import ProgressFn, call
 from .evaluate import explainer
-from .registry import Metric, register
+from .registry import Metric, prepare, register
 
 Similarity = Literal["spearman", "ssim", "hog"]
 
@@ -115,10 +114,7 @@ def mprt(model, images, method, target=None, config: MPRTConfig | None = None, *
     Example:
         >>> convlens.faithfulness.mprt(m, cat, "saliency", similarity="ssim").steps
     """
-    c = resolve_config(MPRTConfig, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
+    c, model, x, t = prepare(MPRTConfig, config, overrides, model, images, target)
     explain = explainer(method)[1]
     base = explain(model, x, t)
     layers, cols, maps = [], [], [base]
@@ -176,10 +172,7 @@ def random_logit(model, images, method, target=None, config: RandomLogitConfig |
     Example:
         >>> convlens.faithfulness.random_logit(m, cat, "grad_cam").value
     """
-    c = resolve_config(RandomLogitConfig, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
+    c, model, x, t = prepare(RandomLogitConfig, config, overrides, model, images, target)
     explain = explainer(method)[1]
     a = explain(model, x, t)
     call(progress, 1, 2)

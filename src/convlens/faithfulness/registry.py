@@ -54,6 +54,17 @@ def register(metric: Metric) -> Metric:
     return metric
 
 
+def prepare(config_cls, config, overrides: dict, model, images, target):
+    """Every metric's public-call prelude: ``(config, model, images, targets)`` resolved and checked (the
+    config from ``config`` plus keyword ``overrides``; the targets default to each image's prediction)."""
+    from ..attribution.base import check_images, check_model, resolve_targets
+    from ..fields import resolve_config
+    c = resolve_config(config_cls, config, overrides)
+    model = check_model(model)
+    x = check_images(model, images)
+    return c, model, x, resolve_targets(model, target, x)
+
+
 def normalize_name(name: str) -> str:
     return str(name).strip().lower().replace("-", "_").replace(" ", "_")
 

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..attribution.base import check_images, check_model, class_labels, resolve_targets
-from ..fields import resolve_config
+from ..attribution.base import class_labels
 from ..progress import ProgressFn, call
 from .evaluate import explainer
-from .registry import Metric, register
+from .registry import Metric, prepare, register
 
 
 @dataclass
@@ -81,10 +80,7 @@ def distances(model, x, t, explain, c: SensitivityConfig, progress=None) -> torc
 
 
 def _sensitivity(kind, model, images, method, target, config, progress, overrides) -> Sensitivity:
-    c = resolve_config(SensitivityConfig, config, overrides)
-    model = check_model(model)
-    x = check_images(model, images)
-    t = resolve_targets(model, target, x)
+    c, model, x, t = prepare(SensitivityConfig, config, overrides, model, images, target)
     d = distances(model, x, t, explainer(method)[1], c, progress)
     value = d.max(1).values if kind == "max_sensitivity" else d.mean(1)
     return Sensitivity(kind, value, d, t.cpu(), class_labels(model, t), c)
