@@ -109,6 +109,38 @@ def test_job_pool_caches_by_key_and_cancels():
         pool.shutdown()
 
 
+def test_result_files_are_written_after_waiters_are_answered(tmp_path):
+    """A job's deferred file writes run after it is done (a waiting client is answered first);
+    ``wait_files`` blocks until they are written; a failed job writes none of its files."""
+    pool = JobPool(workers=1, threads=1)
+    gate = threading.Event()
+    try:
+        def work(job):
+            job.defer(lambda: (gate.wait(10), (tmp_path / "r.png").write_bytes(b"x")))
+            return {"v": 1}
+        key = job_key("files")
+        job = pool.submit(key, work)
+        assert job.wait_finished(10) and job.status == "done"
+        assert not (tmp_path / "r.png").exists() and not job.files_ready.is_set()   # answered before the file
+        waiter = threading.Thread(target=pool.wait_files, args=(key, 10))
+        waiter.start()
+        time.sleep(0.05)
+        assert waiter.is_alive()            # blocked on the pending write
+        gate.set()
+        waiter.join(10)
+        assert not waiter.is_alive() and (tmp_path / "r.png").read_bytes() == b"x"
+
+        def fails(job):
+            job.defer(lambda: (tmp_path / "never.png").write_bytes(b"x"))
+            raise RuntimeError("boom")
+        bad = pool.submit(job_key("fails"), fails)
+        assert bad.wait_finished(10) and bad.status == "error"
+        assert bad.files_ready.wait(10) and not (tmp_path / "never.png").exists()
+    finally:
+        gate.set()
+        pool.shutdown()
+
+
 def test_job_events_stream_until_done(client):
     state = client.app.state.convlens
 

@@ -208,6 +208,64 @@ def test_saliency_result_equals_the_library_call(client, offline_model):
     assert np.array_equal(fetch_png(client, urls[1]), np.asarray(want.overlay(0).convert("RGB")))  # the overlay
 
 
+def _data_image(url: str, mime: str = "image/webp") -> np.ndarray:
+    import base64
+    head, _, b64 = url.partition(",")
+    assert head == f"data:{mime};base64", head
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"))
+
+
+def test_wait_answers_a_short_job_with_its_images_inline(client, offline_model):
+    """``wait``: the POST answers with the finished job; its images inline have the pixels of the PNGs its
+    URLs serve (the library's saliency map); the job as stored (and as polled) keeps URLs only."""
+    body = {"technique": "saliency", "image": "chelsea", "params": {"target": "lynx"}, "wait": 2}
+    r = client.post("/api/run", json=body)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    if j["status"] != "done":   # a loaded machine: answered as without wait, and the job still finishes
+        assert "result" not in j and j["status"] in ("queued", "running"), j
+        assert wait(client, j["job"])["status"] == "done"
+        pytest.skip("the job took longer than the 2 s wait on this machine")
+    assert j["job"] == j["id"] and j["cached"] is False and j["error"] is None
+    images = j["result"]["images"]
+    assert [im["label"] for im in images] == ["input", images[1]["label"], "map"] and "lynx" in images[1]["label"]
+    img = fit(convlens.sample_image("chelsea"), offline_model.input_size)
+    with thread_budget(1):
+        want = convlens.saliency(offline_model, img, "lynx")
+    for im in images:   # lossless: the inline WebP has the pixels of the PNG the URL serves
+        assert np.array_equal(_data_image(im["data"]), fetch_png(client, im["url"]))
+    assert np.array_equal(_data_image(images[2]["data"]), np.asarray(want.heatmap(0).convert("RGB")))
+    polled = client.get(f"/api/jobs/{j['job']}").json()["result"]
+    assert all("data" not in im for im in polled["images"]) and polled["figures"] == j["result"]["figures"]
+    again = client.post("/api/run", json=body).json()          # the cache, also inline
+    assert again["cached"] and again["job"] == j["job"]
+    assert np.array_equal(_data_image(again["result"]["images"][2]["data"]), _data_image(images[2]["data"]))
+
+
+def test_wait_inlines_a_cached_result_from_its_files(client):
+    body = {"technique": "grad_cam", "image": "coffee", "params": {"target": "teapot"}}
+    first = client.post("/api/run", json=body).json()          # no client waits: no inline bytes kept
+    wait(client, first["job"])
+    again = client.post("/api/run", json={**body, "wait": 2}).json()
+    assert again["cached"] and again["status"] == "done"
+    for im in again["result"]["images"]:
+        assert np.array_equal(_data_image(im["data"], "image/png"), fetch_png(client, im["url"]))
+
+
+def test_wait_gives_up_on_a_long_job_and_is_bounded(client):
+    body = {"technique": "classviz", "image": "chelsea", "params": {"target": "goldfish", "steps": 2000, "size": 64},
+            "wait": 0.2}
+    t0 = time.perf_counter()
+    j = client.post("/api/run", json=body).json()
+    assert time.perf_counter() - t0 < 30    # loose: the point is that it did not wait for 2000 steps
+    assert j["status"] in ("queued", "running") and "result" not in j, j
+    client.delete(f"/api/jobs/{j['job']}")
+    assert wait(client, j["job"])["status"] == "cancelled"
+    for bad in (-1, 2.5, "soon"):
+        r = client.post("/api/run", json={**body, "wait": bad})
+        assert r.status_code in (400, 422) and "wait" in r.text, r.text
+
+
 def test_repeat_is_served_from_the_cache(client):
     body = {"technique": "grad_cam", "image": "coffee", "params": {"target": "espresso"}}
     first = client.post("/api/run", json=body).json()

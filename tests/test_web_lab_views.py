@@ -97,11 +97,32 @@ def test_result_is_in_view_when_it_arrives(server, chromium_page, width):
         _run(page, 3)
         p = page.evaluate(PLACE)
         assert p["top"] >= p["header"] - 1 and p["top"] + 0.5 * (p["bottom"] - p["top"]) < p["height"], p
+        # a short job came back with the POST answer: its images inline, no event stream, no image fetch
+        assert page.eval_on_selector("#lab-results img.result", "i => i.src.slice(0, 23)") == "data:image/webp;base64,"
         if width == 1400:   # beside the input, the input still in view
             assert p["left"] >= p["inputRight"] and p["inputTop"] < p["height"], p
         else:               # below the form: scrolled to
             assert page.evaluate("scrollY") > 300 and p["top"] > p["inputBottom"], p
         page.screenshot(path=str(screenshot(page, f"web-lab-{width}-after")).replace(".png", "-viewport.png"))
+        assert page.js_errors == []
+
+
+def test_a_repeated_run_comes_from_the_cache(server, chromium_page):
+    """An iterative technique run twice: the second answer is the cached job, shown at once (the answer
+    already carries its result; it is not followed), for a short technique too (answered inline)."""
+    with chromium_page(1400, 900) as page:
+        _open(page, server + "/lab?image=chelsea&technique=classviz&target=goldfish&steps=8&size=64")
+        for technique in ("classviz", "grad_cam"):
+            if technique != "classviz":
+                page.select_option("#lab-technique", technique)
+            _run(page, 1)
+            first = page.inner_text("#lab-results h3")
+            page.click("#lab-run")
+            page.wait_for_function("document.getElementById('lab-cached').textContent === '(from the cache)'",
+                                   timeout=30000)
+            page.wait_for_function(DONE, timeout=30000)
+            page.wait_for_function(RESULTS_DRAWN, arg=1, timeout=30000)
+            assert page.inner_text("#lab-results h3") == first
         assert page.js_errors == []
 
 
@@ -232,7 +253,11 @@ def test_stuck_states_clear(server, chromium_page, tmp_path):
         page.fill("#lab-f-target", "")
         _run(page, 3)
         assert page.locator("#lab-run-box .error").count() == 0
-        # a job the page loses track of (the server gone): said so, Cancel off, no "running…"
+        # a job the page loses track of (the server gone): said so, Cancel off, no "running…". (An iterative
+        # technique: a short one comes back with the POST answer and is never followed.)
+        page.select_option("#lab-technique", "classviz")
+        page.fill("#lab-f-steps", "20")
+        page.fill("#lab-f-size", "64")
         page.evaluate("() => { CL.follow = () => Promise.reject(new Error('connection lost')); }")
         page.click("#lab-run")
         page.wait_for_selector("#lab-results .error")
@@ -275,6 +300,9 @@ def test_model_switch_history_and_compare(server, chromium_page):
         assert page.eval_on_selector("#lab-technique", "s => s.value") == "saliency"
         assert page.inner_text("#lab-results h3").startswith("Saliency")
         assert "technique=saliency" in page.url and "image=chelsea" in page.url
+        # the session keeps results by URL, without their inline images
+        stored = page.evaluate("sessionStorage.getItem('convlens-lab-history')")
+        assert "/api/results/" in stored and "data:image" not in stored
         # unpin from the compare view
         page.click("#lab-compare .lab-compare-card:first-child .lab-unpin")
         assert cards.count() == 2

@@ -3,7 +3,7 @@
 ``Ctx`` carries the server state, the model, the input image, the parsed parameters and the job;
 ``ctx.progress`` raises ``Cancelled`` (a ``KeyboardInterrupt``) once the job is cancelled, which every
 library loop treats like Ctrl-C, returning the best result so far; ``ctx.callback`` posts a preview
-image at most every 0.25 s; ``ctx.save`` writes a result image under ``results/``.
+image at most every 0.25 s; ``ctx.save`` keeps a result image (a PNG under ``results/``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from PIL import Image
 from ..images import fit
 from ..images.io import save_png, to_uint8
 from ..render import grid
-from .encode import png_bytes
+from .encode import png_bytes, webp_lossless_bytes
 from .state import safe_child
 
 PREVIEW_EVERY = 0.25  # seconds between preview images of an iterative job
@@ -87,13 +87,19 @@ class Ctx:
         self.feed.callback(info)
 
     def save(self, image, label: str = "") -> dict:
-        """Write a result image (tensor, array or PIL image) under results/; returns its URL entry."""
+        """A result image (tensor, array or PIL image); returns its URL entry. Its PNG under results/ is
+        written once the job is done (``Job.defer``: the answer to a waiting client does not wait for PNG
+        encoding; ``GET /api/results`` waits for the file); a client waiting on the job gets the pixels
+        inline as lossless WebP (``Job.inline``)."""
         if isinstance(image, Image.Image):
             image = np.asarray(image.convert("RGB"))
         arr = to_uint8(image)
         name = f"{self.key}-{len(self.images)}.png"
-        path = save_png(arr, safe_child(self.state.folder("results"), name, what="result name"))
+        path = safe_child(self.state.folder("results"), name, what="result name")
         self.job.files.append(path)
+        self.job.defer(lambda: save_png(arr, path))
+        if self.job.inline is not None:
+            self.job.inline.append(("image/webp", webp_lossless_bytes(arr)))
         entry = {"url": f"/api/results/{name}", "label": label, "width": int(arr.shape[1]), "height": int(arr.shape[0])}
         self.images.append(entry)
         return entry

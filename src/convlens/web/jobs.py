@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import threading
 import time
 import uuid
@@ -30,6 +31,8 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from ..errors import ConvlensError
+
+log = logging.getLogger("convlens.web")
 
 
 def job_key(*parts: Any) -> str:
@@ -58,6 +61,9 @@ class Job:
         self.preview: bytes | None = None
         self.preview_version = 0        # bumped only when a new preview arrives
         self.files: list = []           # result files (Paths) removed when the job leaves the pool
+        self._deferred: list = []       # file writes run after the job is done (``defer``)
+        self.files_ready = threading.Event()   # set once the deferred writes have run
+        self.inline: list | None = None  # (mime, bytes) of each result image, kept when a client waits
         self.version = 0                # bumped on every change; event streams wait on it
         self.created = time.time()
         self.started: float | None = None
@@ -94,6 +100,7 @@ class Job:
         self._cancel.set()
         if self.status == "queued":
             self.status = "cancelled"
+            self.files_ready.set()      # it never runs: no files will come
         self._bump()
 
     def cancelled(self) -> bool:
@@ -105,6 +112,34 @@ class Job:
             if self.version == version:
                 self._changed.wait(timeout)
             return self.version
+
+    def defer(self, write: Callable[[], Any]) -> None:
+        """Run ``write()`` (a result file) after the job is done and its waiters are answered."""
+        self._deferred.append(write)
+
+    def write_files(self) -> None:
+        """Run the deferred writes (the worker, after the job finished); a failed one is logged. A job that
+        failed keeps no files."""
+        try:
+            for write in self._deferred if self.status != "error" else ():
+                try:
+                    write()
+                except Exception as e:  # noqa: BLE001 - the disk filled up: the page says the image expired
+                    log.warning("convlens: a result file of job %s was not written: %s", self.id, e)
+        finally:
+            self._deferred = []
+            self.files_ready.set()
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Block until the job has finished (or ``timeout`` seconds passed); returns whether it has."""
+        deadline = time.monotonic() + timeout
+        version = self.version
+        while not self.finished:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            version = self.wait_change(version, left)
+        return True
 
     @property
     def finished(self) -> bool:
@@ -161,8 +196,9 @@ class JobPool:
         import torch
         torch.set_num_threads(self.threads)
 
-    def submit(self, key: str, fn: Callable[[Job], dict], label: str = "") -> Job:
-        """Queue ``fn``; a finished job with the same key is returned at once (the cache)."""
+    def submit(self, key: str, fn: Callable[[Job], dict], label: str = "", inline: bool = False) -> Job:
+        """Queue ``fn``; a finished job with the same key is returned at once (the cache). ``inline``: keep
+        the result images' bytes in memory (``Job.inline``) for a client waiting on the job."""
         with self._lock:
             hit = self._by_key.get(key)
             if hit is not None and (hit.status == "done" or not hit.finished):
@@ -172,6 +208,7 @@ class JobPool:
                 raise QueueFull(f"{self.max_queued} jobs are already waiting; retry when some have finished "
                                 "(or start the server with more --workers)")
             job = Job(key, label)
+            job.inline = [] if inline else None
             self._jobs[job.id] = job
             self._by_key[key] = job
             while len(self._jobs) > self.keep:
@@ -191,6 +228,7 @@ class JobPool:
     def _run(self, job: Job, fn: Callable[[Job], dict]) -> None:
         if job.cancelled():
             job.status = "cancelled"
+            job.files_ready.set()
             job._bump()
             self._update_positions()
             return
@@ -213,13 +251,23 @@ class JobPool:
             with self._lock:  # only successful results are served from the cache
                 if self._by_key.get(job.key) is job:
                     self._by_key.pop(job.key)
-        job._bump()
+        job._bump()             # waiters answered first (inline results) ...
+        job.write_files()       # ... then the PNG files, which GET /api/results waits for (``wait_files``)
 
     def cached(self, key: str) -> Job | None:
         """The finished, successful job with this key, if the cache holds one."""
         with self._lock:
             hit = self._by_key.get(key)
             return hit if hit is not None and hit.status == "done" else None
+
+    def wait_files(self, key: str, timeout: float = 30.0) -> None:
+        """Block until the result files of the jobs with this key are written (no-op if none is pending; a
+        cancelled job's kept result counts, though the cache no longer serves it)."""
+        with self._lock:
+            pending = [j for j in self._jobs.values()
+                       if j.key == key and j.status != "queued" and not j.files_ready.is_set()]
+        for job in pending:
+            job.files_ready.wait(timeout)
 
     def run_sync(self, fn: Callable[[], Any], timeout: float = 120.0) -> Any:
         """Run a short ``fn()`` on a worker (same thread budget, same queue) and wait for its value."""

@@ -4,7 +4,8 @@
     GET  /api/images/{id}.png     an upload
     POST /api/predict             {"image": "chelsea" | id, "model": ...} -> top-5
     GET  /api/techniques          every technique with its form fields (from the CLI's config dataclasses)
-    POST /api/run                 {"technique", "image", "params", "model"} -> {"job": id}; follow /api/jobs/{id}/events
+    POST /api/run                 {"technique", "image", "params", "model", "wait"} -> {"job": id}; follow
+                                  /api/jobs/{id}/events (or, with "wait", the finished job with its images inline)
     GET  /api/results/{name}      a result image of a finished job
 
 Uploads are limited in bytes (413) and pixels (decompression bombs, 400), checked by content (the
@@ -13,6 +14,7 @@ becomes a path.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -36,6 +38,8 @@ router = APIRouter(prefix="/api", tags=["lab"])
 FORMATS = {"PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF"}
 _ID = re.compile(r"^[0-9a-f]{16}$")
 _RESULT = re.compile(r"^[0-9a-f]{24}-[0-9]{1,3}\.png$")
+MAX_WAIT = 2.0                      # seconds POST /api/run may hold a request for a short job
+MAX_INLINE = 4 << 20                # bytes of PNG a finished job's answer may carry inline
 
 
 def decode_upload(data: bytes, max_pixels: int):
@@ -175,6 +179,33 @@ class RunRequest(BaseModel):
     image: str | None = Field("chelsea", max_length=100, description="a sample name or an upload id")
     params: dict = Field(default_factory=dict, description="form values; unknown names are refused")
     model: str | None = Field(None, max_length=100, description="model name (default: the server's)")
+    wait: float = Field(0.0, ge=0.0, le=MAX_WAIT, description=(
+        "seconds to wait for the job to finish: if it does, the answer is the finished job with its result "
+        "images inline (data URLs), which saves the event stream and the image fetches of a short job"))
+
+
+def inline_result(state: AppState, job) -> dict | None:
+    """A finished job's result with each image inline (``data``: a data URL) beside its ``url``: the bytes the
+    job kept for a waiting client (lossless WebP), else its PNG files; up to ``MAX_INLINE`` bytes in all
+    (larger results keep only their URLs)."""
+    result = job.result
+    if not result or not result.get("images"):
+        return result
+    images = result["images"]
+    blobs = job.inline if job.inline is not None and len(job.inline) == len(images) else None
+    if blobs is None:                   # a cached job run without a waiting client: its files
+        state.jobs.wait_files(job.key)
+        blobs = []
+        for im in images:
+            name = im["url"].rsplit("/", 1)[-1]
+            path = safe_child(state.folder("results"), name, what="result name") if _RESULT.match(name) else None
+            if path is None or not path.exists():
+                return result
+            blobs.append(("image/png", path.read_bytes()))
+    if sum(len(b) for _, b in blobs) > MAX_INLINE:
+        return result
+    return {**result, "images": [{**im, "data": f"data:{mime};base64," + base64.b64encode(b).decode("ascii")}
+                                 for im, (mime, b) in zip(images, blobs)]}
 
 
 @router.post("/run")
@@ -182,7 +213,13 @@ def run_technique(req: RunRequest, state: AppState = Depends(app_state)):
     """Start a technique as a job. Returns ``{"job": id, "cached": bool}``; follow
     ``/api/jobs/{id}/events`` (server-sent events) for progress and previews; the finished job's
     ``result`` holds ``images`` (URLs) and ``figures`` (raw numbers). A repeated request with the same
-    model, technique, parameters and input is served from the cache at once."""
+    model, technique, parameters and input is served from the cache at once.
+
+    With ``wait`` (seconds, at most 2), the answer comes when the job finishes, if it finishes within
+    ``wait``: then it is the finished job (as ``GET /api/jobs/{id}``, plus ``job`` and ``cached``) and each
+    result image also carries its pixels inline as ``data`` (a data URL: lossless WebP, or the PNG of a
+    cached result). A job still running after ``wait`` is answered
+    as without it, and the client follows its events."""
     t = tech.get(req.technique)
     fixed, cfg = t.parse(req.params)
     model_name = state.check_model(req.model)
@@ -201,9 +238,12 @@ def run_technique(req: RunRequest, state: AppState = Depends(app_state)):
                 "figures": tech.jsonable(out.get("figures", {}))}
     cached = state.jobs.cached(key) is not None
     try:
-        job = state.jobs.submit(key, work, label=f"{t.name} on {req.image if t.needs_image else model_name}")
+        job = state.jobs.submit(key, work, label=f"{t.name} on {req.image if t.needs_image else model_name}",
+                                inline=bool(req.wait))
     except QueueFull as e:
         raise HTTPException(503, str(e)) from None
+    if req.wait and job.wait_finished(req.wait):
+        return {**job.as_dict(), "job": job.id, "cached": cached, "result": inline_result(state, job)}
     return {"job": job.id, "status": job.status, "cached": cached}
 
 
@@ -213,6 +253,7 @@ def result_png(name: str, state: AppState = Depends(app_state)):
     if not _RESULT.match(name):
         raise HTTPException(400, "a result name looks like <24 hex>-<n>.png, as listed in a job's result")
     path = safe_child(state.folder("results"), name, what="result name")
+    state.jobs.wait_files(name[:24])    # a job just done writes its PNGs after answering its waiters
     if not path.exists():
         raise HTTPException(404, f"no result '{name}'; run the technique again")
     return FileResponse(path, media_type="image/png")

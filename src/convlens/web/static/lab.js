@@ -19,6 +19,8 @@
   const urlKey = (name) => (RESERVED.has(name) ? `p.${name}` : name);
   const isUpload = (ref) => /^[0-9a-f]{16}$/.test(ref);
   const imageUrl = (ref) => (isUpload(ref) ? `/api/images/${ref}.png` : `/api/samples/${encodeURIComponent(ref)}.png`);
+  const FINISHED = ["done", "error", "cancelled"];
+  const QUICK_WAIT = 1;   // seconds the server may hold Run for a short job, to answer with its result
   const currentTech = () => lab.techniques.find((x) => x.name === $("lab-technique").value);
 
   // ---- what the pickers choose from ------------------------------------------------------------
@@ -273,7 +275,7 @@
     if (!beside || r.top < top || r.top > window.innerHeight - 160) card.scrollIntoView({ block: "start" });
   }
 
-  function showEntry(e) {
+  function showEntry(e, history = true) {
     lab.current = e.id;
     const pin = el("button", { type: "button", id: "lab-pin", class: LabHistory.pinned(e.id) ? "pinned" : "",
       title: "keep this result in the compare view", onclick: () => LabHistory.togglePin(e.id) },
@@ -283,7 +285,7 @@
         el("a", { href: "#lab-compare", class: "lab-to-compare", hidden: !LabHistory.pins().length,
           onclick: (ev) => { ev.preventDefault(); $("lab-compare").scrollIntoView({ block: "start" }); } }, `compare (${LabHistory.pins().length}) ↓`)),
       ...LabResult.body(e, false));
-    drawHistory();
+    if (history) drawHistory();
   }
 
   // An attribution map on screen: "how faithful is it?" runs the report card with it as the focus (issue 22).
@@ -339,21 +341,22 @@
     const image = lab.image, imageName = lab.imageName, model = lab.model;
     let started;
     try {
+      // A short job answers with its result, images inline (no event stream, no image fetches); an
+      // iterative one, or one still running after `wait` seconds, is followed through its events.
       started = await CL.api("/api/run", { method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ technique: t.name, image, params, model }) });
+        body: JSON.stringify({ technique: t.name, image, params, model, wait: t.iterative ? 0 : QUICK_WAIT }) });
     } catch (err) {   // refused (4xx): say why next to the form, and put back what was shown
       CL.showError(box, err);
       results.replaceChildren(...before);
       $("lab-status").textContent = "refused: see the message above Run";
       return;
     }
-    lab.job = started.job;
-    $("lab-cancel").disabled = false;
     $("lab-cached").textContent = started.cached ? "(from the cache)" : "";
-    let job;
+    let job = FINISHED.includes(started.status) && "result" in started ? started : null;   // answered with its result
+    if (!job) { lab.job = started.job; $("lab-cancel").disabled = false; }
     try {
-      job = await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
-      while (!["done", "error", "cancelled"].includes(job.status)) {  // the event stream dropped: poll
+      job = job || await CL.follow(started.job, (j) => { showProgress(j); showPreview(j); });
+      while (!FINISHED.includes(job.status)) {  // the event stream dropped: poll
         await new Promise((r) => setTimeout(r, 500));
         job = await CL.api(`/api/jobs/${started.job}`);
         showProgress(job); showPreview(job);
@@ -369,9 +372,9 @@
     showProgress(job);
     const entry = { id: job.id, technique: t.name, title: t.title, needsImage: t.needs_image, image, imageName, model,
       params: changed, status: job.status, error: job.error, seconds: job.seconds, result: job.result };
-    LabHistory.add(entry);
-    showEntry(entry);
+    showEntry(entry, false);   // the result first, the history once it is on screen
     revealResult();
+    requestAnimationFrame(() => setTimeout(() => { LabHistory.add(entry); drawHistory(); }));
   }
 
   async function cancel() {

@@ -6,7 +6,9 @@ window.LabHistory = (() => {
   const el = (...a) => CL.el(...a);
   const KEY = "convlens-lab-history", PINS = "convlens-lab-pins", KEEP = 40, MAX_PINS = 4;
   const read = (k) => { try { return JSON.parse(sessionStorage.getItem(k)) || []; } catch (e) { return []; } };
-  const write = (k, v) => { try { sessionStorage.setItem(k, JSON.stringify(v)); } catch (e) { /* full or disabled: memory only */ } };
+  // stored without inline images (a result's `data`): its `url` serves the same PNG, and the storage stays small
+  const noInline = (key, val) => (key === "data" && typeof val === "string" && val.startsWith("data:") ? undefined : val);
+  const write = (k, v) => { try { sessionStorage.setItem(k, JSON.stringify(v, noInline)); } catch (e) { /* full or disabled: memory only */ } };
   let entries = read(KEY), pins = read(PINS);
   const listeners = [];
 
@@ -29,7 +31,7 @@ window.LabHistory = (() => {
 
   function thumb(e) {
     const im = e.result && e.result.images && e.result.images[Math.min(1, e.result.images.length - 1)];
-    return im ? el("img", { src: im.url, alt: "", class: "lab-hist-thumb", onerror: (ev) => ev.target.remove() })
+    return im ? el("img", { src: im.data || im.url, alt: "", class: "lab-hist-thumb", onerror: (ev) => ev.target.remove() })
       : el("span", { class: "lab-hist-thumb lab-hist-none" }, e.status === "error" ? "!" : "–");
   }
 

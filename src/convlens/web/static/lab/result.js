@@ -51,7 +51,7 @@ window.LabResult = (() => {
     if (e.status === "cancelled") out.push(el("p", { class: "lab-kept" }, "cancelled: showing the best result so far"));
     out.push(el(compact ? "h4" : "h3", {}, r.title));
     out.push(el("div", { class: "row lab-images" }, r.images.map((im) =>
-      el("figure", { class: `lab-figure${im.width > 1.4 * im.height ? " wide" : ""}` }, el("img", { class: "result", src: im.url, alt: im.label,
+      el("figure", { class: `lab-figure${im.width > 1.4 * im.height ? " wide" : ""}` }, el("img", { class: "result", src: im.data || im.url, alt: im.label,
         onerror: (ev) => ev.target.replaceWith(el("p", { class: "muted lab-expired" }, "(this image has expired on the server: run it again)")) }),
         el("figcaption", {}, im.label)))));
     if (r.figures && r.figures.objective && r.figures.objective.length) out.push(curve(r.figures.objective));
