@@ -13,13 +13,77 @@ from ``benchmarks/web_projector.py``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from .common import Row
+
+
+@contextlib.contextmanager
+def lab_server(prefix: str = "bench-web-", **app_kw):
+    """A live uvicorn serving the offline MobileNetV2 (one worker with the process's torch threads), and the
+    peers the explorer's rows compare with, run on the server's own worker thread (``run_sync``: the same
+    thread, OpenMP team and budget). Yields a namespace: ``app``, ``url``, ``model``, ``img`` (chelsea
+    fitted), ``pool``, ``tmp`` (a scratch folder), ``pngs(technique, target)`` (the library call and the
+    same three PNGs the server writes), ``arrays(technique, target)`` (the call and its three images as
+    arrays: nothing encoded), each returning its wall time in ms."""
+    import numpy as np
+    import torch
+
+    import convlens
+    from convlens.images import fit, save_png
+    from convlens.images.io import to_uint8
+    from convlens.web import create_app
+
+    model = convlens.load_model("mobilenet_v2")
+    img = fit(convlens.sample_image("chelsea"), model.input_size)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    out = tmp / "direct"
+    out.mkdir()
+    app = create_app(workers=1, threads=torch.get_num_threads(), **app_kw)
+    app.state.convlens._models[("mobilenet_v2", "default")] = model
+    pool = app.state.convlens.jobs
+
+    def on_worker(fn):
+        t = time.perf_counter()
+        pool.run_sync(fn)
+        return 1e3 * (time.perf_counter() - t)
+
+    def pngs(technique: str, target) -> float:
+        def work():
+            r = getattr(convlens, technique)(model, img, target)
+            save_png(img, out / "in.png")
+            save_png(r.overlay(0), out / "overlay.png")
+            save_png(r.heatmap(0), out / "map.png")
+        return on_worker(work)
+
+    def arrays(technique: str, target) -> float:
+        def work():
+            r = getattr(convlens, technique)(model, img, target)
+            return [to_uint8(img), np.asarray(r.overlay(0)), np.asarray(r.heatmap(0))]
+        return on_worker(work)
+
+    server, thread, url = _live(app)
+    try:
+        yield SimpleNamespace(app=app, url=url, model=model, img=img, pool=pool, tmp=tmp, pngs=pngs, arrays=arrays)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def chromium():
+    """Debian's chromium and its launch flags, as the browser tests use them: (path or None, args)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from web_helpers import CHROMIUM_ARGS, chromium_path
+    return chromium_path(), CHROMIUM_ARGS
 
 
 def _live(app):
@@ -42,65 +106,42 @@ def run(quick: bool) -> list[Row]:
     import torch
 
     import convlens
-    from convlens.images import fit, save_png
-    from convlens.web import create_app
 
     threads = torch.get_num_threads()
-    model = convlens.load_model("mobilenet_v2")
-    img = fit(convlens.sample_image("chelsea"), model.input_size)
-    app = create_app(workers=1, threads=threads)
-    app.state.convlens._models[("mobilenet_v2", "default")] = model
-    server, thread, url = _live(app)
-    out = Path(tempfile.mkdtemp(prefix="bench-web-"))
     n = 5 if quick else 15
     targets = iter(range(100, 1000, 7))
+    with lab_server() as srv:
+        model, img = srv.model, srv.img
 
-    def request(target):
-        with http.stream("POST", "/api/run", json={"technique": "saliency", "image": "chelsea",
-                                                   "params": {"target": target}}) as r:
-            job = json.loads(r.read())["job"]
-        last = None
-        with http.stream("GET", f"/api/jobs/{job}/events") as ev:
-            for line in ev.iter_lines():
-                if line.startswith("data: "):
-                    last = json.loads(line[6:])
-        assert last["status"] == "done", last
-        png = http.get(last["result"]["images"][1]["url"]).content
-        assert png[:4] == b"\x89PNG"
+        def request(target):
+            with http.stream("POST", "/api/run", json={"technique": "saliency", "image": "chelsea",
+                                                       "params": {"target": target}}) as r:
+                job = json.loads(r.read())["job"]
+            last = None
+            with http.stream("GET", f"/api/jobs/{job}/events") as ev:
+                for line in ev.iter_lines():
+                    if line.startswith("data: "):
+                        last = json.loads(line[6:])
+            assert last["status"] == "done", last
+            png = http.get(last["result"]["images"][1]["url"]).content
+            assert png[:4] == b"\x89PNG"
 
-    def direct(target):
-        r = convlens.saliency(model, img, target)
-        save_png(img, out / "in.png")
-        save_png(r.overlay(0), out / "overlay.png")
-        save_png(r.heatmap(0), out / "map.png")
+        def timed(fn, *a):
+            t = time.perf_counter()
+            fn(*a)
+            return time.perf_counter() - t
 
-    def bare(target):
-        convlens.saliency(model, img, target)
-
-    def timed(fn, *a):
-        t = time.perf_counter()
-        fn(*a)
-        return time.perf_counter() - t
-
-    try:
-        with httpx.Client(base_url=url, timeout=120, headers={"X-Convlens-Token": app.state.convlens.token}) as http:
-            request(next(targets)), direct(99), bare(99)  # warm-up: model, routes, matplotlib
+        with httpx.Client(base_url=srv.url, timeout=120, headers={"X-Convlens-Token": srv.app.state.convlens.token}) as http:
+            request(next(targets)), srv.pngs("saliency", 99)  # warm-up: model, routes, matplotlib
             ts = {"server": [], "direct": [], "bare": []}
-            pool = app.state.convlens.jobs   # direct calls run on the server's own worker thread:
-            for _ in range(n):               # same thread, same OpenMP team, same budget
+            for _ in range(n):              # requests alternate with the peers (on the server's worker)
                 ts["server"].append(timed(request, next(targets)))
+                ts["direct"].append(srv.pngs("saliency", next(targets)) / 1e3)
                 tg = next(targets)
-                ts["direct"].append(timed(pool.run_sync, lambda: direct(tg)))
-                tg = next(targets)
-                ts["bare"].append(timed(pool.run_sync, lambda: bare(tg)))
+                ts["bare"].append(timed(srv.pool.run_sync, lambda: convlens.saliency(model, img, tg)))
             fresh_target = next(targets)
             fresh = timed(request, fresh_target)
             cached = sorted(timed(request, fresh_target) for _ in range(n))[n // 2]
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        import shutil
-        shutil.rmtree(out, ignore_errors=True)
     med = {k: sorted(v)[len(v) // 2] * 1e3 for k, v in ts.items()}
     budget = _thread_budget(model, img, 4 if quick else 8)
     overhead = med["server"] / med["direct"] - 1

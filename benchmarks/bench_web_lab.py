@@ -11,13 +11,9 @@ PNGs written, on the server's own worker thread (as ``bench_web``). Rows for ``s
 """
 from __future__ import annotations
 
-import shutil
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-from .bench_web import _live
+from .bench_web import chromium, lab_server
 from .common import Row
 
 RUN_TO_VIEW = """async (target) => {
@@ -42,74 +38,43 @@ RUN_TO_VIEW = """async (target) => {
 
 
 def run(quick: bool) -> list[Row]:
-    import torch
-
-    import convlens
-    from convlens.images import fit, save_png
-    from convlens.web import create_app
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from web_helpers import CHROMIUM_ARGS, chromium_path
-    exe = chromium_path()
+    exe, args = chromium()
     if exe is None:
         return [Row("web lab: skipped (no chromium)", 0, None, "")]
     from playwright.sync_api import sync_playwright
 
-    threads = torch.get_num_threads()
-    model = convlens.load_model("mobilenet_v2")
-    img = fit(convlens.sample_image("chelsea"), model.input_size)
-    app = create_app(workers=1, threads=threads)
-    app.state.convlens._models[("mobilenet_v2", "default")] = model
-    server, thread, url = _live(app)
-    out = Path(tempfile.mkdtemp(prefix="bench-web-lab-"))
     n = 4 if quick else 10
     targets = iter(range(100, 1000, 7))
-
-    def direct(target):
-        r = convlens.saliency(model, img, target)
-        save_png(img, out / "in.png")
-        save_png(r.overlay(0), out / "overlay.png")
-        save_png(r.heatmap(0), out / "map.png")
-
     rows = []
-    try:
-        pool = app.state.convlens.jobs
-        pool.run_sync(lambda: direct(99))   # warm-up
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-            try:
-                for width in (1400, 800):
-                    page = browser.new_page(viewport={"width": width, "height": 900})
-                    page.goto(url + "/lab?image=chelsea&technique=saliency")   # warm: samples, model, routes
-                    page.wait_for_selector("#lab-top5 table", timeout=120000)
-                    paints = []
-                    for _ in range(3 if quick else 5):
-                        t = time.perf_counter()
-                        page.goto(url + "/lab?image=chelsea&technique=saliency")
-                        page.wait_for_function("document.querySelector('#lab-top5 table') && "
-                                               "document.getElementById('lab-current').naturalWidth > 0", timeout=60000)
-                        paints.append(time.perf_counter() - t)
-                    page.evaluate(RUN_TO_VIEW, str(next(targets)))   # warm-up run
-                    runs, direct_ms = [], []    # the peer measured alternately with this width's runs
-                    for _ in range(n):
-                        runs.append(page.evaluate(RUN_TO_VIEW, str(next(targets))))
-                        tg = next(targets)
-                        t = time.perf_counter()
-                        pool.run_sync(lambda: direct(tg))
-                        direct_ms.append(1e3 * (time.perf_counter() - t))
-                    page.close()
-                    med = sorted(runs)[len(runs) // 2]
-                    peer = sorted(direct_ms)[len(direct_ms) // 2]
-                    rows.append(Row(f"web lab: Run to result in view, saliency ({width}x900)", med, peer, "ms",
-                                    "library call + same PNGs", "overhead < 15%", higher_is_better=False,
-                                    note=f"overhead {100 * (med / peer - 1):+.0f}%; click to overlay drawn in the viewport"))
-                    rows.append(Row(f"web lab: first useful paint ({width}x900)", 1e3 * sorted(paints)[len(paints) // 2],
-                                    None, "ms", "", "", higher_is_better=False,
-                                    note="navigation to input image drawn and top-5 shown (warm server)"))
-            finally:
-                browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        shutil.rmtree(out, ignore_errors=True)
+    with lab_server("bench-web-lab-") as srv, sync_playwright() as p:
+        srv.pngs("saliency", 99)   # warm-up
+        browser = p.chromium.launch(executable_path=exe, args=args, headless=True)
+        try:
+            for width in (1400, 800):
+                page = browser.new_page(viewport={"width": width, "height": 900})
+                page.goto(srv.url + "/lab?image=chelsea&technique=saliency")   # warm: samples, model, routes
+                page.wait_for_selector("#lab-top5 table", timeout=120000)
+                paints = []
+                for _ in range(3 if quick else 5):
+                    t = time.perf_counter()
+                    page.goto(srv.url + "/lab?image=chelsea&technique=saliency")
+                    page.wait_for_function("document.querySelector('#lab-top5 table') && "
+                                           "document.getElementById('lab-current').naturalWidth > 0", timeout=60000)
+                    paints.append(time.perf_counter() - t)
+                page.evaluate(RUN_TO_VIEW, str(next(targets)))   # warm-up run
+                runs, direct_ms = [], []    # the peer measured alternately with this width's runs
+                for _ in range(n):
+                    runs.append(page.evaluate(RUN_TO_VIEW, str(next(targets))))
+                    direct_ms.append(srv.pngs("saliency", next(targets)))
+                page.close()
+                med = sorted(runs)[len(runs) // 2]
+                peer = sorted(direct_ms)[len(direct_ms) // 2]
+                rows.append(Row(f"web lab: Run to result in view, saliency ({width}x900)", med, peer, "ms",
+                                "library call + same PNGs", "overhead < 15%", higher_is_better=False,
+                                note=f"overhead {100 * (med / peer - 1):+.0f}%; click to overlay drawn in the viewport"))
+                rows.append(Row(f"web lab: first useful paint ({width}x900)", 1e3 * sorted(paints)[len(paints) // 2],
+                                None, "ms", "", "", higher_is_better=False,
+                                note="navigation to input image drawn and top-5 shown (warm server)"))
+        finally:
+            browser.close()
     return rows

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bench_web import _live
+from .bench_web import chromium, lab_server
 from .bench_web_lab import RUN_TO_VIEW
 from .common import Row
 from .web_projector import _clustered
@@ -65,106 +65,76 @@ def _fps(intervals) -> tuple[float, float]:
 
 
 def run(quick: bool) -> list[Row]:
-    import torch
-
-    import convlens
     from convlens.embed import EmbeddingStore
-    from convlens.images import fit, save_png
-    from convlens.images.io import to_uint8
-    from convlens.web import create_app
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from web_helpers import CHROMIUM_ARGS, chromium_path
-    exe = chromium_path()
+    exe, args = chromium()
     if exe is None:
         return [Row("web views: skipped (no chromium)", 0, None, "")]
     from playwright.sync_api import sync_playwright
 
-    threads = torch.get_num_threads()
-    model = convlens.load_model("mobilenet_v2")
-    img = fit(convlens.sample_image("chelsea"), model.input_size)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-web-views-"))
-    data, out = tmp / "data", tmp / "direct"
-    out.mkdir(parents=True)
+    data = Path(tempfile.mkdtemp(prefix="bench-web-views-data-"))
     EmbeddingStore.from_vectors(data / "stores" / "big", _clustered(N_POINTS, 32, seed=1),
                                 labels=[f"c{i % 7}" for i in range(N_POINTS)])
-    app = create_app(workers=1, threads=threads, data_dir=data)
-    app.state.convlens._models[("mobilenet_v2", "default")] = model
-    server, thread, url = _live(app)
-    pool = app.state.convlens.jobs
     n_paint, n_runs = (3, 3) if quick else (5, 7)
     targets = iter(range(100, 1000, 7))
-
-    def direct(technique, target):
-        r = getattr(convlens, technique)(model, img, target)
-        save_png(img, out / "in.png")
-        save_png(r.overlay(0), out / "overlay.png")
-        save_png(r.heatmap(0), out / "map.png")
-
-    def rendered(technique, target):    # the floor: the call and its three images as arrays
-        r = getattr(convlens, technique)(model, img, target)
-        return [to_uint8(img), np.asarray(r.overlay(0)), np.asarray(r.heatmap(0))]
-
-    rows = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS, headless=True)
-            try:
-                page = browser.new_page(viewport={"width": 1400, "height": 900})
-                for view, (path, ready) in VIEWS.items():
-                    page.goto(url + path)                      # warm: the server's caches, the model, the map
-                    page.wait_for_function(ready, timeout=600_000)
-                    paints = []
-                    for _ in range(n_paint):
-                        t = time.perf_counter()
-                        page.goto(url + path)
-                        page.wait_for_function(ready, timeout=120_000, polling=10)
-                        paints.append(time.perf_counter() - t)
-                    rows.append(Row(f"web views: first useful paint, {view} (1400x900)", 1e3 * _median(paints), None,
-                                    "ms", "", "", higher_is_better=False, note=f"warm server; median of {n_paint}"))
-                for technique in TECHNIQUES:
-                    page.goto(url + f"/lab?image=chelsea&technique={technique}")
-                    page.wait_for_selector("#lab-top5 table", timeout=120_000)
-                    page.evaluate(RUN_TO_VIEW, str(next(targets)))    # warm-up run
-                    pool.run_sync(lambda: direct(technique, 99))
-                    runs, peer, floor = [], [], []
-                    for _ in range(n_runs):
-                        runs.append(page.evaluate(RUN_TO_VIEW, str(next(targets))))
-                        tg = next(targets)
-                        t = time.perf_counter()
-                        pool.run_sync(lambda: direct(technique, tg))
-                        peer.append(1e3 * (time.perf_counter() - t))
-                        tg = next(targets)
-                        t = time.perf_counter()
-                        pool.run_sync(lambda: rendered(technique, tg))
-                        floor.append(1e3 * (time.perf_counter() - t))
-                    med, pm, fm = _median(runs), _median(peer), _median(floor)
-                    rows.append(Row(f"web views: Run to result in view, {technique} (1400x900)", med, pm, "ms",
-                                    "library call + same PNGs", "overhead < 15%", higher_is_better=False,
-                                    note=f"overhead {100 * (med / pm - 1):+.0f}%; median of {n_runs}, alternated"))
-                    rows.append(Row(f"web views: the same against the floor, {technique}", med, fm, "ms",
-                                    "library call + images as arrays", "report", higher_is_better=False,
-                                    note=f"page, network and browser add {med - fm:+.0f} ms ({100 * (med / fm - 1):+.0f}%)"))
-                frames = 120 if quick else 240
-                for what, path, bench in (
-                        ("2-D map, zooming", "/projector?store=big&colour=label", "CLProjector.benchZoom"),
-                        ("3-D PCA map, rotating", "/projector?store=big&colour=label&dims=3", "CLProjector.benchRotate"),
-                        ("3-D PCA map, zooming", "/projector?store=big&colour=label&dims=3", "CLProjector.benchZoom3d")):
-                    page.goto(url + path)
-                    page.wait_for_function("window.CLProjector && CLProjector.firstPoints !== null", timeout=600_000)
-                    page.wait_for_timeout(300)
-                    r = page.evaluate(f"{bench}({frames})")
-                    med, slow = _fps(r["intervals"])
-                    rows.append(Row(f"web views: projector {N_POINTS // 1000}k points, {what}", med, 60.0, "fps",
-                                    "60 fps", "60 fps", note=f"90th-percentile frame {slow:.0f} fps; draw call "
-                                    f"{_median(r['draws']):.1f} ms median; {frames} frames, SwiftShader"))
-                page.close()
-            finally:
-                browser.close()
+        with lab_server("bench-web-views-", data_dir=data) as srv:
+            return _measure(srv, exe, args, sync_playwright, n_paint, n_runs, targets, quick)
     finally:
-        server.should_exit = True
-        thread.join(30)
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def _measure(srv, exe, args, sync_playwright, n_paint, n_runs, targets, quick) -> list[Row]:
+    url = srv.url
+    rows = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=args, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            for view, (path, ready) in VIEWS.items():
+                page.goto(url + path)                      # warm: the server's caches, the model, the map
+                page.wait_for_function(ready, timeout=600_000)
+                paints = []
+                for _ in range(n_paint):
+                    t = time.perf_counter()
+                    page.goto(url + path)
+                    page.wait_for_function(ready, timeout=120_000, polling=10)
+                    paints.append(time.perf_counter() - t)
+                rows.append(Row(f"web views: first useful paint, {view} (1400x900)", 1e3 * _median(paints), None,
+                                "ms", "", "", higher_is_better=False, note=f"warm server; median of {n_paint}"))
+            for technique in TECHNIQUES:
+                page.goto(url + f"/lab?image=chelsea&technique={technique}")
+                page.wait_for_selector("#lab-top5 table", timeout=120_000)
+                page.evaluate(RUN_TO_VIEW, str(next(targets)))    # warm-up run
+                srv.pngs(technique, 99)
+                runs, peer, floor = [], [], []
+                for _ in range(n_runs):        # the page's runs alternate with the two peers
+                    runs.append(page.evaluate(RUN_TO_VIEW, str(next(targets))))
+                    peer.append(srv.pngs(technique, next(targets)))
+                    floor.append(srv.arrays(technique, next(targets)))
+                med, pm, fm = _median(runs), _median(peer), _median(floor)
+                rows.append(Row(f"web views: Run to result in view, {technique} (1400x900)", med, pm, "ms",
+                                "library call + same PNGs", "overhead < 15%", higher_is_better=False,
+                                note=f"overhead {100 * (med / pm - 1):+.0f}%; median of {n_runs}, alternated"))
+                rows.append(Row(f"web views: the same against the floor, {technique}", med, fm, "ms",
+                                "library call + images as arrays", "report", higher_is_better=False,
+                                note=f"page, network and browser add {med - fm:+.0f} ms ({100 * (med / fm - 1):+.0f}%)"))
+            frames = 120 if quick else 240
+            for what, path, bench in (
+                    ("2-D map, zooming", "/projector?store=big&colour=label", "CLProjector.benchZoom"),
+                    ("3-D PCA map, rotating", "/projector?store=big&colour=label&dims=3", "CLProjector.benchRotate"),
+                    ("3-D PCA map, zooming", "/projector?store=big&colour=label&dims=3", "CLProjector.benchZoom3d")):
+                page.goto(url + path)
+                page.wait_for_function("window.CLProjector && CLProjector.firstPoints !== null", timeout=600_000)
+                page.wait_for_timeout(300)
+                r = page.evaluate(f"{bench}({frames})")
+                med, slow = _fps(r["intervals"])
+                rows.append(Row(f"web views: projector {N_POINTS // 1000}k points, {what}", med, 60.0, "fps",
+                                "60 fps", "60 fps", note=f"90th-percentile frame {slow:.0f} fps; draw call "
+                                f"{_median(r['draws']):.1f} ms median; {frames} frames, SwiftShader"))
+            page.close()
+        finally:
+            browser.close()
     return rows
 
 

@@ -69,6 +69,30 @@ def test_evolution_stops_at_the_confidence_and_checks_arguments():
         assert "\n" not in str(err.value)
 
 
+def test_an_interrupt_keeps_the_best_image_so_far():
+    """Ctrl-C (or a cancelled job) during the second target's evolution: the first target whole, the
+    second's best image after the generations run, both the same as in the uninterrupted run."""
+    m = convlens.Model.wrap(tiny_convnet(classes=10), input_size=32)
+    kw = dict(generations=6, population=4, size=32, confidence=0.9999)
+    full = convlens.evolve_unrecognizable(m, [3, 7], **kw)
+    assert not full.interrupted
+
+    def stop_at(n):
+        def progress(done, total):
+            if done == n:
+                raise KeyboardInterrupt
+        return progress
+    e = convlens.evolve_unrecognizable(m, [3, 7], progress=stop_at(6 + 2), **kw)   # 2 generations into target 7
+    assert e.interrupted and e.targets.tolist() == [3, 7] and e.generations == [6, 2]
+    assert e.history[0] == full.history[0] and e.history[1] == full.history[1][:2]
+    with torch.no_grad():
+        p = m(e.images).softmax(-1)
+    assert torch.allclose(p[torch.arange(2), e.targets], e.confidence.to(p.dtype), atol=1e-5)
+    assert torch.equal(e.images[0], full.images[0])
+    first = convlens.evolve_unrecognizable(m, [3, 7], progress=stop_at(1), **kw)  # in target 3's first generation
+    assert first.interrupted and first.targets.tolist() == [3] and first.generations == [1]
+
+
 @pytest.mark.slow
 def test_cppn_evolution_on_mobilenet(offline_model):
     """Offline MobileNetV2, 96 px: from ~0 to a visible confidence in 30 generations (measured: starfish 37%)."""

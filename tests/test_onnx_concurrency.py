@@ -4,7 +4,9 @@ a child process (drivers/onnx_worker.py). A thread runs forwards in a loop for t
 each output must equal the reference computed before."""
 from __future__ import annotations
 
+import os
 import threading
+import time
 
 import pytest
 import torch
@@ -64,3 +66,28 @@ def test_forwards_of_another_thread_are_unchanged_while_the_model_exports():
         p.run(x)
         want = p["features.10"]
     assert rel_diff(want, r(x)[1]["features.10"]) <= 1e-4
+
+
+def test_the_export_child_exits_when_idle(monkeypatch):
+    """The child holds torch and a traced network (about 1.5 GB): it exits after ``idle_seconds`` without
+    a job, and the next export starts it again."""
+    monkeypatch.setattr(ob._WORKER, "idle_seconds", 1.0)
+    m = convlens.load_model("mobilenet_v2", weights=None)
+    for name in ("idle-a", "idle-b"):
+        path = ob.cache_dir() / "onnx" / f"{name}.onnx"
+        assert ob.export(m, ["features.2"], True, (32, 32), path) == ["features.2"]
+        pid = ob._WORKER.proc.pid
+        assert ob._WORKER.running()
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid) and not ob._WORKER.running(), "the idle export child is still alive"
+
+
+def _alive(pid: int) -> bool:
+    """Whether the process exists (a zombie, exited but not reaped by its parent, counts as alive)."""
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False

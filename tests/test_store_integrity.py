@@ -21,6 +21,9 @@ from helpers import tiny_convnet
 
 ROOT = Path(__file__).resolve().parents[1]
 OPTS = dict(batch_size=2, shard_size=3, workers=0, threads=1, backend="torch")
+# A repaired shard's rows are batched differently from the first pass's (shards of 3 cut batches of 2),
+# and on some CPUs a row's float sums depend on its batch (measured: 1.5e-8 on one value in 48).
+REPAIR_TOL = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -209,12 +212,12 @@ def test_flipped_bytes_are_found_by_verify_and_embed_repairs_only_that_shard(tmp
     assert r.returncode == 1 and "nan" not in r.stdout.lower() and "vectors-00001.npy" in r.stderr
     with pytest.raises(ConvlensError, match="NaN"):
         convlens.project(EmbeddingStore.open(out), "pca", cache=False)
-    # embed again: only shard 1 is re-extracted, bit-equal to the reference
+    # embed again: only shard 1 is re-extracted, equal to the reference (REPAIR_TOL)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*-0000[02].*")}
     fixed = convlens.embed_images(model, src, out=out, **OPTS)
     assert fixed.verify() == []
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*-0000[02].*")} == before
-    np.testing.assert_array_equal(fixed.vectors(), ref.vectors())
+    np.testing.assert_allclose(fixed.vectors(), ref.vectors(), rtol=0, atol=REPAIR_TOL)
     assert _cli(capsys, "verify", out).returncode == 0
 
 
@@ -228,7 +231,7 @@ def test_a_truncated_shard_is_one_line_naming_it_and_embed_repairs_it(tmp_path, 
     assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1 and "vectors-00002.npy" in r.stderr
     assert "ValueError" not in r.stderr and "Traceback" not in r.stderr
     fixed = convlens.embed_images(model, src, out=out, **OPTS)
-    np.testing.assert_array_equal(fixed.vectors(), ref.vectors())
+    np.testing.assert_allclose(fixed.vectors(), ref.vectors(), rtol=0, atol=REPAIR_TOL)
     assert fixed.verify() == []
     # a damaged metadata file cannot be re-extracted (its rows' files are unknown): the fix is named
     m = out / "meta-00000.parquet"

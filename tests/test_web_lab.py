@@ -448,6 +448,7 @@ def test_iterative_techniques_stream_progress(client, technique, params, image, 
 @pytest.mark.parametrize("technique,params,image", [
     ("deepdream", {"layer": "features.6", "steps": 2000, "octaves": 1, "max_size": 160}, "chelsea"),
     ("pgd", {"steps": 2000, "early_stop": False, "eps": "8/255"}, "chelsea"),
+    ("evolve_unrecognizable", {"target": "starfish", "generations": 1000, "size": 48, "confidence": 0.999999}, "chelsea"),
     ("texture", {"method": "efros-leung", "size": 96, "sample_size": 40}, "brick"),
 ])
 def test_cancel_keeps_partial_work_in_every_family(client, technique, params, image):

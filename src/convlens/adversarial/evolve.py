@@ -113,6 +113,7 @@ class Evolved:
     history: list[list[float]]
     labels: list[str]
     config: EvolveConfig
+    interrupted: bool = False   # stopped by Ctrl-C / a cancel: the targets begun so far, each its best image
 
     def render(self, tile: int = 160):
         return grid(list(self.images), self.labels, ncol=len(self.labels), tile=tile, upscale="bilinear")
@@ -159,39 +160,62 @@ def evolve_unrecognizable(model, targets, config: EvolveConfig | None = None, *,
         return lp[:, t].float().cpu(), imgs
 
     images, conf, start_conf, gens, evals, hist = [], [], [], [], [], []
-    total, done = cfg.generations * len(idx), 0
+    total, done, interrupted = cfg.generations * len(idx), 0, False
     for n, t in enumerate(idx):
         gen = torch.Generator().manual_seed(cfg.seed + 1000 * n)
         mean = torch.randn(enc.dim, generator=gen)
         m1, m2 = torch.zeros(enc.dim), torch.zeros(enc.dim)
-        f0, img0 = fitness(mean[None], t)
+        try:
+            f0, img0 = fitness(mean[None], t)
+        except KeyboardInterrupt:   # before this target's first image: keep the targets already finished
+            interrupted = True
+            break
         best_f, best_img, curve, evaluated, g = float(f0[0]), img0[0], [], 1, 0
         start_conf.append(math.exp(best_f))
-        for g in range(1, cfg.generations + 1):
-            e = torch.randn(half, enc.dim, generator=gen)
-            e = torch.cat([e, -e])  # mirrored pairs
-            f, imgs = fitness(torch.cat([mean[None], mean + cfg.sigma * e]), t)
-            evaluated += f.numel()
-            k = int(f.argmax())
-            if float(f[k]) > best_f:
-                best_f, best_img = float(f[k]), imgs[k]
-            curve.append(math.exp(best_f))
-            ranks = f[1:].argsort().argsort().float()
-            u = ranks / (len(ranks) - 1) - 0.5  # centred ranks in [-0.5, 0.5]
-            grad = (u[:, None] * e).sum(0) / (len(u) * cfg.sigma)
-            m1 = 0.9 * m1 + 0.1 * grad  # Adam ascent on the mean genome
-            m2 = 0.999 * m2 + 0.001 * grad * grad
-            mean = mean + cfg.lr * (m1 / (1 - 0.9 ** g)) / (torch.sqrt(m2 / (1 - 0.999 ** g)) + 1e-8)
-            done += 1
-            call(progress, done, total)
-            if math.exp(best_f) >= cfg.confidence:
-                break
+        state = {"best_f": best_f, "best_img": best_img, "curve": curve, "evaluated": evaluated, "done": done}
+        try:
+            g = _evolve_target(cfg, fitness, t, mean, m1, m2, gen, half, state, progress, total)
+        except KeyboardInterrupt:   # keep this target's best image so far
+            interrupted = True
+            g = len(state["curve"])
+        best_f, best_img, evaluated, done = state["best_f"], state["best_img"], state["evaluated"], state["done"]
         images.append(best_img)
         conf.append(math.exp(best_f))
         gens.append(g)
         evals.append(evaluated)
         hist.append(curve)
+        if interrupted:
+            break
+    if not images:
+        raise KeyboardInterrupt   # nothing finished to keep
+    idx = idx[:len(images)]
     names = model.classes or []
     labels = [f"{names[i] if i < len(names) else i} {c:.1%}" for i, c in zip(idx, conf)]
     return Evolved(torch.stack(images).float(), torch.tensor(idx), torch.tensor(conf), torch.tensor(start_conf),
-                   gens, evals, hist, labels, cfg)
+                   gens, evals, hist, labels, cfg, interrupted)
+
+
+def _evolve_target(cfg, fitness, t, mean, m1, m2, gen, half, state, progress, total) -> int:
+    """One target's evolution; ``state`` holds its best image, curve, counts, updated as it goes (so an
+    interrupt keeps them). Returns the generations run."""
+    g = 0
+    for g in range(1, cfg.generations + 1):
+        e = torch.randn(half, mean.numel(), generator=gen)
+        e = torch.cat([e, -e])  # mirrored pairs
+        f, imgs = fitness(torch.cat([mean[None], mean + cfg.sigma * e]), t)
+        state["evaluated"] += f.numel()
+        k = int(f.argmax())
+        if float(f[k]) > state["best_f"]:
+            state["best_f"], state["best_img"] = float(f[k]), imgs[k]
+        state["curve"].append(math.exp(state["best_f"]))
+        ranks = f[1:].argsort().argsort().float()
+        u = ranks / (len(ranks) - 1) - 0.5  # centred ranks in [-0.5, 0.5]
+        grad = (u[:, None] * e).sum(0) / (len(u) * cfg.sigma)
+        m1 = 0.9 * m1 + 0.1 * grad  # Adam ascent on the mean genome
+        m2 = 0.999 * m2 + 0.001 * grad * grad
+        mean = mean + cfg.lr * (m1 / (1 - 0.9 ** g)) / (torch.sqrt(m2 / (1 - 0.999 ** g)) + 1e-8)
+        state["done"] += 1
+        call(progress, state["done"], total)
+        if math.exp(state["best_f"]) >= cfg.confidence:
+            break
+    return g

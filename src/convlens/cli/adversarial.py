@@ -161,6 +161,8 @@ def register(app: typer.Typer) -> None:
         targets = _class_list(target)
         with cli_bar("evolve", cfg.generations * len(targets)) as bar:
             e = evolve_unrecognizable(m, targets, cfg, progress=bar)
+        if e.interrupted:
+            echo(f"interrupted: the best image so far of {len(e.labels)} of {len(targets)} target(s) is kept")
         for lab, g, n, c0 in zip(e.labels, e.generations, e.evaluations, e.start_confidence.tolist()):
             echo(f"  {lab} (from {c0:.2%}; {g} generation{'' if g == 1 else 's'}, {n} images scored)")
         _save(e.render() if out else None, out)

@@ -252,11 +252,30 @@ def _save_payload(model, payload: Path) -> bool:
 
 class _ExportWorker:
     """The export child (``python -m convlens.drivers.onnx_worker``): started on first use (or by
-    ``prestart_export_worker``), one job at a time, restarted once if it died; stopped at exit."""
+    ``prestart_export_worker``), one job at a time, restarted once if it died; stopped at exit, and after
+    ``idle_seconds`` without a job (it holds torch and a traced network's memory, about 1.5 GB; the next
+    export starts it again, 1-3 s of imports). ``$CONVLENS_EXPORT_IDLE`` sets the seconds."""
 
     def __init__(self):
         self.proc = None
         self.lock = threading.Lock()
+        self.idle_seconds = float(os.environ.get("CONVLENS_EXPORT_IDLE", 300))
+        self._used = 0.0
+        self._timer: threading.Timer | None = None
+
+    def _arm_idle_stop(self) -> None:
+        """(Re)start the idle countdown; the lock is held."""
+        self._used = time.monotonic()
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(self.idle_seconds, self._stop_if_idle)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _stop_if_idle(self) -> None:
+        with self.lock:
+            if time.monotonic() - self._used >= self.idle_seconds * 0.99:
+                self.stop_locked()
 
     def _start(self):
         import subprocess
@@ -266,6 +285,7 @@ class _ExportWorker:
         self.proc = subprocess.Popen([sys.executable, "-m", "convlens.drivers.onnx_worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                      env={**os.environ, "PYTHONPATH": path})
+        self._arm_idle_stop()
         return self.proc
 
     def start(self) -> None:
@@ -286,11 +306,15 @@ class _ExportWorker:
                 except OSError:
                     line = ""
                 if line:
+                    self._arm_idle_stop()
                     return json.loads(line)
                 self.stop_locked()   # it died mid-job (a crash in the exporter): once more, fresh
             raise RuntimeError("the export process exited without an answer")
 
     def stop_locked(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         p, self.proc = self.proc, None
         if p is None:
             return

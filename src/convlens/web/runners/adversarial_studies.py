@@ -43,7 +43,7 @@ def _evolve(ctx: Ctx) -> dict:
     hist = e.history[0]
     return {"figures": {"label": e.labels[0], "confidence": float(e.confidence[0]),
                         "start_confidence": float(e.start_confidence[0]), "generations": e.generations[0],
-                        "evaluations": e.evaluations[0],
+                        "evaluations": e.evaluations[0], "stopped": ctx.stopped("interrupted" if e.interrupted else "done"),
                         "objective": [[i + 1, v] for i, v in enumerate(hist)]}}
 
 
