@@ -91,3 +91,28 @@ def _alive(pid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_a_network_defined_in_a_function_is_exported_in_the_child(monkeypatch):
+    """A class defined where pickle cannot name it (inside a function; a notebook's ``__main__`` alike) is
+    sent by value (cloudpickle, a dependency), so its export runs in the child too: the in-process
+    exporter is made to fail here and the export still succeeds."""
+    from torch import nn
+
+    def make():
+        class Local(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.c = nn.Conv2d(3, 4, 3, padding=1)
+                self.r = nn.ReLU()
+
+            def forward(self, x):
+                return self.r(self.c(x))
+        return Local()
+
+    def in_process(*a, **k):
+        raise AssertionError("exported in the calling process")
+    monkeypatch.setattr(ob, "_export", in_process)
+    m = convlens.Model.wrap(make(), input_size=16)
+    path = ob.cache_dir() / "onnx" / "local.onnx"
+    assert ob.export(m, ["c"], True, (16, 16), path) == ["c"] and path.exists()

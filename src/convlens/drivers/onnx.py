@@ -205,10 +205,10 @@ def export(model, layers: list[str], truncate: bool, hw: tuple[int, int], path: 
     """Export the pass's function to ``path`` (atomic); returns its output names. Raises on failure,
     including a tracer warning (data-dependent control flow would be baked into the graph).
 
-    The export runs in a child process (``onnx_worker``, started once and kept): fx's tracer and the
+    The export runs in a child process (``onnx_worker``, started once, kept until idle): fx's tracer and the
     exporter patch torch globals (``nn.Module.__call__``) while they run, which broke forwards run by
     other threads of this process meanwhile. Only a network that cannot be sent there (pickled;
-    cloudpickle when installed, for classes defined in ``__main__`` or inside functions) is exported
+    by value with cloudpickle, so classes defined in ``__main__`` or inside functions go too) is exported
     here, under the old caveat."""
     payload = path.with_name(f".{path.stem}.{os.getpid()}.{threading.get_ident()}.model.pt")
     try:
