@@ -107,3 +107,10 @@ def test_demo_sections_quick(tmp_path):
     for name in ("filters_first.png", "acts_mid.png", "patches.png", "patches_whole.png"):
         assert name in html and (tmp_path / name).exists()
     assert "convlens patches samples:48 --layer features.6" in html
+
+
+def test_demo_small_batch_sections_take_every_core_only_when_idle():
+    from convlens.demo.threads import section_threads
+    assert section_threads(2.0, 2) == 2 and section_threads(1.8, 2) == 2     # quiet: both cores
+    assert section_threads(1.2, 2) == 1 and section_threads(0.0, 2) == 1     # another process holds one
+    assert section_threads(None, 2) == 1 and section_threads(1.0, 1) == 1    # unknown: one; one core: one

@@ -12,7 +12,7 @@ from ..images import sample_image
 from ..inspect import sample_dataset
 from ..render import grid, stack_rows
 from .foundation import foolbox_photos
-from .threads import one_thread  # small-batch work: one torch thread per section (measured there)
+from .threads import small_batch  # small-batch work: one torch thread per section (measured there)
 
 FOOL_IMAGES = ["chelsea", "coffee", "astronaut"]
 FOOL_CLASSES = ["goldfish", "ostrich", "toaster"]
@@ -181,6 +181,6 @@ def robustness_section(report, ctx):
               [[a[0], a[1], a[2], b[1], b[2]] for a, b in zip(f.rows(), p.rows())])
 
 
-SECTIONS: list = [(name, one_thread(b)) for name, b in (
+SECTIONS: list = [(name, small_batch(b)) for name, b in (
     ("adv-linear", linear), ("adv-fooling", fooling), ("adv-unrecognizable", unrecognizable_section),
     ("adv-mixing", mixing), ("adv-hog", hog_section), ("adv-robustness", robustness_section))]

@@ -10,7 +10,7 @@ from ..models import load_model
 from ..recipes import (deepdream, invert_layers, load_face_generator, visualize_channel, visualize_class,
                        visualize_facets)
 from ..render import grid
-from .threads import one_thread
+from .threads import small_batch
 
 CLASSES = ["flamingo", "pelican", "ground beetle", "Indian cobra"]
 
@@ -169,6 +169,6 @@ def maco_evidence(report, ctx):
 FACET_CHANNEL = ("features.10", 8)
 
 
-SECTIONS = [(name, one_thread(b)) for name, b in (
+SECTIONS = [(name, small_batch(b)) for name, b in (
     ("classviz", class_viz), ("channels", channel_viz), ("facets", facets), ("deepdream", dreams),
     ("generator", generator_space), ("inversion", inversion), ("maco", maco_evidence))]

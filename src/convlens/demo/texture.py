@@ -15,7 +15,7 @@ from ..recipes.style import STYLE_LAYERS, style_transfer, texture_layer_sets
 from ..render import grid
 from ..texture import efros_leung, quilting, wei_levoy
 from ..texture.samples import prepare_sample, texture_image
-from .threads import one_thread  # small-batch work: one torch thread per section (measured there)
+from .threads import small_batch  # small-batch work: one torch thread per section (measured there)
 
 
 def nn_textures(report, ctx):
@@ -119,5 +119,5 @@ def fast(report, ctx):
                        "# or: apply starry chelsea; arbitrary starry_night chelsea")
 
 
-SECTIONS = [(name, one_thread(b)) for name, b in (
+SECTIONS = [(name, small_batch(b)) for name, b in (
     ("texture-nn", nn_textures), ("texture-gram", gram_textures), ("style", style), ("fast-style", fast))]
