@@ -373,3 +373,33 @@ def test_model_left_untouched(tiny, stream):
     filters(m, "3")
     assert convlens.probe.hook_count(net) == 0
     assert torch.equal(net[0].weight, snap.state["0.weight"])
+
+
+def test_patches_from_a_selected_state_equal_a_second_pass(monkeypatch):
+    """``top.select(channels)`` as the state of ``max_activating_patches``: the same patches as a second
+    pass over the images, and no forward runs for them."""
+    m = convlens.Model.wrap(tiny_convnet(), input_size=32)
+    torch.manual_seed(0)
+    imgs = torch.rand(12, 3, 32, 32)
+    layer = "features.3" if "features.3" in dict(m.net.named_modules()) else [n for n, _ in m.net.named_modules()
+                                                                              if isinstance(_, nn.Conv2d)][-1]
+    top = top_activations(m, imgs, layer, None, k=4, per_image=True, batch_size=5)
+    chosen = [top.channels[-1], top.channels[0]]
+    want = max_activating_patches(m, imgs, layer, chosen, k=4, per_image=True, batch_size=5)
+    sub = top.select(chosen)
+    assert sub.channels == chosen and torch.equal(sub.values[0], top.values[-1])
+    import convlens.inspect.topk as topk
+    real, seen = topk.batched_forward, []   # images through the network while the patches are cut
+
+    def counted(*a, **kw):
+        for batch in real(*a, **kw):
+            seen.append(len(batch))
+            yield batch
+    monkeypatch.setattr(topk, "batched_forward", counted)
+    got = max_activating_patches(m, imgs, layer, chosen, k=4, per_image=True, batch_size=5, state=sub)
+    max_activating_patches(m, imgs[:5], layer, chosen, k=4, per_image=True)
+    assert sum(seen) == 5          # only the control call's 5 images: the selected state ran none
+    assert torch.equal(got.crops, want.crops) and torch.equal(got.boxes, want.boxes)
+    assert torch.equal(got.top.image_index, want.top.image_index) and got.top.n_images == 12
+    with pytest.raises(ConvlensError, match="not tracked"):
+        top.select([10_000])

@@ -64,7 +64,8 @@ def vgg_units(report, ctx):
             ranked.append(r)
             seen.add(group(r))
     chosen = [top.channels[r] for r in ranked]
-    p = max_activating_patches(vgg, paths, VGG_PATCH_LAYER, chosen, k=9, per_image=True)
+    p = max_activating_patches(vgg, paths, VGG_PATCH_LAYER, chosen, k=9, per_image=True,
+                               state=top.select(chosen))   # the pass above, not a second one
     rows = [[c, photos.label_names[group(r)], f"{purity(r)[0]:.0%}"] for c, r in zip(chosen, ranked)]
     sec.figure(p.render(), "patches_vgg16_conv5.png", "One row per channel: its 9 strongest photos (one unit each).",
                command=f"convlens patches gcompris --model vgg16-imagenet --layer {VGG_PATCH_LAYER} --channels "

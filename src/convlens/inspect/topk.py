@@ -75,6 +75,19 @@ class TopActivations:
         return [(int(self.image_index[r, j]), (int(self.positions[r, j, 0]), int(self.positions[r, j, 1])),
                  float(self.values[r, j])) for j in range(self.k) if self.image_index[r, j] >= 0]
 
+    def select(self, channels) -> "TopActivations":
+        """The same pass restricted to some of its channels (rows in the order given): e.g. the state for
+        ``max_activating_patches(..., channels, state=top.select(channels))``, which then crops without
+        running the images through the network again."""
+        missing = [c for c in channels if int(c) not in self.channels]
+        if missing:
+            raise ConvlensError(f"channel {missing[0]} was not tracked; tracked: {self.channels[:10]}...")
+        rows = torch.tensor([self.channels.index(int(c)) for c in channels], dtype=torch.long)
+        return TopActivations(layer=self.layer, channels=[int(c) for c in channels], k=self.k,
+                              values=self.values[rows].clone(), image_index=self.image_index[rows].clone(),
+                              positions=self.positions[rows].clone(), n_images=self.n_images,
+                              per_image=self.per_image, map_size=self.map_size, total=self.total)
+
     # --- persistence -----------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {"layer": self.layer, "channels": list(self.channels), "k": self.k, "values": self.values,
